@@ -1,0 +1,105 @@
+# referrald - referral coordination daemon.
+#
+#   make            build build/referrald
+#   make check      install missing Debian packages, build, run every test
+#   make demo       install, build, private PostgreSQL + certificates + seed, run the daemon
+#   make asan       the test suite under AddressSanitizer (+ LeakSanitizer)
+#   make ubsan      the test suite under UndefinedBehaviorSanitizer
+#   make bench      benchmarks (print figures; never part of check)
+#   make fuzz       build and briefly run the parser fuzzers (clang libFuzzer)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CC       ?= cc
+SANITIZE ?=
+
+PKGS     := libevent_core libevent_extra libevent_openssl openssl libpq jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wformat=2 -Wno-format-nonliteral
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) -Idaemon -I$(BUILD)
+LDLIBS   += $(PKG_LIBS) -lm
+
+ifneq ($(SANITIZE),)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+
+DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+DAEMON_OBJ := $(patsubst daemon/%.c,$(BUILD)/%.o,$(DAEMON_SRC)) $(BUILD)/migrations.o
+MIGRATIONS := $(sort $(wildcard sql/migrations/*.sql))
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps check unit integration lint demo asan ubsan bench fuzz install clean
+
+all: $(BUILD)/referrald
+
+$(BUILD):
+	@mkdir -p $(BUILD)/tests
+
+$(BUILD)/%.o: daemon/%.c $(wildcard daemon/*.h) | $(BUILD)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/migrations.c: $(MIGRATIONS) daemon/gen_migrations.sh | $(BUILD)
+	sh daemon/gen_migrations.sh $@ $(MIGRATIONS)
+
+$(BUILD)/migrations.o: $(BUILD)/migrations.c daemon/migrate.h
+	$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
+
+$(BUILD)/referrald: $(BUILD)/main.o $(DAEMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(DAEMON_OBJ) | $(BUILD)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(DAEMON_OBJ) $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+deps:
+	@sh deploy/install-deps.sh
+
+# The one test command (README and .ci/run call exactly this).
+check: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@sh tests/run.sh $(BUILD)
+
+unit: all $(UNIT_BIN)
+	@sh tests/run.sh $(BUILD) unit
+
+integration: all
+	@sh tests/run.sh $(BUILD) integration
+
+lint:
+	@sh tests/run.sh $(BUILD) lint
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=address CFLAGS="-O1 -g" all \
+		$(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN))
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 sh tests/run.sh build-asan unit integration
+
+ubsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-ubsan SANITIZE=undefined CFLAGS="-O1 -g" all \
+		$(patsubst $(BUILD)/%,build-ubsan/%,$(UNIT_BIN))
+	@UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh build-ubsan unit integration
+
+demo: deps all
+	@sh deploy/demo.sh $(BUILD)/referrald
+
+bench: deps all
+	@sh tests/bench/run.sh $(BUILD)
+
+fuzz: deps
+	@sh tests/fuzz/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/referrald
+	install -m 0755 $(BUILD)/referrald $(DESTDIR)$(PREFIX)/sbin/referrald
+	install -m 0644 deploy/referrald.conf.example $(DESTDIR)$(PREFIX)/share/referrald/referrald.conf.example
+	install -m 0644 deploy/referrald.service $(DESTDIR)$(PREFIX)/share/referrald/referrald.service
+
+clean:
+	rm -rf build build-asan build-ubsan build-fuzz

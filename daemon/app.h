@@ -1,0 +1,43 @@
+/*
+ * app.h - the daemon's one context object.
+ *
+ * Owns: nothing by itself; it is the bag of pointers every module receives
+ * instead of reaching for globals. main.c creates and frees each member.
+ * Must never: grow logic of its own or include module internals.
+ */
+#ifndef REFD_APP_H
+#define REFD_APP_H
+
+#include <stdint.h>
+
+struct event_base;
+struct config;
+struct tls_server;
+struct http_server;
+struct db_pool;
+struct metrics;
+struct keyring;
+struct sweeper;
+struct outbox;
+
+#define REFD_VERSION "0.1.0"
+#define REFD_NAME "referrald"
+
+struct app {
+	struct event_base *base;
+	struct config *cfg;
+	const char *config_path;
+	struct tls_server *tls;     /* SSL_CTX holder; swapped on SIGHUP */
+	struct http_server *api;    /* public listener (client cert optional/required per config) */
+	struct http_server *mtls;   /* optional listener that always requires a client cert */
+	struct http_server *ops;    /* metrics/health listener, meant for loopback */
+	struct db_pool *pool;
+	struct metrics *metrics;
+	struct keyring *keys;       /* UIC HMAC key and data encryption keys */
+	struct sweeper *sweeper;    /* deadline sweeper (periodic job) */
+	struct outbox *outbox;      /* webhook sender (periodic job) */
+	int draining;               /* set by SIGTERM/SIGINT: stop accepting, finish in-flight */
+	int schema_current;         /* migrations applied and matching the binary */
+};
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * auth.h - who is calling: bearer token or office client certificate.
+ *
+ * Owns: extracting the credential (Authorization: Bearer only; never the query
+ * string), hashing it, the asynchronous lookup in the database, and the 401.
+ * Must never: log or store a token in clear; compare secrets with memcmp.
+ */
+#ifndef REFD_AUTH_H
+#define REFD_AUTH_H
+
+struct req;
+
+/* On success fills r->who and calls next(r); on failure replies 401 (or 503
+ * when the database is unavailable) and does not call next. */
+typedef void (*auth_next)(struct req *r);
+void auth_begin(struct req *r, auth_next next);
+
+#endif

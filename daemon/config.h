@@ -1,0 +1,87 @@
+/*
+ * config.h - the daemon's configuration, described by one table in config.c.
+ *
+ * Owns: parsing the INI-style file (key = value, [sections]), defaults,
+ * validation, and telling which keys SIGHUP may change.
+ * Must never: touch sockets, the database or TLS objects; it only produces a
+ * struct config (or a precise "file:line: reason" error).
+ */
+#ifndef REFD_CONFIG_H
+#define REFD_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum client_cert_mode { CLIENT_CERT_OPTIONAL = 0, CLIENT_CERT_REQUIRE = 1 };
+enum office_cert_identity { CERT_ID_FINGERPRINT = 0, CERT_ID_SUBJECT = 1 };
+enum migrate_mode { MIGRATE_AUTO = 0, MIGRATE_OFF = 1 };
+
+/* Durations are stored in milliseconds, sizes in bytes. Strings are owned by
+ * the struct and freed by config_free(). Empty optional strings are NULL. */
+struct config {
+	/* [server] */
+	char *listen;                 /* host:port of the public TLS listener */
+	int client_cert;              /* enum client_cert_mode for `listen` */
+	char *mtls_listen;            /* optional host:port that always requires a client cert */
+	char *metrics_listen;         /* host:port of the TLS ops listener (/metrics, /healthz, /readyz) */
+	int max_connections;          /* across all listeners */
+	size_t max_header_size;
+	size_t max_body_size;
+	long read_timeout_ms;
+	long write_timeout_ms;
+	long idle_timeout_ms;
+	long drain_timeout_ms;
+	char *allowed_methods;        /* comma list, e.g. "GET,POST,PUT,PATCH,DELETE" */
+	int spare_fds;                /* descriptors kept in reserve so EMFILE never spins */
+
+	/* [tls] */
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *tls_ca_file;            /* CA that signs client (office) certificates */
+	char *tls_min_version;        /* "1.2" or "1.3" */
+	char *tls_ciphers;            /* TLS 1.2 cipher list */
+	char *tls_ciphersuites;       /* TLS 1.3 suites */
+	int office_cert_identity;     /* enum office_cert_identity */
+
+	/* [database] */
+	char *db_conninfo;
+	int db_pool_size;
+	long db_query_timeout_ms;     /* per operation deadline (cancel + 503 when it passes) */
+	long db_connect_timeout_ms;
+	long db_reconnect_max_ms;     /* reconnect backoff ceiling */
+	int db_migrate;               /* enum migrate_mode */
+
+	/* [security] */
+	char *uic_key_file;           /* 32+ byte secret for HMAC-SHA256 of UICs */
+	char *data_key_file;          /* keyring: lines "<key id> <64 hex chars>", last line is current */
+
+	/* [deadlines] */
+	long sweeper_max_sleep_ms;    /* upper bound between sweeps when nothing is due */
+	int sweeper_batch;            /* deadlines claimed per transaction */
+
+	/* [webhooks] */
+	long webhook_timeout_ms;
+	int webhook_batch;
+
+	/* [log] */
+	int log_level;                /* enum log_level */
+	int log_format;               /* enum log_format */
+};
+
+/* Load and validate. On failure returns -1 and writes "FILE:LINE: reason" (or
+ * "FILE: reason") into err. On success *out is filled (caller config_free()s). */
+int config_load(const char *path, struct config *out, char *err, size_t errlen);
+void config_free(struct config *c);
+
+/* For SIGHUP: returns 0 if every changed key is reloadable, else -1 with the
+ * first non-reloadable key named in err. */
+int config_check_reload(const struct config *old, const struct config *neu, char *err,
+			size_t errlen);
+
+/* Print the configuration reference (one row per key: name, type, default,
+ * reloadable, description) as a Markdown table. README's table is checked
+ * against this output by the tests. */
+
+void config_print_reference(FILE *out);
+
+#endif

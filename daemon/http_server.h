@@ -1,0 +1,32 @@
+/*
+ * http_server.h - evhttp listeners wired to TLS through evhttp_set_bevcb.
+ *
+ * Owns: listening sockets (TCP_NODELAY), per-connection TLS bufferevents, the
+ * limits (header/body size, timeouts, methods, connection count, spare fds),
+ * the rejection of ambiguous requests (smuggling), and hands each request to
+ * the router (public listener) or the ops routes (metrics listener).
+ * Must never: return NULL from the bevcb (evhttp would speak plaintext).
+ */
+#ifndef REFD_HTTP_SERVER_H
+#define REFD_HTTP_SERVER_H
+
+struct app;
+struct http_server;
+
+enum listener_kind {
+	LISTENER_API = 0,     /* full API; client cert optional or required per flag */
+	LISTENER_OPS = 1,     /* /metrics, /healthz, /readyz only */
+};
+
+struct http_server *http_server_new(struct app *app, const char *hostport,
+				    enum listener_kind kind, int require_cert, char *err,
+				    unsigned long errlen);
+/* Stop accepting new connections (drain). */
+void http_server_stop_accepting(struct http_server *s);
+/* Requests received and not yet replied to. */
+int http_server_in_flight(const struct http_server *s);
+/* Open connections on this listener. */
+int http_server_connections(const struct http_server *s);
+void http_server_free(struct http_server *s);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * request.h - one HTTP request from arrival to its single reply.
+ *
+ * Owns: the evhttp request while it is ours, the request id, the peer's
+ * verified certificate identity, the authenticated principal, the access-log
+ * line and the metrics observation. Every path ends in exactly one
+ * req_reply_*() call, which also frees the struct req, also when the client
+ * has gone away while the database was working.
+ * Must never: log bodies, tokens or query values; echo client data in errors.
+ */
+#ifndef REFD_REQUEST_H
+#define REFD_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+struct app;
+struct evhttp_request;
+struct evhttp_connection;
+struct route;
+
+enum role {
+	ROLE_NONE = 0,
+	ROLE_OFFICE = 1 << 0,
+	ROLE_WORKER = 1 << 1,
+	ROLE_SUPERVISOR = 1 << 2,
+	ROLE_ADMIN = 1 << 3,
+};
+const char *role_to_str(enum role r);
+
+/* The verified client certificate presented in the TLS handshake, if any. */
+struct peer_cert {
+	int present;
+	char fingerprint[65];   /* lowercase hex SHA-256 of the DER certificate */
+	char subject[256];      /* RFC 2253 one-line subject */
+};
+
+/* Who is calling, as resolved by auth.c from a bearer token or the cert. */
+struct principal {
+	enum role role;
+	char id[37];            /* uuid of the office/worker/supervisor/admin subject */
+	char org_id[37];        /* organisation (worker, supervisor), "" otherwise */
+	int programme_scope;    /* supervisor scoped to the whole programme */
+	char token_id[37];      /* token used, "" for certificate auth */
+};
+
+#define REQ_MAX_PARAMS 3
+
+struct req {
+	struct app *app;
+	struct evhttp_request *ev;
+	struct evhttp_connection *conn;
+	char id[33];                     /* request id: 32 hex chars, echoed as X-Request-Id */
+	int method;                      /* enum evhttp_cmd_type */
+	char *path;                      /* decoded path, no query string; owned */
+	char *query;                     /* raw query string or NULL; owned */
+	const struct route *route;       /* set by router; route->name used in logs/metrics */
+	char params[REQ_MAX_PARAMS][64]; /* path parameters captured by the router */
+	struct principal who;
+	struct peer_cert cert;
+	unsigned char *body;             /* request body, NUL-terminated copy; owned */
+	size_t body_len;
+	uint64_t start_ns;               /* monotonic */
+	unsigned gone : 1;               /* client closed the connection before we replied */
+	unsigned replied : 1;
+	void *state;                     /* handler's own state; the handler frees it before replying */
+};
+
+/* Created by http_server.c for each incoming request. Returns NULL only on
+ * allocation failure (the caller then answers 503 itself). */
+struct req *req_new(struct app *app, struct evhttp_request *ev);
+
+/* Header lookup on the incoming request (case-insensitive); NULL if absent. */
+const char *req_header(const struct req *r, const char *name);
+/* Decoded query parameter; NULL if absent. Never log the value. */
+const char *req_query_param(const struct req *r, const char *name, char *buf, size_t buflen);
+
+/* Add a response header before replying. */
+void req_add_header(struct req *r, const char *name, const char *value);
+
+/* Replies: exactly one per request; each frees r. */
+void req_reply_json(struct req *r, int status, json_t *body); /* steals body (may be NULL: empty) */
+void req_reply_raw(struct req *r, int status, const char *content_type, const void *data,
+		   size_t len);
+/* Error in the protocol's shape: {"error":{"code","message","field"?}}.
+ * field is a JSON pointer or NULL. message must never contain client data. */
+void req_reply_error(struct req *r, int status, const char *code, const char *message,
+		     const char *field);
+/* 503 with Retry-After, for database trouble. */
+void req_reply_unavailable(struct req *r, int retry_after_s);
+
+#endif

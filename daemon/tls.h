@@ -1,0 +1,32 @@
+/*
+ * tls.h - the server's OpenSSL context: protocol floor, ciphers, certificate,
+ * client-certificate verification against the deployment CA.
+ *
+ * Owns: the current SSL_CTX (reference counted; SIGHUP builds a new one and
+ * swaps it in, established connections keep the old one until they close).
+ * Must never: hand out an SSL object without a certificate loaded; allow
+ * renegotiation, compression or anything below TLS 1.2.
+ */
+#ifndef REFD_TLS_H
+#define REFD_TLS_H
+
+#include <stddef.h>
+#include <openssl/ssl.h>
+
+struct config;
+struct peer_cert;
+struct tls_server;
+
+struct tls_server *tls_server_new(const struct config *cfg, char *err, size_t errlen);
+/* Build a new context from cfg's files; on success swap it in (returns 0),
+ * on failure keep the old one and return -1 with the reason. */
+int tls_server_reload(struct tls_server *t, const struct config *cfg, char *err, size_t errlen);
+/* New SSL for an accepted connection. require_cert: fail the handshake without
+ * a client certificate. Returns NULL only on allocation failure. */
+SSL *tls_server_new_ssl(struct tls_server *t, int require_cert);
+void tls_server_free(struct tls_server *t);
+
+/* Fill *out from the connection's verified peer certificate (present = 0 if none). */
+void tls_peer_identity(SSL *ssl, struct peer_cert *out);
+
+#endif
