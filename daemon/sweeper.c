@@ -1,7 +1,7 @@
 /*
  * sweeper.c - launch -> run -> handler -> parse -> retry, for deadlines.
  *
- * Each run submits the "sweep_deadlines" statement: the SQL function claims
+ * Each run submits the "deadline_sweep" statement: the SQL function claims
  * due pending deadlines (due_at <= now(), through the partial index on
  * due_at) with FOR UPDATE SKIP LOCKED, marks them missed and acts (expire and
  * re-offer, escalate) in the same transaction, and returns how many it
@@ -17,9 +17,11 @@
  * Must never: keep deadlines in memory; free itself inside its own db callback
  * while a result is being handled (stop only marks it, see sweeper_stop).
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -62,7 +64,34 @@ static void sweeper_free(struct sweeper *s)
 	free(s);
 }
 
-/* Parse {"processed": n, "next_due_in_ms": m|null}. */
+/* Milliseconds from now until an RFC 3339 UTC time ("2026-11-28T09:00:00.123Z"
+ * or without fraction); negative when it is past; LONG_MIN when it cannot be
+ * parsed. */
+static long sweeper_ms_until(const char *ts)
+{
+	struct tm tm;
+	struct timespec now;
+	const char *rest;
+	long frac_ms = 0, scale = 100;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	rest = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return LONG_MIN;
+	if (*rest == '.') {
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++) {
+			frac_ms += (*rest - '0') * scale;
+			scale /= 10;
+		}
+	}
+	t = timegm(&tm);
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (long)((t - now.tv_sec) * 1000L + frac_ms - now.tv_nsec / 1000000L);
+}
+
+/* Parse {"processed": n, "next_due_at": RFC 3339 | null} (or "next_due_in_ms",
+ * preferred when present: it is computed on the database's clock). */
 static int sweeper_parse(const PGresult *res, long *processed, long *next_ms)
 {
 	json_t *j, *v;
@@ -77,6 +106,15 @@ static int sweeper_parse(const PGresult *res, long *processed, long *next_ms)
 	*processed = json_is_integer(v) ? (long)json_integer_value(v) : 0;
 	v = json_object_get(j, "next_due_in_ms");
 	*next_ms = json_is_integer(v) ? (long)json_integer_value(v) : -1;
+	v = json_object_get(j, "next_due_at");
+	if (*next_ms < 0 && json_is_string(v)) {
+		long ms = sweeper_ms_until(json_string_value(v));
+
+		if (ms == LONG_MIN)
+			*next_ms = -1; /* unreadable: fall back to the maximum sleep */
+		else
+			*next_ms = ms < 0 ? 0 : ms; /* already due (clocks disagree): soon */
+	}
 	json_decref(j);
 	return 0;
 }
@@ -125,7 +163,7 @@ static void sweeper_run(struct sweeper *s)
 	snprintf(batch, sizeof(batch), "%d", s->app->cfg->sweeper_batch);
 	params[0] = batch;
 	s->inflight = 1;
-	if (!db_submit(s->app->pool, "sweep_deadlines", 1, params, sweeper_handle, s, 0)) {
+	if (!db_submit(s->app->pool, "deadline_sweep", 1, params, sweeper_handle, s, 0)) {
 		/* Pool closed: we are shutting down; nothing to retry. */
 		s->inflight = 0;
 	}
