@@ -15,6 +15,9 @@ static const struct query queries[] = {
 	/* api_health.c: schema version the database has reached. */
 	{ "readyz", "SELECT coalesce(max(version),0) FROM schema_migrations", 0 },
 
+	/* sweeper.c: claim and act on due deadlines (FOR UPDATE SKIP LOCKED). */
+	{ "deadline_sweep", "SELECT deadline_sweep($1::int)", 1 },
+
 	/* Other modules append their statements here. */
 };
 
