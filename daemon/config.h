@@ -78,10 +78,17 @@ void config_free(struct config *c);
 int config_check_reload(const struct config *old, const struct config *neu, char *err,
 			size_t errlen);
 
+/* After config_check_reload() accepted neu: move every reloadable value into
+ * live (which keeps its address, so modules holding the pointer see the new
+ * values) and leave the old values in neu for the caller to config_free(). */
+void config_apply_reload(struct config *live, struct config *neu);
+
 /* Print the configuration reference (one row per key: name, type, default,
  * reloadable, description) as a Markdown table. README's table is checked
  * against this output by the tests. */
-
 void config_print_reference(FILE *out);
+/* Print every key commented out with its default, grouped by section (the
+ * skeleton of deploy/referrald.conf.example). */
+void config_print_example(FILE *out);
 
 #endif

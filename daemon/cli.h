@@ -1,0 +1,22 @@
+/*
+ * cli.h - one-shot command-line actions run by main.c instead of the daemon:
+ * minting the first admin token and verifying the audit hash chain.
+ *
+ * Owns: nothing between calls; each function connects, acts and disconnects.
+ * Must never: run inside the event loop (blocking libpq is fine here only);
+ * print anything but the token itself on stdout; log the token.
+ */
+#ifndef REFD_CLI_H
+#define REFD_CLI_H
+
+struct config;
+
+/* Create an admin subject NAME and a bearer token for it; print the token
+ * once on stdout. Returns the process exit code (0 = ok). */
+int cli_mint_admin_token(const struct config *cfg, const char *name);
+
+/* Walk the audit chain; report the first altered, inserted or removed record
+ * with its position. Returns the process exit code (0 = chain intact). */
+int cli_verify_audit(const struct config *cfg);
+
+#endif

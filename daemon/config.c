@@ -1,0 +1,874 @@
+/*
+ * config.c - the configuration file: one table describing every key, an INI
+ * parser driven by it, validation, and the SIGHUP rules.
+ *
+ * Owns: the key table (section, name, type, default, required, reloadable,
+ * validation, where the value lands in struct config, description), the
+ * parsing of the file and the strings stored in struct config.
+ * Must never: touch sockets, the database or TLS objects; echo a value in an
+ * error (conninfo may hold a password) except file names of path keys; keep
+ * state between calls.
+ */
+#include "config.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+enum key_type {
+	KT_STRING,    /* char *, free text */
+	KT_PATH,      /* char *, a file that must exist and be readable */
+	KT_ADDR,      /* char *, host:port or [v6]:port */
+	KT_INT,       /* int, within [min, max] */
+	KT_BOOL,      /* int 0/1 */
+	KT_SIZE,      /* size_t bytes, written 512, 64k, 1m, 1g */
+	KT_DURATION,  /* long milliseconds, written 500ms, 10s, 5m, 1h, 1d */
+	KT_ENUM,      /* int index into the key's value list */
+};
+
+#define KEY_REQUIRED 0x1u
+#define KEY_RELOAD 0x2u
+
+/* String checks beyond the type: return NULL when fine, else the reason. */
+typedef const char *(*key_check)(const char *v);
+
+struct key_def {
+	const char *section;
+	const char *name;
+	enum key_type type;
+	const char *def;            /* default as written in the file; NULL = none */
+	unsigned flags;
+	long long min, max;         /* ranges for int, size and duration (ms) */
+	const char *const *values;  /* KT_ENUM: names in enum order, NULL-terminated */
+	key_check check;
+	size_t offset;
+	const char *desc;
+};
+
+static const char *const client_cert_values[] = { "optional", "require", NULL };
+static const char *const cert_identity_values[] = { "fingerprint", "subject", NULL };
+static const char *const migrate_values[] = { "auto", "off", NULL };
+static const char *const log_level_values[] = { "debug", "info", "warn", "error", NULL };
+static const char *const log_format_values[] = { "logfmt", "json", NULL };
+
+static const char *check_methods(const char *v);
+static const char *check_tls_version(const char *v);
+static const char *check_no_space(const char *v);
+
+#define OFF(f) offsetof(struct config, f)
+#define SEC_MS 1000LL
+#define MIN_MS (60 * SEC_MS)
+#define HOUR_MS (60 * MIN_MS)
+
+/*
+ * The one table. Order here is the order of --config-reference and of the
+ * example file. Reloadable keys are the ones whose consumers read the live
+ * struct config (or rebuild from it) after SIGHUP: TLS material, log level and
+ * format, timeouts and limits. Listen addresses, the pool and the keys need a
+ * restart.
+ */
+static const struct key_def keys[] = {
+	{ "server", "listen", KT_ADDR, NULL, KEY_REQUIRED, 0, 0, NULL, NULL, OFF(listen),
+	  "Public TLS listener, host:port ([v6]:port for IPv6)." },
+	{ "server", "client_cert", KT_ENUM, "optional", 0, 0, 0, client_cert_values, NULL,
+	  OFF(client_cert),
+	  "Client certificates on `listen`: optional (offices with certificates and bearer-token "
+	  "clients) or require (handshake fails without one)." },
+	{ "server", "mtls_listen", KT_ADDR, NULL, 0, 0, 0, NULL, NULL, OFF(mtls_listen),
+	  "Optional second listener that always requires a client certificate." },
+	{ "server", "metrics_listen", KT_ADDR, NULL, 0, 0, 0, NULL, NULL, OFF(metrics_listen),
+	  "Optional TLS listener for /metrics, /healthz and /readyz; keep it on loopback." },
+	{ "server", "max_connections", KT_INT, "1024", KEY_RELOAD, 1, 1000000, NULL, NULL,
+	  OFF(max_connections),
+	  "Open connections across all listeners; beyond it accepting pauses." },
+	{ "server", "max_header_size", KT_SIZE, "8k", KEY_RELOAD, 1024, 1024 * 1024, NULL, NULL,
+	  OFF(max_header_size), "Largest request header block; larger is refused." },
+	{ "server", "max_body_size", KT_SIZE, "64k", KEY_RELOAD, 1024, 64 * 1024 * 1024, NULL, NULL,
+	  OFF(max_body_size), "Largest request body; larger answers 413." },
+	{ "server", "read_timeout", KT_DURATION, "10s", KEY_RELOAD, 100, HOUR_MS, NULL, NULL,
+	  OFF(read_timeout_ms), "Time allowed to receive a request." },
+	{ "server", "write_timeout", KT_DURATION, "10s", KEY_RELOAD, 100, HOUR_MS, NULL, NULL,
+	  OFF(write_timeout_ms), "Time allowed to send a response." },
+	{ "server", "idle_timeout", KT_DURATION, "60s", KEY_RELOAD, 100, HOUR_MS, NULL, NULL,
+	  OFF(idle_timeout_ms), "Keep-alive connections idle longer than this are closed." },
+	{ "server", "drain_timeout", KT_DURATION, "10s", KEY_RELOAD, 0, HOUR_MS, NULL, NULL,
+	  OFF(drain_timeout_ms),
+	  "On SIGTERM/SIGINT, how long in-flight requests may take before the daemon exits anyway." },
+	{ "server", "allowed_methods", KT_STRING, "GET,POST,PUT,PATCH,DELETE", 0, 0, 0, NULL,
+	  check_methods, OFF(allowed_methods),
+	  "Comma list of HTTP methods accepted; others answer 405." },
+	{ "server", "spare_fds", KT_INT, "8", 0, 0, 1024, NULL, NULL, OFF(spare_fds),
+	  "File descriptors kept in reserve so running out of them never spins the loop." },
+
+	{ "tls", "cert_file", KT_PATH, NULL, KEY_REQUIRED | KEY_RELOAD, 0, 0, NULL, NULL,
+	  OFF(tls_cert_file), "Server certificate chain (PEM)." },
+	{ "tls", "key_file", KT_PATH, NULL, KEY_REQUIRED | KEY_RELOAD, 0, 0, NULL, NULL,
+	  OFF(tls_key_file), "Server private key (PEM)." },
+	{ "tls", "ca_file", KT_PATH, NULL, KEY_RELOAD, 0, 0, NULL, NULL, OFF(tls_ca_file),
+	  "CA certificates that sign office client certificates (PEM); required when client "
+	  "certificates are required anywhere." },
+	{ "tls", "min_version", KT_STRING, "1.2", KEY_RELOAD, 0, 0, NULL, check_tls_version,
+	  OFF(tls_min_version), "Lowest TLS version: 1.2 or 1.3." },
+	{ "tls", "ciphers", KT_STRING,
+	  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	  "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+	  KEY_RELOAD, 0, 0, NULL, check_no_space, OFF(tls_ciphers),
+	  "OpenSSL cipher list for TLS 1.2." },
+	{ "tls", "ciphersuites", KT_STRING,
+	  "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256", KEY_RELOAD,
+	  0, 0, NULL, check_no_space, OFF(tls_ciphersuites), "OpenSSL cipher suites for TLS 1.3." },
+	{ "tls", "office_cert_identity", KT_ENUM, "fingerprint", 0, 0, 0, cert_identity_values, NULL,
+	  OFF(office_cert_identity),
+	  "What maps an office client certificate to its office: its SHA-256 fingerprint or its "
+	  "subject." },
+
+	{ "database", "conninfo", KT_STRING, NULL, KEY_REQUIRED, 0, 0, NULL, NULL, OFF(db_conninfo),
+	  "libpq connection string (never logged)." },
+	{ "database", "pool_size", KT_INT, "8", 0, 1, 512, NULL, NULL, OFF(db_pool_size),
+	  "Connections in the pool of each daemon." },
+	{ "database", "query_timeout", KT_DURATION, "5s", 0, 10, HOUR_MS, NULL, NULL,
+	  OFF(db_query_timeout_ms),
+	  "Deadline of one database operation (also the server-side statement_timeout); past it "
+	  "the query is cancelled and the request answers 503." },
+	{ "database", "connect_timeout", KT_DURATION, "5s", 0, 100, HOUR_MS, NULL, NULL,
+	  OFF(db_connect_timeout_ms), "Deadline of one connection attempt." },
+	{ "database", "reconnect_max", KT_DURATION, "30s", 0, 100, HOUR_MS, NULL, NULL,
+	  OFF(db_reconnect_max_ms), "Ceiling of the reconnect backoff." },
+	{ "database", "migrate", KT_ENUM, "auto", 0, 0, 0, migrate_values, NULL, OFF(db_migrate),
+	  "auto: apply pending migrations at start; off: refuse to start while some are pending." },
+
+	{ "security", "uic_key_file", KT_PATH, NULL, KEY_REQUIRED, 0, 0, NULL, NULL,
+	  OFF(uic_key_file), "Secret (32+ bytes) for the HMAC-SHA256 of client codes; keep it "
+	  "outside the database and its backups." },
+	{ "security", "data_key_file", KT_PATH, NULL, KEY_REQUIRED, 0, 0, NULL, NULL,
+	  OFF(data_key_file),
+	  "Keyring for contact details and notes: lines `<key id> <64 hex chars>`, the last one "
+	  "encrypts." },
+
+	{ "deadlines", "sweeper_max_sleep", KT_DURATION, "10s", KEY_RELOAD, 10, HOUR_MS, NULL, NULL,
+	  OFF(sweeper_max_sleep_ms),
+	  "Longest sleep of the deadline sweeper when nothing is due (it otherwise wakes at the "
+	  "next due time)." },
+	{ "deadlines", "sweeper_batch", KT_INT, "100", KEY_RELOAD, 1, 10000, NULL, NULL,
+	  OFF(sweeper_batch), "Due deadlines claimed per transaction." },
+
+	{ "webhooks", "timeout", KT_DURATION, "10s", KEY_RELOAD, 100, 10 * MIN_MS, NULL, NULL,
+	  OFF(webhook_timeout_ms), "Deadline of one webhook delivery." },
+	{ "webhooks", "batch", KT_INT, "50", KEY_RELOAD, 1, 10000, NULL, NULL, OFF(webhook_batch),
+	  "Outbox events claimed per round." },
+
+	{ "log", "level", KT_ENUM, "info", KEY_RELOAD, 0, 0, log_level_values, NULL, OFF(log_level),
+	  "debug, info, warn or error." },
+	{ "log", "format", KT_ENUM, "logfmt", KEY_RELOAD, 0, 0, log_format_values, NULL,
+	  OFF(log_format), "logfmt or json (one JSON object per line)." },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* ------------------------------------------------------------------ */
+/* Value parsers. Each returns 0 or -1; on -1 *why says what was expected. */
+
+static const char *check_methods(const char *v)
+{
+	static const char *const known[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+					     "OPTIONS", NULL };
+	const char *p = v;
+
+	if (*p == '\0')
+		return "expected a comma list of HTTP methods";
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		int ok = 0;
+
+		for (int i = 0; known[i]; i++)
+			if (strlen(known[i]) == n && strncmp(known[i], p, n) == 0)
+				ok = 1;
+		if (!ok)
+			return "expected a comma list of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return NULL;
+}
+
+static const char *check_tls_version(const char *v)
+{
+	if (strcmp(v, "1.2") == 0 || strcmp(v, "1.3") == 0)
+		return NULL;
+	return "expected 1.2 or 1.3";
+}
+
+static const char *check_no_space(const char *v)
+{
+	for (; *v; v++)
+		if (isspace((unsigned char)*v))
+			return "must not contain spaces";
+	return NULL;
+}
+
+static int parse_ll(const char *s, long long *out, const char **rest)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*s) && *s != '-')
+		return -1;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	*rest = end;
+	return 0;
+}
+
+static int parse_size(const char *s, long long *out)
+{
+	const char *rest;
+	long long v, mul = 1;
+
+	if (parse_ll(s, &v, &rest) < 0 || v < 0)
+		return -1;
+	if (strcasecmp(rest, "") == 0 || strcasecmp(rest, "b") == 0)
+		mul = 1;
+	else if (strcasecmp(rest, "k") == 0 || strcasecmp(rest, "kb") == 0)
+		mul = 1024;
+	else if (strcasecmp(rest, "m") == 0 || strcasecmp(rest, "mb") == 0)
+		mul = 1024 * 1024;
+	else if (strcasecmp(rest, "g") == 0 || strcasecmp(rest, "gb") == 0)
+		mul = 1024LL * 1024 * 1024;
+	else
+		return -1;
+	if (v > LLONG_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+/* A unit is required: a bare "30" is ambiguous (seconds? milliseconds?). */
+static int parse_duration(const char *s, long long *out)
+{
+	const char *rest;
+	long long v, mul;
+
+	if (parse_ll(s, &v, &rest) < 0 || v < 0)
+		return -1;
+	if (strcmp(rest, "ms") == 0)
+		mul = 1;
+	else if (strcmp(rest, "s") == 0)
+		mul = SEC_MS;
+	else if (strcmp(rest, "m") == 0 || strcmp(rest, "min") == 0)
+		mul = MIN_MS;
+	else if (strcmp(rest, "h") == 0)
+		mul = HOUR_MS;
+	else if (strcmp(rest, "d") == 0)
+		mul = 24 * HOUR_MS;
+	else
+		return -1;
+	if (v > LLONG_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+	if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on") ||
+	    !strcmp(s, "1"))
+		*out = 1;
+	else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off") ||
+		 !strcmp(s, "0"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/* host:port with a non-empty host and a port 1-65535; [v6]:port for IPv6. */
+static int parse_addr(const char *s)
+{
+	const char *colon;
+	long long port;
+	const char *rest;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || close == s + 1 || close[1] != ':')
+			return -1;
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || colon == s || memchr(s, ':', (size_t)(colon - s)))
+			return -1;
+	}
+	for (const char *p = s; p < colon; p++)
+		if (isspace((unsigned char)*p))
+			return -1;
+	if (parse_ll(colon + 1, &port, &rest) < 0 || *rest || port < 1 || port > 65535)
+		return -1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+struct parse_ctx {
+	const char *path;
+	char *err;
+	size_t errlen;
+	int line_of[NKEYS];  /* line where each key was set, 0 = not set */
+};
+
+__attribute__((format(printf, 3, 4))) static int fail_at(struct parse_ctx *c, int line,
+							  const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(c->err, c->errlen, "%s:%d: %s", c->path, line, reason);
+	else
+		snprintf(c->err, c->errlen, "%s: %s", c->path, reason);
+	return -1;
+}
+
+static const char *type_hint(const struct key_def *k)
+{
+	switch (k->type) {
+	case KT_INT:
+		return "an integer";
+	case KT_BOOL:
+		return "true or false";
+	case KT_SIZE:
+		return "a size like 512, 64k, 1m";
+	case KT_DURATION:
+		return "a duration like 500ms, 10s, 5m, 1h";
+	case KT_ADDR:
+		return "host:port";
+	default:
+		return "a value";
+	}
+}
+
+static void fmt_limit(const struct key_def *k, long long v, char *buf, size_t n);
+
+/* Store the text value v for key k into cfg. line 0 = a default. */
+static int set_value(struct parse_ctx *c, int line, const struct key_def *k, const char *v,
+		     struct config *cfg)
+{
+	char *field = (char *)cfg + k->offset;
+	long long n;
+
+	if (*v == '\0' && (k->type == KT_STRING || k->type == KT_PATH || k->type == KT_ADDR)) {
+		if (k->flags & KEY_REQUIRED)
+			return fail_at(c, line, "%s.%s must not be empty", k->section, k->name);
+		free(*(char **)field);
+		*(char **)field = NULL;
+		return 0;
+	}
+	switch (k->type) {
+	case KT_ADDR:
+		if (parse_addr(v) < 0)
+			return fail_at(c, line, "bad value for %s.%s: expected host:port "
+				       "(port 1-65535)", k->section, k->name);
+		/* fall through */
+	case KT_STRING:
+	case KT_PATH: {
+		char *dup;
+
+		if (k->check) {
+			const char *why = k->check(v);
+
+			if (why)
+				return fail_at(c, line, "bad value for %s.%s: %s", k->section,
+					       k->name, why);
+		}
+		if (k->type == KT_PATH && access(v, R_OK) != 0)
+			return fail_at(c, line, "%s.%s: cannot read \"%s\": %s", k->section,
+				       k->name, v, strerror(errno));
+		dup = strdup(v);
+		if (!dup)
+			return fail_at(c, line, "out of memory");
+		free(*(char **)field);
+		*(char **)field = dup;
+		return 0;
+	}
+	case KT_BOOL:
+		if (parse_bool(v, (int *)field) < 0)
+			return fail_at(c, line, "bad value for %s.%s: expected %s", k->section,
+				       k->name, type_hint(k));
+		return 0;
+	case KT_ENUM:
+		for (int i = 0; k->values[i]; i++) {
+			if (strcmp(k->values[i], v) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		}
+		{
+			char list[128] = "";
+
+			for (int i = 0; k->values[i]; i++) {
+				if (i)
+					strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+				strncat(list, k->values[i], sizeof(list) - strlen(list) - 1);
+			}
+			return fail_at(c, line, "bad value for %s.%s: expected one of %s",
+				       k->section, k->name, list);
+		}
+	case KT_INT:
+	case KT_SIZE:
+	case KT_DURATION: {
+		const char *rest = "";
+		int bad;
+
+		if (k->type == KT_INT)
+			bad = parse_ll(v, &n, &rest) < 0 || *rest;
+		else if (k->type == KT_SIZE)
+			bad = parse_size(v, &n) < 0;
+		else
+			bad = parse_duration(v, &n) < 0;
+		if (bad)
+			return fail_at(c, line, "bad value for %s.%s: expected %s", k->section,
+				       k->name, type_hint(k));
+		if (n < k->min || n > k->max) {
+			char lo[32], hi[32];
+
+			fmt_limit(k, k->min, lo, sizeof(lo));
+			fmt_limit(k, k->max, hi, sizeof(hi));
+			return fail_at(c, line, "bad value for %s.%s: must be between %s and %s",
+				       k->section, k->name, lo, hi);
+		}
+		if (k->type == KT_INT)
+			*(int *)field = (int)n;
+		else if (k->type == KT_SIZE)
+			*(size_t *)field = (size_t)n;
+		else
+			*(long *)field = (long)n;
+		return 0;
+	}
+	}
+	return fail_at(c, line, "internal: unknown key type");
+}
+
+/* Limits are shown in the unit a reader would write. */
+static void fmt_limit(const struct key_def *k, long long v, char *buf, size_t n)
+{
+	if (k->type == KT_DURATION) {
+		if (v && v % HOUR_MS == 0)
+			snprintf(buf, n, "%lldh", v / HOUR_MS);
+		else if (v && v % MIN_MS == 0)
+			snprintf(buf, n, "%lldm", v / MIN_MS);
+		else if (v && v % SEC_MS == 0)
+			snprintf(buf, n, "%llds", v / SEC_MS);
+		else
+			snprintf(buf, n, "%lldms", v);
+	} else if (k->type == KT_SIZE) {
+		if (v && v % (1024 * 1024) == 0)
+			snprintf(buf, n, "%lldm", v / (1024 * 1024));
+		else if (v && v % 1024 == 0)
+			snprintf(buf, n, "%lldk", v / 1024);
+		else
+			snprintf(buf, n, "%lld", v);
+	} else {
+		snprintf(buf, n, "%lld", v);
+	}
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/*
+ * The value part after '=': optional double quotes (with \" and \\ escapes),
+ * else up to an inline comment that starts with whitespace then # or ;.
+ * Written in place. Returns NULL and sets *why on a syntax error.
+ */
+static char *parse_rhs(char *s, const char **why)
+{
+	s = trim(s);
+	if (*s == '"') {
+		char *r = s + 1, *w = s;
+
+		while (*r && *r != '"') {
+			if (*r == '\\' && (r[1] == '"' || r[1] == '\\'))
+				r++;
+			*w++ = *r++;
+		}
+		if (*r != '"') {
+			*why = "unterminated quoted value";
+			return NULL;
+		}
+		*w = '\0';
+		r = trim(r + 1);
+		if (*r && *r != '#' && *r != ';') {
+			*why = "text after the closing quote";
+			return NULL;
+		}
+		return s;
+	}
+	for (char *p = s; *p; p++) {
+		if ((*p == '#' || *p == ';') && p > s && isspace((unsigned char)p[-1])) {
+			*p = '\0';
+			break;
+		}
+	}
+	return trim(s);
+}
+
+static int known_section(const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, name) == 0)
+			return 1;
+	return 0;
+}
+
+static int find_key(const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int parse_file(struct parse_ctx *c, FILE *f, struct config *cfg)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t got;
+	int lineno = 0;
+	char section[64] = "";
+	int rc = -1;
+
+	while ((got = getline(&buf, &cap, f)) >= 0) {
+		char *line, *eq, *key, *val;
+		const char *why = NULL;
+		int ki;
+
+		lineno++;
+		if ((size_t)got != strlen(buf)) {
+			fail_at(c, lineno, "NUL byte in line");
+			goto fail;
+		}
+		line = trim(buf);
+		if (*line == '\0' || *line == '#' || *line == ';')
+			continue;
+		if (*line == '[') {
+			char *close = strchr(line, ']');
+			char *after;
+
+			if (!close) {
+				fail_at(c, lineno, "expected [section]");
+				goto fail;
+			}
+			*close = '\0';
+			after = trim(close + 1);
+			if (*after && *after != '#' && *after != ';') {
+				fail_at(c, lineno, "text after [section]");
+				goto fail;
+			}
+			line = trim(line + 1);
+			if (!known_section(line)) {
+				char safe[64];
+
+				fail_at(c, lineno, "unknown section [%s]",
+					log_esc(safe, sizeof(safe), line));
+				goto fail;
+			}
+			snprintf(section, sizeof(section), "%s", line);
+			continue;
+		}
+		eq = strchr(line, '=');
+		if (!eq) {
+			fail_at(c, lineno, "expected key = value");
+			goto fail;
+		}
+		*eq = '\0';
+		key = trim(line);
+		if (*key == '\0') {
+			fail_at(c, lineno, "missing key before '='");
+			goto fail;
+		}
+		if (section[0] == '\0') {
+			fail_at(c, lineno, "key outside a [section]");
+			goto fail;
+		}
+		ki = find_key(section, key);
+		if (ki < 0) {
+			char safe[64];
+
+			fail_at(c, lineno, "unknown key \"%s\" in [%s]",
+				log_esc(safe, sizeof(safe), key), section);
+			goto fail;
+		}
+		if (c->line_of[ki]) {
+			fail_at(c, lineno, "duplicate key %s.%s (first set on line %d)", section, key,
+				c->line_of[ki]);
+			goto fail;
+		}
+		val = parse_rhs(eq + 1, &why);
+		if (!val) {
+			fail_at(c, lineno, "%s", why);
+			goto fail;
+		}
+		if (set_value(c, lineno, &keys[ki], val, cfg) < 0)
+			goto fail;
+		c->line_of[ki] = lineno;
+	}
+	if (ferror(f)) {
+		fail_at(c, 0, "read error: %s", strerror(errno));
+		goto fail;
+	}
+	rc = 0;
+fail:
+	free(buf);
+	return rc;
+}
+
+/* Rules that involve more than one key. */
+static int check_cross(struct parse_ctx *c, const struct config *cfg)
+{
+	if (!cfg->tls_ca_file && (cfg->client_cert == CLIENT_CERT_REQUIRE || cfg->mtls_listen))
+		return fail_at(c, 0, "tls.ca_file is required when client certificates are "
+			       "required (server.client_cert = require or server.mtls_listen)");
+	if (cfg->mtls_listen && strcmp(cfg->mtls_listen, cfg->listen) == 0)
+		return fail_at(c, 0, "server.mtls_listen must differ from server.listen");
+	if (cfg->metrics_listen && (strcmp(cfg->metrics_listen, cfg->listen) == 0 ||
+				    (cfg->mtls_listen &&
+				     strcmp(cfg->metrics_listen, cfg->mtls_listen) == 0)))
+		return fail_at(c, 0, "server.metrics_listen must differ from the other listeners");
+	if (cfg->spare_fds >= cfg->max_connections && cfg->spare_fds > 0)
+		return fail_at(c, 0, "server.spare_fds must be below server.max_connections");
+	return 0;
+}
+
+int config_load(const char *path, struct config *out, char *err, size_t errlen)
+{
+	struct parse_ctx c;
+	FILE *f = NULL;
+
+	memset(out, 0, sizeof(*out));
+	memset(&c, 0, sizeof(c));
+	c.path = path;
+	c.err = err;
+	c.errlen = errlen;
+
+	/* Defaults first, through the same parser, so the table's text is checked too. */
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (keys[i].def && set_value(&c, 0, &keys[i], keys[i].def, out) < 0)
+			goto fail;
+	}
+	f = fopen(path, "r");
+	if (!f) {
+		fail_at(&c, 0, "cannot open: %s", strerror(errno));
+		goto fail;
+	}
+	if (parse_file(&c, f, out) < 0)
+		goto fail;
+	for (size_t i = 0; i < NKEYS; i++) {
+		if ((keys[i].flags & KEY_REQUIRED) && !c.line_of[i]) {
+			fail_at(&c, 0, "missing required key %s.%s (in [%s])", keys[i].section,
+				keys[i].name, keys[i].section);
+			goto fail;
+		}
+	}
+	if (check_cross(&c, out) < 0)
+		goto fail;
+	fclose(f);
+	return 0;
+fail:
+	if (f)
+		fclose(f);
+	config_free(out);
+	return -1;
+}
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < NKEYS; i++) {
+		enum key_type t = keys[i].type;
+
+		if (t == KT_STRING || t == KT_PATH || t == KT_ADDR) {
+			char **p = (char **)((char *)c + keys[i].offset);
+
+			free(*p);
+			*p = NULL;
+		}
+	}
+}
+
+static int key_differs(const struct key_def *k, const struct config *a, const struct config *b)
+{
+	const char *fa = (const char *)a + k->offset;
+	const char *fb = (const char *)b + k->offset;
+
+	switch (k->type) {
+	case KT_STRING:
+	case KT_PATH:
+	case KT_ADDR: {
+		const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
+
+		if (!sa || !sb)
+			return sa != sb;
+		return strcmp(sa, sb) != 0;
+	}
+	case KT_INT:
+	case KT_BOOL:
+	case KT_ENUM:
+		return *(const int *)fa != *(const int *)fb;
+	case KT_SIZE:
+		return *(const size_t *)fa != *(const size_t *)fb;
+	case KT_DURATION:
+		return *(const long *)fa != *(const long *)fb;
+	}
+	return 1;
+}
+
+int config_check_reload(const struct config *old, const struct config *neu, char *err,
+			size_t errlen)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (keys[i].flags & KEY_RELOAD)
+			continue;
+		if (key_differs(&keys[i], old, neu)) {
+			snprintf(err, errlen, "%s.%s cannot change on reload (restart needed)",
+				 keys[i].section, keys[i].name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Swap each reloadable field between live and neu. The live struct keeps its
+ * address (other modules hold the pointer); neu ends up holding the old values
+ * and is config_free()d by the caller. */
+void config_apply_reload(struct config *live, struct config *neu)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		char *a, *b;
+		size_t sz;
+		unsigned char tmp[sizeof(size_t) > sizeof(long) ? sizeof(size_t) : sizeof(long)];
+
+		if (!(keys[i].flags & KEY_RELOAD))
+			continue;
+		switch (keys[i].type) {
+		case KT_STRING:
+		case KT_PATH:
+		case KT_ADDR:
+			sz = sizeof(char *);
+			break;
+		case KT_SIZE:
+			sz = sizeof(size_t);
+			break;
+		case KT_DURATION:
+			sz = sizeof(long);
+			break;
+		default:
+			sz = sizeof(int);
+			break;
+		}
+		if (sz > sizeof(tmp))
+			continue;
+		a = (char *)live + keys[i].offset;
+		b = (char *)neu + keys[i].offset;
+		memcpy(tmp, a, sz);
+		memcpy(a, b, sz);
+		memcpy(b, tmp, sz);
+	}
+}
+
+static const char *type_name(const struct key_def *k)
+{
+	switch (k->type) {
+	case KT_STRING:
+		return "string";
+	case KT_PATH:
+		return "path";
+	case KT_ADDR:
+		return "host:port";
+	case KT_INT:
+		return "int";
+	case KT_BOOL:
+		return "bool";
+	case KT_SIZE:
+		return "size";
+	case KT_DURATION:
+		return "duration";
+	case KT_ENUM:
+		return "enum";
+	}
+	return "?";
+}
+
+/* Markdown table; README's copy is compared with this output byte for byte. */
+void config_print_reference(FILE *out)
+{
+	fputs("| Key | Type | Default | Required | SIGHUP | Description |\n", out);
+	fputs("|---|---|---|---|---|---|\n", out);
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key_def *k = &keys[i];
+		char range[96] = "";
+
+		if (k->type == KT_INT || k->type == KT_SIZE || k->type == KT_DURATION) {
+			char lo[32], hi[32];
+
+			fmt_limit(k, k->min, lo, sizeof(lo));
+			fmt_limit(k, k->max, hi, sizeof(hi));
+			snprintf(range, sizeof(range), " %s..%s", lo, hi);
+		} else if (k->type == KT_ENUM) {
+			size_t len = 0;
+
+			for (int j = 0; k->values[j] && len < sizeof(range); j++)
+				len += (size_t)snprintf(range + len, sizeof(range) - len, "%s%s",
+							j ? "\\|" : " ", k->values[j]);
+		}
+		fprintf(out, "| `[%s] %s` | %s%s | %s%s%s | %s | %s | %s |\n", k->section, k->name,
+			type_name(k), range, k->def ? "`" : "", k->def ? k->def : "(none)",
+			k->def ? "`" : "", (k->flags & KEY_REQUIRED) ? "yes" : "no",
+			(k->flags & KEY_RELOAD) ? "yes" : "no", k->desc);
+	}
+}
+
+/* The annotated example is generated from the same table, so it never drifts. */
+void config_print_example(FILE *out)
+{
+	const char *section = "";
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key_def *k = &keys[i];
+
+		if (strcmp(section, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+			section = k->section;
+		}
+		fprintf(out, "# %s\n", k->desc);
+		fprintf(out, "# type: %s%s%s\n", type_name(k),
+			(k->flags & KEY_REQUIRED) ? ", required" : "",
+			(k->flags & KEY_RELOAD) ? ", reloadable by SIGHUP" : ", restart to change");
+		if (k->def)
+			fprintf(out, "#%s = %s\n", k->name, k->def);
+		else
+			fprintf(out, "#%s =\n", k->name);
+	}
+}
