@@ -1,0 +1,337 @@
+/*
+ * api_call.c - one generic path from a validated request to its reply:
+ * SELECT api_<op>(who, request_id, args) on the pool, then the result's
+ * {"status","body","headers"} becomes the HTTP reply.
+ *
+ * Owns: the per-call state (freed before the reply), turning sealed fields of
+ * a result (contact_sealed, note_sealed, detail_sealed) into clear fields for
+ * the reply, and the small input helpers shared by the api_*.c handlers.
+ * Must never: log args, results or opened plaintext; open a field the SQL side
+ * left out (it decides who may see what); keep plaintext longer than the reply
+ * needs it (buffers are cleansed).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <openssl/crypto.h>
+
+#include "api_call.h"
+#include "app.h"
+#include "config.h"
+#include "db_pool.h"
+#include "jsonv.h"
+#include "keyring.h"
+#include "log.h"
+#include "request.h"
+#include "router.h"
+
+struct api_call {
+	struct req *r;
+	api_call_post post;
+	void *arg;
+	void (*free_arg)(void *);
+};
+
+static void api_call_free(struct api_call *c)
+{
+	if (!c)
+		return;
+	if (c->free_arg && c->arg)
+		c->free_arg(c->arg);
+	free(c);
+}
+
+json_t *api_call_who(const struct principal *p)
+{
+	return json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "role", role_to_str(p->role), "id", p->id,
+			 "org_id", p->org_id[0] ? p->org_id : NULL, "programme",
+			 p->programme_scope ? 1 : 0, "token_id",
+			 p->token_id[0] ? p->token_id : NULL);
+}
+
+void api_call_reply_invalid(struct req *r, const struct jv_error *e)
+{
+	req_reply_error(r, e->status ? e->status : 400, e->code, e->message,
+			e->field[0] || strcmp(e->code, "invalid_type") == 0 ? e->field : NULL);
+}
+
+json_t *api_call_body(struct req *r, const struct jv_field *fields, int empty_ok)
+{
+	struct jv_error e;
+	json_t *body;
+	size_t max = r->app && r->app->cfg ? r->app->cfg->max_body_size : 65536;
+
+	if (empty_ok && (r->body == NULL || r->body_len == 0))
+		return json_object();
+	body = jsonv_parse(r->body, r->body_len, max, &e);
+	if (!body) {
+		api_call_reply_invalid(r, &e);
+		return NULL;
+	}
+	if (jsonv_validate(body, fields, "", &e) < 0) {
+		json_decref(body);
+		api_call_reply_invalid(r, &e);
+		return NULL;
+	}
+	return body;
+}
+
+int api_call_path_id(struct req *r, int idx, json_t *args, const char *key)
+{
+	const char *id = r->params[idx];
+
+	if (jsonv_is_uuid(id, strlen(id)) != 0) {
+		/* Indistinguishable from an id that does not exist. */
+		req_reply_error(r, 404, "not_found", "no such resource", NULL);
+		return -1;
+	}
+	json_object_set_new(args, key, json_string(id));
+	return 0;
+}
+
+int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args)
+{
+	struct jv_error e;
+
+	if (jsonv_query(r->query, params, args, &e) < 0) {
+		api_call_reply_invalid(r, &e);
+		return -1;
+	}
+	return 0;
+}
+
+int api_call_no_query(struct req *r)
+{
+	static const struct jv_qparam none[] = {{NULL, 0, NULL}};
+	json_t *scratch = json_object();
+	int rc = api_call_query(r, none, scratch);
+
+	json_decref(scratch);
+	return rc;
+}
+
+/* Replace one sealed member by its opened form. contact is a JSON object
+ * (sealed as text), note/detail are strings. A blob that does not open is
+ * dropped: the reply must not fail over one field, and it is logged by name. */
+static void api_call_open_one(struct req *r, json_t *obj, const char *sealed_key,
+			      const char *clear_key, int as_object)
+{
+	json_t *v = json_object_get(obj, sealed_key);
+	const struct keyring *k = r->app ? r->app->keys : NULL;
+	char *plain = NULL;
+	size_t len = 0;
+
+	if (!v)
+		return;
+	if (json_is_string(v) && k)
+		plain = keyring_open(k, json_string_value(v), &len);
+	if (plain) {
+		json_t *clear = NULL;
+		if (as_object) {
+			clear = json_loadb(plain, len, JSON_REJECT_DUPLICATES, NULL);
+			if (clear && !json_is_object(clear)) {
+				json_decref(clear);
+				clear = NULL;
+			}
+		} else {
+			clear = json_stringn(plain, len);
+		}
+		OPENSSL_cleanse(plain, len);
+		free(plain);
+		if (clear)
+			json_object_set_new(obj, clear_key, clear);
+		else
+			log_event(LOG_WARN, r->id, "unseal_failed", "field=%s reason=decode",
+				  clear_key);
+	} else if (!json_is_null(v)) {
+		log_event(LOG_WARN, r->id, "unseal_failed", "field=%s reason=open", clear_key);
+	}
+	json_object_del(obj, sealed_key);
+}
+
+static void api_call_open_sealed(struct req *r, json_t *v, int depth)
+{
+	if (depth > 16)
+		return;
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *m;
+
+		api_call_open_one(r, v, "contact_sealed", "contact", 1);
+		api_call_open_one(r, v, "note_sealed", "note", 0);
+		api_call_open_one(r, v, "detail_sealed", "detail", 0);
+		/* A webhook secret is write-only: never shown again. */
+		json_object_del(v, "secret_sealed");
+		json_object_foreach(v, k, m)
+			api_call_open_sealed(r, m, depth + 1);
+	} else if (json_is_array(v)) {
+		size_t i;
+		json_t *m;
+		json_array_foreach(v, i, m)
+			api_call_open_sealed(r, m, depth + 1);
+	}
+}
+
+static int header_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static void api_call_done(void *arg, enum db_status st, const PGresult *res)
+{
+	struct api_call *c = arg;
+	struct req *r = c->r;
+	const char *route = r->route ? r->route->name : "-";
+	json_t *result = NULL, *body = NULL, *headers;
+	json_error_t jerr;
+	int status;
+
+	switch (st) {
+	case DB_OK:
+		break;
+	case DB_UNAVAILABLE:
+	case DB_TIMEOUT:
+		log_event(LOG_WARN, r->id, "db_call_failed", "route=%s status=%s", route,
+			  db_status_to_str(st));
+		api_call_free(c);
+		req_reply_unavailable(r, 1);
+		return;
+	case DB_SQL_ERROR:
+	default: {
+		const char *state = res ? db_sqlstate(res) : "";
+		log_event(LOG_ERROR, r->id, "db_call_failed", "route=%s status=%s sqlstate=%s", route,
+			  db_status_to_str(st), state);
+		api_call_free(c);
+		/* Serialisation failures, deadlocks, lock and statement timeouts
+		 * are transient: the client may retry. Anything else is our bug. */
+		if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+		    strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0)
+			req_reply_unavailable(r, 1);
+		else
+			req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return;
+	}
+	}
+
+	if (!res || PQntuples(res) != 1 || PQnfields(res) < 1 || PQgetisnull(res, 0, 0))
+		goto bad;
+	result = json_loadb(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, &jerr);
+	if (!json_is_object(result))
+		goto bad;
+	status = (int)json_integer_value(json_object_get(result, "status"));
+	if (status < 200 || status > 599)
+		goto bad;
+	body = json_object_get(result, "body");
+	if (body)
+		json_incref(body);
+	if (body && json_is_null(body)) {
+		json_decref(body);
+		body = NULL;
+	}
+	if (body)
+		api_call_open_sealed(r, body, 0);
+	if (c->post && status < 300 && body)
+		c->post(r, &status, body, c->arg);
+
+	headers = json_object_get(result, "headers");
+	if (json_is_object(headers)) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(headers, k, v) {
+			const char *s = json_string_value(v);
+			if (!s || !header_name_ok(k) || strpbrk(s, "\r\n") || strlen(s) > 512)
+				continue;
+			req_add_header(r, k, s);
+		}
+	}
+	json_decref(result);
+	api_call_free(c);
+	req_reply_json(r, status, body);
+	return;
+bad:
+	log_event(LOG_ERROR, r->id, "db_call_failed", "route=%s status=bad_result", route);
+	json_decref(result);
+	api_call_free(c);
+	req_reply_error(r, 500, "internal_error", "internal error", NULL);
+}
+
+void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_post post,
+		     void *arg, void (*free_arg)(void *))
+{
+	struct api_call *c = NULL;
+	json_t *who = NULL;
+	char *who_s = NULL, *args_s = NULL;
+	const char *values[3];
+	size_t args_len = 0;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		if (free_arg && arg)
+			free_arg(arg);
+		goto fail;
+	}
+	c->r = r;
+	c->post = post;
+	c->arg = arg;
+	c->free_arg = free_arg;
+	who = api_call_who(&r->who);
+	if (!who || !args)
+		goto fail;
+	who_s = json_dumps(who, JSON_COMPACT);
+	args_s = json_dumps(args, JSON_COMPACT);
+	if (!who_s || !args_s)
+		goto fail;
+	args_len = strlen(args_s);
+	values[0] = who_s;
+	values[1] = r->id;
+	values[2] = args_s;
+	if (!r->app || !r->app->pool ||
+	    !db_submit(r->app->pool, stmt, 3, values, api_call_done, c, 0)) {
+		api_call_free(c);
+		c = NULL;
+		goto unavailable;
+	}
+	/* The pool copied the parameters; the args text may hold sealed blobs
+	 * and hashes, so wipe it rather than leave it in the heap. */
+	OPENSSL_cleanse(args_s, args_len);
+	free(args_s);
+	free(who_s);
+	json_decref(who);
+	json_decref(args);
+	return;
+unavailable:
+	if (args_s)
+		OPENSSL_cleanse(args_s, args_len);
+	free(args_s);
+	free(who_s);
+	json_decref(who);
+	json_decref(args);
+	req_reply_unavailable(r, 1);
+	return;
+fail:
+	if (args_s)
+		OPENSSL_cleanse(args_s, args_len);
+	free(args_s);
+	free(who_s);
+	json_decref(who);
+	json_decref(args);
+	api_call_free(c);
+	req_reply_error(r, 500, "internal_error", "internal error", NULL);
+}
+
+void api_call_run(struct req *r, const char *stmt, json_t *args)
+{
+	api_call_run_ex(r, stmt, args, NULL, NULL, NULL);
+}

@@ -1,0 +1,53 @@
+/*
+ * api_call.h - the one path every /v1 handler takes to the database:
+ * api_<op>(who, request_id, args) through db_submit, and the mapping of its
+ * {"status","body","headers"} result onto the reply.
+ *
+ * Owns: the principal's JSON form, the per-call state, opening the sealed
+ * fields of a result for the reply, and the input helpers every handler uses
+ * (body parse + validate, path id, query string).
+ * Must never: log args or results (they may hold client data); echo input in
+ * an error; open a sealed field the SQL side did not choose to include.
+ */
+#ifndef REFD_API_CALL_H
+#define REFD_API_CALL_H
+
+#include <jansson.h>
+
+#include "jsonv.h"
+
+struct req;
+struct principal;
+
+/* Runs after a successful call, before the reply: may change *status or edit
+ * body (for example to add a freshly minted token). */
+typedef void (*api_call_post)(struct req *r, int *status, json_t *body, void *arg);
+
+/* Call statement stmt (registered in queries.c as SELECT api_x($1::jsonb,$2,$3::jsonb))
+ * with args (stolen). Always ends in exactly one reply. */
+void api_call_run(struct req *r, const char *stmt, json_t *args);
+/* Same, with a hook; free_arg(arg) runs once, after the reply or on failure. */
+void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_post post,
+		     void *arg, void (*free_arg)(void *));
+
+/* {"role","id","org_id","programme","token_id"} for p_who. */
+json_t *api_call_who(const struct principal *p);
+
+/* Reply with a validation error. */
+void api_call_reply_invalid(struct req *r, const struct jv_error *e);
+
+/* Parse and validate the body against fields; on failure replies and returns
+ * NULL. empty_ok: an absent/empty body counts as {}. */
+json_t *api_call_body(struct req *r, const struct jv_field *fields, int empty_ok);
+
+/* Path parameter idx as a uuid into args[key]; a malformed id replies 404 (as
+ * an absent object would) and returns -1. */
+int api_call_path_id(struct req *r, int idx, json_t *args, const char *key);
+
+/* Validate the query string into args; on failure replies and returns -1. */
+int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args);
+
+/* The request must carry no query string (replies 400 and returns -1). */
+int api_call_no_query(struct req *r);
+
+#endif
