@@ -1,0 +1,137 @@
+-- 0003_audit.sql - the hash-chained, insert-only audit trail.
+--
+-- Owns: audit_log's chain (seq, prev_hash, hash), the triggers that build it
+-- and refuse changes, audit_write() used by every api_ function, and
+-- audit_verify().
+-- Must never: store client data (only roles, ids, action names, outcomes and
+-- request ids), or let anyone but a superuser who disables the triggers alter
+-- a record.
+--
+-- Canonical content of a record (what the C verifier must rebuild byte for
+-- byte): the fields joined with '|', in this order,
+--   seq | at as YYYY-MM-DDTHH:MM:SS.ffffffZ (UTC) | actor_role | actor_id |
+--   action | object_type | object_id | outcome | request_id
+-- with NULL as the empty string; hash = sha256(prev_hash || utf8(canonical)),
+-- prev_hash of seq 1 is 32 zero bytes. The CHECKs below keep '|' and control
+-- characters out of every field so the encoding is unambiguous.
+
+ALTER TABLE audit_log
+	ADD CHECK (actor_role !~ '[|[:cntrl:]]' AND length(actor_role) <= 32),
+	ADD CHECK (actor_id !~ '[|[:cntrl:]]' AND length(actor_id) <= 64),
+	ADD CHECK (action !~ '[|[:cntrl:]]' AND length(action) <= 64),
+	ADD CHECK (object_type !~ '[|[:cntrl:]]' AND length(object_type) <= 32),
+	ADD CHECK (object_id !~ '[|[:cntrl:]]' AND length(object_id) <= 64),
+	ADD CHECK (request_id !~ '[|[:cntrl:]]' AND length(request_id) <= 64);
+
+CREATE FUNCTION audit_canonical(a audit_log) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT a.seq::text
+		|| '|' || to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+		|| '|' || a.actor_role
+		|| '|' || coalesce(a.actor_id, '')
+		|| '|' || a.action
+		|| '|' || coalesce(a.object_type, '')
+		|| '|' || coalesce(a.object_id, '')
+		|| '|' || a.outcome
+		|| '|' || coalesce(a.request_id, '')
+$$;
+
+-- Why one chain-head row: a hash chain needs a total order in which each
+-- record knows its predecessor's hash at insert time, and that order must be
+-- the commit order, or a later-committed record could point at a predecessor
+-- that rolls back (a broken chain) or two records could share one
+-- predecessor (a fork). Updating the single head row takes its row lock until
+-- the transaction ends, so auditing transactions pass the head one at a time,
+-- and a rollback undoes its head update too: no gaps, no forks, sequence
+-- numbers are dense (a sequence would leave gaps on rollback, which the
+-- verifier could not tell from a deleted record). The price is that auditing
+-- transactions serialise from their first audit insert to commit; the api_
+-- functions therefore write their audit record as their last statement, so
+-- the lock is held only for the commit itself.
+-- SECURITY DEFINER so the daemon's role needs no right on audit_chain_head
+-- and cannot move the head itself; search_path is pinned for that reason.
+CREATE FUNCTION audit_chain_trg() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+	h audit_chain_head;
+BEGIN
+	SELECT * INTO STRICT h FROM audit_chain_head WHERE one FOR UPDATE;
+	NEW.seq := h.last_seq + 1;
+	NEW.at := clock_timestamp();
+	NEW.prev_hash := h.last_hash;
+	NEW.hash := sha256(h.last_hash || convert_to(audit_canonical(NEW), 'UTF8'));
+	UPDATE audit_chain_head SET last_seq = NEW.seq, last_hash = NEW.hash WHERE one;
+	RETURN NEW;
+END $$;
+
+CREATE TRIGGER audit_chain BEFORE INSERT ON audit_log
+	FOR EACH ROW EXECUTE FUNCTION audit_chain_trg();
+
+CREATE FUNCTION audit_refuse_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'audit_log is append-only' USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit_log
+	FOR EACH ROW EXECUTE FUNCTION audit_refuse_trg();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit_log
+	FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_trg();
+
+-- One audit record. p_who is the principal ({"role","id"}); the trigger
+-- fills seq, time and hashes, whatever the caller passes.
+CREATE FUNCTION audit_write(p_who jsonb, p_request_id text, p_action text,
+                            p_object_type text, p_object_id text, p_outcome text)
+RETURNS void LANGUAGE sql AS $$
+	INSERT INTO audit_log (seq, at, actor_role, actor_id, action, object_type,
+	                       object_id, outcome, request_id, prev_hash, hash)
+	VALUES (0, now(), coalesce(p_who->>'role', 'system'), p_who->>'id', p_action,
+	        p_object_type, p_object_id, p_outcome, p_request_id, ''::bytea, ''::bytea)
+$$;
+
+-- Walk the chain from p_from_seq (1 = the start) for at most p_limit records.
+-- Reports the first record whose position, link or hash does not match:
+-- an altered record fails its hash, a removed one leaves a gap in seq or a
+-- broken link, an inserted one breaks its successor's link.
+CREATE FUNCTION audit_verify(p_from_seq bigint DEFAULT 1, p_limit integer DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	a audit_log;
+	expect_seq bigint := greatest(p_from_seq, 1);
+	prev bytea;
+	n bigint := 0;
+BEGIN
+	IF expect_seq = 1 THEN
+		prev := decode(repeat('00', 32), 'hex');
+	ELSE
+		SELECT hash INTO prev FROM audit_log WHERE seq = expect_seq - 1;
+		IF prev IS NULL THEN
+			RETURN jsonb_build_object('checked', 0, 'first_bad_seq', expect_seq - 1,
+			                          'reason', 'missing');
+		END IF;
+	END IF;
+	FOR a IN SELECT * FROM audit_log WHERE seq >= expect_seq ORDER BY seq
+	         LIMIT p_limit LOOP
+		IF a.seq <> expect_seq THEN
+			RETURN jsonb_build_object('checked', n, 'first_bad_seq', expect_seq,
+			                          'reason', 'missing');
+		END IF;
+		IF a.prev_hash <> prev THEN
+			RETURN jsonb_build_object('checked', n, 'first_bad_seq', a.seq,
+			                          'reason', 'broken_link');
+		END IF;
+		IF a.hash <> sha256(prev || convert_to(audit_canonical(a), 'UTF8')) THEN
+			RETURN jsonb_build_object('checked', n, 'first_bad_seq', a.seq,
+			                          'reason', 'altered');
+		END IF;
+		prev := a.hash;
+		expect_seq := expect_seq + 1;
+		n := n + 1;
+	END LOOP;
+	-- The head remembers the last record: a removed tail shows here.
+	IF p_limit IS NULL AND (SELECT last_seq FROM audit_chain_head) <> expect_seq - 1 THEN
+		RETURN jsonb_build_object('checked', n, 'first_bad_seq', expect_seq,
+		                          'reason', 'missing');
+	END IF;
+	RETURN jsonb_build_object('checked', n, 'first_bad_seq', NULL, 'reason', NULL);
+END $$;

@@ -1,0 +1,210 @@
+-- 0005_matching.sql - choosing the worker for an assignment, and offers.
+--
+-- Owns: match_assignment() (used by submission, decline, expiry, leave and
+-- reassignment), offer_make() and offer_end(), and the accept deadline each
+-- offer carries.
+-- Must never: offer a worker above capacity, make two live offers for one
+-- assignment, re-offer an assignment to a worker who declined it or let it
+-- expire, or run without the assignment row locked by the caller.
+--
+-- Concurrency, the argument: a worker's load is workers.open_count, changed
+-- only by the assignments trigger inside the transaction that holds the
+-- worker's row lock. The matcher takes that lock (FOR UPDATE) on the chosen
+-- candidate before offering, and PostgreSQL re-checks the WHERE clause
+-- (open_count < capacity) on the locked, latest row version, so two
+-- transactions can never both fill a worker's last slot. SKIP LOCKED first, so
+-- concurrent submissions spread over free candidates instead of queueing on the
+-- least loaded one; only when every candidate is locked by someone else do we
+-- wait (bounded by lock_timeout, inside a sub-transaction that also absorbs a
+-- deadlock), so a busy moment does not wrongly leave a referral unassigned.
+-- offers_one_pending (unique) makes a double offer impossible even if a caller
+-- forgot to lock the assignment.
+
+CREATE FUNCTION policy_for(p_need text, p_urgency text) RETURNS deadline_policies
+LANGUAGE sql STABLE AS $$
+	SELECT * FROM deadline_policies WHERE need = p_need AND urgency = p_urgency
+$$;
+
+-- The candidate query, shared by both attempts. p_skip_locked chooses the
+-- locking mode. Returns the locked worker row or NULL.
+CREATE FUNCTION match_candidate(a assignments, p_only uuid, p_skip_locked boolean)
+RETURNS workers LANGUAGE plpgsql AS $$
+DECLARE
+	w workers;
+BEGIN
+	IF p_skip_locked THEN
+		SELECT * INTO w FROM workers c
+		WHERE c.active AND NOT c.on_leave AND c.kind = a.need
+		  AND c.regions @> ARRAY[a.region] AND c.languages && a.languages
+		  AND c.open_count < c.capacity
+		  AND (p_only IS NULL OR c.id = p_only)
+		  AND NOT EXISTS (SELECT 1 FROM offers o
+		                  WHERE o.assignment_id = a.id AND o.worker_id = c.id
+		                    AND o.outcome IN ('declined', 'expired'))
+		ORDER BY c.open_count::numeric / c.capacity, c.last_assigned_at ASC NULLS FIRST, c.id
+		LIMIT 1
+		FOR UPDATE SKIP LOCKED;
+	ELSE
+		SELECT * INTO w FROM workers c
+		WHERE c.active AND NOT c.on_leave AND c.kind = a.need
+		  AND c.regions @> ARRAY[a.region] AND c.languages && a.languages
+		  AND c.open_count < c.capacity
+		  AND (p_only IS NULL OR c.id = p_only)
+		  AND NOT EXISTS (SELECT 1 FROM offers o
+		                  WHERE o.assignment_id = a.id AND o.worker_id = c.id
+		                    AND o.outcome IN ('declined', 'expired'))
+		ORDER BY c.open_count::numeric / c.capacity, c.last_assigned_at ASC NULLS FIRST, c.id
+		LIMIT 1
+		FOR UPDATE;
+	END IF;
+	IF w.id IS NULL THEN
+		RETURN NULL;
+	END IF;
+	RETURN w;
+END $$;
+
+CREATE FUNCTION match_candidate_waiting(a assignments, p_only uuid) RETURNS workers
+LANGUAGE plpgsql AS $$
+DECLARE
+	w workers;
+	old_timeout text := current_setting('lock_timeout');
+BEGIN
+	PERFORM set_config('lock_timeout', '2s', true);
+	BEGIN
+		w := match_candidate(a, p_only, false);
+	EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+		w := NULL;
+	END;
+	PERFORM set_config('lock_timeout', old_timeout, true);
+	RETURN w;
+END $$;
+
+-- Offer assignment a (locked by the caller) to worker w (locked too).
+CREATE FUNCTION offer_make(a assignments, w workers, p_reason jsonb) RETURNS assignments
+LANGUAGE plpgsql AS $$
+DECLARE
+	pol deadline_policies := policy_for(a.need, a.urgency);
+	o offers;
+	r assignments;
+BEGIN
+	INSERT INTO offers (assignment_id, worker_id, expires_at, match_reason)
+	VALUES (a.id, w.id, now() + pol.accept_within, p_reason)
+	RETURNING * INTO o;
+
+	UPDATE assignments SET status = 'offered', worker_id = w.id,
+	       organisation_id = w.organisation_id, offer_expires_at = o.expires_at,
+	       match_reason = p_reason
+	WHERE id = a.id RETURNING * INTO r;
+
+	UPDATE workers SET last_assigned_at = now() WHERE id = w.id;
+
+	INSERT INTO deadlines (kind, assignment_id, offer_id, worker_id, organisation_id, due_at)
+	VALUES ('accept', a.id, o.id, w.id, w.organisation_id, o.expires_at);
+
+	UPDATE escalations SET resolved_at = now()
+	WHERE assignment_id = a.id AND reason = 'unassigned' AND resolved_at IS NULL;
+
+	INSERT INTO outbox (type, payload, organisation_id)
+	VALUES ('assignment.offered',
+	        jsonb_build_object('assignment_id', a.id, 'worker_id', w.id,
+	                           'detail_url', '/v1/assignments/' || a.id),
+	        w.organisation_id);
+	RETURN r;
+END $$;
+
+-- Close the live offer of an assignment (accepted, declined, expired,
+-- withdrawn, cancelled, reassigned) and settle its accept deadline.
+CREATE FUNCTION offer_end(p_assignment uuid, p_outcome text, p_reason text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	o offers;
+BEGIN
+	UPDATE offers SET outcome = p_outcome, ended_at = now(), reason = p_reason
+	WHERE assignment_id = p_assignment AND outcome = 'pending'
+	RETURNING * INTO o;
+	IF o.id IS NULL THEN
+		RETURN;
+	END IF;
+	IF p_outcome = 'accepted' THEN
+		UPDATE deadlines SET state = 'met', met_at = now(), elapsed = now() - starts_at
+		WHERE offer_id = o.id AND state = 'pending';
+	ELSIF p_outcome <> 'expired' THEN
+		-- Nothing can meet it any more; the sweeper marks expiries itself.
+		UPDATE deadlines SET state = 'void'
+		WHERE offer_id = o.id AND state = 'pending';
+	END IF;
+END $$;
+
+-- Find and make the next offer for assignment p_id, whose row the caller has
+-- locked and whose status is unassigned, declined or expired. p_prefer is a
+-- worker to try first (continuity of care). Returns the updated row: offered,
+-- or unassigned with an escalation when nobody can take it.
+CREATE FUNCTION match_assignment(p_id uuid, p_prefer uuid DEFAULT NULL) RETURNS assignments
+LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+	w workers;
+	rule text := 'least_loaded';
+BEGIN
+	SELECT * INTO STRICT a FROM assignments WHERE id = p_id;
+	IF a.status NOT IN ('unassigned', 'declined', 'expired') THEN
+		RAISE EXCEPTION 'match_assignment on % assignment', a.status USING ERRCODE = 'RF409';
+	END IF;
+
+	IF p_prefer IS NOT NULL THEN
+		w := match_candidate_waiting(a, p_prefer);
+		IF w.id IS NOT NULL THEN
+			rule := 'continuity_of_care';
+		END IF;
+	END IF;
+	IF w.id IS NULL THEN
+		w := match_candidate(a, NULL, true);
+	END IF;
+	IF w.id IS NULL THEN
+		w := match_candidate_waiting(a, NULL);
+	END IF;
+
+	IF w.id IS NOT NULL THEN
+		RETURN offer_make(a, w, jsonb_build_object(
+			'rule', rule,
+			'open_before', w.open_count,
+			'capacity', w.capacity,
+			'idle_since', w.last_assigned_at,
+			'region', a.region,
+			'shared_languages', (SELECT to_jsonb(array_agg(l ORDER BY l))
+			                     FROM unnest(w.languages) l WHERE l = ANY (a.languages))));
+	END IF;
+
+	IF a.status <> 'unassigned' THEN
+		UPDATE assignments SET status = 'unassigned', worker_id = NULL,
+		       organisation_id = NULL, offer_expires_at = NULL, match_reason = NULL
+		WHERE id = a.id RETURNING * INTO a;
+	END IF;
+	INSERT INTO escalations (reason, assignment_id, organisation_id)
+	VALUES ('unassigned', a.id, NULL)
+	ON CONFLICT (assignment_id) WHERE reason = 'unassigned' AND resolved_at IS NULL DO NOTHING;
+	INSERT INTO outbox (type, payload)
+	VALUES ('assignment.unassigned',
+	        jsonb_build_object('assignment_id', a.id, 'detail_url', '/v1/assignments/' || a.id));
+	RETURN a;
+END $$;
+
+-- A worker goes on leave or is deactivated: each offer it holds ends
+-- ('withdrawn', the assignment passes through 'expired') and goes to the next
+-- candidate. Accepted work stays with the worker: a supervisor reassigns it.
+CREATE FUNCTION worker_release_offers(p_worker uuid) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+	aid uuid;
+	n integer := 0;
+BEGIN
+	FOR aid IN SELECT id FROM assignments
+	           WHERE worker_id = p_worker AND status = 'offered'
+	           ORDER BY id FOR UPDATE LOOP
+		PERFORM offer_end(aid, 'withdrawn', 'worker_unavailable');
+		UPDATE assignments SET status = 'expired' WHERE id = aid;
+		PERFORM match_assignment(aid);
+		n := n + 1;
+	END LOOP;
+	RETURN n;
+END $$;
