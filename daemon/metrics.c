@@ -1,0 +1,251 @@
+/*
+ * metrics.c - Prometheus text metrics for one process.
+ *
+ * Owns: fixed-size counter tables (routes x status codes, a latency histogram
+ * per route, free-form counters named by the code) and their rendering in
+ * the Prometheus text exposition format 0.0.4.
+ * Must never: take a label from client input: route names come from the
+ * static route table, statuses are integers, counter names are literals in
+ * the code. Tables are fixed, so a bug elsewhere cannot grow memory without
+ * bound; what does not fit is counted under "other".
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "db_pool.h"
+#include "metrics.h"
+
+#define METRICS_MAX_ROUTES 64
+#define METRICS_MAX_STATUSES 24   /* distinct statuses kept per route */
+#define METRICS_MAX_COUNTERS 64
+#define METRICS_NAME_MAX 64
+
+/* Upper bounds of the latency buckets, in microseconds. */
+static const uint64_t bucket_us[] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000,
+};
+#define NBUCKETS ((int)(sizeof(bucket_us) / sizeof(bucket_us[0])))
+
+struct metrics_status {
+	int status;
+	unsigned long count;
+};
+
+struct metrics_route {
+	char name[METRICS_NAME_MAX];
+	int nstatus;
+	struct metrics_status status[METRICS_MAX_STATUSES];
+	unsigned long other_status;          /* statuses beyond the table */
+	unsigned long bucket[NBUCKETS];      /* non-cumulative; summed when rendering */
+	unsigned long count;
+	uint64_t sum_us;
+};
+
+struct metrics_counter {
+	char name[METRICS_NAME_MAX];
+	unsigned long value;
+};
+
+struct metrics {
+	int nroutes;
+	struct metrics_route route[METRICS_MAX_ROUTES];
+	int ncounters;
+	struct metrics_counter counter[METRICS_MAX_COUNTERS];
+};
+
+struct metrics *metrics_new(void)
+{
+	return calloc(1, sizeof(struct metrics));
+}
+
+void metrics_free(struct metrics *m)
+{
+	free(m);
+}
+
+/* Route names are short identifiers such as "referrals.create"; anything
+ * else (never expected) is folded into "other" so output stays valid. */
+static int metrics_label_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return n > 0 && n < METRICS_NAME_MAX;
+}
+
+static int metrics_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		      (n > 0 && c >= '0' && c <= '9')))
+			return 0;
+	}
+	return n > 0 && n < METRICS_NAME_MAX - 10;   /* room for the prefix */
+}
+
+static struct metrics_route *metrics_route_get(struct metrics *m, const char *name)
+{
+	int i;
+
+	if (name == NULL || !metrics_label_ok(name))
+		name = "other";
+	for (i = 0; i < m->nroutes; i++)
+		if (strcmp(m->route[i].name, name) == 0)
+			return &m->route[i];
+	if (m->nroutes == METRICS_MAX_ROUTES) {
+		/* Full: the last slot becomes the catch-all. */
+		return &m->route[METRICS_MAX_ROUTES - 1];
+	}
+	i = m->nroutes++;
+	strcpy(m->route[i].name, m->nroutes == METRICS_MAX_ROUTES ? "other" : name);
+	return &m->route[i];
+}
+
+void metrics_observe_request(struct metrics *m, const char *route, int status,
+			     uint64_t duration_us)
+{
+	struct metrics_route *rt;
+	int i;
+
+	if (m == NULL)
+		return;
+	rt = metrics_route_get(m, route);
+	for (i = 0; i < rt->nstatus; i++)
+		if (rt->status[i].status == status)
+			break;
+	if (i == rt->nstatus) {
+		if (rt->nstatus < METRICS_MAX_STATUSES && status >= 100 && status <= 599) {
+			rt->status[i].status = status;
+			rt->nstatus++;
+		} else {
+			i = -1;
+		}
+	}
+	if (i >= 0)
+		rt->status[i].count++;
+	else
+		rt->other_status++;
+
+	for (i = 0; i < NBUCKETS; i++)
+		if (duration_us <= bucket_us[i])
+			break;
+	if (i < NBUCKETS)
+		rt->bucket[i]++;
+	rt->count++;
+	rt->sum_us += duration_us;
+}
+
+void metrics_count(struct metrics *m, const char *name, unsigned long n)
+{
+	int i;
+
+	if (m == NULL || name == NULL || !metrics_name_ok(name))
+		return;
+	for (i = 0; i < m->ncounters; i++) {
+		if (strcmp(m->counter[i].name, name) == 0) {
+			m->counter[i].value += n;
+			return;
+		}
+	}
+	if (m->ncounters == METRICS_MAX_COUNTERS)
+		return;
+	i = m->ncounters++;
+	strcpy(m->counter[i].name, name);
+	m->counter[i].value = n;
+}
+
+static void metrics_render_gauge(struct evbuffer *out, const char *name, const char *help,
+				 const char *type, unsigned long v)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lu\n", name, help, name, type,
+			    name, v);
+}
+
+void metrics_render(const struct metrics *m, const struct db_pool_stats *pool,
+		    struct evbuffer *out)
+{
+	int i, j;
+	struct db_pool_stats zero;
+
+	evbuffer_add_printf(out, "# HELP referrald_http_requests_total HTTP requests by route "
+				 "and status.\n"
+				 "# TYPE referrald_http_requests_total counter\n");
+	for (i = 0; m && i < m->nroutes; i++) {
+		const struct metrics_route *rt = &m->route[i];
+		for (j = 0; j < rt->nstatus; j++)
+			evbuffer_add_printf(out,
+					    "referrald_http_requests_total{route=\"%s\","
+					    "status=\"%d\"} %lu\n",
+					    rt->name, rt->status[j].status, rt->status[j].count);
+		if (rt->other_status)
+			evbuffer_add_printf(out,
+					    "referrald_http_requests_total{route=\"%s\","
+					    "status=\"other\"} %lu\n",
+					    rt->name, rt->other_status);
+	}
+
+	evbuffer_add_printf(out, "# HELP referrald_http_request_duration_seconds Time from "
+				 "request to reply.\n"
+				 "# TYPE referrald_http_request_duration_seconds histogram\n");
+	for (i = 0; m && i < m->nroutes; i++) {
+		const struct metrics_route *rt = &m->route[i];
+		unsigned long cum = 0;
+		for (j = 0; j < NBUCKETS; j++) {
+			cum += rt->bucket[j];
+			evbuffer_add_printf(out,
+					    "referrald_http_request_duration_seconds_bucket"
+					    "{route=\"%s\",le=\"%g\"} %lu\n",
+					    rt->name, (double)bucket_us[j] / 1e6, cum);
+		}
+		evbuffer_add_printf(out,
+				    "referrald_http_request_duration_seconds_bucket"
+				    "{route=\"%s\",le=\"+Inf\"} %lu\n"
+				    "referrald_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+				    "referrald_http_request_duration_seconds_count{route=\"%s\"} %lu\n",
+				    rt->name, rt->count, rt->name, (double)rt->sum_us / 1e6, rt->name,
+				    rt->count);
+	}
+
+	if (pool == NULL) {
+		memset(&zero, 0, sizeof(zero));
+		pool = &zero;
+	}
+	metrics_render_gauge(out, "referrald_db_pool_size", "Configured database connections.",
+			     "gauge", (unsigned long)pool->size);
+	metrics_render_gauge(out, "referrald_db_pool_connected",
+			     "Database connections ready for queries.", "gauge",
+			     (unsigned long)pool->connected);
+	metrics_render_gauge(out, "referrald_db_pool_busy",
+			     "Database connections with an operation in flight.", "gauge",
+			     (unsigned long)pool->busy);
+	metrics_render_gauge(out, "referrald_db_pool_waiting",
+			     "Database operations waiting for a connection.", "gauge",
+			     (unsigned long)pool->waiting);
+	metrics_render_gauge(out, "referrald_db_errors_total",
+			     "Database operations that failed (error, unavailable, timeout).",
+			     "counter", pool->errors);
+	metrics_render_gauge(out, "referrald_db_timeouts_total",
+			     "Database operations cancelled at their deadline.", "counter",
+			     pool->timeouts);
+	metrics_render_gauge(out, "referrald_db_reconnects_total",
+			     "Database reconnections.", "counter", pool->reconnects);
+
+	for (i = 0; m && i < m->ncounters; i++) {
+		const char *name = m->counter[i].name;
+		const char *prefix = strncmp(name, "referrald_", 10) == 0 ? "" : "referrald_";
+		evbuffer_add_printf(out, "# TYPE %s%s counter\n%s%s %lu\n", prefix, name, prefix,
+				    name, m->counter[i].value);
+	}
+}
