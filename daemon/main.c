@@ -1,0 +1,563 @@
+/*
+ * main.c - the process: command line, start-up order, signals, drain, exit.
+ *
+ * Owns: the struct app and every member of it (creates each in start-up order,
+ * frees each in reverse), the signal events (SIGHUP reload, SIGTERM/SIGINT
+ * drain) and the drain timer.
+ * Must never: serve requests itself, run blocking libpq calls once the event
+ * loop is running (migrations and the CLI commands run before it starts), or
+ * print a secret (conninfo, keys, tokens) in a message.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "app.h"
+#include "cli.h"
+#include "config.h"
+#include "db_pool.h"
+#include "http_server.h"
+#include "keyring.h"
+#include "log.h"
+#include "metrics.h"
+#include "migrate.h"
+#include "queries.h"
+#include "sweeper.h"
+#include "tls.h"
+
+/* Exit codes (also in --help). */
+#define EXIT_OK 0
+#define EXIT_CONFIG 1  /* configuration refused */
+#define EXIT_USAGE 2   /* bad command line */
+#define EXIT_START 3   /* start-up failed: keys, database, durability, migrations, TLS, listen */
+
+#define DRAIN_POLL_MS 50
+#define CLOSE_GRACE_MS 1000 /* after the pool closed, time for handlers to send their 503 */
+
+enum run_phase { PHASE_RUNNING = 0, PHASE_DRAINING, PHASE_CLOSING };
+
+/* The process's event plumbing; lives in main()'s frame, passed to callbacks. */
+struct proc {
+	struct app *app;
+	struct event *sighup, *sigterm, *sigint;
+	struct event *drain_timer;
+	enum run_phase phase;
+	struct timespec phase_start;
+};
+
+struct cmdline {
+	const char *config;
+	const char *mint_name;
+	int check_config, migrate, verify_audit, reference, version, help;
+};
+
+static void main_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: " REFD_NAME " -c FILE [--check-config] [--migrate]\n"
+		"                 [--mint-admin-token NAME] [--verify-audit]\n"
+		"       " REFD_NAME " --config-reference | --version | --help\n"
+		"\n"
+		"  -c, --config FILE         configuration file (INI: [section] key = value)\n"
+		"      --check-config        validate the configuration and exit\n"
+		"      --migrate             apply pending database migrations and exit\n"
+		"      --mint-admin-token NAME\n"
+		"                            create admin NAME and print a bearer token for it once\n"
+		"      --verify-audit        walk the audit hash chain, report the first broken link\n"
+		"      --config-reference    print every configuration key as a Markdown table\n"
+		"      --version             print the version\n"
+		"  -h, --help                this text\n"
+		"\n"
+		"Without a command the daemon runs in the foreground and logs to stderr.\n"
+		"Signals: SIGHUP reloads the configuration (reloadable keys) and the TLS\n"
+		"certificate; SIGTERM/SIGINT stop accepting, finish in-flight requests within\n"
+		"server.drain_timeout, close the database pool and exit 0.\n"
+		"\n"
+		"Exit codes:\n"
+		"  0  success (daemon stopped cleanly, or the command succeeded)\n"
+		"  1  configuration refused (the reason is printed as FILE:LINE: reason),\n"
+		"     or --mint-admin-token / --verify-audit failed (audit chain broken)\n"
+		"  2  bad command line\n"
+		"  3  start-up failed: keys, database, durability settings, pending migrations\n"
+		"     with migrate = off, TLS material or a listen address\n");
+}
+
+static int main_parse_args(int argc, char **argv, struct cmdline *cl)
+{
+	enum { OPT_CHECK = 256, OPT_MIGRATE, OPT_MINT, OPT_VERIFY, OPT_REFERENCE, OPT_VERSION };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "migrate", no_argument, NULL, OPT_MIGRATE },
+		{ "mint-admin-token", required_argument, NULL, OPT_MINT },
+		{ "verify-audit", no_argument, NULL, OPT_VERIFY },
+		{ "config-reference", no_argument, NULL, OPT_REFERENCE },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, commands;
+
+	memset(cl, 0, sizeof(*cl));
+	opterr = 1; /* getopt names the bad option on stderr; usage follows */
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cl->config = optarg;
+			break;
+		case OPT_CHECK:
+			cl->check_config = 1;
+			break;
+		case OPT_MIGRATE:
+			cl->migrate = 1;
+			break;
+		case OPT_MINT:
+			cl->mint_name = optarg;
+			break;
+		case OPT_VERIFY:
+			cl->verify_audit = 1;
+			break;
+		case OPT_REFERENCE:
+			cl->reference = 1;
+			break;
+		case OPT_VERSION:
+			cl->version = 1;
+			break;
+		case 'h':
+			cl->help = 1;
+			break;
+		default:
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, REFD_NAME ": unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (cl->help || cl->version || cl->reference)
+		return 0;
+	commands = cl->check_config + cl->migrate + (cl->mint_name != NULL) + cl->verify_audit;
+	if (commands > 1) {
+		fprintf(stderr, REFD_NAME ": choose one of --check-config, --migrate, "
+				"--mint-admin-token, --verify-audit\n");
+		return -1;
+	}
+	if (!cl->config) {
+		fprintf(stderr, REFD_NAME ": -c FILE is required\n");
+		return -1;
+	}
+	if (cl->mint_name && !*cl->mint_name) {
+		fprintf(stderr, REFD_NAME ": --mint-admin-token needs a NAME\n");
+		return -1;
+	}
+	return 0;
+}
+
+static long main_elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000L + (now.tv_nsec - since->tv_nsec) / 1000000L;
+}
+
+static int main_in_flight(const struct app *app)
+{
+	int n = 0;
+
+	if (app->api)
+		n += http_server_in_flight(app->api);
+	if (app->mtls)
+		n += http_server_in_flight(app->mtls);
+	if (app->ops)
+		n += http_server_in_flight(app->ops);
+	return n;
+}
+
+static void main_arm_drain_timer(struct proc *p)
+{
+	struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+
+	evtimer_add(p->drain_timer, &tv);
+}
+
+static void main_set_phase(struct proc *p, enum run_phase ph)
+{
+	p->phase = ph;
+	clock_gettime(CLOCK_MONOTONIC, &p->phase_start);
+}
+
+/*
+ * Drain, step by step on a timer (never inside a signal handler):
+ * DRAINING - listeners no longer accept; wait for in-flight requests, at most
+ *            drain_timeout. Then close the pool: queued and running operations
+ *            complete with DB_UNAVAILABLE, so their handlers still reply once.
+ * CLOSING  - give those handlers (and the sweeper's callback) a moment on the
+ *            loop, then leave it; main() frees everything in reverse order.
+ */
+static void main_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *p = arg;
+	struct app *app = p->app;
+	int inflight = main_in_flight(app);
+	long elapsed = main_elapsed_ms(&p->phase_start);
+
+	(void)fd;
+	(void)what;
+	if (p->phase == PHASE_DRAINING) {
+		if (inflight > 0 && elapsed < app->cfg->drain_timeout_ms) {
+			main_arm_drain_timer(p);
+			return;
+		}
+		log_info("drain.end", "in_flight=%d elapsed_ms=%ld timed_out=%s", inflight, elapsed,
+			 inflight > 0 ? "true" : "false");
+		if (app->pool)
+			db_pool_close(app->pool);
+		main_set_phase(p, PHASE_CLOSING);
+		main_arm_drain_timer(p);
+		return;
+	}
+	if (p->phase == PHASE_CLOSING) {
+		/* At least one tick passes here, so callbacks the pool deferred run. */
+		if (inflight > 0 && elapsed < CLOSE_GRACE_MS) {
+			main_arm_drain_timer(p);
+			return;
+		}
+		if (inflight > 0)
+			log_warn("shutdown.abandon", "in_flight=%d", inflight);
+		event_base_loopexit(app->base, NULL);
+	}
+}
+
+static void main_start_drain(struct proc *p, const char *signame)
+{
+	struct app *app = p->app;
+
+	if (p->phase != PHASE_RUNNING) {
+		/* A second signal cuts the wait short: close the pool now. */
+		if (p->phase == PHASE_DRAINING) {
+			log_warn("drain.forced", "signal=%s", signame);
+			p->phase_start.tv_sec -= app->cfg->drain_timeout_ms / 1000 + 1;
+			event_active(p->drain_timer, EV_TIMEOUT, 0);
+		}
+		return;
+	}
+	app->draining = 1;
+	log_info("drain.start", "signal=%s in_flight=%d drain_timeout_ms=%ld", signame,
+		 main_in_flight(app), app->cfg->drain_timeout_ms);
+	if (app->api)
+		http_server_stop_accepting(app->api);
+	if (app->mtls)
+		http_server_stop_accepting(app->mtls);
+	if (app->ops)
+		http_server_stop_accepting(app->ops);
+	/* Periodic jobs stop now: no new sweep may start during the drain. The
+	 * sweeper frees itself when the pool returns its in-flight operation. */
+	if (app->sweeper) {
+		sweeper_stop(app->sweeper);
+		app->sweeper = NULL;
+	}
+	/* outbox_stop(app->outbox) goes here once daemon/outbox.h exists (issue 4). */
+	main_set_phase(p, PHASE_DRAINING);
+	event_active(p->drain_timer, EV_TIMEOUT, 0);
+}
+
+static void main_on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	main_start_drain(arg, sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/*
+ * SIGHUP: re-read the file; refuse (and keep running unchanged) when it is
+ * invalid or a key that needs a restart changed; otherwise build the new TLS
+ * context first (new handshakes use it, established connections keep the
+ * old one) and only then move the reloadable values into the live config.
+ */
+static void main_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct proc *p = arg;
+	struct app *app = p->app;
+	struct config neu;
+	char err[512], esc[600];
+
+	(void)sig;
+	(void)what;
+	if (config_load(app->config_path, &neu, err, sizeof(err)) < 0) {
+		log_error("reload.failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
+		return;
+	}
+	if (config_check_reload(app->cfg, &neu, err, sizeof(err)) < 0) {
+		log_error("reload.failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
+		goto done;
+	}
+	if (tls_server_reload(app->tls, &neu, err, sizeof(err)) < 0) {
+		log_error("reload.failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
+		goto done;
+	}
+	config_apply_reload(app->cfg, &neu);
+	log_setup((enum log_level)app->cfg->log_level, (enum log_format)app->cfg->log_format);
+	log_info("reload.ok", "config=\"%s\"", log_esc(esc, sizeof(esc), app->config_path));
+done:
+	config_free(&neu);
+}
+
+/* Migrations and the durability check: blocking libpq, before the loop. */
+static int main_prepare_database(const struct config *cfg, int apply)
+{
+	char err[512], esc[600];
+	int pending;
+
+	if (migrate_check_durability(cfg->db_conninfo, err, sizeof(err)) < 0) {
+		log_error("start.failed", "step=durability reason=\"%s\"",
+			  log_esc(esc, sizeof(esc), err));
+		return -1;
+	}
+	pending = migrate_run(cfg->db_conninfo, apply, err, sizeof(err));
+	if (pending < 0) {
+		log_error("start.failed", "step=migrate reason=\"%s\"", log_esc(esc, sizeof(esc), err));
+		return -1;
+	}
+	if (pending > 0) {
+		log_error("start.failed", "step=migrate reason=\"%d migration(s) pending and "
+			  "database.migrate = off; run with --migrate\"", pending);
+		return -1;
+	}
+	return 0;
+}
+
+static struct http_server *main_listen(struct app *app, const char *addr, enum listener_kind kind,
+				       int require_cert, const char *name)
+{
+	char err[512], esc[600], aesc[300];
+	struct http_server *s = http_server_new(app, addr, kind, require_cert, err, sizeof(err));
+
+	if (!s)
+		log_error("start.failed", "step=listen listener=%s addr=\"%s\" reason=\"%s\"", name,
+			  log_esc(aesc, sizeof(aesc), addr), log_esc(esc, sizeof(esc), err));
+	else
+		log_info("listen", "listener=%s addr=\"%s\" client_cert=%s", name,
+			 log_esc(aesc, sizeof(aesc), addr), require_cert ? "require" : "optional");
+	return s;
+}
+
+/* Everything after the one-shot commands: build the app, run the loop. */
+static int main_run(struct app *app)
+{
+	struct config *cfg = app->cfg;
+	struct proc p;
+	struct db_pool_opts po;
+	char err[512], esc[600];
+	int rc = EXIT_START;
+
+	memset(&p, 0, sizeof(p));
+	p.app = app;
+
+	app->base = event_base_new();
+	if (!app->base) {
+		log_error("start.failed", "step=event_base");
+		goto fail;
+	}
+	app->metrics = metrics_new();
+	if (!app->metrics) {
+		log_error("start.failed", "step=metrics");
+		goto fail;
+	}
+	memset(&po, 0, sizeof(po));
+	po.conninfo = cfg->db_conninfo;
+	po.size = cfg->db_pool_size;
+	po.query_timeout_ms = cfg->db_query_timeout_ms;
+	po.connect_timeout_ms = cfg->db_connect_timeout_ms;
+	po.reconnect_max_ms = cfg->db_reconnect_max_ms;
+	po.statement_timeout_ms = cfg->db_query_timeout_ms;
+	app->pool = db_pool_new(app->base, &po);
+	if (!app->pool) {
+		log_error("start.failed", "step=db_pool");
+		goto fail;
+	}
+	if (queries_register(app->pool) < 0) {
+		log_error("start.failed", "step=queries_register");
+		goto fail;
+	}
+	if (db_pool_start(app->pool) < 0) {
+		log_error("start.failed", "step=db_pool_start");
+		goto fail;
+	}
+	app->tls = tls_server_new(cfg, err, sizeof(err));
+	if (!app->tls) {
+		log_error("start.failed", "step=tls reason=\"%s\"", log_esc(esc, sizeof(esc), err));
+		goto fail;
+	}
+	app->api = main_listen(app, cfg->listen, LISTENER_API,
+			       cfg->client_cert == CLIENT_CERT_REQUIRE, "api");
+	if (!app->api)
+		goto fail;
+	if (cfg->mtls_listen) {
+		app->mtls = main_listen(app, cfg->mtls_listen, LISTENER_API, 1, "mtls");
+		if (!app->mtls)
+			goto fail;
+	}
+	if (cfg->metrics_listen) {
+		app->ops = main_listen(app, cfg->metrics_listen, LISTENER_OPS, 0, "ops");
+		if (!app->ops)
+			goto fail;
+	}
+	/* main_prepare_database() ran before us: the schema matches this binary. */
+	app->schema_current = 1;
+
+	/* Periodic jobs on the loop. The outbox/webhook sender (issue 4) starts
+	 * here too, once daemon/outbox.h exists: app->outbox = outbox_start(app). */
+	app->sweeper = sweeper_start(app);
+	if (!app->sweeper) {
+		log_error("start.failed", "step=sweeper");
+		goto fail;
+	}
+
+	p.sighup = evsignal_new(app->base, SIGHUP, main_on_sighup, &p);
+	p.sigterm = evsignal_new(app->base, SIGTERM, main_on_sigterm, &p);
+	p.sigint = evsignal_new(app->base, SIGINT, main_on_sigterm, &p);
+	p.drain_timer = evtimer_new(app->base, main_drain_tick, &p);
+	if (!p.sighup || !p.sigterm || !p.sigint || !p.drain_timer ||
+	    evsignal_add(p.sighup, NULL) < 0 || evsignal_add(p.sigterm, NULL) < 0 ||
+	    evsignal_add(p.sigint, NULL) < 0) {
+		log_error("start.failed", "step=signals");
+		goto fail;
+	}
+
+	log_info("ready", "pid=%ld", (long)getpid());
+	if (event_base_dispatch(app->base) < 0) {
+		log_error("loop.failed", "%s", "");
+		goto fail;
+	}
+	log_info("stop", "%s", "");
+	rc = EXIT_OK;
+fail:
+	/* Reverse order of creation. A failure before the loop ran never had
+	 * requests in flight, so closing the pool here is safe. */
+	if (app->sweeper) {
+		sweeper_stop(app->sweeper);
+		app->sweeper = NULL;
+	}
+	if (app->pool && rc != EXIT_OK)
+		db_pool_close(app->pool);
+	if (p.sighup)
+		event_free(p.sighup);
+	if (p.sigterm)
+		event_free(p.sigterm);
+	if (p.sigint)
+		event_free(p.sigint);
+	if (p.drain_timer)
+		event_free(p.drain_timer);
+	if (app->ops)
+		http_server_free(app->ops);
+	if (app->mtls)
+		http_server_free(app->mtls);
+	if (app->api)
+		http_server_free(app->api);
+	app->ops = app->mtls = app->api = NULL;
+	if (app->tls)
+		tls_server_free(app->tls);
+	app->tls = NULL;
+	if (app->pool)
+		db_pool_free(app->pool);
+	app->pool = NULL;
+	if (app->metrics)
+		metrics_free(app->metrics);
+	app->metrics = NULL;
+	if (app->base)
+		event_base_free(app->base);
+	app->base = NULL;
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct cmdline cl;
+	struct config cfg;
+	struct app app;
+	char err[512], esc[600];
+	int rc;
+
+	if (main_parse_args(argc, argv, &cl) < 0) {
+		main_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (cl.help) {
+		main_usage(stdout);
+		return EXIT_OK;
+	}
+	if (cl.version) {
+		printf(REFD_NAME " " REFD_VERSION "\n");
+		return EXIT_OK;
+	}
+	if (cl.reference) {
+		config_print_reference(stdout);
+		return EXIT_OK;
+	}
+
+	if (config_load(cl.config, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, REFD_NAME ": %s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (cl.check_config) {
+		printf("configuration ok\n");
+		config_free(&cfg);
+		return EXIT_OK;
+	}
+	log_setup((enum log_level)cfg.log_level, (enum log_format)cfg.log_format);
+	/* A peer resetting mid-write must not kill the process (SSL_write -> EPIPE). */
+	signal(SIGPIPE, SIG_IGN);
+	/* Seed jansson's hash before anything creates a JSON object. */
+	json_object_seed(0);
+
+	memset(&app, 0, sizeof(app));
+	app.cfg = &cfg;
+	app.config_path = cl.config;
+	rc = EXIT_START;
+
+	{
+		char a1[300], a2[300], a3[300];
+
+		log_info("start", "version=" REFD_VERSION " pid=%ld listen=\"%s\" mtls_listen=\"%s\" "
+			 "metrics_listen=\"%s\" pool_size=%d",
+			 (long)getpid(), log_esc(a1, sizeof(a1), cfg.listen),
+			 log_esc(a2, sizeof(a2), cfg.mtls_listen ? cfg.mtls_listen : ""),
+			 log_esc(a3, sizeof(a3), cfg.metrics_listen ? cfg.metrics_listen : ""),
+			 cfg.db_pool_size);
+	}
+
+	app.keys = keyring_load(cfg.uic_key_file, cfg.data_key_file, err, sizeof(err));
+	if (!app.keys) {
+		log_error("start.failed", "step=keyring reason=\"%s\"",
+			  log_esc(esc, sizeof(esc), err));
+		goto done;
+	}
+	if (main_prepare_database(&cfg, cl.migrate || cfg.db_migrate == MIGRATE_AUTO) < 0)
+		goto done;
+	if (cl.migrate) {
+		log_info("migrate.done", "migrations=%d", refd_migrations_count);
+		rc = EXIT_OK;
+		goto done;
+	}
+	if (cl.mint_name) {
+		rc = cli_mint_admin_token(&cfg, cl.mint_name);
+		goto done;
+	}
+	if (cl.verify_audit) {
+		rc = cli_verify_audit(&cfg);
+		goto done;
+	}
+	rc = main_run(&app);
+done:
+	if (app.keys)
+		keyring_free(app.keys);
+	config_free(&cfg);
+	return rc;
+}
