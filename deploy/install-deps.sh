@@ -1,0 +1,50 @@
+#!/bin/sh
+# install-deps.sh - install the Debian 12 packages referrald needs to build,
+# test, benchmark and demo, and nothing else.
+#
+# Owns: the package list. Fast no-op when everything is installed.
+# Must never: install anything when not root (it prints the command instead),
+# or touch configuration outside the package manager.
+set -eu
+
+# Build: compiler, pkg-config and the four libraries the Makefile links.
+# Test: cmocka (unit), PostgreSQL 15 server (integration starts private
+# clusters), bats/jq/curl/openssl (clients), iproute2/procps (ports, pids).
+# Bench: wrk and nginx-light (the reference server). Fuzz: clang.
+PKGS="build-essential pkg-config
+libevent-dev libssl-dev libpq-dev libjansson-dev libcmocka-dev
+postgresql-15 postgresql-client-15 postgresql-contrib
+bats jq curl openssl ca-certificates
+iproute2 procps
+wrk nginx-light
+clang"
+
+# The spec lint runs through npx; node only when npx is not already there
+# (a machine may have its own node outside the package manager).
+if ! command -v npx >/dev/null 2>&1; then
+	PKGS="$PKGS nodejs npm"
+fi
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing Debian packages:$missing" >&2
+	echo "install-deps: run as root:" >&2
+	echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$missing" >&2
+	exit 1
+fi
+
+echo "install-deps: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update </dev/null
+# shellcheck disable=SC2086 # the list is meant to split into words
+apt-get install -y --no-install-recommends $missing </dev/null
