@@ -849,26 +849,3 @@ void config_print_reference(FILE *out)
 			(k->flags & KEY_RELOAD) ? "yes" : "no", k->desc);
 	}
 }
-
-/* The annotated example is generated from the same table, so it never drifts. */
-void config_print_example(FILE *out)
-{
-	const char *section = "";
-
-	for (size_t i = 0; i < NKEYS; i++) {
-		const struct key_def *k = &keys[i];
-
-		if (strcmp(section, k->section) != 0) {
-			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
-			section = k->section;
-		}
-		fprintf(out, "# %s\n", k->desc);
-		fprintf(out, "# type: %s%s%s\n", type_name(k),
-			(k->flags & KEY_REQUIRED) ? ", required" : "",
-			(k->flags & KEY_RELOAD) ? ", reloadable by SIGHUP" : ", restart to change");
-		if (k->def)
-			fprintf(out, "#%s = %s\n", k->name, k->def);
-		else
-			fprintf(out, "#%s =\n", k->name);
-	}
-}

@@ -87,8 +87,5 @@ void config_apply_reload(struct config *live, struct config *neu);
  * reloadable, description) as a Markdown table. README's table is checked
  * against this output by the tests. */
 void config_print_reference(FILE *out);
-/* Print every key commented out with its default, grouped by section (the
- * skeleton of deploy/referrald.conf.example). */
-void config_print_example(FILE *out);
 
 #endif

@@ -58,12 +58,17 @@ struct cmdline {
 	int check_config, migrate, verify_audit, reference, version, help;
 };
 
-static void main_usage(FILE *out)
+static void main_usage(FILE *out, int full)
 {
 	fprintf(out,
 		"usage: " REFD_NAME " -c FILE [--check-config] [--migrate]\n"
 		"                 [--mint-admin-token NAME] [--verify-audit]\n"
-		"       " REFD_NAME " --config-reference | --version | --help\n"
+		"       " REFD_NAME " --config-reference | --version | --help\n");
+	if (!full) {
+		fprintf(out, "(" REFD_NAME " --help describes the options and exit codes)\n");
+		return;
+	}
+	fprintf(out,
 		"\n"
 		"  -c, --config FILE         configuration file (INI: [section] key = value)\n"
 		"      --check-config        validate the configuration and exit\n"
@@ -486,11 +491,11 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (main_parse_args(argc, argv, &cl) < 0) {
-		main_usage(stderr);
+		main_usage(stderr, 0);
 		return EXIT_USAGE;
 	}
 	if (cl.help) {
-		main_usage(stdout);
+		main_usage(stdout, 1);
 		return EXIT_OK;
 	}
 	if (cl.version) {
