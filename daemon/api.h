@@ -17,4 +17,35 @@ void api_metrics(struct req *r);
 
 /* Other api_<resource>.c files append their handlers below. */
 
+/* api_referrals.c (office, supervisor) */
+void api_referral_submit(struct req *r);
+void api_referral_list(struct req *r);
+void api_referral_get(struct req *r);
+void api_referral_withdraw(struct req *r);
+
+/* api_assignments.c (worker, supervisor) */
+void api_assignment_list(struct req *r);
+void api_assignment_get(struct req *r);
+void api_assignment_accept(struct req *r);
+void api_assignment_decline(struct req *r);
+void api_assignment_event(struct req *r);
+void api_assignment_hold(struct req *r);
+void api_assignment_resume(struct req *r);
+void api_assignment_complete(struct req *r);
+void api_assignment_fail(struct req *r);
+void api_assignment_reassign(struct req *r);
+
+/* api_admin.c (admin), plus the supervisor's deadline and audit lists */
+void api_organisation_create(struct req *r);
+void api_office_create(struct req *r);
+void api_worker_create(struct req *r);
+void api_worker_patch(struct req *r);
+void api_supervisor_create(struct req *r);
+void api_token_create(struct req *r);
+void api_token_revoke(struct req *r);
+void api_deadline_policy_put(struct req *r);
+void api_webhook_create(struct req *r);
+void api_deadline_list(struct req *r);
+void api_audit_list(struct req *r);
+
 #endif

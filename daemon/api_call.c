@@ -91,6 +91,25 @@ int api_call_path_id(struct req *r, int idx, json_t *args, const char *key)
 	return 0;
 }
 
+json_t *api_call_body_with_id(struct req *r, const struct jv_field *fields, int empty_ok)
+{
+	json_t *idargs = json_object(), *body;
+
+	if (!idargs) {
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return NULL;
+	}
+	if (api_call_no_query(r) < 0 || api_call_path_id(r, 0, idargs, "id") < 0) {
+		json_decref(idargs);
+		return NULL;
+	}
+	body = api_call_body(r, fields, empty_ok);
+	if (body)
+		json_object_update(body, idargs);
+	json_decref(idargs);
+	return body;
+}
+
 int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args)
 {
 	struct jv_error e;

@@ -44,6 +44,10 @@ json_t *api_call_body(struct req *r, const struct jv_field *fields, int empty_ok
  * an absent object would) and returns -1. */
 int api_call_path_id(struct req *r, int idx, json_t *args, const char *key);
 
+/* Path id first (404 when malformed, before looking at the body), then the
+ * body as api_call_body(); the id is added to the returned args as "id". */
+json_t *api_call_body_with_id(struct req *r, const struct jv_field *fields, int empty_ok);
+
 /* Validate the query string into args; on failure replies and returns -1. */
 int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args);
 

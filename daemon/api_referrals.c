@@ -1,0 +1,267 @@
+/*
+ * api_referrals.c - POST/GET /v1/referrals, GET /v1/referrals/{id} and
+ * POST /v1/referrals/{id}/withdraw.
+ *
+ * Owns: the referral body's schema, the cross-field rules (consent, birth
+ * year, probation dates), and turning client secrets into what the database
+ * may hold: the UIC becomes its keyed hash, contact and note are sealed, and
+ * the idempotency fingerprint of the body is a keyed hash too.
+ * Must never: pass a clear UIC, phone or note to the database, a log line or
+ * an error; keep the canonical body text after hashing it (it is cleansed).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api.h"
+#include "api_call.h"
+#include "app.h"
+#include "jsonv.h"
+#include "keyring.h"
+#include "log.h"
+#include "request.h"
+#include "router.h"
+
+static const struct jv_field contact_fields[] = {
+	{ "phone", JV_STR, JV_REQUIRED, 9, 16, jsonv_is_phone, NULL, 0 },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+};
+
+static const struct jv_field client_fields[] = {
+	{ "uic", JV_STR, JV_REQUIRED, 4, 32, jsonv_is_uic, NULL, 0 },
+	{ "birth_year", JV_INT, JV_REQUIRED, 1900, 9999, NULL, NULL, 0 },
+	{ "gender", JV_STR, JV_REQUIRED, 1, 1, jsonv_is_gender, NULL, 0 },
+	{ "languages", JV_STR_ARRAY, JV_REQUIRED | JV_UNIQUE, 1, 8, jsonv_is_lang, NULL, 2 },
+	{ "region", JV_STR, JV_REQUIRED, 1, 64, jsonv_is_slug, NULL, 0 },
+	{ "contact", JV_OBJ, 0, 0, 0, NULL, contact_fields, 0 },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+};
+
+static const struct jv_field consent_fields[] = {
+	{ "services", JV_BOOL, JV_REQUIRED, 0, 0, NULL, NULL, 0 },
+	{ "report_back", JV_BOOL, 0, 0, 0, NULL, NULL, 0 },
+	{ "obtained_at", JV_STR, JV_REQUIRED, 20, 40, jsonv_is_time, NULL, 0 },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+};
+
+static const struct jv_field probation_fields[] = {
+	{ "starts_on", JV_STR, JV_REQUIRED, 10, 10, jsonv_is_date, NULL, 0 },
+	{ "ends_on", JV_STR, JV_REQUIRED, 10, 10, jsonv_is_date, NULL, 0 },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+};
+
+/* Exposed (non-static) for the unit tests through api_referral_schema(). */
+static const struct jv_field referral_fields[] = {
+	{ "external_ref", JV_STR, JV_REQUIRED, 1, 64, jsonv_is_printable, NULL, 0 },
+	{ "client", JV_OBJ, JV_REQUIRED, 0, 0, NULL, client_fields, 0 },
+	{ "needs", JV_STR_ARRAY, JV_REQUIRED | JV_UNIQUE, 1, 2, jsonv_is_need, NULL, 32 },
+	{ "urgency", JV_STR, 0, 1, 16, jsonv_is_urgency, NULL, 0 },
+	{ "consent", JV_OBJ, JV_REQUIRED, 0, 0, NULL, consent_fields, 0 },
+	{ "probation", JV_OBJ, 0, 0, 0, NULL, probation_fields, 0 },
+	{ "note", JV_STR, 0, 0, 2000, jsonv_is_text, NULL, 0 },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+};
+
+static const struct jv_field withdraw_fields[] = {
+	{ "reason", JV_STR, JV_REQUIRED, 1, 500, jsonv_is_text, NULL, 0 },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+};
+
+static const struct jv_qparam list_params[] = {
+	{ "status", JQ_STR, jsonv_is_referral_status },
+	{ "since", JQ_STR, jsonv_is_time },
+	{ "limit", JQ_LIMIT, NULL },
+	{ "cursor", JQ_CURSOR, NULL },
+	{ NULL, 0, NULL },
+};
+
+const struct jv_field *api_referral_schema(void);
+const struct jv_field *api_referral_schema(void)
+{
+	return referral_fields;
+}
+
+/* Rules that span fields or depend on the clock. 0 = fine, else *e is set. */
+int api_referral_rules(const json_t *body, struct jv_error *e);
+int api_referral_rules(const json_t *body, struct jv_error *e)
+{
+	const json_t *client = json_object_get(body, "client");
+	const json_t *consent = json_object_get(body, "consent");
+	const json_t *prob = json_object_get(body, "probation");
+	json_int_t by = json_integer_value(json_object_get(client, "birth_year"));
+
+	if (by > jsonv_current_year())
+		return jsonv_fail(e, 400, "invalid_value", "out of range", "/client/birth_year");
+	if (prob) {
+		const char *s = json_string_value(json_object_get(prob, "starts_on"));
+		const char *t = json_string_value(json_object_get(prob, "ends_on"));
+		/* YYYY-MM-DD compares correctly as text. */
+		if (s && t && strcmp(t, s) < 0)
+			return jsonv_fail(e, 400, "invalid_value", "ends before it starts",
+					  "/probation/ends_on");
+	}
+	if (!json_is_true(json_object_get(consent, "services")))
+		return jsonv_fail(e, 422, "consent_required",
+				  "the client's consent to services is required",
+				  "/consent/services");
+	return 0;
+}
+
+/* Seal a JSON value (object as compact text, string as itself) into args. */
+static int seal_into(const struct keyring *k, json_t *dst, const char *key, const json_t *v)
+{
+	char *text = NULL, *sealed = NULL;
+	size_t len;
+	int rc = -1;
+
+	if (json_is_string(v)) {
+		len = json_string_length(v);
+		sealed = keyring_seal(k, json_string_value(v), len);
+	} else {
+		text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!text)
+			return -1;
+		len = strlen(text);
+		sealed = keyring_seal(k, text, len);
+		OPENSSL_cleanse(text, len);
+		free(text);
+	}
+	if (!sealed)
+		return -1;
+	if (json_object_set_new(dst, key, json_string(sealed)) == 0)
+		rc = 0;
+	free(sealed);
+	return rc;
+}
+
+/* The keyed fingerprint of the body as received (canonical form: sorted keys,
+ * compact), so that a replay with the same body matches and a database dump
+ * cannot be used to test guesses of the UIC or note. */
+static int request_hash(const struct keyring *k, const json_t *body, char out[65])
+{
+	char *canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+	char digest[65], tagged[80];
+	size_t len;
+	int rc;
+
+	if (!canon)
+		return -1;
+	len = strlen(canon);
+	crypto_sha256_hex(canon, len, digest);
+	OPENSSL_cleanse(canon, len);
+	free(canon);
+	snprintf(tagged, sizeof(tagged), "REQ1:%s", digest);
+	rc = keyring_uic_hash(k, tagged, out);
+	OPENSSL_cleanse(digest, sizeof(digest));
+	OPENSSL_cleanse(tagged, sizeof(tagged));
+	return rc;
+}
+
+/* Build the SQL args from a validated body: secrets replaced. */
+static json_t *submit_args(const struct keyring *k, const json_t *body, const char *idem_key)
+{
+	json_t *args = json_deep_copy(body);
+	json_t *client, *contact, *note, *consent;
+	char uic_hash[65], rh[65];
+
+	if (!args)
+		return NULL;
+	client = json_object_get(args, "client");
+	if (keyring_uic_hash(k, json_string_value(json_object_get(client, "uic")), uic_hash) != 0)
+		goto fail;
+	json_object_del(client, "uic");
+	json_object_set_new(client, "uic_hash", json_string(uic_hash));
+	contact = json_object_get(client, "contact");
+	if (contact) {
+		if (seal_into(k, client, "contact_sealed", contact) < 0)
+			goto fail;
+		json_object_del(client, "contact");
+	}
+	note = json_object_get(args, "note");
+	if (note) {
+		if (seal_into(k, args, "note_sealed", note) < 0)
+			goto fail;
+		json_object_del(args, "note");
+	}
+	if (!json_object_get(args, "urgency"))
+		json_object_set_new(args, "urgency", json_string("normal"));
+	consent = json_object_get(args, "consent");
+	if (!json_object_get(consent, "report_back"))
+		json_object_set_new(consent, "report_back", json_false());
+	if (request_hash(k, body, rh) != 0)
+		goto fail;
+	json_object_set_new(args, "request_hash", json_string(rh));
+	json_object_set_new(args, "idempotency_key", json_string(idem_key));
+	return args;
+fail:
+	json_decref(args);
+	return NULL;
+}
+
+void api_referral_submit(struct req *r)
+{
+	const char *key = req_header(r, "Idempotency-Key");
+	struct jv_error e;
+	json_t *body = NULL, *args = NULL;
+
+	if (!key) {
+		req_reply_error(r, 400, "idempotency_key_required",
+				"the Idempotency-Key header is required", NULL);
+		return;
+	}
+	if (jsonv_is_idem_key(key, strlen(key)) != 0) {
+		req_reply_error(r, 400, "invalid_value",
+				"Idempotency-Key must be 1 to 128 printable characters", NULL);
+		return;
+	}
+	if (api_call_no_query(r) < 0)
+		return;
+	body = api_call_body(r, referral_fields, 0);
+	if (!body)
+		return;
+	if (api_referral_rules(body, &e) < 0) {
+		json_decref(body);
+		api_call_reply_invalid(r, &e);
+		return;
+	}
+	args = submit_args(r->app ? r->app->keys : NULL, body, key);
+	json_decref(body);
+	if (!args) {
+		log_event(LOG_ERROR, r->id, "seal_failed", "route=%s", r->route->name);
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return;
+	}
+	api_call_run(r, "api_referral_submit", args);
+}
+
+void api_referral_list(struct req *r)
+{
+	json_t *args = json_object();
+
+	if (api_call_query(r, list_params, args) < 0) {
+		json_decref(args);
+		return;
+	}
+	api_call_run(r, "api_referral_list", args);
+}
+
+void api_referral_get(struct req *r)
+{
+	json_t *args = json_object();
+
+	if (api_call_no_query(r) < 0 || api_call_path_id(r, 0, args, "id") < 0) {
+		json_decref(args);
+		return;
+	}
+	api_call_run(r, "api_referral_get", args);
+}
+
+void api_referral_withdraw(struct req *r)
+{
+	json_t *args = api_call_body_with_id(r, withdraw_fields, 0);
+
+	if (args)
+		api_call_run(r, "api_referral_withdraw", args);
+}

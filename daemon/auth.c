@@ -1,0 +1,241 @@
+/*
+ * auth.c - who is calling: a bearer token (Authorization: Bearer only) or,
+ * without one, the office bound to the verified client certificate.
+ *
+ * Owns: the credential's extraction and syntax check, its SHA-256, the
+ * asynchronous lookup (auth_token / auth_cert), filling r->who, and the 401.
+ * Must never: accept a credential from the query string (a URL ends up in
+ * proxy logs and browser history: such a request is refused with 401 even if
+ * it also carries a valid header); log or keep a token in clear; compare
+ * secrets itself (the database looks up the hash through a unique index).
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+
+#include "app.h"
+#include "auth.h"
+#include "config.h"
+#include "db_pool.h"
+#include "keyring.h"
+#include "log.h"
+#include "request.h"
+#include "router.h"
+
+#define AUTH_TOKEN_MIN 20
+#define AUTH_TOKEN_MAX 512
+
+struct auth_state {
+	struct req *r;
+	auth_next next;
+};
+
+static void auth_reply_401(struct req *r, const char *reason, const char *message)
+{
+	log_event(LOG_INFO, r->id, "auth_failed", "route=%s reason=%s",
+		  r->route ? r->route->name : "-", reason);
+	req_add_header(r, "WWW-Authenticate", "Bearer realm=\"referrald\"");
+	req_reply_error(r, 401, "unauthorized", message, NULL);
+}
+
+/* Any of these names in the query string is a credential in a URL. */
+static int auth_query_has_credential(const char *query)
+{
+	static const char *const names[] = {"token", "access_token", "bearer", "api_key",
+					    "apikey", "auth", NULL};
+	struct evkeyvalq q;
+	struct evkeyval *kv;
+	int found = 0;
+
+	if (!query || !*query)
+		return 0;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(query, &q) != 0) {
+		evhttp_clear_headers(&q);
+		/* Unparseable: look for the raw names so a malformed query
+		 * cannot smuggle a token past this check. */
+		return strstr(query, "token") != NULL;
+	}
+	TAILQ_FOREACH(kv, &q, next) {
+		for (const char *const *n = names; *n; n++)
+			if (strcasecmp(kv->key, *n) == 0)
+				found = 1;
+	}
+	evhttp_clear_headers(&q);
+	return found;
+}
+
+static int auth_token_syntax_ok(const char *t, size_t n)
+{
+	if (n < AUTH_TOKEN_MIN || n > AUTH_TOKEN_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)t[i];
+		/* RFC 6750 b64token characters. */
+		if (!(isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' ||
+		      c == '/' || c == '='))
+			return 0;
+	}
+	return 1;
+}
+
+static enum role auth_role_parse(const char *s)
+{
+	if (!s)
+		return ROLE_NONE;
+	if (strcmp(s, "office") == 0)
+		return ROLE_OFFICE;
+	if (strcmp(s, "worker") == 0)
+		return ROLE_WORKER;
+	if (strcmp(s, "supervisor") == 0)
+		return ROLE_SUPERVISOR;
+	if (strcmp(s, "admin") == 0)
+		return ROLE_ADMIN;
+	return ROLE_NONE;
+}
+
+static int auth_copy_id(char *dst, size_t dstlen, const json_t *v, int required)
+{
+	const char *s = json_string_value(v);
+
+	if (!s || !*s) {
+		dst[0] = '\0';
+		return required ? -1 : 0;
+	}
+	if (strlen(s) >= dstlen)
+		return -1;
+	strcpy(dst, s);
+	return 0;
+}
+
+/* Parse the principal returned by auth_token/auth_cert into r->who. */
+static int auth_fill_principal(struct req *r, const char *text, size_t len)
+{
+	json_t *j = json_loadb(text, len, 0, NULL);
+	struct principal p;
+	int rc = -1;
+
+	memset(&p, 0, sizeof(p));
+	if (!json_is_object(j))
+		goto fail;
+	p.role = auth_role_parse(json_string_value(json_object_get(j, "role")));
+	if (p.role == ROLE_NONE)
+		goto fail;
+	if (auth_copy_id(p.id, sizeof(p.id), json_object_get(j, "id"), 1) < 0 ||
+	    auth_copy_id(p.org_id, sizeof(p.org_id), json_object_get(j, "org_id"), 0) < 0 ||
+	    auth_copy_id(p.token_id, sizeof(p.token_id), json_object_get(j, "token_id"), 0) < 0)
+		goto fail;
+	p.programme_scope = json_is_true(json_object_get(j, "programme"));
+	r->who = p;
+	rc = 0;
+fail:
+	json_decref(j);
+	return rc;
+}
+
+static void auth_done(void *arg, enum db_status st, const PGresult *res)
+{
+	struct auth_state *s = arg;
+	struct req *r = s->r;
+	auth_next next = s->next;
+
+	free(s);
+	switch (st) {
+	case DB_OK:
+		break;
+	case DB_SQL_ERROR:
+		log_event(LOG_ERROR, r->id, "auth_lookup_failed", "sqlstate=%s",
+			  res ? db_sqlstate(res) : "");
+		req_reply_unavailable(r, 1);
+		return;
+	default:
+		log_event(LOG_WARN, r->id, "auth_lookup_failed", "status=%s", db_status_to_str(st));
+		req_reply_unavailable(r, 1);
+		return;
+	}
+	if (!res || PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+		/* Unknown, expired or revoked: deliberately one answer for all. */
+		auth_reply_401(r, "unknown_credential", "invalid or expired credentials");
+		return;
+	}
+	if (auth_fill_principal(r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)) < 0) {
+		log_event(LOG_ERROR, r->id, "auth_lookup_failed", "reason=bad_principal");
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return;
+	}
+	next(r);
+}
+
+static void auth_submit(struct req *r, auth_next next, const char *stmt, int n,
+			const char *const *values)
+{
+	struct auth_state *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		req_reply_unavailable(r, 1);
+		return;
+	}
+	s->r = r;
+	s->next = next;
+	if (!r->app || !r->app->pool ||
+	    !db_submit(r->app->pool, stmt, n, values, auth_done, s, 0)) {
+		free(s);
+		req_reply_unavailable(r, 1);
+	}
+}
+
+void auth_begin(struct req *r, auth_next next)
+{
+	const char *h = req_header(r, "Authorization");
+
+	memset(&r->who, 0, sizeof(r->who));
+	if (auth_query_has_credential(r->query)) {
+		auth_reply_401(r, "token_in_url", "credentials are not accepted in the URL");
+		return;
+	}
+	if (h) {
+		char hex[65];
+		const char *tok;
+		size_t n;
+
+		if (strncasecmp(h, "Bearer ", 7) != 0) {
+			auth_reply_401(r, "bad_scheme", "use Authorization: Bearer");
+			return;
+		}
+		tok = h + 7;
+		while (*tok == ' ')
+			tok++;
+		n = strlen(tok);
+		while (n > 0 && tok[n - 1] == ' ')
+			n--;
+		if (!auth_token_syntax_ok(tok, n)) {
+			auth_reply_401(r, "bad_token_syntax", "invalid or expired credentials");
+			return;
+		}
+		crypto_sha256_hex(tok, n, hex);
+		const char *values[1] = {hex};
+		auth_submit(r, next, "auth_token", 1, values);
+		OPENSSL_cleanse(hex, sizeof(hex));
+		return;
+	}
+	if (r->cert.present) {
+		const struct config *cfg = r->app ? r->app->cfg : NULL;
+		int by_subject = cfg && cfg->office_cert_identity == CERT_ID_SUBJECT;
+		const char *values[2] = {by_subject ? NULL : r->cert.fingerprint,
+					 by_subject ? r->cert.subject : NULL};
+
+		if (!values[0] && !values[1]) {
+			auth_reply_401(r, "no_credential", "authentication required");
+			return;
+		}
+		auth_submit(r, next, "auth_cert", 2, values);
+		return;
+	}
+	auth_reply_401(r, "no_credential", "authentication required");
+}
