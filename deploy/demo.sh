@@ -1,0 +1,332 @@
+#!/bin/sh
+# demo.sh - run referrald locally: private PostgreSQL under var/pg, dev
+# certificates under var/certs, keys under var/keys, config and credentials
+# under var/demo, a seeded demo network, and the daemon in the foreground on
+# https://127.0.0.1:8443 (metrics on https://127.0.0.1:9443).
+#
+#   sh deploy/demo.sh [path/to/referrald]       (make demo)
+#
+# Ctrl-C (SIGINT) or SIGTERM stops the daemon, then the cluster. Running it
+# again reuses var/: the cluster, the keys (so sealed data stays readable), the
+# certificates and, while its admin token still works, the seeded network.
+#
+# Owns: everything under var/. Must never: touch a system PostgreSQL, use
+# port 5432, or print key material (tokens go to var/demo/credentials.env,
+# which the demo also prints, since they are throwaway dev credentials).
+set -eu
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BIN=${1:-build/referrald}
+case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+VAR=$ROOT/var
+PGDIR=$VAR/pg
+PGDATA=$PGDIR/data
+CERTS=$VAR/certs
+KEYS=$VAR/keys
+DEMO=$VAR/demo
+CONF=$DEMO/referrald.conf
+CREDS=$DEMO/credentials.env
+API_PORT=8443
+OPS_PORT=9443
+DB=referrald
+DB_USER=referrald
+
+say() { echo "demo: $*" >&2; }
+die() {
+	say "$*"
+	exit 1
+}
+
+[ -x "$BIN" ] || die "$BIN not found: run make first"
+
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then
+		(cd / && runuser -u postgres -- "$@")
+	else
+		"$@"
+	fi
+}
+
+port_busy() { [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
+
+free_port() {
+	for _ in $(seq 1 100); do
+		p=$(awk -v s="$(od -An -N2 -tu2 /dev/urandom)" 'BEGIN { print 20000 + s % 40000 }')
+		port_busy "$p" || {
+			echo "$p"
+			return 0
+		}
+	done
+	return 1
+}
+
+port_busy "$API_PORT" && die "port $API_PORT is in use (another demo running?)"
+port_busy "$OPS_PORT" && die "port $OPS_PORT is in use (another demo running?)"
+
+mkdir -p "$VAR" "$DEMO"
+
+# ------------------------------------------------------------ PostgreSQL
+mkdir -p "$PGDIR"
+if [ "$(id -u)" -eq 0 ]; then
+	chown postgres: "$PGDIR"
+	# initdb refuses root, so the cluster runs as postgres, which must be able
+	# to reach var/pg through every parent directory of the checkout.
+	if ! (cd / && runuser -u postgres -- test -w "$PGDIR" -a -x "$PGDIR"); then
+		die "the postgres user cannot reach $PGDIR (a parent directory is not
+      traversable for it). Move the checkout somewhere world-traversable (e.g. under /srv or
+      /opt), or run: chmod o+x on each parent directory of $ROOT"
+	fi
+fi
+
+if [ ! -f "$PGDATA/PG_VERSION" ]; then
+	say "creating a PostgreSQL 15 cluster in var/pg"
+	as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C \
+		>"$PGDIR/initdb.log" 2>&1 || {
+		cat "$PGDIR/initdb.log" >&2
+		die "initdb failed"
+	}
+	# The socket lives in var/pg when that path is short enough for a unix
+	# socket name; TCP on loopback is used either way.
+	sock=$PGDIR
+	[ ${#PGDIR} -lt 90 ] || sock=
+	as_pg sh -c "cat >>'$PGDATA/postgresql.conf'" <<EOF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$sock'
+fsync = on
+full_page_writes = on
+synchronous_commit = on
+max_connections = 50
+EOF
+fi
+
+# A cluster left running by an interrupted run: stop it, then start on a
+# port that is free now (the port is chosen at every start).
+if as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+	say "stopping a cluster left running by an earlier run"
+	as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+fi
+PGPORT=$(free_port) || die "no free port for PostgreSQL"
+as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDIR/server.log" -o "-p $PGPORT" -w -t 60 start \
+	>/dev/null || {
+	tail -n 20 "$PGDIR/server.log" >&2
+	die "PostgreSQL did not start (log: var/pg/server.log)"
+}
+
+DAEMON_PID=
+stop_all() {
+	trap - INT TERM EXIT
+	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+		say "stopping the daemon"
+		kill -TERM "$DAEMON_PID" 2>/dev/null || true
+		wait "$DAEMON_PID" 2>/dev/null || true
+	fi
+	say "stopping PostgreSQL"
+	as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+}
+trap 'stop_all' EXIT
+# Ctrl-C is the normal way to end the demo: clean stop, exit 0.
+trap 'exit 0' INT TERM
+
+psql_su() {
+	psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres "$@"
+}
+psql_su -d postgres -v db="$DB" -v owner="$DB_USER" <<'EOF' >/dev/null
+SELECT format('CREATE ROLE %I LOGIN', :'owner')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'owner') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
+EOF
+
+# ------------------------------------------------- certificates and keys
+sh "$ROOT/deploy/gen-certs.sh" "$CERTS"
+mkdir -p "$KEYS"
+chmod 0700 "$KEYS"
+(
+	umask 077
+	[ -s "$KEYS/uic.key" ] || openssl rand -hex 32 >"$KEYS/uic.key"
+	[ -s "$KEYS/data.keys" ] || echo "k1 $(openssl rand -hex 32)" >"$KEYS/data.keys"
+)
+
+# --------------------------------------------------------------- config
+cat >"$CONF" <<EOF
+# written by deploy/demo.sh at every run (the PostgreSQL port changes)
+[server]
+listen = 127.0.0.1:$API_PORT
+client_cert = optional
+metrics_listen = 127.0.0.1:$OPS_PORT
+
+[tls]
+cert_file = $CERTS/server.crt
+key_file = $CERTS/server.key
+ca_file = $CERTS/ca.crt
+
+[database]
+conninfo = host=127.0.0.1 port=$PGPORT dbname=$DB user=$DB_USER application_name=referrald-demo
+pool_size = 4
+
+[security]
+uic_key_file = $KEYS/uic.key
+data_key_file = $KEYS/data.keys
+
+[log]
+level = info
+format = logfmt
+EOF
+
+"$BIN" -c "$CONF" --check-config >/dev/null
+"$BIN" -c "$CONF" --migrate
+
+# --------------------------------------------------------------- daemon
+say "starting referrald on https://127.0.0.1:$API_PORT (metrics on https://127.0.0.1:$OPS_PORT)"
+"$BIN" -c "$CONF" &
+DAEMON_PID=$!
+
+CA_CERT=var/certs/ca.crt
+BASE_URL=https://127.0.0.1:$API_PORT
+i=0
+until [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$ROOT/$CA_CERT" "$BASE_URL/healthz")" = 200 ]; do
+	kill -0 "$DAEMON_PID" 2>/dev/null || {
+		DAEMON_PID=
+		die "the daemon exited at start (its log is above)"
+	}
+	i=$((i + 1))
+	[ "$i" -lt 300 ] || die "no answer on $BASE_URL/healthz after 30 s"
+	sleep 0.1
+done
+
+# ----------------------------------------------------------------- seed
+ADMIN_TOKEN= SUPERVISOR_TOKEN= WORKER_TOKEN= OFFICE_TOKEN=
+if [ -f "$CREDS" ]; then
+	ADMIN_TOKEN=$(sed -n 's/^ADMIN_TOKEN=//p' "$CREDS")
+fi
+
+api() { # api METHOD PATH [JSON] -> body on stdout; fails unless 2xx
+	_out=$(curl -sS -X "$1" --cacert "$ROOT/$CA_CERT" -H "Authorization: Bearer $ADMIN_TOKEN" \
+		-H 'Content-Type: application/json' ${3:+--data-binary "$3"} \
+		-w '\n%{http_code}' "$BASE_URL$2") || return 1
+	_code=$(printf '%s\n' "$_out" | tail -n 1)
+	_body=$(printf '%s\n' "$_out" | sed '$d')
+	case $_code in
+	2??) printf '%s\n' "$_body" ;;
+	*)
+		say "$1 $2 answered $_code: $_body"
+		return 1
+		;;
+	esac
+}
+id_of() { jq -er .id; }
+token_for() { # token_for ROLE SUBJECT_ID
+	api POST /v1/tokens "{\"role\":\"$1\",\"subject_id\":\"$2\",\"expires_at\":\"$EXPIRES\"}" |
+		jq -er .token
+}
+
+seeded=no
+if [ -n "$ADMIN_TOKEN" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$ROOT/$CA_CERT" \
+	-H "Authorization: Bearer $ADMIN_TOKEN" "$BASE_URL/metrics")" = 200 ]; then
+	say "reusing the seeded network and tokens in var/demo/credentials.env"
+	seeded=yes
+elif "$BIN" --help 2>&1 | grep -q -- --mint-admin-token; then
+	say "minting an admin token and seeding the demo network"
+	ADMIN_TOKEN=$("$BIN" -c "$CONF" --mint-admin-token "demo-admin-$(date +%s)" | tail -n 1)
+	[ -n "$ADMIN_TOKEN" ] || die "--mint-admin-token printed no token"
+	EXPIRES=$(date -u -d '+90 days' +%Y-%m-%dT%H:%M:%SZ)
+	if [ -f "$ROOT/deploy/demo-seed.sh" ]; then
+		# The API helpers' seed script: given BASE_URL, CA_CERT (absolute),
+		# ADMIN_TOKEN, OFFICE_CERT and EXPIRES, it prints KEY=value lines
+		# (SUPERVISOR_TOKEN, WORKER_TOKEN, OFFICE_TOKEN, and any extra).
+		extra=$(BASE_URL=$BASE_URL CA_CERT=$ROOT/$CA_CERT ADMIN_TOKEN=$ADMIN_TOKEN \
+			OFFICE_CERT=$CERTS/office.crt EXPIRES=$EXPIRES sh "$ROOT/deploy/demo-seed.sh") ||
+			die "deploy/demo-seed.sh failed"
+		eval "$(printf '%s\n' "$extra" | grep -E '^[A-Z_]+=[A-Za-z0-9._:/-]*$')"
+		printf '%s\n' "$extra" | grep -E '^[A-Z_]+=' >"$DEMO/seed.env" || true
+	else
+		fp=$(openssl x509 -in "$CERTS/office.crt" -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1)
+		fp2=$(openssl x509 -in "$CERTS/office2.crt" -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1)
+		org1=$(api POST /v1/organisations '{"name":"Harm Reduction Network Bishkek"}' | id_of)
+		org2=$(api POST /v1/organisations '{"name":"Legal Support Osh"}' | id_of)
+		off1=$(api POST /v1/offices "{\"name\":\"Bishkek probation office\",\"region\":\"bishkek\",\"cert_fingerprint\":\"$fp\"}" | id_of)
+		api POST /v1/offices "{\"name\":\"Osh probation office\",\"region\":\"osh\",\"cert_fingerprint\":\"$fp2\"}" >/dev/null
+		w1=$(api POST /v1/workers "{\"organisation_id\":\"$org1\",\"kind\":\"harm_reduction\",\"handle\":\"hr-aibek\",\"regions\":[\"bishkek\",\"chui\"],\"languages\":[\"ky\",\"ru\"],\"capacity\":5}" | id_of)
+		api POST /v1/workers "{\"organisation_id\":\"$org1\",\"kind\":\"harm_reduction\",\"handle\":\"hr-nurgul\",\"regions\":[\"osh\",\"osh-city\"],\"languages\":[\"ky\",\"uz\"],\"capacity\":4}" >/dev/null
+		api POST /v1/workers "{\"organisation_id\":\"$org1\",\"kind\":\"harm_reduction\",\"handle\":\"hr-olga\",\"regions\":[\"bishkek\"],\"languages\":[\"ru\"],\"capacity\":3}" >/dev/null
+		api POST /v1/workers "{\"organisation_id\":\"$org2\",\"kind\":\"legal_support\",\"handle\":\"legal-timur\",\"regions\":[\"bishkek\",\"osh\"],\"languages\":[\"ky\",\"ru\"],\"capacity\":6}" >/dev/null
+		api POST /v1/workers "{\"organisation_id\":\"$org2\",\"kind\":\"legal_support\",\"handle\":\"legal-aida\",\"regions\":[\"osh\",\"osh-city\"],\"languages\":[\"ky\"],\"capacity\":4}" >/dev/null
+		sup=$(api POST /v1/supervisors "{\"organisation_id\":\"$org1\",\"handle\":\"sup-gulnara\"}" | id_of)
+		api POST /v1/supervisors "{\"organisation_id\":\"$org2\",\"handle\":\"sup-bakyt\"}" >/dev/null
+		SUPERVISOR_TOKEN=$(token_for supervisor "$sup")
+		WORKER_TOKEN=$(token_for worker "$w1")
+		OFFICE_TOKEN=$(token_for office "$off1")
+		: >"$DEMO/seed.env"
+	fi
+else
+	say "this build cannot mint tokens yet (no --mint-admin-token): TLS entries only"
+fi
+
+if [ "$seeded" = no ]; then
+	tmp=$CREDS.tmp
+	umask 077
+	{
+		echo "# written by deploy/demo.sh; paths are relative to the project root"
+		echo "BASE_URL=$BASE_URL"
+		echo "CA_CERT=$CA_CERT"
+		echo "ADMIN_TOKEN=$ADMIN_TOKEN"
+		echo "SUPERVISOR_TOKEN=$SUPERVISOR_TOKEN"
+		echo "WORKER_TOKEN=$WORKER_TOKEN"
+		echo "OFFICE_TOKEN=$OFFICE_TOKEN"
+		echo "OFFICE_CERT=var/certs/office.crt"
+		echo "OFFICE_KEY=var/certs/office.key"
+		[ -s "$DEMO/seed.env" ] && grep -v -E '^(BASE_URL|CA_CERT|ADMIN_TOKEN|SUPERVISOR_TOKEN|WORKER_TOKEN|OFFICE_TOKEN|OFFICE_CERT|OFFICE_KEY)=' "$DEMO/seed.env"
+	} >"$tmp"
+	mv "$tmp" "$CREDS"
+fi
+
+cat >&2 <<EOF
+
+referrald demo is running on $BASE_URL  (metrics: https://127.0.0.1:$OPS_PORT/metrics)
+Credentials: var/demo/credentials.env. In another shell, from the project root:
+
+  set -a; . var/demo/credentials.env; set +a
+  C="curl -sS --cacert \$CA_CERT -H Content-Type:application/json"
+  \$C \$BASE_URL/healthz; \$C \$BASE_URL/readyz
+  \$C https://127.0.0.1:$OPS_PORT/metrics | head
+
+  # office (its client certificate; or -H "Authorization: Bearer \$OFFICE_TOKEN"): submit
+  \$C --cert \$OFFICE_CERT --key \$OFFICE_KEY -H 'Idempotency-Key: demo-1' \$BASE_URL/v1/referrals -d '{
+    "external_ref": "BISH-2026-00042",
+    "client": {"uic": "AB0312M85", "birth_year": 1985, "gender": "m", "languages": ["ky", "ru"],
+               "region": "bishkek", "contact": {"phone": "+996555123456"}},
+    "needs": ["harm_reduction", "legal_support"], "urgency": "normal",
+    "consent": {"services": true, "report_back": true, "obtained_at": "2026-11-27T10:00:00Z"},
+    "probation": {"starts_on": "2026-11-20", "ends_on": "2027-05-20"},
+    "note": "prefers calls after 18:00"}'
+  \$C -H "Authorization: Bearer \$OFFICE_TOKEN" \$BASE_URL/v1/referrals
+
+  # worker: the inbox, accept, first contact, complete
+  \$C -H "Authorization: Bearer \$WORKER_TOKEN" "\$BASE_URL/v1/assignments?status=offered"
+  A=<assignment id from the inbox>
+  \$C -H "Authorization: Bearer \$WORKER_TOKEN" -X POST \$BASE_URL/v1/assignments/\$A/accept
+  \$C -H "Authorization: Bearer \$WORKER_TOKEN" \$BASE_URL/v1/assignments/\$A/events \\
+       -d '{"type": "contact_made", "at": "'\$(date -u +%Y-%m-%dT%H:%M:%SZ)'"}'
+  \$C -H "Authorization: Bearer \$WORKER_TOKEN" \$BASE_URL/v1/assignments/\$A/complete \\
+       -d '{"outcome": "linked_to_services"}'
+
+  # supervisor: the organisation's assignments, deadlines, follow-up report, audit trail
+  \$C -H "Authorization: Bearer \$SUPERVISOR_TOKEN" \$BASE_URL/v1/assignments
+  \$C -H "Authorization: Bearer \$SUPERVISOR_TOKEN" "\$BASE_URL/v1/deadlines?state=pending"
+  \$C -H "Authorization: Bearer \$SUPERVISOR_TOKEN" "\$BASE_URL/v1/reports/follow-up?group_by=worker"
+  \$C -H "Authorization: Bearer \$SUPERVISOR_TOKEN" \$BASE_URL/v1/audit
+
+  # admin: organisations, offices, workers, tokens (never client data)
+  \$C -H "Authorization: Bearer \$ADMIN_TOKEN" \$BASE_URL/v1/organisations -d '{"name": "Another organisation"}'
+
+Ctrl-C stops the daemon and PostgreSQL.
+EOF
+
+# The daemon runs until it exits or we are told to stop (the traps above).
+set +e
+wait "$DAEMON_PID"
+rc=$?
+DAEMON_PID=
+exit "$rc"
