@@ -27,6 +27,10 @@ void http_server_stop_accepting(struct http_server *s);
 int http_server_in_flight(const struct http_server *s);
 /* Open connections on this listener. */
 int http_server_connections(const struct http_server *s);
+/* Free the listener. Requests still in flight stay valid: the server's
+ * bookkeeping is released when the last of them replies. */
 void http_server_free(struct http_server *s);
+/* Called by request.c exactly once per request, when it replies. */
+void http_server_request_done(struct http_server *s);
 
 #endif

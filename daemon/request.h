@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 struct app;
+struct http_server;
 struct evhttp_request;
 struct evhttp_connection;
 struct route;
@@ -65,6 +66,7 @@ struct req {
 	unsigned gone : 1;               /* client closed the connection before we replied */
 	unsigned replied : 1;
 	void *state;                     /* handler's own state; the handler frees it before replying */
+	struct http_server *server;      /* listener that received it; told when the reply is sent */
 };
 
 /* Created by http_server.c for each incoming request. Returns NULL only on

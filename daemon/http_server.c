@@ -1,0 +1,609 @@
+/*
+ * http_server.c - evhttp listeners wired to TLS through evhttp_set_bevcb.
+ *
+ * Owns: the listening socket (created here: SO_REUSEADDR, TCP_NODELAY), the
+ * per-connection record (tracked through SSL ex_data, so it dies exactly
+ * when the connection's SSL does), the TLS bufferevent of each connection,
+ * the limits (header and body size, timeout, methods, connection count,
+ * spare descriptors), the refusal of ambiguous requests, and handing each
+ * request to the router (API listener) or to the health routes (ops
+ * listener).
+ * Must never: return NULL from the bevcb (evhttp 2.1 would then speak
+ * plaintext on the TLS port); let EMFILE spin the loop; pass a request whose
+ * framing is ambiguous to a handler.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <openssl/ssl.h>
+
+#include "api.h"
+#include "app.h"
+#include "config.h"
+#include "http_limits.h"
+#include "http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "request.h"
+#include "router.h"
+#include "tls.h"
+
+#define HS_MAX_SPARE 1024
+#define HS_BACKLOG 511
+
+struct http_server;
+
+/* One accepted connection. Owned by its SSL (freed in hs_conn_free_cb when
+ * the SSL is freed), so it can never outlive or predecease the connection. */
+struct hs_conn {
+	struct http_server *s;          /* NULL once the server is gone */
+	struct hs_conn *prev, *next;
+	struct http_head_scan scan;     /* raw check of the current request head */
+	unsigned nodelay_set : 1;
+};
+
+struct http_server {
+	struct app *app;
+	enum listener_kind kind;
+	int require_cert;
+	struct evhttp *http;
+	struct evconnlistener *lev;     /* owned by evhttp's bound socket */
+	struct event *resume_ev;        /* re-enable accepting after a pause */
+	int ssl_idx;                    /* SSL ex_data index of struct hs_conn */
+	int conns;
+	int in_flight;
+	int stopped;                    /* drain: never accept again */
+	int paused_full;                /* max_connections reached */
+	int paused_err;                 /* accept failed without spare fds */
+	int listening;                  /* current state of the listener */
+	int freed;                      /* http_server_free ran; waiting for in_flight */
+	struct hs_conn *conn_list;
+	const struct config *applied;   /* configuration the limits came from */
+	int spare[HS_MAX_SPARE];
+	int nspare;
+	int want_spare;
+};
+
+static const struct route ops_routes[] = {
+	{ EVHTTP_REQ_GET, "/healthz", 0, api_healthz, "healthz" },
+	{ EVHTTP_REQ_GET, "/readyz", 0, api_readyz, "readyz" },
+	{ EVHTTP_REQ_GET, "/metrics", 0, api_metrics, "metrics" },
+};
+
+static void hs_update_listener(struct http_server *s)
+{
+	int want;
+
+	if (s->lev == NULL)
+		return;
+	want = !s->stopped && !s->freed && !s->paused_full && !s->paused_err;
+	if (want == s->listening)
+		return;
+	if (want)
+		evconnlistener_enable(s->lev);
+	else
+		evconnlistener_disable(s->lev);
+	s->listening = want;
+}
+
+/* max_connections counts every listener of the process. */
+static void hs_balance(struct http_server *self)
+{
+	struct http_server *all[4] = { self->app->api, self->app->mtls, self->app->ops, self };
+	int total = 0, i, j, full;
+	int max = self->app->cfg ? self->app->cfg->max_connections : 0;
+
+	for (i = 0; i < 4; i++) {
+		for (j = 0; j < i; j++)
+			if (all[j] == all[i])
+				break;
+		if (all[i] != NULL && j == i)
+			total += all[i]->conns;
+	}
+	full = max > 0 && total >= max;
+	for (i = 0; i < 4; i++) {
+		if (all[i] == NULL || all[i]->freed)
+			continue;
+		if (all[i]->paused_full != full) {
+			all[i]->paused_full = full;
+			if (full)
+				log_warn("accept_paused", "reason=max_connections connections=%d",
+					 total);
+		}
+		hs_update_listener(all[i]);
+	}
+}
+
+static void hs_spare_fill(struct http_server *s)
+{
+	while (s->nspare < s->want_spare) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			break;
+		s->spare[s->nspare++] = fd;
+	}
+}
+
+static void hs_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *s = arg;
+
+	(void)fd;
+	(void)what;
+	hs_spare_fill(s);
+	s->paused_err = 0;
+	hs_update_listener(s);
+}
+
+/*
+ * accept() failed. Out of descriptors, the listener would stay readable and
+ * the loop would spin: give one spare back, accept the waiting connection
+ * and close it at once (the client sees a clean close rather than a hang),
+ * then take the spare again. Without a spare, or on other errors, pause
+ * accepting briefly.
+ */
+static void hs_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct http_server *s = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = { 0, 100 * 1000 };
+
+	if ((err == EMFILE || err == ENFILE) && s->nspare > 0) {
+		int fd;
+
+		close(s->spare[--s->nspare]);
+		fd = accept(evconnlistener_get_fd(lev), NULL, NULL);
+		if (fd >= 0)
+			close(fd);
+		hs_spare_fill(s);
+		if (s->app->metrics)
+			metrics_count(s->app->metrics, "accept_refused_total", 1);
+		return;
+	}
+	log_warn("accept_failed", "errno=%d spare=%d", err, s->nspare);
+	s->paused_err = 1;
+	hs_update_listener(s);
+	evtimer_add(s->resume_ev, &tv);
+}
+
+/* Limits are reloadable: apply them again when the configuration object
+ * changed (SIGHUP), at the next accepted connection. */
+static void hs_apply_limits(struct http_server *s)
+{
+	const struct config *cfg = s->app->cfg;
+	struct timeval tv;
+	unsigned methods = EVHTTP_REQ_GET;
+	long ms;
+
+	if (cfg == NULL || cfg == s->applied)
+		return;
+	s->applied = cfg;
+	evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg->max_header_size);
+	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->max_body_size);
+	/* libevent 2.1 has one inactivity timeout per connection, applied to
+	 * reading a request, writing a reply and waiting between keep-alive
+	 * requests alike: the read timeout, raised to the write timeout. */
+	ms = cfg->read_timeout_ms;
+	if (cfg->write_timeout_ms > ms)
+		ms = cfg->write_timeout_ms;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evhttp_set_timeout_tv(s->http, &tv);
+	if (s->kind == LISTENER_API) {
+		if (http_methods_parse(cfg->allowed_methods, &methods) != 0)
+			methods = EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+				  EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE;
+	}
+	evhttp_set_allowed_methods(s->http, (ev_uint16_t)methods);
+}
+
+/* SSL ex_data destructor: the connection is gone. */
+static void hs_conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			    void *argp)
+{
+	struct hs_conn *c = ptr;
+	struct http_server *s;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (c == NULL)
+		return;
+	s = c->s;
+	if (s != NULL) {
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			s->conn_list = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		s->conns--;
+		if (!s->freed)
+			hs_balance(s);
+	}
+	free(c);
+}
+
+/* Scan newly decrypted bytes of a request head for what the parser would
+ * silently normalise. Runs when data is added to the connection's input,
+ * before evhttp parses it. */
+static void hs_scan_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct hs_conn *c = arg;
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec vec[8];
+	size_t len = evbuffer_get_length(buf), start, used;
+	int n, i;
+
+	if (info->n_added == 0 || c->scan.state != HS_HEAD)
+		return;
+	start = info->n_added > len ? 0 : len - info->n_added;
+	if (evbuffer_ptr_set(buf, &pos, start, EVBUFFER_PTR_SET) != 0)
+		return;
+	while (c->scan.state == HS_HEAD) {
+		/* peek returns how many chunks the rest needs, fills up to 8 */
+		n = evbuffer_peek(buf, -1, &pos, vec, 8);
+		if (n <= 0)
+			break;
+		for (i = 0; i < n && i < 8 && c->scan.state == HS_HEAD; i++) {
+			http_head_scan(&c->scan, vec[i].iov_base, vec[i].iov_len, &used);
+			if (evbuffer_ptr_set(buf, &pos, used, EVBUFFER_PTR_ADD) != 0)
+				return;
+		}
+		if (n <= 8)
+			break;
+	}
+}
+
+/* The previous request is complete; what is still buffered belongs to the
+ * next one. */
+static void hs_scan_rearm(struct hs_conn *c, struct bufferevent *bev)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_cb_info info;
+
+	http_head_scan_reset(&c->scan);
+	info.orig_size = 0;
+	info.n_added = evbuffer_get_length(in);
+	info.n_deleted = 0;
+	if (info.n_added > 0)
+		hs_scan_cb(in, &info, c);
+}
+
+/* A bufferevent that can never carry data: evhttp's bufferevent_setfd on it
+ * fails and the connection is dropped. Used when TLS setup fails, because
+ * returning NULL would make evhttp serve plaintext. */
+static struct bufferevent *hs_reject_bev(struct event_base *base)
+{
+	struct bufferevent *pair[2];
+
+	if (bufferevent_pair_new(base, 0, pair) != 0) {
+		/* Not even a few bytes left: the only answer that cannot
+		 * become a plaintext listener is to stop. */
+		log_error("tls_setup_failed", "reason=out_of_memory");
+		abort();
+	}
+	bufferevent_free(pair[1]);
+	return pair[0];
+}
+
+static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
+{
+	struct http_server *s = arg;
+	struct hs_conn *c;
+	SSL *ssl;
+	struct bufferevent *bev;
+
+	hs_apply_limits(s);
+	ssl = tls_server_new_ssl(s->app->tls, s->require_cert);
+	if (ssl == NULL)
+		goto reject;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		SSL_free(ssl);
+		goto reject;
+	}
+	if (!SSL_set_ex_data(ssl, s->ssl_idx, c)) {
+		free(c);
+		SSL_free(ssl);
+		goto reject;
+	}
+	c->s = s;
+	c->next = s->conn_list;
+	if (c->next)
+		c->next->prev = c;
+	s->conn_list = c;
+	s->conns++;
+	http_head_scan_reset(&c->scan);
+
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);          /* frees c and uncounts it */
+		goto reject;
+	}
+	/* Peers that close without close_notify are ordinary on the web. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	if (evbuffer_add_cb(bufferevent_get_input(bev), hs_scan_cb, c) == NULL) {
+		bufferevent_free(bev);
+		goto reject;
+	}
+	hs_balance(s);
+	return bev;
+reject:
+	log_warn("tls_setup_failed", "listener=%s", s->kind == LISTENER_OPS ? "ops" : "api");
+	return hs_reject_bev(base);
+}
+
+static struct hs_conn *hs_conn_of(struct http_server *s, struct evhttp_request *ev,
+				  struct bufferevent **bevp)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	*bevp = bev;
+	return ssl ? SSL_get_ex_data(ssl, s->ssl_idx) : NULL;
+}
+
+static void hs_ops_dispatch(struct req *r)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(ops_routes) / sizeof(ops_routes[0]); i++) {
+		if (strcmp(ops_routes[i].pattern, r->path) != 0)
+			continue;
+		if (ops_routes[i].method != r->method) {
+			req_reply_error(r, 405, "method_not_allowed",
+					"method not allowed on this path", NULL);
+			return;
+		}
+		r->route = &ops_routes[i];
+		ops_routes[i].handler(r);
+		return;
+	}
+	req_reply_error(r, 404, "not_found", "no such resource", NULL);
+}
+
+static void hs_request_cb(struct evhttp_request *ev, void *arg)
+{
+	struct http_server *s = arg;
+	struct bufferevent *bev = NULL;
+	struct hs_conn *c = hs_conn_of(s, ev, &bev);
+	struct http_hdr_check hc;
+	struct evkeyval *kv;
+	const char *bad = NULL;
+	struct req *r;
+	int one = 1;
+
+	if (c != NULL && !c->nodelay_set && bev != NULL) {
+		/* Inherited from the listener on Linux; set anyway, once. */
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->nodelay_set = 1;
+	}
+	r = req_new(s->app, ev);
+	if (r == NULL) {
+		evhttp_send_error(ev, 503, NULL);
+		return;
+	}
+	r->server = s;
+	s->in_flight++;
+
+	if (c == NULL)
+		bad = "no_connection_state";
+	else if (c->scan.state == HS_BAD)
+		bad = c->scan.bad;
+	if (bad == NULL) {
+		http_hdr_check_init(&hc);
+		for (kv = evhttp_request_get_input_headers(ev)->tqh_first; kv != NULL;
+		     kv = kv->next.tqe_next) {
+			if (http_hdr_check_one(&hc, kv->key, kv->value) != 0)
+				break;
+		}
+		if (http_hdr_check_end(&hc) != 0)
+			bad = hc.bad;
+	}
+	if (bad != NULL) {
+		/* Never reuse a connection whose framing is in doubt. */
+		log_event(LOG_WARN, r->id, "request_rejected", "reason=%s", bad);
+		req_add_header(r, "Connection", "close");
+		req_reply_error(r, 400, "bad_request", "malformed or ambiguous request", NULL);
+		return;
+	}
+	hs_scan_rearm(c, bev);
+
+	if (r->path == NULL) {
+		req_reply_error(r, 400, "bad_request", "invalid request target", NULL);
+		return;
+	}
+	if (s->kind == LISTENER_OPS)
+		hs_ops_dispatch(r);
+	else
+		router_dispatch(r);
+}
+
+/* Socket of our own: options set before listen() so accepted sockets
+ * inherit them (TCP_NODELAY above all: without it Nagle and delayed ACKs
+ * stall every reply, which bufferevent_openssl writes as several records). */
+static int hs_listen_socket(const char *hostport, char *err, unsigned long errlen)
+{
+	struct sockaddr_storage ss;
+	int sslen = (int)sizeof(ss);
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (hostport == NULL ||
+	    evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&ss, &sslen) != 0) {
+		snprintf(err, errlen, "listen: bad address");
+		return -1;
+	}
+	if (((struct sockaddr_in *)&ss)->sin_port == 0) {
+		snprintf(err, errlen, "listen: %s: a port is required", hostport);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "listen: %s: socket: %s", hostport, strerror(errno));
+		return -1;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+		snprintf(err, errlen, "listen: %s: setsockopt: %s", hostport, strerror(errno));
+		goto fail;
+	}
+	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0) {
+		snprintf(err, errlen, "listen: %s: bind: %s", hostport, strerror(errno));
+		goto fail;
+	}
+	if (listen(fd, HS_BACKLOG) != 0) {
+		snprintf(err, errlen, "listen: %s: listen: %s", hostport, strerror(errno));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+struct http_server *http_server_new(struct app *app, const char *hostport,
+				    enum listener_kind kind, int require_cert, char *err,
+				    unsigned long errlen)
+{
+	struct http_server *s;
+	int fd = -1;
+
+	/* SSL_write on a socket the peer reset raises SIGPIPE; the error
+	 * return is what we want. */
+	signal(SIGPIPE, SIG_IGN);
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		snprintf(err, errlen, "listen: out of memory");
+		return NULL;
+	}
+	s->app = app;
+	s->kind = kind;
+	s->require_cert = require_cert;
+	s->ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, hs_conn_free_cb);
+	if (s->ssl_idx < 0) {
+		snprintf(err, errlen, "listen: no SSL ex_data index");
+		goto fail;
+	}
+	s->want_spare = app->cfg ? app->cfg->spare_fds : 0;
+	if (s->want_spare > HS_MAX_SPARE)
+		s->want_spare = HS_MAX_SPARE;
+	hs_spare_fill(s);
+	if (s->nspare < s->want_spare) {
+		snprintf(err, errlen, "listen: cannot reserve %d spare descriptors", s->want_spare);
+		goto fail;
+	}
+	s->resume_ev = evtimer_new(app->base, hs_resume_cb, s);
+	s->http = evhttp_new(app->base);
+	if (s->resume_ev == NULL || s->http == NULL) {
+		snprintf(err, errlen, "listen: out of memory");
+		goto fail;
+	}
+	/* Without lingering close a client still sending an oversized body
+	 * gets a reset instead of the 413. */
+	evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_bevcb(s->http, hs_bevcb, s);
+	evhttp_set_gencb(s->http, hs_request_cb, s);
+	hs_apply_limits(s);
+
+	fd = hs_listen_socket(hostport, err, errlen);
+	if (fd < 0)
+		goto fail;
+	s->lev = evconnlistener_new(app->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	if (s->lev == NULL) {
+		close(fd);
+		snprintf(err, errlen, "listen: %s: cannot watch the socket", hostport);
+		goto fail;
+	}
+	if (evhttp_bind_listener(s->http, s->lev) == NULL) {
+		evconnlistener_free(s->lev);
+		s->lev = NULL;
+		snprintf(err, errlen, "listen: %s: cannot bind evhttp", hostport);
+		goto fail;
+	}
+	evconnlistener_set_error_cb(s->lev, hs_accept_error);
+	s->listening = 1;
+	log_info("listen", "addr=%s kind=%s client_cert=%s", hostport,
+		 kind == LISTENER_OPS ? "ops" : "api", require_cert ? "required" : "optional");
+	return s;
+fail:
+	if (s->http)
+		evhttp_free(s->http);
+	if (s->resume_ev)
+		event_free(s->resume_ev);
+	while (s->nspare > 0)
+		close(s->spare[--s->nspare]);
+	free(s);
+	return NULL;
+}
+
+void http_server_stop_accepting(struct http_server *s)
+{
+	if (s == NULL)
+		return;
+	s->stopped = 1;
+	hs_update_listener(s);
+}
+
+int http_server_in_flight(const struct http_server *s)
+{
+	return s ? s->in_flight : 0;
+}
+
+int http_server_connections(const struct http_server *s)
+{
+	return s ? s->conns : 0;
+}
+
+void http_server_request_done(struct http_server *s)
+{
+	s->in_flight--;
+	if (s->freed && s->in_flight <= 0)
+		free(s);
+}
+
+void http_server_free(struct http_server *s)
+{
+	struct hs_conn *c;
+
+	if (s == NULL)
+		return;
+	s->freed = 1;
+	/* Connections' records outlive us only as orphans. */
+	for (c = s->conn_list; c != NULL; c = c->next)
+		c->s = NULL;
+	s->conn_list = NULL;
+	s->conns = 0;
+	/* Frees the listener and every connection; requests still being
+	 * handled are detached by request.c's close callback. */
+	evhttp_free(s->http);
+	s->http = NULL;
+	s->lev = NULL;
+	event_free(s->resume_ev);
+	while (s->nspare > 0)
+		close(s->spare[--s->nspare]);
+	if (s->in_flight <= 0)
+		free(s);
+}

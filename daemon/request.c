@@ -1,0 +1,336 @@
+/*
+ * request.c - one HTTP request from arrival to its single reply.
+ *
+ * Owns: struct req (allocated in req_new, freed by the one req_reply_*()),
+ * the request id, the copy of the body, the peer certificate identity, the
+ * security headers of every reply, the access-log line and the metrics
+ * observation.
+ * Must never: log a body, a header value, a token or the query string; reply
+ * twice; touch the evhttp request after evhttp has freed it (see
+ * req_on_close).
+ *
+ * Request ids are always generated here (16 random bytes, hex) and never
+ * taken from the client: an incoming X-Request-Id could carry anything a
+ * careless integrator puts in it (a client's UIC fits [A-Za-z0-9-]) and it
+ * would end up in logs and audit records. The id is echoed as X-Request-Id.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/rand.h>
+
+#include "app.h"
+#include "http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "request.h"
+#include "router.h"
+#include "tls.h"
+
+static uint64_t req_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The connection closed while the request was ours. Two cases:
+ * - evhttp detached the request from the connection first (the peer went
+ *   away): the request is now ours alone and the reply must still be sent,
+ *   which frees it;
+ * - the connection is being freed with the request still queued on it
+ *   (server shutdown): evhttp frees the request right after this callback,
+ *   so we must forget it.
+ */
+static void req_on_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct req *r = arg;
+
+	(void)evcon;
+	r->gone = 1;
+	if (r->ev != NULL && evhttp_request_get_connection(r->ev) != NULL)
+		r->ev = NULL;
+	r->conn = NULL;
+}
+
+/* Decode the path; NULL when it is absent, holds an encoded NUL or an encoded
+ * '/' (which would make segment matching ambiguous). */
+static char *req_decode_path(const char *raw)
+{
+	size_t len = 0;
+	char *p;
+
+	if (raw == NULL || raw[0] != '/')
+		return NULL;
+	if (strstr(raw, "%2f") || strstr(raw, "%2F"))
+		return NULL;
+	p = evhttp_uridecode(raw, 0, &len);
+	if (p == NULL)
+		return NULL;
+	if (strlen(p) != len) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+struct req *req_new(struct app *app, struct evhttp_request *ev)
+{
+	struct req *r;
+	const struct evhttp_uri *uri;
+	struct evbuffer *in;
+	struct bufferevent *bev;
+	unsigned char rnd[16];
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->start_ns = req_now_ns();
+	r->app = app;
+	r->ev = ev;
+	r->conn = evhttp_request_get_connection(ev);
+	r->method = (int)evhttp_request_get_command(ev);
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		goto fail;
+	for (i = 0; i < sizeof(rnd); i++) {
+		r->id[2 * i] = hex[rnd[i] >> 4];
+		r->id[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	r->id[32] = '\0';
+
+	/* r->path stays NULL for an unusable target: http_server.c answers
+	 * 400 before any routing. */
+	uri = evhttp_request_get_evhttp_uri(ev);
+	if (uri != NULL) {
+		const char *q = evhttp_uri_get_query(uri);
+		r->path = req_decode_path(evhttp_uri_get_path(uri));
+		if (q != NULL && (r->query = strdup(q)) == NULL)
+			goto fail;
+	}
+
+	in = evhttp_request_get_input_buffer(ev);
+	r->body_len = in ? evbuffer_get_length(in) : 0;
+	r->body = malloc(r->body_len + 1);
+	if (r->body == NULL)
+		goto fail;
+	if (r->body_len > 0 &&
+	    evbuffer_copyout(in, r->body, r->body_len) != (ev_ssize_t)r->body_len)
+		goto fail;
+	r->body[r->body_len] = '\0';
+
+	if (r->conn != NULL) {
+		bev = evhttp_connection_get_bufferevent(r->conn);
+		tls_peer_identity(bev ? bufferevent_openssl_get_ssl(bev) : NULL, &r->cert);
+		evhttp_connection_set_closecb(r->conn, req_on_close, r);
+	}
+	return r;
+fail:
+	free(r->path);
+	free(r->query);
+	free(r->body);
+	free(r);
+	return NULL;
+}
+
+const char *role_to_str(enum role role)
+{
+	switch (role) {
+	case ROLE_OFFICE:
+		return "office";
+	case ROLE_WORKER:
+		return "worker";
+	case ROLE_SUPERVISOR:
+		return "supervisor";
+	case ROLE_ADMIN:
+		return "admin";
+	case ROLE_NONE:
+		break;
+	}
+	return "none";
+}
+
+const char *req_header(const struct req *r, const char *name)
+{
+	if (r->ev == NULL)
+		return NULL;
+	return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+}
+
+const char *req_query_param(const struct req *r, const char *name, char *buf, size_t buflen)
+{
+	struct evkeyvalq q;
+	const char *v;
+	const char *ret = NULL;
+
+	if (r->query == NULL || buflen == 0)
+		return NULL;
+	/* evhttp_parse_query_str initialises q first, also when it fails. */
+	if (evhttp_parse_query_str(r->query, &q) != 0)
+		goto done;
+	v = evhttp_find_header(&q, name);
+	/* A value that does not fit is not cut (a cut cursor or id would
+	 * silently mean something else): it reads as absent. */
+	if (v != NULL && strlen(v) < buflen) {
+		memcpy(buf, v, strlen(v) + 1);
+		ret = buf;
+	}
+done:
+	evhttp_clear_headers(&q);
+	return ret;
+}
+
+void req_add_header(struct req *r, const char *name, const char *value)
+{
+	if (r->ev == NULL)
+		return;
+	/* evhttp_add_header refuses CR/LF in values (header injection). */
+	evhttp_add_header(evhttp_request_get_output_headers(r->ev), name, value);
+}
+
+static const char *req_method_str(int m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	default:
+		return "OTHER";
+	}
+}
+
+/* The one exit: headers, send (or free the detached request), log, count,
+ * release. body may be NULL; it is drained by evhttp. */
+static void req_finish(struct req *r, int status, const char *ctype, struct evbuffer *body)
+{
+	struct evkeyvalq *h;
+	size_t nbytes = body ? evbuffer_get_length(body) : 0;
+	uint64_t dur_us;
+	const char *route = r->route ? r->route->name : "unmatched";
+	struct http_server *server = r->server;
+
+	r->replied = 1;
+	/* Clear first: once the reply is out, evhttp may close the
+	 * connection, and the callback must not find a freed req. */
+	if (r->conn != NULL)
+		evhttp_connection_set_closecb(r->conn, NULL, NULL);
+	if (r->ev != NULL) {
+		h = evhttp_request_get_output_headers(r->ev);
+		if (ctype != NULL)
+			evhttp_add_header(h, "Content-Type", ctype);
+		evhttp_add_header(h, "Cache-Control", "no-store");
+		evhttp_add_header(h, "Strict-Transport-Security", "max-age=63072000");
+		evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+		evhttp_add_header(h, "X-Request-Id", r->id);
+		/* While draining, let keep-alive clients go. */
+		if (r->app != NULL && r->app->draining && evhttp_find_header(h, "Connection") == NULL)
+			evhttp_add_header(h, "Connection", "close");
+		/* For a detached request (client gone) this only frees it. */
+		evhttp_send_reply(r->ev, status, NULL, body);
+		r->ev = NULL;
+	}
+
+	dur_us = (req_now_ns() - r->start_ns) / 1000u;
+	log_event(LOG_INFO, r->id, "access",
+		  "method=%s route=%s status=%d bytes=%zu duration_ms=%.3f cert=%s role=%s%s",
+		  req_method_str(r->method), route, status, nbytes, (double)dur_us / 1000.0,
+		  r->cert.present ? "yes" : "no", role_to_str(r->who.role),
+		  r->gone ? " client_gone=1" : "");
+	if (r->app != NULL)
+		metrics_observe_request(r->app->metrics, route, status, dur_us);
+
+	free(r->path);
+	free(r->query);
+	free(r->body);
+	free(r);
+	if (server != NULL)
+		http_server_request_done(server);
+}
+
+void req_reply_raw(struct req *r, int status, const char *content_type, const void *data,
+		   size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	/* Without a buffer the reply still goes out, with an empty body. */
+	if (b != NULL && len > 0 && evbuffer_add(b, data, len) != 0) {
+		evbuffer_free(b);
+		b = NULL;
+		status = 500;
+	}
+	req_finish(r, status, content_type, b);
+	if (b != NULL)
+		evbuffer_free(b);
+}
+
+void req_reply_json(struct req *r, int status, json_t *body)
+{
+	char *text = NULL;
+
+	if (body != NULL) {
+		text = json_dumps(body, JSON_COMPACT);
+		json_decref(body);
+		if (text == NULL) {
+			req_reply_raw(r, 500, "application/json; charset=utf-8",
+				      "{\"error\":{\"code\":\"internal_error\","
+				      "\"message\":\"internal error\"}}",
+				      60);
+			return;
+		}
+	}
+	req_reply_raw(r, status, "application/json; charset=utf-8", text ? text : "",
+		      text ? strlen(text) : 0);
+	free(text);
+}
+
+void req_reply_error(struct req *r, int status, const char *code, const char *message,
+		     const char *field)
+{
+	json_t *err = json_object();
+	json_t *body = json_object();
+
+	if (err != NULL && body != NULL) {
+		json_object_set_new(err, "code", json_string(code));
+		json_object_set_new(err, "message", json_string(message));
+		if (field != NULL)
+			json_object_set_new(err, "field", json_string(field));
+		json_object_set_new(body, "error", err);
+		err = NULL;
+	} else {
+		json_decref(body);
+		body = NULL;
+	}
+	json_decref(err);
+	req_reply_json(r, status, body);
+}
+
+void req_reply_unavailable(struct req *r, int retry_after_s)
+{
+	char v[16];
+
+	snprintf(v, sizeof(v), "%d", retry_after_s > 0 ? retry_after_s : 1);
+	req_add_header(r, "Retry-After", v);
+	req_reply_error(r, 503, "unavailable", "service temporarily unavailable", NULL);
+}
