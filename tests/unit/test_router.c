@@ -1,0 +1,173 @@
+/*
+ * test_router.c - the route table and its policy: every protocol path is
+ * there with the right method and roles, patterns capture ids, unknown paths
+ * are unknown, known paths under another method are reported for 405.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/http.h>
+
+#include "request.h"
+#include "router.h"
+
+#define ID "0b7e6a36-5a55-4c6e-9d5d-1c1f8e0e2f11"
+
+struct expect {
+	int method;
+	const char *path;
+	const char *name;
+	unsigned roles;
+};
+
+/* The brief's endpoints, with the roles that may call each. */
+static const struct expect brief[] = {
+	{ EVHTTP_REQ_GET, "/healthz", "healthz", 0 },
+	{ EVHTTP_REQ_GET, "/readyz", "readyz", 0 },
+	{ EVHTTP_REQ_GET, "/metrics", "metrics", ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/referrals", "referrals.submit", ROLE_OFFICE },
+	{ EVHTTP_REQ_GET, "/v1/referrals", "referrals.list", ROLE_OFFICE | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/referrals/" ID, "referrals.get", ROLE_OFFICE | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/referrals/" ID "/withdraw", "referrals.withdraw", ROLE_OFFICE },
+	{ EVHTTP_REQ_GET, "/v1/assignments", "assignments.list", ROLE_WORKER | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/assignments/" ID, "assignments.get",
+	  ROLE_WORKER | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/accept", "assignments.accept", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/decline", "assignments.decline", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/events", "assignments.events", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/hold", "assignments.hold", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/resume", "assignments.resume", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/complete", "assignments.complete",
+	  ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/fail", "assignments.fail", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/reassign", "assignments.reassign",
+	  ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/deadlines", "deadlines.list", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/audit", "audit.list", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/organisations", "organisations.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/offices", "offices.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/workers", "workers.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_PATCH, "/v1/workers/" ID, "workers.patch", ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/supervisors", "supervisors.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/tokens", "tokens.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_DELETE, "/v1/tokens/" ID, "tokens.revoke", ROLE_ADMIN },
+	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/harm_reduction/urgent", "deadline_policies.put",
+	  ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/webhooks", "webhooks.create", ROLE_ADMIN },
+};
+
+static void test_every_brief_route(void **state)
+{
+	char params[REQ_MAX_PARAMS][64];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(brief) / sizeof(brief[0]); i++) {
+		int known = -1;
+		const struct route *rt = router_match(brief[i].path, brief[i].method, params,
+						      REQ_MAX_PARAMS, &known);
+		assert_non_null(rt);
+		assert_string_equal(rt->name, brief[i].name);
+		assert_int_equal(rt->roles, brief[i].roles);
+		assert_non_null(rt->handler);
+	}
+}
+
+static void test_table_invariants(void **state)
+{
+	int n = 0;
+	const struct route *t = router_table(&n);
+	(void)state;
+
+	assert_int_equal(n, (int)(sizeof(brief) / sizeof(brief[0])));
+	for (int i = 0; i < n; i++) {
+		/* Only health checks go without authentication. */
+		if (t[i].roles == 0)
+			assert_true(strcmp(t[i].pattern, "/healthz") == 0 ||
+				    strcmp(t[i].pattern, "/readyz") == 0);
+		/* Admins never reach client data. */
+		if (strncmp(t[i].pattern, "/v1/referrals", 13) == 0 ||
+		    strncmp(t[i].pattern, "/v1/assignments", 15) == 0)
+			assert_int_equal(t[i].roles & ROLE_ADMIN, 0);
+		for (int j = 0; j < i; j++) {
+			assert_string_not_equal(t[i].name, t[j].name);
+			assert_false(t[i].method == t[j].method &&
+				     strcmp(t[i].pattern, t[j].pattern) == 0);
+		}
+	}
+}
+
+static void test_params_captured(void **state)
+{
+	char params[REQ_MAX_PARAMS][64];
+	int known;
+	const struct route *rt;
+	(void)state;
+
+	memset(params, 0, sizeof(params));
+	rt = router_match("/v1/assignments/" ID "/accept", EVHTTP_REQ_POST, params,
+			  REQ_MAX_PARAMS, &known);
+	assert_non_null(rt);
+	assert_string_equal(params[0], ID);
+
+	rt = router_match("/v1/deadline-policies/legal_support/normal", EVHTTP_REQ_PUT, params,
+			  REQ_MAX_PARAMS, &known);
+	assert_non_null(rt);
+	assert_string_equal(params[0], "legal_support");
+	assert_string_equal(params[1], "normal");
+}
+
+static void test_unknown_and_405(void **state)
+{
+	char params[REQ_MAX_PARAMS][64];
+	int known;
+	(void)state;
+
+	assert_null(router_match("/v1/nothing", EVHTTP_REQ_GET, params, REQ_MAX_PARAMS, &known));
+	assert_int_equal(known, 0);
+	assert_null(router_match("/v1/referrals/", EVHTTP_REQ_GET, params, REQ_MAX_PARAMS,
+				 &known));
+	assert_int_equal(known, 0);
+	assert_null(router_match("/v1/referrals//withdraw", EVHTTP_REQ_POST, params,
+				 REQ_MAX_PARAMS, &known));
+	assert_int_equal(known, 0);
+	assert_null(router_match("/v1/referrals/" ID "/withdraw/x", EVHTTP_REQ_POST, params,
+				 REQ_MAX_PARAMS, &known));
+	assert_int_equal(known, 0);
+	assert_null(router_match("", EVHTTP_REQ_GET, params, REQ_MAX_PARAMS, &known));
+	assert_null(router_match("/V1/referrals", EVHTTP_REQ_GET, params, REQ_MAX_PARAMS,
+				 &known));
+	assert_int_equal(known, 0);
+
+	/* Known paths, other methods. */
+	assert_null(router_match("/v1/referrals", EVHTTP_REQ_DELETE, params, REQ_MAX_PARAMS,
+				 &known));
+	assert_int_equal(known, 1);
+	assert_null(router_match("/v1/assignments/" ID "/accept", EVHTTP_REQ_GET, params,
+				 REQ_MAX_PARAMS, &known));
+	assert_int_equal(known, 1);
+	assert_null(router_match("/healthz", EVHTTP_REQ_POST, params, REQ_MAX_PARAMS, &known));
+	assert_int_equal(known, 1);
+
+	/* A segment of 64 bytes or more never matches a parameter. */
+	{
+		char longp[128];
+		snprintf(longp, sizeof(longp), "/v1/referrals/%070d", 0);
+		assert_null(router_match(longp, EVHTTP_REQ_GET, params, REQ_MAX_PARAMS, &known));
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_brief_route),
+		cmocka_unit_test(test_table_invariants),
+		cmocka_unit_test(test_params_captured),
+		cmocka_unit_test(test_unknown_and_405),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
