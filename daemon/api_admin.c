@@ -87,13 +87,14 @@ static const struct jv_field supervisor_fields[] = {
 static const struct jv_field token_fields[] = {
 	{ "role", JV_STR, JV_REQUIRED, 1, 16, jsonv_is_role, NULL, 0 },
 	{ "subject_id", JV_STR, JV_REQUIRED, 36, 36, jsonv_is_uuid, NULL, 0 },
-	{ "expires_at", JV_STR, 0, 20, 40, jsonv_is_time, NULL, 0 },
+	{ "expires_at", JV_STR, JV_REQUIRED, 20, 40, jsonv_is_time, NULL, 0 },
 	JV_END,
 };
 
 static const struct jv_field policy_fields[] = {
-	{ "accept_within", JV_STR, JV_REQUIRED, 3, 32, jsonv_is_duration, NULL, 0 },
-	{ "first_contact_within", JV_STR, JV_REQUIRED, 3, 32, jsonv_is_duration, NULL, 0 },
+	{ "accept_within", JV_STR, 0, 3, 32, jsonv_is_duration, NULL, 0 },
+	{ "first_contact_within", JV_STR, 0, 3, 32, jsonv_is_duration, NULL, 0 },
+	{ "consultation_within", JV_STR, 0, 3, 32, jsonv_is_duration, NULL, 0 },
 	JV_END,
 };
 
@@ -285,6 +286,11 @@ void api_deadline_policy_put(struct req *r)
 	args = api_call_body(r, policy_fields, 0);
 	if (!args)
 		return;
+	if (json_object_size(args) == 0) {
+		json_decref(args);
+		req_reply_error(r, 400, "missing_field", "at least one duration is required", "");
+		return;
+	}
 	json_object_set_new(args, "need", json_string(need));
 	json_object_set_new(args, "urgency", json_string(urgency));
 	api_call_run(r, "api_deadline_policy_put", args);

@@ -18,6 +18,38 @@ static const struct query queries[] = {
 	/* sweeper.c: claim and act on due deadlines (FOR UPDATE SKIP LOCKED). */
 	{ "deadline_sweep", "SELECT deadline_sweep($1::int)", 1 },
 
+	/* auth.c: the principal behind a token hash or an office certificate. */
+	{ "auth_token", "SELECT auth_token($1)", 1 },
+	{ "auth_cert", "SELECT auth_cert($1, $2)", 2 },
+
+	/* api_*.c through api_call.c: one function per operation,
+	 * api_<op>(p_who, p_request_id, p_args) -> {"status","body","headers"}. */
+	{ "api_referral_submit", "SELECT api_referral_submit($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_referral_get", "SELECT api_referral_get($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_referral_list", "SELECT api_referral_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_referral_withdraw", "SELECT api_referral_withdraw($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_get", "SELECT api_assignment_get($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_list", "SELECT api_assignment_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_accept", "SELECT api_assignment_accept($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_decline", "SELECT api_assignment_decline($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_event", "SELECT api_assignment_event($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_hold", "SELECT api_assignment_hold($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_resume", "SELECT api_assignment_resume($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_complete", "SELECT api_assignment_complete($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_fail", "SELECT api_assignment_fail($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_reassign", "SELECT api_assignment_reassign($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_organisation_create", "SELECT api_organisation_create($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_office_create", "SELECT api_office_create($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_worker_create", "SELECT api_worker_create($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_worker_patch", "SELECT api_worker_patch($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_supervisor_create", "SELECT api_supervisor_create($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_token_create", "SELECT api_token_create($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_token_revoke", "SELECT api_token_revoke($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_deadline_policy_put", "SELECT api_deadline_policy_put($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_webhook_create", "SELECT api_webhook_create($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_deadline_list", "SELECT api_deadline_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_audit_list", "SELECT api_audit_list($1::jsonb, $2, $3::jsonb)", 3 },
+
 	/* Other modules append their statements here. */
 };
 
