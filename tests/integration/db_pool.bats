@@ -1,0 +1,96 @@
+#!/usr/bin/env bats
+# tests/integration/db_pool.bats - the database path against a private
+# PostgreSQL: the async pool (driven by the test_db_pool binary, including a
+# server stop/start), migrations (concurrent --migrate, schema newer than the
+# binary) and the start-up durability check.
+#
+# The HTTP-level scenarios (/readyz 503 while the server is down, a client
+# leaving mid-query, SIGTERM draining) live in foundation.bats.
+
+load ../lib/common
+
+setup_file() {
+	REFD_NO_DAEMON=1 refd_setup_file
+}
+
+teardown_file() {
+	refd_teardown_file
+}
+
+# Shell commands test_db_pool runs (through system()) to stop and start the
+# cluster, as the cluster's owner.
+pg_ctl_cmd() {
+	local cmd="$REFD_PG_BIN/pg_ctl -D '$REFD_PGDATA' -w -t 60"
+	case $1 in
+	stop) cmd="$cmd -m fast stop" ;;
+	start) cmd="$cmd -l '$REFD_PGHOST/server.log' start" ;;
+	esac
+	if [ "$(id -u)" -eq 0 ]; then
+		echo "cd / && runuser -u postgres -- $cmd >/dev/null"
+	else
+		echo "$cmd >/dev/null"
+	fi
+}
+
+@test "db pool: queries, errors, FIFO, deadlines with cancel, outage and reconnect" {
+	[ -x "$BUILD/tests/test_db_pool" ] || skip "test_db_pool not built"
+	export REFD_TEST_CONNINFO=$REFD_CONNINFO
+	REFD_TEST_PG_STOP=$(pg_ctl_cmd stop)
+	REFD_TEST_PG_START=$(pg_ctl_cmd start)
+	export REFD_TEST_PG_STOP REFD_TEST_PG_START
+	run "$BUILD/tests/test_db_pool"
+	echo "$output"
+	# Whatever happened, the cluster must be up for the next tests.
+	refd_pg_start 2>/dev/null || true
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"PASSED  ] 7 test(s)"* ]]
+	[[ "$output" != *SKIPPED* ]]
+}
+
+@test "migrate: two daemons migrating at once both succeed, each migration applied once" {
+	local n
+	n=$(ls "$REFD_ROOT"/sql/migrations/*.sql | wc -l)
+	"$REFD_BIN" -c "$REFD_CONF" --migrate >"$REFD_TMP/m1.log" 2>&1 &
+	local p1=$!
+	"$REFD_BIN" -c "$REFD_CONF" --migrate >"$REFD_TMP/m2.log" 2>&1 &
+	local p2=$!
+	wait $p1 || { cat "$REFD_TMP/m1.log"; false; }
+	wait $p2 || { cat "$REFD_TMP/m2.log"; false; }
+	[ "$(refd_psql -tAc 'select count(*) from schema_migrations')" -eq "$n" ]
+	[ "$(refd_psql -tAc 'select count(distinct version) from schema_migrations')" -eq "$n" ]
+	# Nothing pending: a third run changes nothing.
+	"$REFD_BIN" -c "$REFD_CONF" --migrate >"$REFD_TMP/m3.log" 2>&1
+	[ "$(refd_psql -tAc 'select count(*) from schema_migrations')" -eq "$n" ]
+}
+
+@test "migrate: a database newer than the binary is refused" {
+	"$REFD_BIN" -c "$REFD_CONF" --migrate >/dev/null 2>&1
+	refd_psql -c "insert into schema_migrations (version, name) values (99999, 'future')"
+	run "$REFD_BIN" -c "$REFD_CONF" --migrate
+	refd_psql -c "delete from schema_migrations where version = 99999"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"newer than this binary"* ]]
+}
+
+durability_refused() { # SETTING VALUE WORD
+	refd_psql -c "alter system set $1 = '$2'" -c "select pg_reload_conf()" >/dev/null
+	sleep 0.3
+	run "$REFD_BIN" -c "$REFD_CONF" --migrate
+	refd_psql -c "alter system reset $1" -c "select pg_reload_conf()" >/dev/null
+	sleep 0.3
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"$3"* ]]
+}
+
+@test "durability: fsync off, full_page_writes off, synchronous_commit off/local are refused" {
+	durability_refused fsync off "fsync = off"
+	durability_refused full_page_writes off "full_page_writes = off"
+	durability_refused synchronous_commit off "synchronous_commit = off"
+	durability_refused synchronous_commit local "synchronous_commit = local"
+	# And with everything back on, it runs.
+	run "$REFD_BIN" -c "$REFD_CONF" --migrate
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
