@@ -181,6 +181,7 @@ CREATE TABLE assignments (
 	ended_at          timestamptz,
 	outcome           text,
 	reason            text CHECK (length(reason) <= 500),
+	detail_sealed     text,
 	replaces          uuid REFERENCES assignments(id),
 	replaced_by       uuid REFERENCES assignments(id),
 	created_at        timestamptz NOT NULL DEFAULT now(),

@@ -1,0 +1,249 @@
+-- 0006_api_common.sql - authentication lookups and the helpers every api_
+-- function shares: results, errors, times, cursors, JSON shapes.
+--
+-- Owns: auth_token(), auth_cert(), mint_admin_token(), api_result(),
+-- api_error(), api_not_found() (404 + 'denied' audit), ts(), the list cursor,
+-- and the assignment/referral JSON shapes per role.
+-- Must never: put client data into an error, or return sealed fields to a
+-- caller who may not see them.
+
+CREATE FUNCTION ts(t timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+$$;
+
+CREATE FUNCTION api_result(p_status integer, p_body jsonb, p_headers jsonb DEFAULT '{}')
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_build_object('status', p_status, 'body', p_body, 'headers', coalesce(p_headers, '{}'))
+$$;
+
+CREATE FUNCTION api_error(p_status integer, p_code text, p_message text, p_field text DEFAULT NULL,
+                          p_extra jsonb DEFAULT '{}')
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+	SELECT api_result(p_status, jsonb_build_object('error',
+		jsonb_strip_nulls(jsonb_build_object('code', p_code, 'message', p_message, 'field', p_field))
+		|| p_extra))
+$$;
+
+-- The object is absent or outside the caller's scope: the same 404 either
+-- way, and a 'denied' audit record that commits with it.
+CREATE FUNCTION api_not_found(p_who jsonb, p_request_id text, p_action text,
+                              p_object_type text, p_object_id text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM audit_write(p_who, p_request_id, p_action, p_object_type,
+	                    left(regexp_replace(coalesce(p_object_id, ''), '[^0-9a-fA-F-]', '', 'g'), 64),
+	                    'denied');
+	RETURN api_error(404, 'not_found', 'no such ' || p_object_type);
+END $$;
+
+CREATE FUNCTION api_forbidden(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM audit_write(p_who, p_request_id, p_action, NULL, NULL, 'denied');
+	RETURN api_error(403, 'forbidden', 'this role may not do that');
+END $$;
+
+-- A uuid from text, or NULL when malformed (treated as not found).
+CREATE FUNCTION try_uuid(p text) RETURNS uuid
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	RETURN p::uuid;
+EXCEPTION WHEN invalid_text_representation THEN
+	RETURN NULL;
+END $$;
+
+-- List paging: newest first by (created_at, id). The cursor is base64url of
+-- "<epoch microseconds>,<uuid>": opaque to callers, stable under inserts.
+CREATE FUNCTION cursor_encode(p_at timestamptz, p_id uuid) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT rtrim(translate(encode(convert_to(
+		(extract(epoch FROM p_at) * 1000000)::bigint::text || ',' || p_id::text, 'UTF8'),
+		'base64'), E'+/\n', '-_'), '=')
+$$;
+
+-- Returns (at, id) or raises RF400 for anything that is not our cursor.
+CREATE FUNCTION cursor_decode(p text, OUT at timestamptz, OUT id uuid)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	s text;
+	b text := translate(p, '-_', '+/');
+BEGIN
+	b := b || repeat('=', (4 - length(b) % 4) % 4);
+	s := convert_from(decode(b, 'base64'), 'UTF8');
+	at := timestamptz 'epoch' + split_part(s, ',', 1)::bigint * interval '1 microsecond';
+	id := split_part(s, ',', 2)::uuid;
+EXCEPTION WHEN OTHERS THEN
+	RAISE EXCEPTION 'bad cursor' USING ERRCODE = 'RF400';
+END $$;
+
+CREATE FUNCTION api_limit(p_args jsonb) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT least(greatest(coalesce((p_args->>'limit')::integer, 50), 1), 200)
+$$;
+
+CREATE FUNCTION jsonb_text_array(p jsonb) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN p IS NULL OR jsonb_typeof(p) <> 'array' THEN NULL
+	            ELSE ARRAY(SELECT jsonb_array_elements_text(p)) END
+$$;
+
+-- ISO 8601 duration text of an interval (PT24H, P7D, PT2S).
+-- The SET clause restores the caller's style when the function returns.
+CREATE FUNCTION iso_duration(p interval) RETURNS text
+LANGUAGE plpgsql STABLE SET intervalstyle = 'iso_8601' AS $$
+BEGIN
+	RETURN p::text;
+END $$;
+
+-- Authentication --------------------------------------------------------------
+
+-- Principal for a bearer token's SHA-256 hex; NULL when unknown, expired or
+-- revoked (the daemon answers 401 without saying which). The hash is looked up
+-- by index: comparing hashes of a 256-bit secret leaks nothing usable.
+-- last_used_at is written at most once a minute to keep reads cheap.
+CREATE FUNCTION auth_token(p_token_hash text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	t tokens;
+	who jsonb;
+BEGIN
+	SELECT * INTO t FROM tokens
+	WHERE token_hash = lower(p_token_hash) AND revoked_at IS NULL AND expires_at > now();
+	IF t.id IS NULL THEN
+		RETURN NULL;
+	END IF;
+	CASE t.role
+	WHEN 'office' THEN
+		SELECT jsonb_build_object('role', 'office', 'id', o.id, 'org_id', NULL, 'programme', false)
+		INTO who FROM offices o WHERE o.id = t.subject_id;
+	WHEN 'worker' THEN
+		SELECT jsonb_build_object('role', 'worker', 'id', w.id, 'org_id', w.organisation_id, 'programme', false)
+		INTO who FROM workers w WHERE w.id = t.subject_id AND w.active;
+	WHEN 'supervisor' THEN
+		SELECT jsonb_build_object('role', 'supervisor', 'id', s.id, 'org_id', s.organisation_id,
+		                          'programme', s.scope = 'programme')
+		INTO who FROM supervisors s WHERE s.id = t.subject_id;
+	WHEN 'admin' THEN
+		SELECT jsonb_build_object('role', 'admin', 'id', a.id, 'org_id', NULL, 'programme', false)
+		INTO who FROM admins a WHERE a.id = t.subject_id;
+	END CASE;
+	IF who IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' THEN
+		UPDATE tokens SET last_used_at = now() WHERE id = t.id;
+	END IF;
+	RETURN who || jsonb_build_object('token_id', t.id);
+END $$;
+
+CREATE FUNCTION auth_cert(p_fingerprint text, p_subject text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('role', 'office', 'id', c.office_id, 'org_id', NULL,
+	                          'programme', false, 'token_id', NULL)
+	FROM office_certs c
+	WHERE (p_fingerprint IS NOT NULL AND c.fingerprint = lower(p_fingerprint))
+	   OR (p_subject IS NOT NULL AND c.subject = p_subject)
+	ORDER BY (c.fingerprint = lower(p_fingerprint)) DESC NULLS LAST
+	LIMIT 1
+$$;
+
+-- The command-line bootstrap: the first admin and its token, no network.
+CREATE FUNCTION mint_admin_token(p_handle text, p_token_hash text, p_expires_at timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	aid uuid;
+	tid uuid;
+BEGIN
+	PERFORM ctx_set(jsonb_build_object('role', 'admin'), 'cli');
+	INSERT INTO admins (handle) VALUES (p_handle) ON CONFLICT (handle) DO NOTHING;
+	SELECT id INTO STRICT aid FROM admins WHERE handle = p_handle;
+	INSERT INTO tokens (role, subject_id, token_hash, expires_at)
+	VALUES ('admin', aid, lower(p_token_hash), p_expires_at) RETURNING id INTO tid;
+	PERFORM audit_write(jsonb_build_object('role', 'admin', 'id', aid), 'cli',
+	                    'token.mint', 'token', tid::text, 'ok');
+	RETURN jsonb_build_object('admin_id', aid, 'token_id', tid, 'expires_at', ts(p_expires_at));
+END $$;
+
+-- JSON shapes -------------------------------------------------------------------
+
+-- The short assignment of a referral, as an office or supervisor sees it.
+-- contact_made_at only when the client consented to report-back (offices),
+-- always for supervisors.
+CREATE FUNCTION assignment_short_json(a assignments, p_report_back boolean) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', a.id, 'need', a.need, 'status', a.status,
+	                          'worker_id', a.worker_id, 'offer_expires_at', ts(a.offer_expires_at),
+	                          'accepted_at', ts(a.accepted_at), 'ended_at', ts(a.ended_at))
+	    || CASE WHEN current_setting('app.role', true) = 'supervisor' OR p_report_back
+	            THEN jsonb_build_object('contact_made_at', ts(a.first_contact_at))
+	            ELSE '{}' END
+$$;
+
+-- A referral under the current row-level-security scope (so a supervisor
+-- sees only its organisation's assignments of it).
+CREATE FUNCTION referral_json(r referrals) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object(
+		'id', r.id, 'status', r.status, 'external_ref', r.external_ref,
+		'created_at', ts(r.created_at), 'updated_at', ts(r.updated_at),
+		'duplicate_of', r.duplicate_of, 'urgency', r.urgency, 'needs', to_jsonb(r.needs),
+		'withdrawn_at', ts(r.withdrawn_at), 'closed_at', ts(r.closed_at),
+		'assignments', coalesce((SELECT jsonb_agg(assignment_short_json(a, r.consent_report_back)
+		                                          ORDER BY a.created_at, a.id)
+		                         FROM assignments a WHERE a.referral_id = r.id), '[]'))
+	    || CASE WHEN current_setting('app.role', true) = 'supervisor'
+	            THEN jsonb_build_object('office_id', r.office_id, 'region', r.region,
+	                                    'report_back', r.consent_report_back)
+	            ELSE '{}' END
+$$;
+
+-- Is the assignment overdue (a missed deadline not yet resolved by acting)?
+CREATE FUNCTION assignment_overdue(p_id uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT EXISTS (SELECT 1 FROM deadlines d WHERE d.assignment_id = p_id AND d.state = 'missed')
+	    OR EXISTS (SELECT 1 FROM escalations e WHERE e.assignment_id = p_id AND e.resolved_at IS NULL)
+$$;
+
+-- The full assignment. Client fields and sealed notes only for the worker
+-- holding it once accepted; the caller audits that read (read_client_data).
+CREATE FUNCTION assignment_json(a assignments) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	role text := current_setting('app.role', true);
+	j jsonb;
+	r referrals;
+BEGIN
+	j := jsonb_build_object(
+		'id', a.id, 'referral_id', a.referral_id, 'need', a.need, 'status', a.status,
+		'worker_id', a.worker_id, 'urgency', a.urgency, 'region', a.region,
+		'languages', to_jsonb(a.languages), 'offer_expires_at', ts(a.offer_expires_at),
+		'offered_at', ts(a.offered_at), 'accepted_at', ts(a.accepted_at),
+		'first_contact_at', ts(a.first_contact_at), 'on_hold_at', ts(a.on_hold_at),
+		'ended_at', ts(a.ended_at), 'outcome', a.outcome, 'reason', a.reason,
+		'created_at', ts(a.created_at), 'updated_at', ts(a.updated_at),
+		'replaces', a.replaces, 'replaced_by', a.replaced_by,
+		'overdue', assignment_overdue(a.id));
+	IF role IN ('supervisor', 'system') THEN
+		j := j || jsonb_build_object('match_reason', a.match_reason,
+		                             'organisation_id', a.organisation_id);
+	END IF;
+	IF role = 'worker' AND a.worker_id::text = current_setting('app.subject', true)
+	   AND a.status IN ('accepted', 'in_progress', 'on_hold') THEN
+		SELECT * INTO r FROM referrals WHERE id = a.referral_id;
+		j := j || jsonb_build_object(
+			'client', jsonb_build_object('birth_year', r.birth_year, 'gender', r.gender,
+			                             'languages', to_jsonb(r.languages), 'region', r.region,
+			                             'contact_sealed', r.contact_sealed),
+			'note_sealed', r.note_sealed);
+	END IF;
+	RETURN j;
+END $$;
+
+-- Does this shape carry client data (so the read must be audited)?
+CREATE FUNCTION assignment_shows_client(a assignments) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT current_setting('app.role', true) = 'worker'
+	   AND a.worker_id::text = current_setting('app.subject', true)
+	   AND a.status IN ('accepted', 'in_progress', 'on_hold')
+$$;

@@ -1,0 +1,234 @@
+-- 0007_api_referrals.sql - submission, reading, listing and withdrawing
+-- referrals.
+--
+-- Owns: api_referral_submit (idempotency, duplicates, matching in the same
+-- transaction), api_referral_get, api_referral_list, api_referral_withdraw.
+-- Must never: show a referral outside the caller's scope (404 + 'denied'
+-- audit), return sealed client fields to offices or supervisors, or create
+-- anything twice for one Idempotency-Key.
+
+CREATE FUNCTION api_referral_submit(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	office uuid := (p_who->>'id')::uuid;
+	k text := p_args->>'idempotency_key';
+	h text := p_args->>'request_hash';
+	c jsonb := p_args->'client';
+	stored idempotency_keys;
+	existing uuid;
+	dup uuid;
+	r referrals;
+	v_need text;
+	aid uuid;
+	prefer uuid;
+	body jsonb;
+	headers jsonb;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'office' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'referral.submit');
+	END IF;
+	IF k IS NULL OR length(k) NOT BETWEEN 1 AND 128 THEN
+		RETURN api_error(400, 'idempotency_key_required', 'Idempotency-Key header is required');
+	END IF;
+
+	-- One transaction per (office, key) at a time: a second one arriving
+	-- while the first is still running is told so instead of waiting.
+	IF NOT pg_try_advisory_xact_lock(hashtextextended('idem:' || office || ':' || k, 0)) THEN
+		RETURN api_error(409, 'idempotency_key_in_flight',
+		                 'a request with this Idempotency-Key is still being processed');
+	END IF;
+	SELECT * INTO stored FROM idempotency_keys WHERE office_id = office AND key = k;
+	IF FOUND THEN
+		IF stored.request_hash IS DISTINCT FROM h THEN
+			RETURN api_error(422, 'idempotency_key_reused',
+			                 'this Idempotency-Key was used with a different request');
+		END IF;
+		PERFORM audit_write(p_who, p_request_id, 'referral.submit_replay', 'referral',
+		                    stored.response->>'id', 'ok');
+		RETURN api_result(stored.status, stored.response,
+		                  jsonb_build_object('Idempotent-Replayed', 'true',
+		                                     'Location', '/v1/referrals/' || (stored.response->>'id')));
+	END IF;
+
+	IF NOT coalesce((p_args->'consent'->>'services')::boolean, false) THEN
+		RETURN api_error(422, 'consent_required', 'the client must consent to services',
+		                 '/consent/services');
+	END IF;
+
+	SELECT id INTO existing FROM referrals
+	WHERE office_id = office AND external_ref = p_args->>'external_ref';
+	IF FOUND THEN
+		RETURN api_error(409, 'duplicate_referral',
+		                 'this office already submitted a referral with this external_ref',
+		                 '/external_ref', jsonb_build_object('existing_id', existing));
+	END IF;
+
+	-- Duplicate detection and continuity of care look at every office's
+	-- referrals: system scope until the response is shaped.
+	PERFORM ctx_system();
+	SELECT id INTO dup FROM referrals
+	WHERE uic_hash = c->>'uic_hash' AND status = 'open'
+	ORDER BY created_at, id LIMIT 1;
+
+	BEGIN
+		INSERT INTO referrals (office_id, external_ref, uic_hash, birth_year, gender, languages,
+		                       region, needs, urgency, consent_services, consent_report_back,
+		                       consent_obtained_at, probation_starts_on, probation_ends_on,
+		                       contact_sealed, note_sealed, duplicate_of)
+		VALUES (office, p_args->>'external_ref', c->>'uic_hash', (c->>'birth_year')::integer,
+		        c->>'gender', jsonb_text_array(c->'languages'), c->>'region',
+		        ARRAY(SELECT DISTINCT n FROM jsonb_array_elements_text(p_args->'needs') n ORDER BY n),
+		        coalesce(p_args->>'urgency', 'normal'), true,
+		        coalesce((p_args->'consent'->>'report_back')::boolean, false),
+		        (p_args->'consent'->>'obtained_at')::timestamptz,
+		        (p_args->'probation'->>'starts_on')::date, (p_args->'probation'->>'ends_on')::date,
+		        c->>'contact_sealed', p_args->>'note_sealed', dup)
+		RETURNING * INTO r;
+	EXCEPTION WHEN unique_violation THEN
+		-- Another key raced us with the same external_ref and committed first.
+		PERFORM ctx_caller();
+		SELECT id INTO existing FROM referrals
+		WHERE office_id = office AND external_ref = p_args->>'external_ref';
+		RETURN api_error(409, 'duplicate_referral',
+		                 'this office already submitted a referral with this external_ref',
+		                 '/external_ref', jsonb_build_object('existing_id', existing));
+	END;
+
+	-- Needs in a fixed order, so concurrent submissions lock workers of the
+	-- two kinds in the same order.
+	FOREACH v_need IN ARRAY r.needs LOOP
+		INSERT INTO assignments (referral_id, office_id, need, urgency, region, languages)
+		VALUES (r.id, office, v_need, r.urgency, r.region, r.languages)
+		RETURNING id INTO aid;
+		prefer := NULL;
+		IF dup IS NOT NULL THEN
+			SELECT a.worker_id INTO prefer
+			FROM referrals o JOIN assignments a ON a.referral_id = o.id
+			WHERE o.uic_hash = r.uic_hash AND o.status = 'open' AND o.id <> r.id
+			  AND a.need = v_need AND a.worker_id IS NOT NULL
+			  AND a.status IN ('offered', 'accepted', 'in_progress', 'on_hold')
+			ORDER BY a.status = 'offered', a.created_at
+			LIMIT 1;
+		END IF;
+		PERFORM match_assignment(aid, prefer);
+	END LOOP;
+
+	PERFORM ctx_caller();
+	SELECT referral_json(x) INTO body FROM referrals x WHERE x.id = r.id;
+	INSERT INTO idempotency_keys (office_id, key, request_hash, status, response)
+	VALUES (office, k, coalesce(h, ''), 201, body);
+	headers := jsonb_build_object('Location', '/v1/referrals/' || r.id);
+	PERFORM audit_write(p_who, p_request_id, 'referral.submit', 'referral', r.id::text, 'ok');
+	RETURN api_result(201, body, headers);
+END $$;
+
+-- Scope of one referral for the caller (the explicit check; row-level
+-- security repeats it underneath).
+CREATE FUNCTION referral_in_scope(r referrals, p_who jsonb) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT CASE p_who->>'role'
+	WHEN 'office' THEN r.office_id::text = p_who->>'id'
+	WHEN 'supervisor' THEN coalesce((p_who->>'programme')::boolean, false)
+		OR EXISTS (SELECT 1 FROM assignments a
+		           WHERE a.referral_id = r.id AND a.organisation_id::text = p_who->>'org_id')
+	ELSE false END
+$$;
+
+CREATE FUNCTION api_referral_get(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	r referrals;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' NOT IN ('office', 'supervisor') THEN
+		RETURN api_forbidden(p_who, p_request_id, 'referral.get');
+	END IF;
+	SELECT * INTO r FROM referrals WHERE id = try_uuid(p_args->>'id');
+	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
+		RETURN api_not_found(p_who, p_request_id, 'referral.get', 'referral', p_args->>'id');
+	END IF;
+	PERFORM audit_write(p_who, p_request_id, 'referral.get', 'referral', r.id::text, 'ok');
+	RETURN api_result(200, referral_json(r));
+END $$;
+
+CREATE FUNCTION api_referral_list(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	lim integer := api_limit(p_args);
+	cur record;
+	page referrals[];
+	n integer;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' NOT IN ('office', 'supervisor') THEN
+		RETURN api_forbidden(p_who, p_request_id, 'referral.list');
+	END IF;
+	BEGIN
+		cur := cursor_decode(p_args->>'cursor');
+	EXCEPTION WHEN SQLSTATE 'RF400' THEN
+		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
+	END;
+
+	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
+		SELECT r.* FROM referrals r
+		WHERE referral_in_scope(r, p_who)
+		  AND (p_who->>'role' <> 'office' OR r.office_id = (p_who->>'id')::uuid)
+		  AND (p_args->>'status' IS NULL OR r.status = p_args->>'status')
+		  AND (p_args->>'since' IS NULL OR r.created_at >= (p_args->>'since')::timestamptz)
+		  AND (cur.at IS NULL OR (r.created_at, r.id) < (cur.at, cur.id))
+		ORDER BY r.created_at DESC, r.id DESC
+		LIMIT lim + 1) x;
+	n := coalesce(cardinality(page), 0);
+
+	PERFORM audit_write(p_who, p_request_id, 'referral.list', 'referral', NULL, 'ok');
+	RETURN api_result(200, jsonb_build_object(
+		'items', coalesce((SELECT jsonb_agg(referral_json(page[i]) ORDER BY i)
+		                   FROM generate_series(1, least(n, lim)) i), '[]'),
+		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
+END $$;
+
+CREATE FUNCTION api_referral_withdraw(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	r referrals;
+	aid uuid;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'office' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'referral.withdraw');
+	END IF;
+	SELECT * INTO r FROM referrals WHERE id = try_uuid(p_args->>'id') FOR UPDATE;
+	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
+		RETURN api_not_found(p_who, p_request_id, 'referral.withdraw', 'referral', p_args->>'id');
+	END IF;
+	IF r.status <> 'open' THEN
+		RETURN api_error(409, 'invalid_transition', 'only an open referral can be withdrawn');
+	END IF;
+
+	PERFORM ctx_system();
+	UPDATE referrals SET status = 'withdrawn', withdrawn_at = now(), updated_at = now(),
+	       withdrawn_reason = left(p_args->>'reason', 500)
+	WHERE id = r.id RETURNING * INTO r;
+	FOR aid IN SELECT id FROM assignments
+	           WHERE referral_id = r.id AND NOT assignment_is_ended(status)
+	           ORDER BY id FOR UPDATE LOOP
+		PERFORM offer_end(aid, 'cancelled', 'referral_withdrawn');
+		-- declined/expired rows are matched again in the same transaction
+		-- that set them, so every live row here has a cancel transition.
+		UPDATE assignments SET status = 'cancelled', reason = 'referral_withdrawn' WHERE id = aid;
+		UPDATE deadlines SET state = 'void' WHERE assignment_id = aid AND state = 'pending';
+		UPDATE escalations SET resolved_at = now() WHERE assignment_id = aid AND resolved_at IS NULL;
+		INSERT INTO outbox (type, payload, organisation_id)
+		SELECT 'assignment.cancelled',
+		       jsonb_build_object('assignment_id', aid, 'detail_url', '/v1/assignments/' || aid),
+		       organisation_id
+		FROM assignments WHERE id = aid;
+	END LOOP;
+	INSERT INTO outbox (type, payload, office_id)
+	VALUES ('referral.withdrawn',
+	        jsonb_build_object('referral_id', r.id, 'detail_url', '/v1/referrals/' || r.id), r.office_id);
+	PERFORM ctx_caller();
+	PERFORM audit_write(p_who, p_request_id, 'referral.withdraw', 'referral', r.id::text, 'ok');
+	RETURN api_result(200, referral_json(r));
+END $$;

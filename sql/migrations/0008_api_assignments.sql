@@ -1,0 +1,356 @@
+-- 0008_api_assignments.sql - the worker's and supervisor's side of
+-- assignments: read, list, accept, decline, events, hold, resume, complete,
+-- fail, reassign.
+--
+-- Owns: the api_assignment_* functions and the deadlines that acceptance and
+-- first contact create or meet.
+-- Must never: act on an assignment without its row lock (that lock is what
+-- makes "two accepts, one winner" true), show client fields to anyone but the
+-- worker holding an accepted assignment, or let such a read go unaudited.
+
+-- Scope: a worker sees what is offered to or held by it; a supervisor its
+-- organisation's assignments, plus unassigned ones its organisation could
+-- serve (programme supervisors: all).
+CREATE FUNCTION assignment_in_scope(a assignments, p_who jsonb) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT CASE p_who->>'role'
+	WHEN 'worker' THEN a.worker_id::text = p_who->>'id'
+	WHEN 'supervisor' THEN coalesce((p_who->>'programme')::boolean, false)
+		OR a.organisation_id::text = p_who->>'org_id'
+		OR (a.worker_id IS NULL AND EXISTS (
+			SELECT 1 FROM workers w
+			WHERE w.organisation_id::text = p_who->>'org_id' AND w.kind = a.need
+			  AND w.regions @> ARRAY[a.region]))
+	ELSE false END
+$$;
+
+-- The caller's assignment, locked; NULL when absent or out of scope.
+CREATE FUNCTION assignment_lock(p_who jsonb, p_id text) RETURNS assignments
+LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+BEGIN
+	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_id) FOR UPDATE;
+	IF a.id IS NULL OR NOT assignment_in_scope(a, p_who) THEN
+		RETURN NULL;
+	END IF;
+	RETURN a;
+END $$;
+
+-- End of every action: back to the caller's scope, audit (the action, and a
+-- read_client_data record when the answer carries client fields), answer.
+CREATE FUNCTION assignment_reply(p_who jsonb, p_request_id text, p_action text, p_id uuid,
+                                 p_status integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+BEGIN
+	PERFORM ctx_caller();
+	SELECT * INTO STRICT a FROM assignments WHERE id = p_id;
+	IF assignment_shows_client(a) THEN
+		PERFORM audit_write(p_who, p_request_id, p_action, 'assignment', a.id::text, 'ok');
+		PERFORM audit_write(p_who, p_request_id, 'read_client_data', 'assignment', a.id::text, 'ok');
+	ELSE
+		PERFORM audit_write(p_who, p_request_id, p_action, 'assignment', a.id::text, 'ok');
+	END IF;
+	RETURN api_result(p_status, assignment_json(a));
+END $$;
+
+CREATE FUNCTION invalid_transition(p_from text, p_action text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT api_error(409, 'invalid_transition',
+	                 'cannot ' || p_action || ' an assignment that is ' || p_from)
+$$;
+
+-- Pending deadlines of an assignment that can no longer be met.
+CREATE FUNCTION deadlines_void(p_assignment uuid) RETURNS void
+LANGUAGE sql AS $$
+	UPDATE deadlines SET state = 'void' WHERE assignment_id = p_assignment AND state = 'pending';
+$$;
+
+CREATE FUNCTION api_assignment_get(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' NOT IN ('worker', 'supervisor') THEN
+		RETURN api_forbidden(p_who, p_request_id, 'assignment.get');
+	END IF;
+	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_args->>'id');
+	IF a.id IS NULL OR NOT assignment_in_scope(a, p_who) THEN
+		RETURN api_not_found(p_who, p_request_id, 'assignment.get', 'assignment', p_args->>'id');
+	END IF;
+	IF assignment_shows_client(a) THEN
+		PERFORM audit_write(p_who, p_request_id, 'read_client_data', 'assignment', a.id::text, 'ok');
+	ELSE
+		PERFORM audit_write(p_who, p_request_id, 'assignment.get', 'assignment', a.id::text, 'ok');
+	END IF;
+	RETURN api_result(200, assignment_json(a));
+END $$;
+
+-- Items carry no client fields (each such read is fetched and audited one by
+-- one through api_assignment_get).
+CREATE FUNCTION api_assignment_list(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	lim integer := api_limit(p_args);
+	cur record;
+	page assignments[];
+	n integer;
+	overdue boolean := coalesce((p_args->>'overdue')::boolean, false);
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' NOT IN ('worker', 'supervisor') THEN
+		RETURN api_forbidden(p_who, p_request_id, 'assignment.list');
+	END IF;
+	BEGIN
+		cur := cursor_decode(p_args->>'cursor');
+	EXCEPTION WHEN SQLSTATE 'RF400' THEN
+		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
+	END;
+
+	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
+		SELECT a.* FROM assignments a
+		WHERE assignment_in_scope(a, p_who)
+		  AND (p_who->>'role' <> 'worker' OR a.worker_id = (p_who->>'id')::uuid)
+		  AND (p_args->>'status' IS NULL OR a.status = p_args->>'status')
+		  AND (NOT overdue OR assignment_overdue(a.id))
+		  AND (cur.at IS NULL OR (a.created_at, a.id) < (cur.at, cur.id))
+		ORDER BY a.created_at DESC, a.id DESC
+		LIMIT lim + 1) x;
+	n := coalesce(cardinality(page), 0);
+
+	PERFORM audit_write(p_who, p_request_id, 'assignment.list', 'assignment', NULL, 'ok');
+	RETURN api_result(200, jsonb_build_object(
+		'items', coalesce((SELECT jsonb_agg(assignment_json(page[i]) - 'client' - 'note_sealed' ORDER BY i)
+		                   FROM generate_series(1, least(n, lim)) i), '[]'),
+		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
+END $$;
+
+CREATE FUNCTION api_assignment_accept(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+	pol deadline_policies;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'worker' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'assignment.accept');
+	END IF;
+	a := assignment_lock(p_who, p_args->>'id');
+	IF a.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'assignment.accept', 'assignment', p_args->>'id');
+	END IF;
+	IF a.status <> 'offered' THEN
+		RETURN invalid_transition(a.status, 'accept');
+	END IF;
+	IF now() >= a.offer_expires_at THEN
+		RETURN api_error(409, 'offer_expired', 'the offer has expired');
+	END IF;
+
+	PERFORM ctx_system();
+	pol := policy_for(a.need, a.urgency);
+	PERFORM offer_end(a.id, 'accepted', NULL);
+	UPDATE assignments SET status = 'accepted' WHERE id = a.id;
+	INSERT INTO deadlines (kind, assignment_id, worker_id, organisation_id, due_at)
+	VALUES ('first_contact', a.id, a.worker_id, a.organisation_id, now() + pol.first_contact_within);
+	IF pol.consultation_within IS NOT NULL THEN
+		INSERT INTO deadlines (kind, assignment_id, worker_id, organisation_id, due_at)
+		VALUES ('consultation', a.id, a.worker_id, a.organisation_id, now() + pol.consultation_within);
+	END IF;
+	INSERT INTO outbox (type, payload, organisation_id, office_id)
+	VALUES ('assignment.accepted',
+	        jsonb_build_object('assignment_id', a.id, 'referral_id', a.referral_id,
+	                           'detail_url', '/v1/assignments/' || a.id),
+	        a.organisation_id, a.office_id);
+	RETURN assignment_reply(p_who, p_request_id, 'assignment.accept', a.id, 200);
+END $$;
+
+CREATE FUNCTION api_assignment_decline(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+	seen jsonb;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'worker' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'assignment.decline');
+	END IF;
+	a := assignment_lock(p_who, p_args->>'id');
+	IF a.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'assignment.decline', 'assignment', p_args->>'id');
+	END IF;
+	IF a.status <> 'offered' THEN
+		RETURN invalid_transition(a.status, 'decline');
+	END IF;
+
+	PERFORM ctx_system();
+	PERFORM offer_end(a.id, 'declined', left(p_args->>'reason', 500));
+	UPDATE assignments SET status = 'declined', reason = left(p_args->>'reason', 500)
+	WHERE id = a.id RETURNING * INTO a;
+	-- What the declining worker last saw, before the row moves on.
+	PERFORM ctx_caller();
+	seen := assignment_json(a);
+	PERFORM ctx_system();
+	PERFORM match_assignment(a.id);
+	PERFORM ctx_caller();
+	PERFORM audit_write(p_who, p_request_id, 'assignment.decline', 'assignment', a.id::text, 'ok');
+	RETURN api_result(200, seen);
+END $$;
+
+CREATE FUNCTION api_assignment_event(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+	e assignment_events;
+	at_ timestamptz := least(coalesce((p_args->>'at')::timestamptz, now()), now());
+	typ text := p_args->>'type';
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'worker' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'assignment.event');
+	END IF;
+	a := assignment_lock(p_who, p_args->>'id');
+	IF a.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'assignment.event', 'assignment', p_args->>'id');
+	END IF;
+	IF a.status NOT IN ('accepted', 'in_progress', 'on_hold') THEN
+		RETURN invalid_transition(a.status, 'record an event on');
+	END IF;
+
+	PERFORM ctx_system();
+	INSERT INTO assignment_events (assignment_id, type, at, outcome, detail_sealed, actor_role, actor_id)
+	VALUES (a.id, typ, at_, p_args->>'outcome', p_args->>'detail_sealed', 'worker', (p_who->>'id')::uuid)
+	RETURNING * INTO e;
+
+	IF typ = 'contact_made' AND a.first_contact_at IS NULL THEN
+		UPDATE assignments SET first_contact_at = at_,
+		       status = CASE WHEN status = 'accepted' THEN 'in_progress' ELSE status END
+		WHERE id = a.id;
+		-- Late contact still records when it happened (the reports need it).
+		UPDATE deadlines SET state = CASE WHEN state = 'pending' THEN 'met' ELSE state END,
+		       met_at = at_, elapsed = greatest(at_ - starts_at, interval '0')
+		WHERE assignment_id = a.id AND kind = 'first_contact' AND met_at IS NULL
+		  AND state IN ('pending', 'missed');
+	ELSIF typ = 'service_delivered' THEN
+		UPDATE deadlines SET state = CASE WHEN state = 'pending' THEN 'met' ELSE state END,
+		       met_at = at_, elapsed = greatest(at_ - starts_at, interval '0')
+		WHERE assignment_id = a.id AND kind = 'consultation' AND met_at IS NULL
+		  AND state IN ('pending', 'missed');
+	END IF;
+
+	PERFORM ctx_caller();
+	PERFORM audit_write(p_who, p_request_id, 'assignment.event', 'assignment', a.id::text, 'ok');
+	RETURN api_result(201, jsonb_build_object('id', e.id, 'assignment_id', a.id, 'type', e.type,
+		'at', ts(e.at), 'outcome', e.outcome, 'created_at', ts(e.created_at)));
+END $$;
+
+-- hold, resume, complete and fail: one status change each, by the worker.
+CREATE FUNCTION assignment_worker_step(p_who jsonb, p_request_id text, p_args jsonb,
+                                       p_action text, p_from text[], p_to text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'worker' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'assignment.' || p_action);
+	END IF;
+	a := assignment_lock(p_who, p_args->>'id');
+	IF a.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'assignment.' || p_action, 'assignment', p_args->>'id');
+	END IF;
+	IF NOT (a.status = ANY (p_from)) THEN
+		RETURN invalid_transition(a.status, p_action);
+	END IF;
+
+	PERFORM ctx_system();
+	UPDATE assignments SET status = p_to,
+	       reason = CASE WHEN p_action IN ('hold', 'fail') THEN left(p_args->>'reason', 500) ELSE reason END,
+	       outcome = CASE WHEN p_action = 'complete' THEN p_args->>'outcome'
+	                      WHEN p_action = 'fail' THEN 'failed' ELSE outcome END,
+	       detail_sealed = CASE WHEN p_action IN ('complete', 'fail')
+	                            THEN p_args->>'detail_sealed' ELSE detail_sealed END
+	WHERE id = a.id;
+	IF p_to IN ('completed', 'failed') THEN
+		PERFORM deadlines_void(a.id);
+		INSERT INTO outbox (type, payload, organisation_id, office_id)
+		VALUES ('assignment.' || p_to,
+		        jsonb_build_object('assignment_id', a.id, 'referral_id', a.referral_id,
+		                           'detail_url', '/v1/assignments/' || a.id),
+		        a.organisation_id, a.office_id);
+	END IF;
+	RETURN assignment_reply(p_who, p_request_id, 'assignment.' || p_action, a.id, 200);
+END $$;
+
+CREATE FUNCTION api_assignment_hold(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'hold',
+	                              ARRAY['accepted', 'in_progress'], 'on_hold')
+$$;
+
+CREATE FUNCTION api_assignment_resume(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'resume',
+	                              ARRAY['on_hold'], 'in_progress')
+$$;
+
+CREATE FUNCTION api_assignment_complete(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'complete',
+	                              ARRAY['in_progress'], 'completed')
+$$;
+
+CREATE FUNCTION api_assignment_fail(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'fail',
+	                              ARRAY['in_progress'], 'failed')
+$$;
+
+-- A supervisor moves an open assignment to a worker of its organisation: the
+-- old row ends 'reassigned', a new row for the same need is offered to that
+-- worker at once (the new row first, so the referral never looks closed).
+CREATE FUNCTION api_assignment_reassign(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+	n assignments;
+	w workers;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'assignment.reassign');
+	END IF;
+	a := assignment_lock(p_who, p_args->>'id');
+	IF a.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'assignment.reassign', 'assignment', p_args->>'id');
+	END IF;
+	IF a.status NOT IN ('unassigned', 'offered', 'accepted', 'in_progress', 'on_hold') THEN
+		RETURN invalid_transition(a.status, 'reassign');
+	END IF;
+
+	PERFORM ctx_system();
+	SELECT * INTO w FROM workers
+	WHERE id = try_uuid(p_args->>'worker_id')
+	  AND (coalesce((p_who->>'programme')::boolean, false) OR organisation_id::text = p_who->>'org_id')
+	FOR UPDATE;
+	IF w.id IS NULL OR w.id IS NOT DISTINCT FROM a.worker_id OR w.kind <> a.need
+	   OR NOT w.active OR w.on_leave OR w.open_count >= w.capacity THEN
+		PERFORM ctx_caller();
+		RETURN api_error(400, 'invalid_field',
+		                 'worker_id is not an available worker of this kind in your organisation',
+		                 '/worker_id');
+	END IF;
+
+	INSERT INTO assignments (referral_id, office_id, need, urgency, region, languages, replaces)
+	VALUES (a.referral_id, a.office_id, a.need, a.urgency, a.region, a.languages, a.id)
+	RETURNING * INTO n;
+	PERFORM offer_end(a.id, 'reassigned', 'supervisor');
+	UPDATE assignments SET status = 'reassigned', replaced_by = n.id WHERE id = a.id;
+	PERFORM deadlines_void(a.id);
+	UPDATE escalations SET resolved_at = now() WHERE assignment_id = a.id AND resolved_at IS NULL;
+	PERFORM offer_make(n, w, jsonb_build_object('rule', 'supervisor', 'supervisor_id', p_who->>'id',
+	                                            'open_before', w.open_count, 'capacity', w.capacity));
+	RETURN assignment_reply(p_who, p_request_id, 'assignment.reassign', n.id, 200);
+END $$;

@@ -1,0 +1,286 @@
+-- 0009_api_admin.sql - the administration operations (admin role only).
+--
+-- Owns: organisations, offices and their certificate bindings, workers,
+-- supervisors, tokens, deadline policies and webhooks, each action audited.
+-- Must never: return or touch client data; store a token or webhook secret in
+-- clear (the daemon passes only the token's hash and the sealed secret).
+
+CREATE FUNCTION admin_check(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'admin' THEN
+		RETURN api_forbidden(p_who, p_request_id, p_action);
+	END IF;
+	RETURN NULL;
+END $$;
+
+CREATE FUNCTION admin_done(p_who jsonb, p_request_id text, p_action text, p_type text,
+                           p_id uuid, p_status integer, p_body jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM audit_write(p_who, p_request_id, p_action, p_type, p_id::text, 'ok');
+	RETURN api_result(p_status, p_body);
+END $$;
+
+CREATE FUNCTION api_organisation_create(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'organisation.create');
+	o organisations;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	BEGIN
+		INSERT INTO organisations (name) VALUES (p_args->>'name') RETURNING * INTO o;
+	EXCEPTION WHEN unique_violation THEN
+		RETURN api_error(409, 'duplicate_name', 'an organisation with this name exists', '/name');
+	END;
+	RETURN admin_done(p_who, p_request_id, 'organisation.create', 'organisation', o.id, 201,
+		jsonb_build_object('id', o.id, 'name', o.name, 'created_at', ts(o.created_at)));
+END $$;
+
+CREATE FUNCTION api_office_create(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'office.create');
+	o offices;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	BEGIN
+		INSERT INTO offices (name, region) VALUES (p_args->>'name', p_args->>'region')
+		RETURNING * INTO o;
+		IF p_args->>'cert_fingerprint' IS NOT NULL OR p_args->>'cert_subject' IS NOT NULL THEN
+			INSERT INTO office_certs (office_id, fingerprint, subject)
+			VALUES (o.id, lower(p_args->>'cert_fingerprint'), p_args->>'cert_subject');
+		END IF;
+	EXCEPTION WHEN unique_violation THEN
+		RETURN api_error(409, 'duplicate_name',
+		                 'an office with this name or certificate exists', '/name');
+	END;
+	RETURN admin_done(p_who, p_request_id, 'office.create', 'office', o.id, 201,
+		jsonb_build_object('id', o.id, 'name', o.name, 'region', o.region,
+		                   'cert_fingerprint', lower(p_args->>'cert_fingerprint'),
+		                   'cert_subject', p_args->>'cert_subject',
+		                   'created_at', ts(o.created_at)));
+END $$;
+
+CREATE FUNCTION worker_json(w workers) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', w.id, 'organisation_id', w.organisation_id, 'kind', w.kind,
+		'handle', w.handle, 'regions', to_jsonb(w.regions), 'languages', to_jsonb(w.languages),
+		'capacity', w.capacity, 'on_leave', w.on_leave, 'active', w.active,
+		'open_assignments', w.open_count, 'created_at', ts(w.created_at),
+		'updated_at', ts(w.updated_at))
+$$;
+
+CREATE FUNCTION api_worker_create(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'worker.create');
+	w workers;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	PERFORM 1 FROM organisations WHERE id = try_uuid(p_args->>'organisation_id');
+	IF NOT FOUND THEN
+		RETURN api_error(400, 'invalid_field', 'no such organisation', '/organisation_id');
+	END IF;
+	BEGIN
+		INSERT INTO workers (organisation_id, kind, handle, regions, languages, capacity)
+		VALUES ((p_args->>'organisation_id')::uuid, p_args->>'kind', p_args->>'handle',
+		        jsonb_text_array(p_args->'regions'), jsonb_text_array(p_args->'languages'),
+		        (p_args->>'capacity')::integer)
+		RETURNING * INTO w;
+	EXCEPTION WHEN unique_violation THEN
+		RETURN api_error(409, 'duplicate_handle', 'a worker with this handle exists', '/handle');
+	END;
+	RETURN admin_done(p_who, p_request_id, 'worker.create', 'worker', w.id, 201, worker_json(w));
+END $$;
+
+-- Going on leave or inactive hands that worker's open offers to the next
+-- candidates in the same transaction.
+CREATE FUNCTION api_worker_patch(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'worker.patch');
+	w workers;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	PERFORM ctx_system();
+	UPDATE workers SET
+		capacity = coalesce((p_args->>'capacity')::integer, capacity),
+		on_leave = coalesce((p_args->>'on_leave')::boolean, on_leave),
+		active = coalesce((p_args->>'active')::boolean, active),
+		regions = coalesce(jsonb_text_array(p_args->'regions'), regions),
+		languages = coalesce(jsonb_text_array(p_args->'languages'), languages),
+		updated_at = now()
+	WHERE id = try_uuid(p_args->>'id')
+	RETURNING * INTO w;
+	IF w.id IS NULL THEN
+		PERFORM ctx_caller();
+		RETURN api_not_found(p_who, p_request_id, 'worker.patch', 'worker', p_args->>'id');
+	END IF;
+	IF w.on_leave OR NOT w.active THEN
+		PERFORM worker_release_offers(w.id);
+		SELECT * INTO w FROM workers WHERE id = w.id;
+	END IF;
+	PERFORM ctx_caller();
+	RETURN admin_done(p_who, p_request_id, 'worker.patch', 'worker', w.id, 200, worker_json(w));
+END $$;
+
+CREATE FUNCTION api_supervisor_create(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'supervisor.create');
+	s supervisors;
+	prog boolean := coalesce(p_args->>'scope', 'organisation') = 'programme';
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	IF NOT prog THEN
+		PERFORM 1 FROM organisations WHERE id = try_uuid(p_args->>'organisation_id');
+		IF NOT FOUND THEN
+			RETURN api_error(400, 'invalid_field', 'no such organisation', '/organisation_id');
+		END IF;
+	END IF;
+	BEGIN
+		INSERT INTO supervisors (organisation_id, scope, handle)
+		VALUES (CASE WHEN prog THEN NULL ELSE (p_args->>'organisation_id')::uuid END,
+		        CASE WHEN prog THEN 'programme' ELSE 'organisation' END, p_args->>'handle')
+		RETURNING * INTO s;
+	EXCEPTION WHEN unique_violation THEN
+		RETURN api_error(409, 'duplicate_handle', 'a supervisor with this handle exists', '/handle');
+	END;
+	RETURN admin_done(p_who, p_request_id, 'supervisor.create', 'supervisor', s.id, 201,
+		jsonb_build_object('id', s.id, 'organisation_id', s.organisation_id, 'scope', s.scope,
+		                   'handle', s.handle, 'created_at', ts(s.created_at)));
+END $$;
+
+CREATE FUNCTION token_json(t tokens) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_build_object('id', t.id, 'role', t.role, 'subject_id', t.subject_id,
+		'expires_at', ts(t.expires_at), 'created_at', ts(t.created_at),
+		'revoked_at', ts(t.revoked_at), 'last_used_at', ts(t.last_used_at))
+$$;
+
+CREATE FUNCTION api_token_create(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'token.create');
+	t tokens;
+	sid uuid := try_uuid(p_args->>'subject_id');
+	ok boolean;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	ok := CASE p_args->>'role'
+		WHEN 'office' THEN EXISTS (SELECT 1 FROM offices WHERE id = sid)
+		WHEN 'worker' THEN EXISTS (SELECT 1 FROM workers WHERE id = sid)
+		WHEN 'supervisor' THEN EXISTS (SELECT 1 FROM supervisors WHERE id = sid)
+		WHEN 'admin' THEN EXISTS (SELECT 1 FROM admins WHERE id = sid)
+		ELSE false END;
+	IF NOT ok THEN
+		RETURN api_error(400, 'invalid_field', 'no such subject for this role', '/subject_id');
+	END IF;
+	IF (p_args->>'expires_at')::timestamptz <= now() THEN
+		RETURN api_error(400, 'invalid_field', 'expires_at must be in the future', '/expires_at');
+	END IF;
+	INSERT INTO tokens (role, subject_id, token_hash, expires_at)
+	VALUES (p_args->>'role', sid, lower(p_args->>'token_hash'), (p_args->>'expires_at')::timestamptz)
+	RETURNING * INTO t;
+	RETURN admin_done(p_who, p_request_id, 'token.create', 'token', t.id, 201, token_json(t));
+END $$;
+
+CREATE FUNCTION api_token_revoke(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'token.revoke');
+	t tokens;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	UPDATE tokens SET revoked_at = coalesce(revoked_at, now())
+	WHERE id = try_uuid(p_args->>'id') RETURNING * INTO t;
+	IF t.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'token.revoke', 'token', p_args->>'id');
+	END IF;
+	RETURN admin_done(p_who, p_request_id, 'token.revoke', 'token', t.id, 200, token_json(t));
+END $$;
+
+CREATE FUNCTION policy_json(p deadline_policies) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('need', p.need, 'urgency', p.urgency,
+		'accept_within', iso_duration(p.accept_within),
+		'first_contact_within', iso_duration(p.first_contact_within),
+		'consultation_within', iso_duration(p.consultation_within),
+		'updated_at', ts(p.updated_at))
+$$;
+
+-- ISO 8601 durations as received (PT24H, P7D, PT2S); PostgreSQL's interval
+-- input reads that format. Applies to deadlines created afterwards only.
+CREATE FUNCTION api_deadline_policy_put(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'deadline_policy.put');
+	f text;
+	iv interval;
+	p deadline_policies;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	IF p_args->>'need' NOT IN ('harm_reduction', 'legal_support') OR p_args->>'need' IS NULL THEN
+		RETURN api_error(404, 'not_found', 'no such need');
+	END IF;
+	IF p_args->>'urgency' NOT IN ('normal', 'urgent') OR p_args->>'urgency' IS NULL THEN
+		RETURN api_error(404, 'not_found', 'no such urgency');
+	END IF;
+	FOREACH f IN ARRAY ARRAY['accept_within', 'first_contact_within', 'consultation_within'] LOOP
+		CONTINUE WHEN p_args->>f IS NULL;
+		BEGIN
+			IF p_args->>f !~ '^P(?!$)([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$' THEN
+				RAISE invalid_datetime_format;
+			END IF;
+			iv := (p_args->>f)::interval;
+			IF iv <= interval '0' THEN
+				RAISE invalid_datetime_format;
+			END IF;
+		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow
+		               OR interval_field_overflow THEN
+			RETURN api_error(400, 'invalid_field', 'not a positive ISO 8601 duration', '/' || f);
+		END;
+	END LOOP;
+	IF p_args->>'consultation_within' IS NOT NULL AND p_args->>'need' <> 'legal_support' THEN
+		RETURN api_error(400, 'invalid_field', 'only legal support has a consultation deadline',
+		                 '/consultation_within');
+	END IF;
+	UPDATE deadline_policies SET
+		accept_within = coalesce((p_args->>'accept_within')::interval, accept_within),
+		first_contact_within = coalesce((p_args->>'first_contact_within')::interval, first_contact_within),
+		consultation_within = coalesce((p_args->>'consultation_within')::interval, consultation_within),
+		updated_at = now()
+	WHERE need = p_args->>'need' AND urgency = p_args->>'urgency'
+	RETURNING * INTO p;
+	PERFORM audit_write(p_who, p_request_id, 'deadline_policy.put', 'deadline_policy',
+	                    p.need || ':' || p.urgency, 'ok');
+	RETURN api_result(200, policy_json(p));
+END $$;
+
+CREATE FUNCTION api_webhook_create(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'webhook.create');
+	h webhooks;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	IF p_args->>'organisation_id' IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM organisations WHERE id = try_uuid(p_args->>'organisation_id')) THEN
+		RETURN api_error(400, 'invalid_field', 'no such organisation', '/organisation_id');
+	END IF;
+	IF p_args->>'office_id' IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM offices WHERE id = try_uuid(p_args->>'office_id')) THEN
+		RETURN api_error(400, 'invalid_field', 'no such office', '/office_id');
+	END IF;
+	INSERT INTO webhooks (url, events, secret_sealed, organisation_id, office_id)
+	VALUES (p_args->>'url', jsonb_text_array(p_args->'events'), p_args->>'secret_sealed',
+	        try_uuid(p_args->>'organisation_id'), try_uuid(p_args->>'office_id'))
+	RETURNING * INTO h;
+	RETURN admin_done(p_who, p_request_id, 'webhook.create', 'webhook', h.id, 201,
+		jsonb_build_object('id', h.id, 'url', h.url, 'events', to_jsonb(h.events),
+		                   'organisation_id', h.organisation_id, 'office_id', h.office_id,
+		                   'created_at', ts(h.created_at)));
+END $$;

@@ -1,0 +1,232 @@
+-- 0010_deadlines_outbox.sql - the sweeper's claim, the supervisor's
+-- deadline and audit lists, and the outbox claim/ack for webhook delivery.
+--
+-- Owns: deadline_sweep(), api_deadline_list(), api_audit_list(),
+-- outbox_claim(), outbox_done(), outbox_retry().
+-- Must never: act on a deadline twice (several daemons share one database),
+-- wait on a row an api_ function holds (that order would deadlock), or put
+-- client data into an outbox payload.
+
+-- Claim due deadlines and act on them in this transaction. FOR UPDATE SKIP
+-- LOCKED rather than an advisory lock: each daemon takes a disjoint batch of
+-- rows, so two sweepers work in parallel instead of one idling, and a deadline
+-- whose row is taken is simply left to the one holding it; the state
+-- re-check ('pending') and the unique escalation per deadline make each
+-- re-offer and each escalation happen once. The assignment is locked with SKIP
+-- LOCKED too: an api_ call holding it (an accept racing the expiry) may itself
+-- be waiting for this deadline row, so waiting here could deadlock; the
+-- deadline is retried on the next pass instead.
+-- Cost: the partial index deadlines_due_pending, so proportional to what is
+-- due, not to all pending deadlines.
+CREATE FUNCTION deadline_sweep(p_limit integer DEFAULT 100) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	sys jsonb := jsonb_build_object('role', 'system');
+	d deadlines;
+	a assignments;
+	n integer := 0;
+	skipped integer := 0;
+	next_due timestamptz;
+	wait_ms bigint;
+BEGIN
+	PERFORM ctx_set(sys, 'sweeper');
+	FOR d IN SELECT * FROM deadlines
+	         WHERE state = 'pending' AND due_at <= now()
+	         ORDER BY due_at
+	         LIMIT greatest(coalesce(p_limit, 100), 1)
+	         FOR UPDATE SKIP LOCKED LOOP
+		SELECT * INTO a FROM assignments WHERE id = d.assignment_id FOR UPDATE SKIP LOCKED;
+		IF a.id IS NULL THEN
+			skipped := skipped + 1;
+			CONTINUE;
+		END IF;
+		UPDATE deadlines SET state = 'missed', missed_at = now(), escalated = true
+		WHERE id = d.id;
+		INSERT INTO escalations (reason, deadline_id, assignment_id, organisation_id)
+		VALUES ('deadline_missed', d.id, d.assignment_id, d.organisation_id)
+		ON CONFLICT (deadline_id) DO NOTHING;
+		INSERT INTO outbox (type, payload, organisation_id)
+		VALUES ('deadline.missed',
+		        jsonb_build_object('deadline_id', d.id, 'kind', d.kind, 'assignment_id', d.assignment_id,
+		                           'detail_url', '/v1/assignments/' || d.assignment_id),
+		        d.organisation_id);
+		IF d.kind = 'accept' AND a.status = 'offered' AND EXISTS (
+			SELECT 1 FROM offers WHERE id = d.offer_id AND outcome = 'pending') THEN
+			PERFORM offer_end(a.id, 'expired', 'accept_deadline_missed');
+			UPDATE assignments SET status = 'expired' WHERE id = a.id;
+			PERFORM match_assignment(a.id);
+		END IF;
+		PERFORM audit_write(sys, 'sweeper', 'deadline.missed', 'deadline', d.id::text, 'ok');
+		n := n + 1;
+		a := NULL;
+	END LOOP;
+
+	SELECT min(due_at) INTO next_due FROM deadlines WHERE state = 'pending';
+	wait_ms := CASE WHEN next_due IS NULL THEN NULL
+	                ELSE greatest(0, (extract(epoch FROM next_due - clock_timestamp()) * 1000)::bigint) END;
+	IF skipped > 0 THEN
+		-- Someone holds those rows right now: look again shortly, not in a spin.
+		wait_ms := greatest(coalesce(wait_ms, 50), 50);
+	END IF;
+	RETURN jsonb_build_object('processed', n, 'skipped', skipped,
+	                          'next_due_at', to_char(next_due AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+	                          'next_due_in_ms', wait_ms);
+END $$;
+
+CREATE FUNCTION deadline_json(d deadlines) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', d.id, 'kind', d.kind, 'assignment_id', d.assignment_id,
+		'worker_id', d.worker_id, 'organisation_id', d.organisation_id,
+		'due_at', ts(d.due_at), 'state', d.state, 'met_at', ts(d.met_at),
+		'elapsed_seconds', extract(epoch FROM d.elapsed)::bigint,
+		'missed_at', ts(d.missed_at), 'escalated', d.escalated, 'created_at', ts(d.created_at))
+$$;
+
+CREATE FUNCTION api_deadline_list(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	lim integer := api_limit(p_args);
+	cur record;
+	page deadlines[];
+	n integer;
+	prog boolean := coalesce((p_who->>'programme')::boolean, false);
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'deadline.list');
+	END IF;
+	BEGIN
+		cur := cursor_decode(p_args->>'cursor');
+	EXCEPTION WHEN SQLSTATE 'RF400' THEN
+		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
+	END;
+	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
+		SELECT d.* FROM deadlines d
+		WHERE (prog OR d.organisation_id::text = p_who->>'org_id')
+		  AND d.state <> 'void'
+		  AND (p_args->>'state' IS NULL OR d.state = p_args->>'state')
+		  AND (p_args->>'due_before' IS NULL OR d.due_at < (p_args->>'due_before')::timestamptz)
+		  AND (cur.at IS NULL OR (d.created_at, d.id) < (cur.at, cur.id))
+		ORDER BY d.created_at DESC, d.id DESC
+		LIMIT lim + 1) x;
+	n := coalesce(cardinality(page), 0);
+	PERFORM audit_write(p_who, p_request_id, 'deadline.list', 'deadline', NULL, 'ok');
+	RETURN api_result(200, jsonb_build_object(
+		'items', coalesce((SELECT jsonb_agg(deadline_json(page[i]) ORDER BY i)
+		                   FROM generate_series(1, least(n, lim)) i), '[]'),
+		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
+END $$;
+
+-- A supervisor's audit scope: records about its organisation's assignments,
+-- referrals touching them, or made by its organisation's people.
+CREATE FUNCTION audit_in_scope(l audit_log, p_who jsonb) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT coalesce((p_who->>'programme')::boolean, false)
+	    OR (l.object_type = 'assignment' AND EXISTS (
+	        SELECT 1 FROM assignments a WHERE a.id = try_uuid(l.object_id)
+	          AND a.organisation_id::text = p_who->>'org_id'))
+	    OR (l.object_type = 'referral' AND EXISTS (
+	        SELECT 1 FROM assignments a WHERE a.referral_id = try_uuid(l.object_id)
+	          AND a.organisation_id::text = p_who->>'org_id'))
+	    OR (l.object_type = 'deadline' AND EXISTS (
+	        SELECT 1 FROM deadlines d WHERE d.id = try_uuid(l.object_id)
+	          AND d.organisation_id::text = p_who->>'org_id'))
+	    OR (l.actor_role = 'worker' AND EXISTS (
+	        SELECT 1 FROM workers w WHERE w.id = try_uuid(l.actor_id)
+	          AND w.organisation_id::text = p_who->>'org_id'))
+	    OR (l.actor_role = 'supervisor' AND EXISTS (
+	        SELECT 1 FROM supervisors s WHERE s.id = try_uuid(l.actor_id)
+	          AND s.organisation_id::text = p_who->>'org_id'))
+$$;
+
+-- Newest first by seq; the cursor is the last seq shown (base64url).
+CREATE FUNCTION api_audit_list(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	lim integer := api_limit(p_args);
+	before bigint;
+	page audit_log[];
+	n integer;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'audit.list');
+	END IF;
+	IF p_args->>'cursor' IS NOT NULL THEN
+		BEGIN
+			before := convert_from(decode(translate(p_args->>'cursor', '-_', '+/')
+				|| repeat('=', (4 - length(p_args->>'cursor') % 4) % 4), 'base64'), 'UTF8')::bigint;
+		EXCEPTION WHEN OTHERS THEN
+			RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
+		END;
+	END IF;
+	SELECT array_agg(x ORDER BY x.seq DESC) INTO page FROM (
+		SELECT l.* FROM audit_log l
+		WHERE (before IS NULL OR l.seq < before)
+		  AND (p_args->>'from' IS NULL OR l.at >= (p_args->>'from')::timestamptz)
+		  AND (p_args->>'to' IS NULL OR l.at < (p_args->>'to')::timestamptz)
+		  AND (p_args->>'object' IS NULL OR l.object_id = p_args->>'object')
+		  AND audit_in_scope(l, p_who)
+		ORDER BY l.seq DESC
+		LIMIT lim + 1) x;
+	n := coalesce(cardinality(page), 0);
+	PERFORM audit_write(p_who, p_request_id, 'audit.list', 'audit', NULL, 'ok');
+	RETURN api_result(200, jsonb_build_object(
+		'items', coalesce((SELECT jsonb_agg(jsonb_build_object(
+			'seq', page[i].seq, 'at', to_char(page[i].at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+			'actor_role', page[i].actor_role, 'actor_id', page[i].actor_id,
+			'action', page[i].action, 'object_type', page[i].object_type,
+			'object_id', page[i].object_id, 'outcome', page[i].outcome,
+			'request_id', page[i].request_id) ORDER BY i)
+			FROM generate_series(1, least(n, lim)) i), '[]'),
+		'next', CASE WHEN n > lim THEN rtrim(translate(encode(convert_to(page[lim].seq::text, 'UTF8'),
+		                                                       'base64'), '+/', '-_'), '=') END));
+END $$;
+
+-- Outbox ------------------------------------------------------------------------
+-- Claim up to p_limit due events for delivery. The claim commits at once and
+-- leases each event for 60 s (next_attempt_at moves on, attempts counts up),
+-- so a second daemon does not send it meanwhile; delivery happens outside any
+-- transaction, then outbox_done() or outbox_retry(). A daemon dying mid-send
+-- leaves the lease to run out: at-least-once. Each row comes with its target
+-- webhooks (sealed secrets; the daemon opens them).
+CREATE FUNCTION outbox_claim(p_limit integer) RETURNS SETOF jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY
+	WITH due AS (
+		SELECT id FROM outbox
+		WHERE delivered_at IS NULL AND next_attempt_at <= now()
+		ORDER BY next_attempt_at
+		LIMIT greatest(coalesce(p_limit, 50), 1)
+		FOR UPDATE SKIP LOCKED
+	), claimed AS (
+		UPDATE outbox o SET attempts = o.attempts + 1, next_attempt_at = now() + interval '60 seconds'
+		FROM due WHERE o.id = due.id
+		RETURNING o.*
+	)
+	SELECT jsonb_build_object('id', c.id, 'type', c.type, 'payload', c.payload,
+		'created_at', ts(c.created_at), 'attempts', c.attempts,
+		'webhooks', coalesce((SELECT jsonb_agg(jsonb_build_object('id', h.id, 'url', h.url,
+		                                                          'secret_sealed', h.secret_sealed))
+		                      FROM webhooks h
+		                      WHERE h.active AND c.type = ANY (h.events)
+		                        AND ((h.organisation_id IS NULL AND h.office_id IS NULL)
+		                             OR h.organisation_id = c.organisation_id
+		                             OR h.office_id = c.office_id)), '[]'))
+	FROM claimed c;
+END $$;
+
+CREATE FUNCTION outbox_done(p_id uuid) RETURNS void
+LANGUAGE sql AS $$
+	UPDATE outbox SET delivered_at = now(), last_error = NULL WHERE id = p_id;
+$$;
+
+-- Exponential backoff: 2^attempts seconds, at most one hour.
+CREATE FUNCTION outbox_retry(p_id uuid, p_error text) RETURNS void
+LANGUAGE sql AS $$
+	UPDATE outbox SET last_error = left(p_error, 200),
+	       next_attempt_at = now() + least(power(2, least(attempts, 12)) * interval '1 second',
+	                                       interval '1 hour')
+	WHERE id = p_id AND delivered_at IS NULL;
+$$;
