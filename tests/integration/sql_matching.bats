@@ -1,0 +1,157 @@
+#!/usr/bin/env bats
+# Matching rules, driven through api_referral_submit / decline / worker_patch
+# as the daemon's role: kind, region, language, capacity, least loaded, idle
+# tie-break, decline -> next, none -> unassigned + escalation, leave ->
+# re-offer, continuity of care, and the GIN-indexed candidate search.
+
+load ../lib/common
+load sql_common
+
+setup_file() {
+	sql_setup_file
+}
+teardown_file() { refd_teardown_file; }
+
+# Each test gets its own region so workers of other tests never match.
+newregion() { echo "r$RANDOM$RANDOM"; }
+
+@test "kind, region and language decide the candidate" {
+	local reg org off wrong_kind wrong_reg wrong_lang good res
+	reg=$(newregion)
+	org=$(mk_org "o-$reg")
+	off=$(mk_office "off-$reg" "$reg")
+	wrong_kind=$(mk_worker "$org" legal_support "lk-$reg" "[\"$reg\"]" '["ky"]' 5)
+	wrong_reg=$(mk_worker "$org" harm_reduction "hr-$reg" '["elsewhere"]' '["ky"]' 5)
+	wrong_lang=$(mk_worker "$org" harm_reduction "hl-$reg" "[\"$reg\"]" '["uz"]' 5)
+	good=$(mk_worker "$org" harm_reduction "hg-$reg" "[\"$reg\"]" '["ru","ky"]' 5)
+	res=$(submit "$off" k1 E1 U1 '["harm_reduction"]' "$reg" '["ky"]')
+	[ "$(jget "$res" .status)" = 201 ]
+	[ "$(jget "$res" '.body.assignments[0].status')" = offered ]
+	[ "$(jget "$res" '.body.assignments[0].worker_id')" = "$good" ]
+	[ "$(qs "select match_reason->>'rule' from assignments where worker_id = '$good'")" = least_loaded ]
+	[ "$(qs "select count(*) from offers where worker_id in ('$wrong_kind','$wrong_reg','$wrong_lang')")" = 0 ]
+}
+
+@test "capacity: a full worker is skipped; nobody left -> unassigned and escalated" {
+	local reg org off w res
+	reg=$(newregion)
+	org=$(mk_org "o-$reg")
+	off=$(mk_office "off-$reg" "$reg")
+	w=$(mk_worker "$org" harm_reduction "h-$reg" "[\"$reg\"]" '["ru"]' 1)
+	res=$(submit "$off" k1 E1 U1 '["harm_reduction"]' "$reg" '["ru"]')
+	[ "$(jget "$res" '.body.assignments[0].worker_id')" = "$w" ]
+	res=$(submit "$off" k2 E2 U2 '["harm_reduction"]' "$reg" '["ru"]')
+	[ "$(jget "$res" '.body.assignments[0].status')" = unassigned ]
+	[ "$(jget "$res" '.body.assignments[0].worker_id')" = null ]
+	local aid
+	aid=$(jget "$res" '.body.assignments[0].id')
+	[ "$(qs "select count(*) from escalations where assignment_id = '$aid' and reason = 'unassigned' and resolved_at is null")" = 1 ]
+	[ "$(qs "select open_count from workers where id = '$w'")" = 1 ]
+}
+
+@test "least loaded (open/capacity) first, ties to the longest idle" {
+	local reg org off a b c res
+	reg=$(newregion)
+	org=$(mk_org "o-$reg")
+	off=$(mk_office "off-$reg" "$reg")
+	a=$(mk_worker "$org" harm_reduction "a-$reg" "[\"$reg\"]" '["ru"]' 4)
+	b=$(mk_worker "$org" harm_reduction "b-$reg" "[\"$reg\"]" '["ru"]' 2)
+	c=$(mk_worker "$org" harm_reduction "c-$reg" "[\"$reg\"]" '["ru"]' 2)
+	# Idle order: c idle longest, then a, then b.
+	qs "update workers set last_assigned_at = now() - interval '3 hours' where id = '$c';
+	    update workers set last_assigned_at = now() - interval '2 hours' where id = '$a';
+	    update workers set last_assigned_at = now() - interval '1 hours' where id = '$b'" >/dev/null
+	# All at 0 load: c (idle longest) wins.
+	res=$(submit "$off" k1 E1 U1 '["harm_reduction"]' "$reg" '["ru"]')
+	[ "$(jget "$res" '.body.assignments[0].worker_id')" = "$c" ]
+	# Loads a 0/4, b 0/2, c 1/2: a (idle longer than b).
+	res=$(submit "$off" k2 E2 U2 '["harm_reduction"]' "$reg" '["ru"]')
+	[ "$(jget "$res" '.body.assignments[0].worker_id')" = "$a" ]
+	# a 1/4 = .25, b 0/2 = 0, c .5: b.
+	res=$(submit "$off" k3 E3 U3 '["harm_reduction"]' "$reg" '["ru"]')
+	[ "$(jget "$res" '.body.assignments[0].worker_id')" = "$b" ]
+	# a .25, b .5, c .5: a.
+	res=$(submit "$off" k4 E4 U4 '["harm_reduction"]' "$reg" '["ru"]')
+	[ "$(jget "$res" '.body.assignments[0].worker_id')" = "$a" ]
+}
+
+@test "decline -> next worker at once; a decliner is never offered it again" {
+	local reg org off a b res aid first second
+	reg=$(newregion)
+	org=$(mk_org "o-$reg")
+	off=$(mk_office "off-$reg" "$reg")
+	a=$(mk_worker "$org" harm_reduction "a-$reg" "[\"$reg\"]" '["ru"]' 3)
+	b=$(mk_worker "$org" harm_reduction "b-$reg" "[\"$reg\"]" '["ru"]' 3)
+	res=$(submit "$off" k1 E1 U1 '["harm_reduction"]' "$reg" '["ru"]')
+	aid=$(jget "$res" '.body.assignments[0].id')
+	first=$(jget "$res" '.body.assignments[0].worker_id')
+	if [ "$first" = "$a" ]; then second=$b; else second=$a; fi
+	res=$(api assignment_decline "$(who_worker "$first" "$org")" "{\"id\":\"$aid\",\"reason\":\"busy\"}")
+	[ "$(jget "$res" .status)" = 200 ]
+	[ "$(jget "$res" .body.status)" = declined ]
+	[ "$(qs "select status || ' ' || worker_id from assignments where id = '$aid'")" = "offered $second" ]
+	# The second declines too: nobody left (the first declined) -> unassigned.
+	res=$(api assignment_decline "$(who_worker "$second" "$org")" "{\"id\":\"$aid\",\"reason\":\"busy\"}")
+	[ "$(jget "$res" .status)" = 200 ]
+	[ "$(qs "select status from assignments where id = '$aid'")" = unassigned ]
+	[ "$(qs "select count(*) from offers where assignment_id = '$aid'")" = 2 ]
+	[ "$(qs "select count(*) from escalations where assignment_id = '$aid' and reason = 'unassigned'")" = 1 ]
+	# The first worker no longer sees it.
+	res=$(api assignment_get "$(who_worker "$first" "$org")" "{\"id\":\"$aid\"}")
+	[ "$(jget "$res" .status)" = 404 ]
+	[ "$(qs "select open_count from workers where id = '$a'") $(qs "select open_count from workers where id = '$b'")" = "0 0" ]
+}
+
+@test "on leave: the worker's open offers go to the next candidate" {
+	local reg org off a b res aid first second
+	reg=$(newregion)
+	org=$(mk_org "o-$reg")
+	off=$(mk_office "off-$reg" "$reg")
+	a=$(mk_worker "$org" harm_reduction "a-$reg" "[\"$reg\"]" '["ru"]' 3)
+	b=$(mk_worker "$org" harm_reduction "b-$reg" "[\"$reg\"]" '["ru"]' 3)
+	res=$(submit "$off" k1 E1 U1 '["harm_reduction"]' "$reg" '["ru"]')
+	aid=$(jget "$res" '.body.assignments[0].id')
+	first=$(jget "$res" '.body.assignments[0].worker_id')
+	if [ "$first" = "$a" ]; then second=$b; else second=$a; fi
+	res=$(api worker_patch "$(who_admin)" "{\"id\":\"$first\",\"on_leave\":true}")
+	[ "$(jget "$res" .status)" = 200 ]
+	[ "$(jget "$res" .body.on_leave)" = true ]
+	[ "$(qs "select status || ' ' || worker_id from assignments where id = '$aid'")" = "offered $second" ]
+	[ "$(qs "select outcome from offers where assignment_id = '$aid' and worker_id = '$first'")" = withdrawn ]
+	[ "$(qs "select state from deadlines where assignment_id = '$aid' and worker_id = '$first'")" = void ]
+	# New submissions skip the worker on leave.
+	res=$(submit "$off" k2 E2 U2 '["harm_reduction"]' "$reg" '["ru"]')
+	[ "$(jget "$res" '.body.assignments[0].worker_id')" = "$second" ]
+}
+
+@test "same client again from another office: duplicate_of and continuity of care" {
+	local reg org off1 off2 a b res1 res2 first
+	reg=$(newregion)
+	org=$(mk_org "o-$reg")
+	off1=$(mk_office "off1-$reg" "$reg")
+	off2=$(mk_office "off2-$reg" "$reg")
+	a=$(mk_worker "$org" harm_reduction "a-$reg" "[\"$reg\"]" '["ru"]' 5)
+	b=$(mk_worker "$org" harm_reduction "b-$reg" "[\"$reg\"]" '["ru"]' 5)
+	res1=$(submit "$off1" k1 E1 "SAME-$reg" '["harm_reduction"]' "$reg" '["ru"]')
+	first=$(jget "$res1" '.body.assignments[0].worker_id')
+	# Least-loaded alone would now pick the other worker (load 0).
+	res2=$(submit "$off2" k1 E1 "SAME-$reg" '["harm_reduction"]' "$reg" '["ru"]')
+	[ "$(jget "$res2" .status)" = 201 ]
+	[ "$(jget "$res2" .body.duplicate_of)" = "$(jget "$res1" .body.id)" ]
+	[ "$(jget "$res2" '.body.assignments[0].worker_id')" = "$first" ]
+	[ "$(qs "select match_reason->>'rule' from assignments where id = '$(jget "$res2" '.body.assignments[0].id')'")" = continuity_of_care ]
+}
+
+@test "candidate search uses the GIN indexes, not a scan of all workers" {
+	local org plan
+	org=$(mk_org "o-gin")
+	# Many workers outside the region.
+	qs "insert into workers (organisation_id, kind, handle, regions, languages, capacity)
+	    select '$org', 'harm_reduction', 'gin-' || g, array['far-' || (g % 50)], array['ru'], 5
+	    from generate_series(1, 5000) g; analyze workers" >/dev/null
+	plan=$(qs "explain select * from workers c where c.active and not c.on_leave
+	           and c.kind = 'harm_reduction' and c.regions @> array['gin-none']
+	           and c.languages && array['ru'] and c.open_count < c.capacity")
+	echo "$plan"
+	grep -q workers_regions_gin <<<"$plan"
+}
