@@ -616,7 +616,9 @@ static void conn_step_done(struct db_conn *c)
 		op = c->op;
 		if (c->op_prepping) {
 			c->op_prepping = 0;
-			if (result_status(res) == DB_OK) {
+			/* 42P05: already prepared - a prepare abandoned by an
+			 * earlier deadline did finish on the server after all. */
+			if (result_status(res) == DB_OK || strcmp(db_sqlstate(res), "42P05") == 0) {
 				PQclear(res);
 				c->prepared[op->stmt_idx] = 1;
 				c->op = NULL;
