@@ -316,7 +316,7 @@ refd_daemon_start() {
 
 # Sanitizer reports in a daemon log mean failure even when the exit code is 0.
 refd_log_clean() {
-	if grep -E -n 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' \
+	if grep -E -n 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|Sanitizer has encountered|runtime error:|SUMMARY: .*Sanitizer' \
 		"$1" >&2; then
 		_refd_err "sanitizer report in $1"
 		return 1
