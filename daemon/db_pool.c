@@ -28,6 +28,15 @@
  * the top of the loop, never nested inside pool code or db_submit(), and a
  * callback may submit again or reply to its request without re-entering a
  * half-updated connection.
+ *
+ * Not done, on purpose: pipeline mode. Measured on the 2-core target, one
+ * loop with 8 connections and 32 operations outstanding runs a prepared
+ * SELECT or INSERT at the same rate as pgbench -M prepared with 8 clients,
+ * and one query per connection keeps cancel exact (a cancel can only hit
+ * the operation whose deadline passed).
+ * Known limit: libpq resolves a host name inside PQconnectStart with a
+ * blocking lookup; give an address (host=10.0.0.5 or hostaddr=) or a socket
+ * directory in the conninfo so reconnects never wait on DNS.
  */
 #include "db_pool.h"
 
