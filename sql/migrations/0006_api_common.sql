@@ -190,7 +190,7 @@ LANGUAGE sql STABLE AS $$
 		'duplicate_of', r.duplicate_of, 'urgency', r.urgency, 'needs', to_jsonb(r.needs),
 		'withdrawn_at', ts(r.withdrawn_at), 'closed_at', ts(r.closed_at),
 		'assignments', coalesce((SELECT jsonb_agg(assignment_short_json(a, r.consent_report_back)
-		                                          ORDER BY a.created_at, a.id)
+		                                          ORDER BY a.created_at, a.need, a.id)
 		                         FROM assignments a WHERE a.referral_id = r.id), '[]'))
 	    || CASE WHEN current_setting('app.role', true) = 'supervisor'
 	            THEN jsonb_build_object('office_id', r.office_id, 'region', r.region,
