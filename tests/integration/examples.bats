@@ -31,6 +31,7 @@
 #   "<string>"  a non-empty string  "<number>"  a number   "<boolean>" a boolean
 #   "<array>"   an array            "<object>"  an object  "<any>" any value
 #   "<request-id>" 32 hex digits    "<absent>"  the member/header must NOT exist
+# An expected "body" also requires Content-Type: application/json.
 # "text_contains": the raw body (non-JSON answers: CSV, metrics) contains each string.
 # "client_cert": "office" presents the test office certificate (mutual TLS).
 # "issue": 4 marks endpoints of a later issue: while the daemon answers their
@@ -80,7 +81,7 @@ def diff($e; $a; $p):
                  | pairs($es[1:]; $xs[:$i] + $xs[$i + 1:]); .)
         end;
       if pairs($e; $a) then empty
-      else "\($p): no arrangement of \($a | tojson) matches the expected items" end
+      else "\($p): expected these items in any order: \($e | tojson), got \($a | tojson)" end
     end
   elif $e == $a then empty
   else "\($p): expected \($e | tojson), got \($a | tojson)" end;
@@ -177,6 +178,11 @@ replay() {
 		elif ($h | has($k) | not) then "header \(.key): missing"
 		else diff($v; $h[$k]; "header \(.key)") end')
 	if jq -e '.body != null' <<<"$expect" >/dev/null; then
+		# A JSON answer says so (the protocol's bodies are application/json).
+		case $(jq -r '.["content-type"] // ""' <<<"$actual_h") in
+		application/json*) ;;
+		*) problems+=$'\n'"header Content-Type: expected application/json" ;;
+		esac
 		if jq -e . "$d/body" >/dev/null 2>&1; then
 			problems+=$'\n'$(jq -rn --argjson e "$expect" --slurpfile a "$d/body" \
 				"$MATCHER"'diff($e.body; $a[0]; "body")')
