@@ -259,6 +259,16 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 		json_decref(body);
 		body = NULL;
 	}
+	if (status == 404) {
+		/* Every 404 must read the same, whether the object is absent, out
+		 * of scope or its id malformed: even the object type in a message
+		 * is dropped, so nothing tells one case from another. */
+		json_decref(body);
+		json_decref(result);
+		api_call_free(c);
+		req_reply_error(r, 404, "not_found", "no such resource", NULL);
+		return;
+	}
 	if (body)
 		api_call_open_sealed(r, body, 0);
 	if (c->post && status < 300 && body)
