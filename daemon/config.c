@@ -153,10 +153,11 @@ static const struct key_def keys[] = {
 	  "Keyring for contact details and notes: lines `<key id> <64 hex chars>`, the last one "
 	  "encrypts." },
 
-	{ "deadlines", "sweeper_max_sleep", KT_DURATION, "10s", KEY_RELOAD, 10, HOUR_MS, NULL, NULL,
+	{ "deadlines", "sweeper_max_sleep", KT_DURATION, "1s", KEY_RELOAD, 10, HOUR_MS, NULL, NULL,
 	  OFF(sweeper_max_sleep_ms),
-	  "Longest sleep of the deadline sweeper when nothing is due (it otherwise wakes at the "
-	  "next due time)." },
+	  "Longest sleep of the deadline sweeper (it otherwise wakes at the next due time). "
+	  "Bounds how late a deadline created by another daemon, or due sooner than the one "
+	  "waited for, is acted on; an idle sweep is one index probe." },
 	{ "deadlines", "sweeper_batch", KT_INT, "100", KEY_RELOAD, 1, 10000, NULL, NULL,
 	  OFF(sweeper_batch), "Due deadlines claimed per transaction." },
 
