@@ -1,0 +1,99 @@
+#!/usr/bin/env bats
+# The hash-chained audit trail: records for reads of client data and denied
+# requests, no client data in any record, the daemon's role cannot change or
+# remove records, the trigger refuses even the owner, and audit_verify()
+# finds an altered, removed or inserted record at its position.
+
+load ../lib/common
+load sql_common
+
+setup_file() {
+	sql_setup_file
+	local org off w res aid
+	org=$(mk_org "o-au")
+	off=$(mk_office "off-au" au)
+	w=$(mk_worker "$org" harm_reduction "h-au" '["au"]' '["ru"]' 5)
+	for i in 1 2 3; do
+		res=$(submit "$off" "k$i" "E$i" "CANARYUIC$i" '["harm_reduction"]' au '["ru"]')
+	done
+	aid=$(jget "$res" '.body.assignments[0].id')
+	api assignment_accept "$(who_worker "$w" "$org")" "{\"id\":\"$aid\"}" >/dev/null
+	api assignment_get "$(who_worker "$w" "$org")" "{\"id\":\"$aid\"}" >/dev/null
+	api referral_get "$(who_office 00000000-0000-4000-8000-0000000000ff)" "{\"id\":\"$(jget "$res" .body.id)\"}" >/dev/null
+	echo "$aid" >"$REFD_TMP/aid"
+}
+teardown_file() { refd_teardown_file; }
+
+@test "reads of client data and denied requests are audited; the chain verifies" {
+	local aid
+	aid=$(cat "$REFD_TMP/aid")
+	# accept answers with client fields (one record), get once more (one).
+	[ "$(qs "select count(*) from audit_log where action = 'read_client_data' and object_id = '$aid'")" = 2 ]
+	[ "$(qs "select count(*) from audit_log where action = 'referral.get' and outcome = 'denied'")" = 1 ]
+	[ "$(qs "select audit_verify()::text")" = '{"reason": null, "checked": '"$(qs "select count(*) from audit_log")"', "first_bad_seq": null}' ]
+}
+
+@test "no client data in the audit log" {
+	run qs "select count(*) from audit_log l where l::text ~* 'canary|c2VhbGVk|bm90ZQ'"
+	[ "$output" = 0 ]
+	run qs "select count(*) from audit_log l, referrals r where l::text like '%' || r.uic_hash || '%'"
+	[ "$output" = 0 ]
+}
+
+@test "the daemon's role cannot update, delete or truncate audit records" {
+	run q "update audit_log set outcome = 'ok' where seq = 1"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"permission denied"* ]]
+	run q "delete from audit_log where seq = 1"
+	[ "$status" -ne 0 ]
+	run q "truncate audit_log"
+	[ "$status" -ne 0 ]
+	run q "update audit_chain_head set last_seq = 0"
+	[ "$status" -ne 0 ]
+	# It may insert, but the trigger decides seq, time and hashes.
+	run q "insert into audit_log values (999999, now(), 'admin', 'x', 'forged', null, null, 'ok', null, '\\x00', '\\x00') returning seq"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(qs "select last_seq from audit_chain_head")" ]
+	[ "$(qs "select audit_verify()->>'first_bad_seq'")" = "" ]
+}
+
+@test "the triggers refuse UPDATE, DELETE and TRUNCATE even for the owner" {
+	run psql -X -q -tA -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U "$REFD_DB_USER" -d "$REFD_DB" \
+		-c "update audit_log set outcome = 'ok' where seq = 1"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"append-only"* ]]
+	run psql -X -q -tA -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U "$REFD_DB_USER" -d "$REFD_DB" \
+		-c "truncate audit_log"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"append-only"* ]]
+}
+
+# Tampering as a superuser who disables the triggers.
+tamper() {
+	refd_psql -c "set session_replication_role = replica" -c "$1" >/dev/null
+}
+
+@test "an altered record is found at its position" {
+	local n
+	n=$(qs "select last_seq from audit_chain_head")
+	tamper "update audit_log set outcome = 'denied' where seq = 3; update audit_log set actor_id = 'someone' where seq = 5"
+	[ "$(qs "select audit_verify()::text")" = '{"reason": "altered", "checked": 2, "first_bad_seq": 3}' ]
+	[ "$(qs "select audit_verify(4)->>'first_bad_seq'")" = 5 ]
+	[ "$n" -gt 5 ]
+}
+
+@test "a removed record and an inserted record are found" {
+	local n
+	n=$(qs "select last_seq from audit_chain_head")
+	tamper "delete from audit_log where seq = $((n - 1))"
+	[ "$(qs "select audit_verify(6)->>'first_bad_seq'")" = $((n - 1)) ]
+	[ "$(qs "select audit_verify(6)->>'reason'")" = missing ]
+	# Fill the hole with a well-forged record (right link to its predecessor,
+	# right hash for its content): its successor no longer links to it.
+	tamper "insert into audit_log select $((n - 1)), now(), 'admin', null, 'forged', null, null, 'ok', null, hash, '\\x00' from audit_log where seq = $((n - 2));
+	        update audit_log l set hash = sha256(l.prev_hash || convert_to(audit_canonical(l), 'UTF8')) where seq = $((n - 1))"
+	[ "$(qs "select audit_verify(6)::text")" = '{"reason": "broken_link", "checked": '"$((n - 6))"', "first_bad_seq": '"$n"'}' ]
+	# The removed tail: the head remembers how long the chain was.
+	tamper "delete from audit_log where seq = $n"
+	[ "$(qs "select audit_verify($((n - 1)))::text")" = '{"reason": "missing", "checked": 1, "first_bad_seq": '"$n"'}' ]
+}
