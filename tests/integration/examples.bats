@@ -215,6 +215,14 @@ replay() {
 	[ -z "$missing" ] || { echo "examples not replayed:$missing" >&2; return 1; }
 }
 
+@test "every example the spec names exists" {
+	local f missing=""
+	for f in $(grep -o '[0-9][0-9]_[a-z0-9_]*\.json' "$REFD_ROOT/proto/openapi.yaml" | sort -u); do
+		[ -f "$EXAMPLES_DIR/$f" ] || missing="$missing $f"
+	done
+	[ -z "$missing" ] || { echo "proto/openapi.yaml names missing examples:$missing" >&2; return 1; }
+}
+
 @test "00_healthz" { replay 00_healthz; }
 @test "01_readyz" { replay 01_readyz; }
 @test "02_create_organisation" { replay 02_create_organisation; }
