@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -25,7 +26,7 @@
 enum key_type {
 	KT_STRING,    /* char *, free text */
 	KT_PATH,      /* char *, a file that must exist and be readable */
-	KT_ADDR,      /* char *, host:port or [v6]:port */
+	KT_ADDR,      /* char *, IP:port or [IPv6]:port */
 	KT_INT,       /* int, within [min, max] */
 	KT_BOOL,      /* int 0/1 */
 	KT_SIZE,      /* size_t bytes, written 512, 64k, 1m, 1g */
@@ -76,7 +77,7 @@ static const char *check_no_space(const char *v);
  */
 static const struct key_def keys[] = {
 	{ "server", "listen", KT_ADDR, NULL, KEY_REQUIRED, 0, 0, NULL, NULL, OFF(listen),
-	  "Public TLS listener, host:port ([v6]:port for IPv6)." },
+	  "Public TLS listener, IP:port ([IPv6]:port), numeric." },
 	{ "server", "client_cert", KT_ENUM, "optional", 0, 0, 0, client_cert_values, NULL,
 	  OFF(client_cert),
 	  "Client certificates on `listen`: optional (offices with certificates and bearer-token "
@@ -292,27 +293,39 @@ static int parse_bool(const char *s, int *out)
 	return 0;
 }
 
-/* host:port with a non-empty host and a port 1-65535; [v6]:port for IPv6. */
+/* IP:port or [IPv6]:port, numeric only: the listener binds without a
+ * resolver, so a name would only fail later, at start. Port 1-65535. */
 static int parse_addr(const char *s)
 {
-	const char *colon;
+	char host[64];
+	const char *colon, *rest;
 	long long port;
-	const char *rest;
+	unsigned char bin[16];
+	size_t hlen;
+	int v6 = s[0] == '[';
 
-	if (s[0] == '[') {
+	if (v6) {
 		const char *close = strchr(s, ']');
 
-		if (!close || close == s + 1 || close[1] != ':')
+		if (!close || close[1] != ':')
 			return -1;
 		colon = close + 1;
+		hlen = (size_t)(close - s - 1);
+		if (hlen == 0 || hlen >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, hlen);
 	} else {
-		colon = strrchr(s, ':');
-		if (!colon || colon == s || memchr(s, ':', (size_t)(colon - s)))
+		colon = strchr(s, ':');
+		if (!colon)
 			return -1;
+		hlen = (size_t)(colon - s);
+		if (hlen == 0 || hlen >= sizeof(host))
+			return -1;
+		memcpy(host, s, hlen);
 	}
-	for (const char *p = s; p < colon; p++)
-		if (isspace((unsigned char)*p))
-			return -1;
+	host[hlen] = '\0';
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) != 1)
+		return -1;
 	if (parse_ll(colon + 1, &port, &rest) < 0 || *rest || port < 1 || port > 65535)
 		return -1;
 	return 0;
@@ -355,7 +368,7 @@ static const char *type_hint(const struct key_def *k)
 	case KT_DURATION:
 		return "a duration like 500ms, 10s, 5m, 1h";
 	case KT_ADDR:
-		return "host:port";
+		return "IP:port";
 	default:
 		return "a value";
 	}
@@ -380,8 +393,8 @@ static int set_value(struct parse_ctx *c, int line, const struct key_def *k, con
 	switch (k->type) {
 	case KT_ADDR:
 		if (parse_addr(v) < 0)
-			return fail_at(c, line, "bad value for %s.%s: expected host:port "
-				       "(port 1-65535)", k->section, k->name);
+			return fail_at(c, line, "bad value for %s.%s: expected IP:port or "
+				       "[IPv6]:port (numeric, port 1-65535)", k->section, k->name);
 		/* fall through */
 	case KT_STRING:
 	case KT_PATH: {
@@ -761,44 +774,6 @@ int config_check_reload(const struct config *old, const struct config *neu, char
 	return 0;
 }
 
-/* Swap each reloadable field between live and neu. The live struct keeps its
- * address (other modules hold the pointer); neu ends up holding the old values
- * and is config_free()d by the caller. */
-void config_apply_reload(struct config *live, struct config *neu)
-{
-	for (size_t i = 0; i < NKEYS; i++) {
-		char *a, *b;
-		size_t sz;
-		unsigned char tmp[sizeof(size_t) > sizeof(long) ? sizeof(size_t) : sizeof(long)];
-
-		if (!(keys[i].flags & KEY_RELOAD))
-			continue;
-		switch (keys[i].type) {
-		case KT_STRING:
-		case KT_PATH:
-		case KT_ADDR:
-			sz = sizeof(char *);
-			break;
-		case KT_SIZE:
-			sz = sizeof(size_t);
-			break;
-		case KT_DURATION:
-			sz = sizeof(long);
-			break;
-		default:
-			sz = sizeof(int);
-			break;
-		}
-		if (sz > sizeof(tmp))
-			continue;
-		a = (char *)live + keys[i].offset;
-		b = (char *)neu + keys[i].offset;
-		memcpy(tmp, a, sz);
-		memcpy(a, b, sz);
-		memcpy(b, tmp, sz);
-	}
-}
-
 static const char *type_name(const struct key_def *k)
 {
 	switch (k->type) {
@@ -807,7 +782,7 @@ static const char *type_name(const struct key_def *k)
 	case KT_PATH:
 		return "path";
 	case KT_ADDR:
-		return "host:port";
+		return "IP:port";
 	case KT_INT:
 		return "int";
 	case KT_BOOL:

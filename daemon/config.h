@@ -74,14 +74,12 @@ int config_load(const char *path, struct config *out, char *err, size_t errlen);
 void config_free(struct config *c);
 
 /* For SIGHUP: returns 0 if every changed key is reloadable, else -1 with the
- * first non-reloadable key named in err. */
+ * first non-reloadable key named in err. A reload then replaces the whole
+ * struct (main.c swaps app->cfg to the new object and keeps the old one alive
+ * until exit), so modules must read app->cfg when they use a value rather than
+ * caching it, and may compare the pointer to notice a reload. */
 int config_check_reload(const struct config *old, const struct config *neu, char *err,
 			size_t errlen);
-
-/* After config_check_reload() accepted neu: move every reloadable value into
- * live (which keeps its address, so modules holding the pointer see the new
- * values) and leave the old values in neu for the caller to config_free(). */
-void config_apply_reload(struct config *live, struct config *neu);
 
 /* Print the configuration reference (one row per key: name, type, default,
  * reloadable, description) as a Markdown table. README's table is checked

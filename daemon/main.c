@@ -50,6 +50,11 @@ struct proc {
 	struct event *drain_timer;
 	enum run_phase phase;
 	struct timespec phase_start;
+	/* Configurations built by SIGHUP. Each replaced one stays allocated until
+	 * exit: reloads are rare, and no module can then be left holding a freed
+	 * pointer (http_server compares app->cfg with the one it last applied). */
+	struct config **reloaded;
+	size_t nreloaded;
 };
 
 struct cmdline {
@@ -284,34 +289,50 @@ static void main_on_sigterm(evutil_socket_t sig, short what, void *arg)
  * SIGHUP: re-read the file; refuse (and keep running unchanged) when it is
  * invalid or a key that needs a restart changed; otherwise build the new TLS
  * context first (new handshakes use it, established connections keep the
- * old one) and only then move the reloadable values into the live config.
+ * old one) and only then point app->cfg at the new configuration, which the
+ * modules read at their next use (limits at the next accepted connection).
  */
 static void main_on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct proc *p = arg;
 	struct app *app = p->app;
-	struct config neu;
+	struct config *neu = calloc(1, sizeof(*neu));
+	struct config **list;
 	char err[512], esc[600];
 
 	(void)sig;
 	(void)what;
-	if (config_load(app->config_path, &neu, err, sizeof(err)) < 0) {
-		log_error("reload.failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
+	list = realloc(p->reloaded, (p->nreloaded + 1) * sizeof(*list));
+	if (!neu || !list) {
+		free(neu);
+		if (list)
+			p->reloaded = list;
+		log_error("reload.failed", "reason=\"out of memory\"");
 		return;
 	}
-	if (config_check_reload(app->cfg, &neu, err, sizeof(err)) < 0) {
+	p->reloaded = list;
+	if (config_load(app->config_path, neu, err, sizeof(err)) < 0) {
 		log_error("reload.failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
-		goto done;
+		goto fail;
 	}
-	if (tls_server_reload(app->tls, &neu, err, sizeof(err)) < 0) {
+	if (config_check_reload(app->cfg, neu, err, sizeof(err)) < 0) {
 		log_error("reload.failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
-		goto done;
+		goto fail_loaded;
 	}
-	config_apply_reload(app->cfg, &neu);
-	log_setup((enum log_level)app->cfg->log_level, (enum log_format)app->cfg->log_format);
-	log_info("reload.ok", "config=\"%s\"", log_esc(esc, sizeof(esc), app->config_path));
-done:
-	config_free(&neu);
+	if (tls_server_reload(app->tls, neu, err, sizeof(err)) < 0) {
+		log_error("reload.failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
+		goto fail_loaded;
+	}
+	p->reloaded[p->nreloaded++] = neu;
+	app->cfg = neu;
+	log_setup((enum log_level)neu->log_level, (enum log_format)neu->log_format);
+	log_info("reload.ok", "config=\"%s\" reloads=%zu", log_esc(esc, sizeof(esc),
+		 app->config_path), p->nreloaded);
+	return;
+fail_loaded:
+	config_free(neu);
+fail:
+	free(neu);
 }
 
 /* Migrations and the durability check: blocking libpq, before the loop. */
@@ -479,6 +500,14 @@ fail:
 	if (app->base)
 		event_base_free(app->base);
 	app->base = NULL;
+	/* Nothing runs any more: the reloaded configurations can go. The one
+	 * main() loaded stays main()'s to free. */
+	for (size_t i = 0; i < p.nreloaded; i++) {
+		config_free(p.reloaded[i]);
+		free(p.reloaded[i]);
+	}
+	free(p.reloaded);
+	app->cfg = NULL;
 	return rc;
 }
 
@@ -527,7 +556,10 @@ int main(int argc, char **argv)
 	app.config_path = cl.config;
 	rc = EXIT_START;
 
-	{
+	if (cl.migrate || cl.mint_name || cl.verify_audit) {
+		log_info("command", "name=%s version=" REFD_VERSION,
+			 cl.migrate ? "migrate" : cl.mint_name ? "mint-admin-token" : "verify-audit");
+	} else {
 		char a1[300], a2[300], a3[300];
 
 		log_info("start", "version=" REFD_VERSION " pid=%ld listen=\"%s\" mtls_listen=\"%s\" "

