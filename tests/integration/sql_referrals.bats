@@ -1,0 +1,178 @@
+#!/usr/bin/env bats
+# Submission rules in SQL: idempotency (replay, reuse, in flight, concurrent
+# same key), duplicate external_ref, consent, scoping of reads and lists,
+# cursors, and the administration functions.
+
+load ../lib/common
+load sql_common
+
+setup_file() {
+	sql_setup_file
+	local org off off2 w
+	org=$(mk_org "o-rf")
+	off=$(mk_office "off-rf" rf)
+	off2=$(mk_office "off2-rf" rf)
+	w=$(mk_worker "$org" harm_reduction "h-rf" '["rf"]' '["ru"]' 100)
+	echo "$org $off $off2 $w" >"$REFD_TMP/ids"
+}
+teardown_file() { refd_teardown_file; }
+setup() { read -r ORG OFF OFF2 W <"$REFD_TMP/ids"; }
+
+@test "replay: same key and body -> the stored response, Idempotent-Replayed, nothing twice" {
+	local a b
+	a=$(submit "$OFF" idem-1 R-1 U-1 '["harm_reduction"]' rf '["ru"]')
+	b=$(submit "$OFF" idem-1 R-1 U-1 '["harm_reduction"]' rf '["ru"]')
+	[ "$(jget "$a" .status)" = 201 ]
+	[ "$(jget "$b" .status)" = 201 ]
+	[ "$(jget "$b" '.headers["Idempotent-Replayed"]')" = true ]
+	[ "$(jget "$a" .headers.Location)" = "/v1/referrals/$(jget "$a" .body.id)" ]
+	[ "$(jq -S .body <<<"$a")" = "$(jq -S .body <<<"$b")" ]
+	[ "$(qs "select count(*) from referrals where external_ref = 'R-1'")" = 1 ]
+}
+
+@test "same key, other body -> 422 idempotency_key_reused" {
+	submit "$OFF" idem-2 R-2 U-2 '["harm_reduction"]' rf '["ru"]' >/dev/null
+	local b
+	b=$(submit "$OFF" idem-2 R-2b U-2 '["harm_reduction"]' rf '["ru"]')
+	[ "$(jget "$b" .status)" = 422 ]
+	[ "$(jget "$b" .body.error.code)" = idempotency_key_reused ]
+	# Keys are per office: another office may use the same key.
+	b=$(submit "$OFF2" idem-2 R-2 U-2x '["harm_reduction"]' rf '["ru"]')
+	[ "$(jget "$b" .status)" = 201 ]
+}
+
+@test "a request in flight with the same key -> 409 idempotency_key_in_flight" {
+	psql -X -q -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U postgres -d "$REFD_DB" \
+		-c "begin; select pg_advisory_xact_lock(hashtextextended('idem:$OFF:idem-3', 0)); select pg_sleep(3); commit;" \
+		>/dev/null &
+	sleep 1
+	local b
+	b=$(submit "$OFF" idem-3 R-3 U-3 '["harm_reduction"]' rf '["ru"]')
+	wait
+	[ "$(jget "$b" .status)" = 409 ]
+	[ "$(jget "$b" .body.error.code)" = idempotency_key_in_flight ]
+	[ "$(qs "select count(*) from referrals where external_ref = 'R-3'")" = 0 ]
+}
+
+@test "one key from 8 clients at once: one referral, the rest replayed or in flight" {
+	export -f q api submit submit_args who_office
+	export REFD_PGHOST REFD_PGPORT REFD_DB OFF
+	seq 1 8 | xargs -P 8 -I{} bash -c \
+		'r=$(submit "$OFF" idem-4 R-4 U-4 "[\"harm_reduction\"]" rf "[\"ru\"]"); echo "$(jq -r .status <<<"$r") $(jq -r ".headers[\"Idempotent-Replayed\"] // \"-\"" <<<"$r")"' \
+		>"$REFD_TMP/same-key"
+	cat "$REFD_TMP/same-key"
+	[ "$(grep -c '^201 -$' "$REFD_TMP/same-key")" = 1 ]
+	[ "$(grep -vc -e '^201 -$' -e '^201 true$' -e '^409 -$' "$REFD_TMP/same-key")" = 0 ]
+	[ "$(qs "select count(*) from referrals where external_ref = 'R-4'")" = 1 ]
+}
+
+@test "same external_ref with another key -> 409 duplicate_referral with the existing id" {
+	local a b
+	a=$(submit "$OFF" idem-5 R-5 U-5 '["harm_reduction"]' rf '["ru"]')
+	b=$(submit "$OFF" idem-5b R-5 U-5 '["harm_reduction"]' rf '["ru"]')
+	[ "$(jget "$b" .status)" = 409 ]
+	[ "$(jget "$b" .body.error.code)" = duplicate_referral ]
+	[ "$(jget "$b" .body.error.existing_id)" = "$(jget "$a" .body.id)" ]
+}
+
+@test "no consent -> 422 consent_required, nothing stored" {
+	local b
+	b=$(api referral_submit "$(who_office "$OFF")" "$(submit_args idem-6 R-6 U-6 '["harm_reduction"]' rf '["ru"]' normal false)")
+	[ "$(jget "$b" .status)" = 422 ]
+	[ "$(jget "$b" .body.error.code)" = consent_required ]
+	[ "$(jget "$b" .body.error.field)" = /consent/services ]
+	[ "$(qs "select count(*) from referrals where external_ref = 'R-6'")" = 0 ]
+}
+
+@test "an office sees only its own referrals, status fields only" {
+	local a res
+	a=$(submit "$OFF" idem-7 R-7 U-7 '["harm_reduction"]' rf '["ru"]')
+	res=$(api referral_get "$(who_office "$OFF2")" "{\"id\":\"$(jget "$a" .body.id)\"}")
+	[ "$(jget "$res" .status)" = 404 ]
+	res=$(api referral_get "$(who_office "$OFF")" "{\"id\":\"$(jget "$a" .body.id)\"}")
+	[ "$(jget "$res" .status)" = 200 ]
+	! grep -q sealed <<<"$res"
+	! grep -q uic <<<"$res"
+	[ "$(jget "$res" '.body.assignments[0] | has("contact_made_at")')" = false ]
+	res=$(api referral_get "$(who_office "$OFF")" '{"id":"not-a-uuid"}')
+	[ "$(jget "$res" .status)" = 404 ]
+}
+
+@test "referral list: newest first, limit clamp, cursor pages without skips or repeats" {
+	local i res next all=""
+	for i in 1 2 3 4 5; do
+		submit "$OFF2" "page-$i" "P-$i" "UP-$i" '["harm_reduction"]' rf '["ru"]' >/dev/null
+	done
+	local total
+	total=$(qs "select count(*) from referrals where office_id = '$OFF2'")
+	res=$(api referral_list "$(who_office "$OFF2")" '{"limit":2}')
+	[ "$(jget "$res" '.body.items | length')" = 2 ]
+	[ "$(jget "$res" '.body.items[0].external_ref')" = P-5 ]
+	all=$(jget "$res" '.body.items[].id')
+	next=$(jget "$res" .body.next)
+	while [ "$next" != null ]; do
+		res=$(api referral_list "$(who_office "$OFF2")" "{\"limit\":2,\"cursor\":\"$next\"}")
+		all="$all
+$(jget "$res" '.body.items[].id')"
+		next=$(jget "$res" .body.next)
+	done
+	[ "$(sort <<<"$all" | uniq | wc -l)" = "$total" ]
+	[ "$(wc -l <<<"$all")" = "$total" ]
+	res=$(api referral_list "$(who_office "$OFF2")" '{"limit":0}')
+	[ "$(jget "$res" '.body.items | length')" = 1 ]
+	res=$(api referral_list "$(who_office "$OFF2")" '{"cursor":"garbage!"}')
+	[ "$(jget "$res" .body.error.code)" = invalid_cursor ]
+}
+
+@test "supervisors see their organisation's referrals; others' are 404" {
+	local a sup res org2
+	a=$(submit "$OFF" idem-8 R-8 U-8 '["harm_reduction"]' rf '["ru"]')
+	res=$(api referral_get "$(who_sup 00000000-0000-4000-8000-0000000000aa "$ORG")" "{\"id\":\"$(jget "$a" .body.id)\"}")
+	[ "$(jget "$res" .status)" = 200 ]
+	org2=$(mk_org "o2-rf")
+	res=$(api referral_get "$(who_sup 00000000-0000-4000-8000-0000000000bb "$org2")" "{\"id\":\"$(jget "$a" .body.id)\"}")
+	[ "$(jget "$res" .status)" = 404 ]
+	[ "$(qs "select count(*) from audit_log where action = 'referral.get' and outcome = 'denied' and actor_id = '00000000-0000-4000-8000-0000000000bb'")" = 1 ]
+}
+
+@test "a role that may never call a function gets 403 and a denied record" {
+	local res
+	res=$(api referral_submit "$(who_worker "$W" "$ORG")" "$(submit_args x X U '["harm_reduction"]' rf '["ru"]')")
+	[ "$(jget "$res" .status)" = 403 ]
+	res=$(api worker_create "$(who_office "$OFF")" '{}')
+	[ "$(jget "$res" .status)" = 403 ]
+	[ "$(qs "select count(*) from audit_log where action = 'worker.create' and outcome = 'denied'")" = 1 ]
+}
+
+@test "tokens: create, authenticate, revoke; certificates map to offices" {
+	local h res tid
+	h=$(printf 'tok-%s' "$RANDOM" | sha256sum | cut -c1-64)
+	res=$(api token_create "$(who_admin)" "{\"role\":\"worker\",\"subject_id\":\"$W\",\"expires_at\":\"2099-01-01T00:00:00Z\",\"token_hash\":\"$h\"}")
+	[ "$(jget "$res" .status)" = 201 ]
+	tid=$(jget "$res" .body.id)
+	! grep -q "$h" <<<"$res"
+	[ "$(jget "$(q "select auth_token('$h')")" .role)" = worker ]
+	[ "$(jget "$(q "select auth_token('$h')")" .org_id)" = "$ORG" ]
+	res=$(api token_revoke "$(who_admin)" "{\"id\":\"$tid\"}")
+	[ "$(jget "$res" .status)" = 200 ]
+	[ -z "$(q "select auth_token('$h')")" ]
+	res=$(api token_create "$(who_admin)" "{\"role\":\"office\",\"subject_id\":\"$W\",\"expires_at\":\"2099-01-01T00:00:00Z\",\"token_hash\":\"$h\"}")
+	[ "$(jget "$res" .body.error.field)" = /subject_id ]
+	res=$(api office_create "$(who_admin)" "{\"name\":\"cert-office\",\"region\":\"rf\",\"cert_fingerprint\":\"$(printf x | sha256sum | cut -c1-64)\"}")
+	[ "$(jget "$(q "select auth_cert('$(printf x | sha256sum | cut -c1-64)', null)")" .id)" = "$(jget "$res" .body.id)" ]
+	res=$(q "select mint_admin_token('root', '$(printf m | sha256sum | cut -c1-64)', now() + interval '1 day')")
+	[ "$(jget "$(q "select auth_token('$(printf m | sha256sum | cut -c1-64)')")" .role)" = admin ]
+}
+
+@test "deadline policy: ISO 8601 durations, validated" {
+	local res
+	res=$(api deadline_policy_put "$(who_admin)" '{"need":"legal_support","urgency":"urgent","accept_within":"PT2H","first_contact_within":"PT12H","consultation_within":"P3D"}')
+	[ "$(jget "$res" .status)" = 200 ]
+	[ "$(jget "$res" .body.accept_within)" = PT2H ]
+	[ "$(jget "$res" .body.consultation_within)" = P3D ]
+	res=$(api deadline_policy_put "$(who_admin)" '{"need":"harm_reduction","urgency":"normal","accept_within":"24h"}')
+	[ "$(jget "$res" .status)" = 400 ]
+	[ "$(jget "$res" .body.error.field)" = /accept_within ]
+	res=$(api deadline_policy_put "$(who_admin)" '{"need":"harm_reduction","urgency":"normal","accept_within":"PT0S"}')
+	[ "$(jget "$res" .status)" = 400 ]
+}
