@@ -47,5 +47,7 @@ void api_deadline_policy_put(struct req *r);
 void api_webhook_create(struct req *r);
 void api_deadline_list(struct req *r);
 void api_audit_list(struct req *r);
+/* api_reports.c */
+void api_report_follow_up(struct req *r);
 
 #endif

@@ -30,6 +30,7 @@
 struct api_call {
 	struct req *r;
 	api_call_post post;
+	api_call_render render;
 	void *arg;
 	void (*free_arg)(void *);
 };
@@ -286,6 +287,14 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 		}
 	}
 	json_decref(result);
+	if (c->render && status < 300 && body) {
+		api_call_render render = c->render;
+		void *rarg = c->arg;
+
+		api_call_free(c);
+		render(r, status, body, rarg);
+		return;
+	}
 	api_call_free(c);
 	req_reply_json(r, status, body);
 	return;
@@ -296,8 +305,8 @@ bad:
 	req_reply_error(r, 500, "internal_error", "internal error", NULL);
 }
 
-void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_post post,
-		     void *arg, void (*free_arg)(void *))
+static void api_call_start(struct req *r, const char *stmt, json_t *args, api_call_post post,
+			   api_call_render render, void *arg, void (*free_arg)(void *))
 {
 	struct api_call *c = NULL;
 	json_t *who = NULL;
@@ -313,6 +322,7 @@ void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_pos
 	}
 	c->r = r;
 	c->post = post;
+	c->render = render;
 	c->arg = arg;
 	c->free_arg = free_arg;
 	who = api_call_who(&r->who);
@@ -360,7 +370,19 @@ fail:
 	req_reply_error(r, 500, "internal_error", "internal error", NULL);
 }
 
+void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_post post,
+		     void *arg, void (*free_arg)(void *))
+{
+	api_call_start(r, stmt, args, post, NULL, arg, free_arg);
+}
+
 void api_call_run(struct req *r, const char *stmt, json_t *args)
 {
-	api_call_run_ex(r, stmt, args, NULL, NULL, NULL);
+	api_call_start(r, stmt, args, NULL, NULL, NULL, NULL);
+}
+
+void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call_render render,
+			 void *arg)
+{
+	api_call_start(r, stmt, args, NULL, render, arg, NULL);
 }

@@ -30,6 +30,13 @@ void api_call_run(struct req *r, const char *stmt, json_t *args);
 void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_post post,
 		     void *arg, void (*free_arg)(void *));
 
+/* Renders a successful (2xx) result itself instead of the JSON reply, for
+ * example as CSV: takes body (a reference it must drop) and must reply exactly
+ * once. Errors still get the protocol's JSON error shape. */
+typedef void (*api_call_render)(struct req *r, int status, json_t *body, void *arg);
+void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call_render render,
+			 void *arg);
+
 /* {"role","id","org_id","programme","token_id"} for p_who. */
 json_t *api_call_who(const struct principal *p);
 

@@ -49,6 +49,7 @@ static const struct query queries[] = {
 	{ "api_webhook_create", "SELECT api_webhook_create($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_deadline_list", "SELECT api_deadline_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_audit_list", "SELECT api_audit_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_report_follow_up", "SELECT api_report_follow_up($1::jsonb, $2, $3::jsonb)", 3 },
 
 	/* Other modules append their statements here. */
 };

@@ -71,6 +71,8 @@ static const struct route routes[] = {
 	/* Supervisors: deadlines and the audit trail. */
 	{ EVHTTP_REQ_GET, "/v1/deadlines", R_SUP, api_deadline_list, "deadlines.list" },
 	{ EVHTTP_REQ_GET, "/v1/audit", R_SUP, api_audit_list, "audit.list" },
+	{ EVHTTP_REQ_GET, "/v1/reports/follow-up", R_SUP, api_report_follow_up,
+	  "reports.follow_up" },
 
 	/* Administration. */
 	{ EVHTTP_REQ_POST, "/v1/organisations", R_ADM, api_organisation_create,
@@ -225,6 +227,7 @@ static const struct {
 	{ "assignments.reassign", "api_assignment_reassign" },
 	{ "deadlines.list", "api_deadline_list" },
 	{ "audit.list", "api_audit_list" },
+	{ "reports.follow_up", "api_report_follow_up" },
 	{ "organisations.create", "api_organisation_create" },
 	{ "offices.create", "api_office_create" },
 	{ "workers.create", "api_worker_create" },
