@@ -98,7 +98,8 @@ static const struct key_def keys[] = {
 	{ "server", "write_timeout", KT_DURATION, "10s", KEY_RELOAD, 100, HOUR_MS, NULL, NULL,
 	  OFF(write_timeout_ms), "Time allowed to send a response." },
 	{ "server", "idle_timeout", KT_DURATION, "60s", KEY_RELOAD, 100, HOUR_MS, NULL, NULL,
-	  OFF(idle_timeout_ms), "Keep-alive connections idle longer than this are closed." },
+	  OFF(idle_timeout_ms), "Not applied yet: libevent 2.1 has one inactivity timeout per connection, so an idle "
+	  "keep-alive connection closes after the larger of read_timeout and write_timeout." },
 	{ "server", "drain_timeout", KT_DURATION, "10s", KEY_RELOAD, 0, HOUR_MS, NULL, NULL,
 	  OFF(drain_timeout_ms),
 	  "On SIGTERM/SIGINT, how long in-flight requests may take before the daemon exits anyway." },
