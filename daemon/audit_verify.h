@@ -1,0 +1,20 @@
+/*
+ * audit_verify.h - verification of the hash-chained audit trail.
+ */
+#ifndef REFD_AUDIT_VERIFY_H
+#define REFD_AUDIT_VERIFY_H
+
+#include <libpq-fe.h>
+
+struct audit_verify_result {
+	long long checked;       /* records verified intact before the first bad one */
+	long long bad_seq;       /* seq of the first bad record, 0 when intact */
+	long long bad_position;  /* its 1-based position in the chain */
+	const char *reason;      /* "altered", "removed", "inserted", "broken_link", "unreadable" */
+};
+
+/* Walk the whole chain on a connected (blocking) libpq connection. Returns 0
+ * with *out filled, or -1 when the chain could not be read. */
+int audit_verify_conn(PGconn *c, struct audit_verify_result *out);
+
+#endif
