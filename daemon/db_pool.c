@@ -147,7 +147,8 @@ struct db_pool {
 	struct op_list done;
 	int started, closed;
 	uint64_t down_since;         /* monotonic ms; 0 while some connection is ready */
-	struct event *down_timer;
+	struct event *down_timer;    /* fires DB_DOWN_GRACE_MS after down_since */
+	int down;                    /* the grace passed with nothing ready: fail fast */
 	unsigned long errors, timeouts, reconnects;
 	uint64_t rng;
 };
@@ -408,6 +409,9 @@ static void pool_down_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (p->closed || pool_ready_count(p) > 0)
 		return;
+	/* A flag, not a clock comparison in db_submit: the timer may fire a
+	 * hair before our own clock says the grace is over. */
+	p->down = 1;
 	while ((op = TAILQ_FIRST(&p->queue)) != NULL) {
 		TAILQ_REMOVE(&p->queue, op, link);
 		p->nqueue--;
@@ -482,6 +486,7 @@ static void conn_ready(struct db_conn *c)
 	c->fail_streak = 0;
 	c->backoff_ms = DB_BACKOFF_MIN_MS;
 	p->down_since = 0;
+	p->down = 0;
 	event_del(p->down_timer);
 	conn_idle(c);
 }
@@ -1085,7 +1090,7 @@ struct db_op *db_submit(struct db_pool *p, const char *stmt, int nparams,
 	tv = ms_tv(timeout_ms > 0 ? timeout_ms : p->o.query_timeout_ms);
 	if (event_add(op->timer, &tv) != 0)
 		goto fail;
-	if (p->down_since != 0 && now_ms() - p->down_since >= DB_DOWN_GRACE_MS) {
+	if (p->down) {
 		/* The pool has been down for a while: say so at once (from
 		 * the loop, not from here) rather than let the op wait. */
 		op_complete(op, DB_UNAVAILABLE, NULL);
