@@ -26,39 +26,59 @@ DECLARE
 	a assignments;
 	n integer := 0;
 	skipped integer := 0;
+	done uuid[] := '{}';
+	did uuid;
 	next_due timestamptz;
 	wait_ms bigint;
 BEGIN
 	PERFORM ctx_set(sys, 'sweeper');
+	-- Never wait long on a row some request holds: skip it, retry next pass.
+	PERFORM set_config('lock_timeout', '1s', true);
 	FOR d IN SELECT * FROM deadlines
 	         WHERE state = 'pending' AND due_at <= now()
 	         ORDER BY due_at
 	         LIMIT greatest(coalesce(p_limit, 100), 1)
 	         FOR UPDATE SKIP LOCKED LOOP
-		SELECT * INTO a FROM assignments WHERE id = d.assignment_id FOR UPDATE SKIP LOCKED;
-		IF a.id IS NULL THEN
+		-- One sub-transaction per deadline: acting on it locks workers (the
+		-- old one's load goes down, the next one's up), and another sweeper
+		-- or request may hold those in the other order. A deadlock or a lock
+		-- timeout undoes only this deadline, which stays pending for the next
+		-- pass; the ones already done keep their effects.
+		BEGIN
+			SELECT * INTO a FROM assignments WHERE id = d.assignment_id FOR UPDATE SKIP LOCKED;
+			IF a.id IS NULL THEN
+				skipped := skipped + 1;
+				CONTINUE;
+			END IF;
+			UPDATE deadlines SET state = 'missed', missed_at = now(), escalated = true
+			WHERE id = d.id;
+			INSERT INTO escalations (reason, deadline_id, assignment_id, organisation_id)
+			VALUES ('deadline_missed', d.id, d.assignment_id, d.organisation_id)
+			ON CONFLICT (deadline_id) DO NOTHING;
+			INSERT INTO outbox (type, payload, organisation_id)
+			VALUES ('deadline.missed',
+			        jsonb_build_object('deadline_id', d.id, 'kind', d.kind,
+			                           'assignment_id', d.assignment_id,
+			                           'detail_url', '/v1/assignments/' || d.assignment_id),
+			        d.organisation_id);
+			IF d.kind = 'accept' AND a.status = 'offered' AND EXISTS (
+				SELECT 1 FROM offers WHERE id = d.offer_id AND outcome = 'pending') THEN
+				PERFORM offer_end(a.id, 'expired', 'accept_deadline_missed');
+				UPDATE assignments SET status = 'expired' WHERE id = a.id;
+				PERFORM match_assignment(a.id);
+			END IF;
+			done := done || d.id;
+			n := n + 1;
+		EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
 			skipped := skipped + 1;
-			CONTINUE;
-		END IF;
-		UPDATE deadlines SET state = 'missed', missed_at = now(), escalated = true
-		WHERE id = d.id;
-		INSERT INTO escalations (reason, deadline_id, assignment_id, organisation_id)
-		VALUES ('deadline_missed', d.id, d.assignment_id, d.organisation_id)
-		ON CONFLICT (deadline_id) DO NOTHING;
-		INSERT INTO outbox (type, payload, organisation_id)
-		VALUES ('deadline.missed',
-		        jsonb_build_object('deadline_id', d.id, 'kind', d.kind, 'assignment_id', d.assignment_id,
-		                           'detail_url', '/v1/assignments/' || d.assignment_id),
-		        d.organisation_id);
-		IF d.kind = 'accept' AND a.status = 'offered' AND EXISTS (
-			SELECT 1 FROM offers WHERE id = d.offer_id AND outcome = 'pending') THEN
-			PERFORM offer_end(a.id, 'expired', 'accept_deadline_missed');
-			UPDATE assignments SET status = 'expired' WHERE id = a.id;
-			PERFORM match_assignment(a.id);
-		END IF;
-		PERFORM audit_write(sys, 'sweeper', 'deadline.missed', 'deadline', d.id::text, 'ok');
-		n := n + 1;
+		END;
 		a := NULL;
+	END LOOP;
+	-- Audit last: the chain head is the last lock a transaction takes, or a
+	-- sweeper holding it would wait on workers other transactions hold while
+	-- they wait for the head.
+	FOREACH did IN ARRAY done LOOP
+		PERFORM audit_write(sys, 'sweeper', 'deadline.missed', 'deadline', did::text, 'ok');
 	END LOOP;
 
 	SELECT min(due_at) INTO next_due FROM deadlines WHERE state = 'pending';
