@@ -50,6 +50,7 @@ struct proc {
 	struct event *drain_timer;
 	enum run_phase phase;
 	struct timespec phase_start;
+	int forced;             /* a second SIGTERM/SIGINT: stop waiting for requests */
 	/* Configurations built by SIGHUP. Each replaced one stays allocated until
 	 * exit: reloads are rare, and no module can then be left holding a freed
 	 * pointer (http_server compares app->cfg with the one it last applied). */
@@ -222,12 +223,12 @@ static void main_drain_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (p->phase == PHASE_DRAINING) {
-		if (inflight > 0 && elapsed < app->cfg->drain_timeout_ms) {
+		if (inflight > 0 && !p->forced && elapsed < app->cfg->drain_timeout_ms) {
 			main_arm_drain_timer(p);
 			return;
 		}
-		log_info("drain.end", "in_flight=%d elapsed_ms=%ld timed_out=%s", inflight, elapsed,
-			 inflight > 0 ? "true" : "false");
+		log_info("drain.end", "in_flight=%d elapsed_ms=%ld cut_short=%s", inflight, elapsed,
+			 inflight == 0 ? "no" : p->forced ? "signal" : "drain_timeout");
 		if (app->pool)
 			db_pool_close(app->pool);
 		main_set_phase(p, PHASE_CLOSING);
@@ -254,7 +255,7 @@ static void main_start_drain(struct proc *p, const char *signame)
 		/* A second signal cuts the wait short: close the pool now. */
 		if (p->phase == PHASE_DRAINING) {
 			log_warn("drain.forced", "signal=%s", signame);
-			p->phase_start.tv_sec -= app->cfg->drain_timeout_ms / 1000 + 1;
+			p->forced = 1;
 			event_active(p->drain_timer, EV_TIMEOUT, 0);
 		}
 		return;
