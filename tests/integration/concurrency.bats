@@ -44,7 +44,9 @@ race() {
 	done
 	wait
 }
-count_code() { cat "$1"/*.code | grep -cx "$2" || true; }
+# The codes files hold no newline (curl -w): add one each before counting.
+all_codes() { for f in "$1"/*.code; do cat "$f"; echo; done; }
+count_code() { all_codes "$1" | grep -cx "$2" || true; }
 
 @test "200 submissions from 16 parallel clients: capacity never exceeded, none lost, no double offers" {
 	local r dir i needs hr_cap ls_cap w id cap n t0 t1
@@ -74,7 +76,7 @@ count_code() { cat "$1"/*.code | grep -cx "$2" || true; }
 	parallel_post 16 "$dir" "$OFFICE_TOKEN"
 	t1=$(date +%s.%N)
 	echo "200 submissions in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s" >&2
-	cat "$dir"/*.code | sort | uniq -c >&2
+	all_codes "$dir" | sort | uniq -c >&2
 	[ "$(count_code "$dir" 201)" = 200 ]
 	[ "$(sql "SELECT count(*) FROM referrals WHERE region = '$r'")" = 200 ]
 	# Exactly one assignment per referral and need.
@@ -142,7 +144,7 @@ count_code() { cat "$1"/*.code | grep -cx "$2" || true; }
 	asg=$(assignment_for harm_reduction)
 	dir=$BATS_TEST_TMPDIR/acc
 	race "$dir" < <(for i in $(seq 1 10); do echo "$tok POST /v1/assignments/$asg/accept"; done)
-	cat "$dir"/*.code | sort | uniq -c >&2
+	all_codes "$dir" | sort | uniq -c >&2
 	[ "$(count_code "$dir" 200)" = 1 ]
 	[ "$(count_code "$dir" 409)" = 9 ]
 	[ "$(sql "SELECT status FROM assignments WHERE id = '$asg'")" = accepted ]

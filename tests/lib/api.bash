@@ -77,10 +77,11 @@ call() {
 		args+=(-H 'Content-Type: application/json' --data-binary "@$bodyf.req")
 	fi
 	HTTP_STATUS=$(curl "${args[@]}" "$@" "$API_URL$path") || HTTP_STATUS=000
-	HTTP_BODY=$(cat "$bodyf" 2>/dev/null)
+	# Builtins only from here: the suite makes thousands of calls.
+	HTTP_BODY=
+	IFS= read -r -d '' HTTP_BODY <"$bodyf" || true
 	HTTP_HEADERS=$hdrf
 	HTTP_REQID=$(header X-Request-Id)
-	rm -f "$bodyf" "$bodyf.req"
 	case $HTTP_STATUS in
 	2??) ;;
 	*) printf '%s\n' "$HTTP_BODY" >>"$API_ERRORS" ;;
@@ -97,8 +98,18 @@ anon() { call "" "$@"; }
 
 # Value of a response header of the last call (case-insensitive), CR stripped.
 header() {
+	local line name=${1,,} v=
 	[ -f "${HTTP_HEADERS:-}" ] || return 0
-	grep -i "^$1:" "$HTTP_HEADERS" | tail -n 1 | sed -e 's/^[^:]*:[[:space:]]*//' -e 's/\r$//'
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case ${line,,} in
+		"$name":*)
+			v=${line#*:}
+			v=${v#"${v%%[![:space:]]*}"}
+			;;
+		esac
+	done <"$HTTP_HEADERS"
+	printf '%s' "$v"
 }
 
 # ---- assertions -----------------------------------------------------------
@@ -196,8 +207,17 @@ expect_time() {
 
 # ---- unique values and client secrets -------------------------------------
 
-rand_hex() { od -An -N"${1:-6}" -tx1 /dev/urandom | tr -d ' \n'; }
-rand_digits() { od -An -N8 -tu8 /dev/urandom | tr -d ' \n' | cut -c1-"${1:-7}"; }
+# Random values from bash's SRANDOM (no process per value: the suite makes many).
+rand_hex() {
+	local n=$((${1:-6} * 2)) out=
+	while [ ${#out} -lt "$n" ]; do printf -v out '%s%08x' "$out" "$SRANDOM"; done
+	printf '%s' "${out:0:n}"
+}
+rand_digits() {
+	local n=${1:-7} out=
+	while [ ${#out} -lt "$n" ]; do printf -v out '%s%09d' "$out" $((SRANDOM % 1000000000)); done
+	printf '%s' "${out:0:n}"
+}
 new_uuid() { cat /proc/sys/kernel/random/uuid; }
 new_key() { echo "idem-$(rand_hex 8)"; }
 new_ref() { echo "T-$(rand_hex 6)"; }
@@ -205,7 +225,7 @@ new_ref() { echo "T-$(rand_hex 6)"; }
 new_region() { echo "r-$(rand_hex 5)"; }
 
 _secret() { printf '%s\n' "$1" >>"$API_SECRETS"; printf '%s' "$1"; }
-new_uic() { _secret "UIC$(rand_hex 6 | tr a-f A-F)"; }
+new_uic() { local h; h=$(rand_hex 6); _secret "UIC${h^^}"; }
 new_phone() {
 	local d
 	d=$(rand_digits 9)
@@ -272,8 +292,11 @@ worker_with_token() {
 # referral_json [JQ_FILTER]: the brief's example with a fresh external_ref,
 # UIC, phone and note, then FILTER applied (e.g. '.client.region="osh"').
 referral_json() {
-	jq -nc --arg ref "$(new_ref)" --arg uic "$(new_uic)" --arg ph "$(new_phone)" \
-		--arg note "$(new_note)" '{
+	local uic phone note
+	uic=$(new_uic)
+	phone=$(new_phone)
+	note=$(new_note)
+	jq -nc --arg ref "$(new_ref)" --arg uic "$uic" --arg ph "$phone" --arg note "$note" '{
 		external_ref: $ref,
 		client: {uic: $uic, birth_year: 1985, gender: "m", languages: ["ky", "ru"],
 			region: "bishkek", contact: {phone: $ph}},
@@ -282,7 +305,7 @@ referral_json() {
 		consent: {services: true, report_back: false, obtained_at: "2026-11-27T10:00:00Z"},
 		probation: {starts_on: "2026-11-20", ends_on: "2027-05-20"},
 		note: $note
-	}' | jq -c "${1:-.}"
+	} | '"${1:-.}"
 }
 
 # submit TOKEN BODY [KEY]: POST /v1/referrals with an Idempotency-Key.
@@ -320,22 +343,19 @@ expect_denied_audit() {
 # Every recorded secret must be absent from the daemon's log, from every error
 # body this file received, and from a plain pg_dump of the database.
 api_leak_check() {
-	local dump s found=0 log
+	local dump f found=0
 	dump=$API_TMP/dump.sql
-	log=$REFD_LOG
 	pg_dump -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U postgres -d "$REFD_DB" >"$dump" || {
 		echo "leak check: pg_dump failed" >&2
 		return 1
 	}
-	while IFS= read -r s; do
-		[ -n "$s" ] || continue
-		for f in "$log" "$API_ERRORS" "$dump"; do
-			if [ -f "$f" ] && grep -qiF -- "$s" "$f"; then
-				echo "LEAK: a client secret planted by this file appears in $(basename "$f")" >&2
-				found=1
-			fi
-		done
-	done <"$API_SECRETS"
+	grep -v '^$' "$API_SECRETS" >"$API_TMP/secrets.nonempty" || return 0
+	for f in "$REFD_LOG" "$API_ERRORS" "$dump"; do
+		if [ -f "$f" ] && grep -qiF -f "$API_TMP/secrets.nonempty" "$f"; then
+			echo "LEAK: a client secret or token planted by this file appears in $(basename "$f")" >&2
+			found=1
+		fi
+	done
 	return $found
 }
 

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# tests/bench/referrals.sh - referral submission rate: the daemon against the
+# database function it calls.
+#
+#   bash tests/bench/referrals.sh BUILD        (called by tests/bench/run.sh)
+#
+# In one run, on one private PostgreSQL and one daemon:
+# 1. wrk over TLS, keep-alive, 32 connections: POST /v1/referrals as an office,
+#    each request with its own Idempotency-Key, external_ref and UIC (a wrk Lua
+#    script), the brief's example body with both needs, so every request
+#    creates a referral, two assignments and their offers.
+# 2. pgbench with 32 clients running the same SQL function
+#    (api_referral_submit) with the same argument shape the daemon sends
+#    (hashed UIC, sealed contact and note of realistic sizes), one statement
+#    per transaction like the daemon.
+# Prints both rates and the ratio daemon/pgbench.
+#
+# Knobs: BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
+# BENCH_POOL_SIZE (daemon's database pool, 8).
+# Owns: its own cluster and daemon (tests/lib/common.bash); stops both.
+# Must never: use fixed ports, or print tokens.
+set -u
+
+cd "$(dirname "$0")/../.." || exit 2
+BUILD=${1:-${BUILD:-build}}
+case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
+export BUILD
+DURATION=${BENCH_DURATION:-10s}
+CONNS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-2}
+POOL=${BENCH_POOL_SIZE:-8}
+
+# shellcheck source=../lib/common.bash
+. tests/lib/common.bash
+
+trap 'refd_teardown_file' EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+	echo "bench referrals: $*" >&2
+	exit 1
+}
+
+api() { # api TOKEN METHOD PATH JSON -> body; fails unless 2xx
+	local out code
+	out=$(curl -sS --cacert "$REFD_CA" -X "$2" -H "Authorization: Bearer $1" \
+		-H 'Content-Type: application/json' --data-binary "$4" -w '\n%{http_code}' "$REFD_URL$3") ||
+		return 1
+	code=${out##*$'\n'}
+	case $code in 2??) printf "%s\n" "${out%$'\n'*}" ;; *) echo "$2 $3: HTTP $code ${out%$'\n'*}" >&2; return 1 ;; esac
+}
+
+echo "== POST /v1/referrals over TLS (wrk, $CONNS connections, keep-alive, $DURATION)" \
+	"vs pgbench (api_referral_submit, $CONNS clients, $DURATION)"
+refd_setup_file || fail "no cluster/daemon"
+refd_config_set "$REFD_CONF" log level warn
+refd_config_set "$REFD_CONF" database pool_size "$POOL"
+refd_daemon_stop main >/dev/null || fail "daemon did not stop"
+refd_daemon_start main "$REFD_CONF" || fail "daemon did not restart"
+
+# ---- seed: one office, 2 x 50 workers with room for every submission (50k offers per kind)
+admin=$(refd_mint_admin_token bench) || fail "no admin token"
+org=$(api "$admin" POST /v1/organisations '{"name":"bench org"}' | jq -er .id) || fail "seed org"
+office=$(api "$admin" POST /v1/offices '{"name":"bench office","region":"bishkek"}' | jq -er .id) ||
+	fail "seed office"
+for i in $(seq 1 50); do
+	for kind in harm_reduction legal_support; do
+		api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"$kind\",
+			\"handle\":\"bench-$kind-$i\",\"regions\":[\"bishkek\",\"chui\"],\"languages\":[\"ky\",\"ru\"],
+			\"capacity\":1000}" >/dev/null || fail "seed worker"
+	done
+done
+otoken=$(api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",
+	\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\"}" | jq -er .token) || fail "seed token"
+
+# ---- 1. the daemon under wrk ----------------------------------------------
+lua=$REFD_TMP/submit.lua
+cat >"$lua" <<'EOF'
+-- Each request: a fresh Idempotency-Key, external_ref, UIC and phone.
+local nonce = os.getenv("BENCH_NONCE")
+local token = os.getenv("BENCH_TOKEN")
+local threads = 0
+local n = 0
+
+function setup(thread)
+	threads = threads + 1
+	thread:set("tid", threads)
+end
+
+local body = '{"external_ref":"W-%s-%d-%d","client":{"uic":"W%sT%dN%d","birth_year":1985,' ..
+	'"gender":"m","languages":["ky","ru"],"region":"bishkek","contact":{"phone":"+996%09d"}},' ..
+	'"needs":["harm_reduction","legal_support"],"urgency":"normal","consent":{"services":true,' ..
+	'"report_back":false,"obtained_at":"2026-11-27T10:00:00Z"},"probation":{"starts_on":' ..
+	'"2026-11-20","ends_on":"2027-05-20"},"note":"prefers calls after 18:00, ask for the nurse"}'
+
+function request()
+	n = n + 1
+	local headers = {
+		["Authorization"] = "Bearer " .. token,
+		["Content-Type"] = "application/json",
+		["Idempotency-Key"] = string.format("w-%s-%d-%d", nonce, tid, n),
+	}
+	return wrk.format("POST", "/v1/referrals", headers,
+		string.format(body, nonce, tid, n, nonce, tid, n, (tid * 100000000 + n) % 1000000000))
+end
+EOF
+wrk_out=$REFD_TMP/wrk.out
+BENCH_NONCE=$(openssl rand -hex 4) BENCH_TOKEN=$otoken \
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$lua" "$REFD_URL/v1/referrals" >"$wrk_out" 2>&1 ||
+	fail "wrk failed: $(cat "$wrk_out")"
+sed 's/^/  wrk: /' "$wrk_out"
+wrk_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$wrk_out")
+wrk_bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$wrk_out")
+made=$(refd_psql -At -c "SELECT count(*) FROM referrals WHERE external_ref LIKE 'W-%'")
+
+# ---- 2. the same function under pgbench -----------------------------------
+contact=k1:$(openssl rand -base64 54 | tr -d '\n')
+note=k1:$(openssl rand -base64 72 | tr -d '\n')
+static=$(jq -nc --arg c "$contact" --arg n "$note" '{
+	client: {birth_year: 1985, gender: "m", languages: ["ky", "ru"], region: "bishkek",
+		contact_sealed: $c},
+	needs: ["harm_reduction", "legal_support"], urgency: "normal",
+	consent: {services: true, report_back: false, obtained_at: "2026-11-27T10:00:00Z"},
+	probation: {starts_on: "2026-11-20", ends_on: "2027-05-20"}, note_sealed: $n}')
+who=$(jq -nc --arg o "$office" '{role: "office", id: $o, programme: false}')
+pgb=$REFD_TMP/submit.pgbench
+# pgbench substitutes :client_id and :n textually; the JSON constants are
+# dollar-quoted so their own characters need no escaping.
+cat >"$pgb" <<EOF
+\\set n random(1, 2000000000)
+SELECT api_referral_submit(\$w\$$who\$w\$::jsonb, md5(random()::text),
+  jsonb_set(\$s\$$static\$s\$::jsonb, '{client,uic_hash}',
+            to_jsonb(encode(sha256(convert_to('P' || :client_id || ':' || :n || random(), 'UTF8')), 'hex')))
+  || jsonb_build_object(
+       'idempotency_key', 'p-' || :client_id || '-' || :n || '-' || md5(random()::text),
+       'external_ref', 'P-' || :client_id || '-' || :n || '-' || substr(md5(random()::text), 1, 8),
+       'request_hash', encode(sha256(convert_to(random()::text, 'UTF8')), 'hex')));
+EOF
+pg_out=$REFD_TMP/pgbench.out
+PGOPTIONS='-c client_min_messages=warning' \
+	pgbench -n -h 127.0.0.1 -p "$REFD_PGPORT" -U "$REFD_DB_USER" -c "$CONNS" -j "$THREADS" \
+	-T "${DURATION%s}" -f "$pgb" "$REFD_DB" >"$pg_out" 2>&1 || fail "pgbench failed: $(tail -n 5 "$pg_out")"
+sed -n '/^number of transactions actually processed/p; /^number of failed/p; /^latency average/p; /^tps/p' \
+	"$pg_out" | sed 's/^/  pgbench: /'
+pg_tps=$(awk '/^tps = / { print $3 }' "$pg_out")
+pg_made=$(refd_psql -At -c "SELECT count(*) FROM referrals WHERE external_ref LIKE 'P-%'")
+pg_offered=$(refd_psql -At -c "SELECT count(*) FROM assignments a JOIN referrals r ON r.id = a.referral_id
+	WHERE r.external_ref LIKE 'P-%' AND a.status = 'offered'")
+
+echo "  daemon:  ${wrk_rps:-?} referrals/s over TLS (non-2xx: ${wrk_bad:-0}; $made referrals created)"
+echo "  pgbench: ${pg_tps:-?} referrals/s straight into api_referral_submit ($pg_made created, $pg_offered offers)"
+awk -v a="${wrk_rps:-0}" -v b="${pg_tps:-0}" \
+	'BEGIN { if (b > 0) printf "  ratio daemon/pgbench: %.2f\n", a / b; else print "  ratio: n/a" }'
+[ "${wrk_bad:-0}" = 0 ] || fail "the daemon answered $wrk_bad requests with non-2xx"
