@@ -584,7 +584,11 @@ static int parse_file(struct parse_ctx *c, FILE *f, struct config *cfg)
 			fail_at(c, lineno, "NUL byte in line");
 			goto fail;
 		}
-		line = trim(buf);
+		line = buf;
+		/* Some editors start a UTF-8 file with a byte order mark. */
+		if (lineno == 1 && strncmp(line, "\xef\xbb\xbf", 3) == 0)
+			line += 3;
+		line = trim(line);
 		if (*line == '\0' || *line == '#' || *line == ';')
 			continue;
 		if (*line == '[') {

@@ -203,6 +203,27 @@ static void test_quoting(void **state)
 	expect_error("[server]\nallowed_methods = \"GET\" x\n", "t.conf:13: text after the closing");
 }
 
+static void test_bom_and_crlf(void **state)
+{
+	struct config c;
+	char err[512] = "";
+	char head[1024];
+	const char *p;
+
+	(void)state;
+	snprintf(head, sizeof(head),
+		 "\xef\xbb\xbf[server]\r\nlisten = 127.0.0.1:1\r\n[tls]\r\ncert_file = %s\r\n"
+		 "key_file = %s\r\n[database]\r\nconninfo = x\r\n[security]\r\n"
+		 "uic_key_file = %s\r\ndata_key_file = %s\r\n",
+		 cert, key, uic, data);
+	p = write_conf("u.conf", head, NULL);
+	if (config_load(p, &c, err, sizeof(err)) != 0)
+		fail_msg("load failed: %s", err);
+	assert_string_equal(c.listen, "127.0.0.1:1");
+	assert_string_equal(c.tls_cert_file, cert);
+	config_free(&c);
+}
+
 static void test_unknown_key_has_line(void **state)
 {
 	(void)state;
@@ -388,6 +409,7 @@ int main(void)
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_full_values),
 		cmocka_unit_test(test_quoting),
+		cmocka_unit_test(test_bom_and_crlf),
 		cmocka_unit_test(test_unknown_key_has_line),
 		cmocka_unit_test(test_unknown_section),
 		cmocka_unit_test(test_key_outside_section),
