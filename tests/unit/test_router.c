@@ -49,6 +49,7 @@ static const struct expect brief[] = {
 	  ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_GET, "/v1/deadlines", "deadlines.list", ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_GET, "/v1/audit", "audit.list", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/reports/follow-up", "reports.follow_up", ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_POST, "/v1/organisations", "organisations.create", ROLE_ADMIN },
 	{ EVHTTP_REQ_POST, "/v1/offices", "offices.create", ROLE_ADMIN },
 	{ EVHTTP_REQ_POST, "/v1/workers", "workers.create", ROLE_ADMIN },
