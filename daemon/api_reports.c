@@ -83,7 +83,7 @@ static void csv_number(struct evbuffer *out, const json_t *v)
 	if (json_is_integer(v))
 		evbuffer_add_printf(out, "%lld", (long long)json_integer_value(v));
 	else if (json_is_real(v))
-		evbuffer_add_printf(out, "%.17g", json_real_value(v));
+		evbuffer_add_printf(out, "%.15g", json_real_value(v));
 }
 
 static const char *const csv_metrics[] = { "met", "on_time", "missed", "on_time_rate",
