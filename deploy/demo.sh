@@ -180,7 +180,13 @@ EOF
 
 # --------------------------------------------------------------- daemon
 say "starting referrald on https://127.0.0.1:$API_PORT (metrics on https://127.0.0.1:$OPS_PORT)"
-"$BIN" -c "$CONF" &
+# Its own session: Ctrl-C reaches only this script, whose trap then sends the
+# daemon one SIGTERM (a second signal would cut its drain short).
+if command -v setsid >/dev/null 2>&1; then
+	setsid "$BIN" -c "$CONF" &
+else
+	"$BIN" -c "$CONF" &
+fi
 DAEMON_PID=$!
 
 CA_CERT=var/certs/ca.crt
@@ -292,10 +298,13 @@ Credentials: var/demo/credentials.env. In another shell, from the project root:
   \$C \$BASE_URL/healthz; \$C \$BASE_URL/readyz
   \$C https://127.0.0.1:$OPS_PORT/metrics | head
 
-  # office (its client certificate; or -H "Authorization: Bearer \$OFFICE_TOKEN"): submit
-  \$C --cert \$OFFICE_CERT --key \$OFFICE_KEY -H 'Idempotency-Key: demo-1' \$BASE_URL/v1/referrals -d '{
-    "external_ref": "BISH-2026-00042",
-    "client": {"uic": "AB0312M85", "birth_year": 1985, "gender": "m", "languages": ["ky", "ru"],
+  # office (its client certificate; or -H "Authorization: Bearer \$OFFICE_TOKEN"): submit.
+  # A Kyrgyz-speaking client in Bishkek: the harm-reduction need goes to the
+  # worker of WORKER_TOKEN, the legal one to LEGAL_WORKER_TOKEN's.
+  N=\$(date +%s)
+  \$C --cert \$OFFICE_CERT --key \$OFFICE_KEY -H "Idempotency-Key: demo-\$N" \$BASE_URL/v1/referrals -d '{
+    "external_ref": "BISH-'\$N'",
+    "client": {"uic": "AB0312M85", "birth_year": 1985, "gender": "m", "languages": ["ky"],
                "region": "bishkek", "contact": {"phone": "+996555123456"}},
     "needs": ["harm_reduction", "legal_support"], "urgency": "normal",
     "consent": {"services": true, "report_back": true, "obtained_at": "2026-11-27T10:00:00Z"},
@@ -305,7 +314,7 @@ Credentials: var/demo/credentials.env. In another shell, from the project root:
 
   # worker: the inbox, accept, first contact, complete
   \$C -H "Authorization: Bearer \$WORKER_TOKEN" "\$BASE_URL/v1/assignments?status=offered"
-  A=<assignment id from the inbox>
+  A=\$(\$C -H "Authorization: Bearer \$WORKER_TOKEN" "\$BASE_URL/v1/assignments?status=offered" | jq -r '.items[0].id')
   \$C -H "Authorization: Bearer \$WORKER_TOKEN" -X POST \$BASE_URL/v1/assignments/\$A/accept
   \$C -H "Authorization: Bearer \$WORKER_TOKEN" \$BASE_URL/v1/assignments/\$A/events \\
        -d '{"type": "contact_made", "at": "'\$(date -u +%Y-%m-%dT%H:%M:%SZ)'"}'
