@@ -17,6 +17,7 @@
 #include "app.h"
 #include "config.h"
 #include "db_pool.h"
+#include "log.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "request.h"
@@ -49,6 +50,7 @@ static void readyz_done(void *arg, enum db_status st, const PGresult *res)
 	}
 	have = atoi(PQgetvalue(res, 0, 0));
 	if (have != want) {
+		log_event(LOG_WARN, r->id, "schema_not_current", "have=%d want=%d", have, want);
 		readyz_not_ready(r, "database schema is not current");
 		return;
 	}

@@ -75,6 +75,7 @@ struct http_server {
 	int freed;                      /* http_server_free ran; waiting for in_flight */
 	struct hs_conn *conn_list;
 	const struct config *applied;   /* configuration the limits came from */
+	unsigned methods;               /* allowed methods (EVHTTP_REQ_* mask) */
 	int spare[HS_MAX_SPARE];
 	int nspare;
 	int want_spare;
@@ -102,32 +103,41 @@ static void hs_update_listener(struct http_server *s)
 	s->listening = want;
 }
 
-/* max_connections counts every listener of the process. */
+/*
+ * max_connections counts the API listeners together (public and mTLS). The
+ * ops listener has a budget of the same size of its own, so a flood on the
+ * public port never blinds monitoring and load-balancer probes.
+ */
 static void hs_balance(struct http_server *self)
 {
-	struct http_server *all[4] = { self->app->api, self->app->mtls, self->app->ops, self };
-	int total = 0, i, j, full;
+	struct http_server *all[3] = { self, NULL, NULL };
+	int total = 0, i, full, was = 0;
 	int max = self->app->cfg ? self->app->cfg->max_connections : 0;
 
-	for (i = 0; i < 4; i++) {
-		for (j = 0; j < i; j++)
-			if (all[j] == all[i])
-				break;
-		if (all[i] != NULL && j == i)
-			total += all[i]->conns;
+	if (self->kind == LISTENER_API) {
+		if (self->app->api != self && self->app->api && self->app->api->kind == LISTENER_API)
+			all[1] = self->app->api;
+		if (self->app->mtls != self && self->app->mtls &&
+		    self->app->mtls->kind == LISTENER_API)
+			all[2] = self->app->mtls;
 	}
+	for (i = 0; i < 3; i++)
+		if (all[i] != NULL)
+			total += all[i]->conns;
 	full = max > 0 && total >= max;
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 3; i++) {
 		if (all[i] == NULL || all[i]->freed)
 			continue;
-		if (all[i]->paused_full != full) {
-			all[i]->paused_full = full;
-			if (full)
-				log_warn("accept_paused", "reason=max_connections connections=%d",
-					 total);
-		}
+		was |= all[i]->paused_full;
+		all[i]->paused_full = full;
 		hs_update_listener(all[i]);
 	}
+	if (full && !was)
+		log_warn("accept_paused", "reason=max_connections listener=%s connections=%d",
+			 self->kind == LISTENER_OPS ? "ops" : "api", total);
+	else if (!full && was)
+		log_info("accept_resumed", "listener=%s connections=%d",
+			 self->kind == LISTENER_OPS ? "ops" : "api", total);
 }
 
 static void hs_spare_fill(struct http_server *s)
@@ -210,7 +220,7 @@ static void hs_apply_limits(struct http_server *s)
 			methods = EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 				  EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE;
 	}
-	evhttp_set_allowed_methods(s->http, (ev_uint16_t)methods);
+	s->methods = methods;
 }
 
 /* SSL ex_data destructor: the connection is gone. */
@@ -434,6 +444,10 @@ static void hs_request_cb(struct evhttp_request *ev, void *arg)
 		req_reply_error(r, 400, "bad_request", "invalid request target", NULL);
 		return;
 	}
+	if (!(s->methods & (unsigned)r->method)) {
+		req_reply_error(r, 405, "method_not_allowed", "method not allowed", NULL);
+		return;
+	}
 	if (s->kind == LISTENER_OPS)
 		hs_ops_dispatch(r);
 	else
@@ -525,6 +539,12 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 	 * gets a reset instead of the 413. */
 	evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_bevcb(s->http, hs_bevcb, s);
+	/* evhttp parses only these (TRACE and CONNECT never); the configured
+	 * subset is enforced in hs_request_cb so refusals are 405 in the
+	 * protocol's JSON shape rather than evhttp's 501 page. */
+	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
+						    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(s->http, hs_request_cb, s);
 	hs_apply_limits(s);
 
@@ -545,8 +565,6 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 	}
 	evconnlistener_set_error_cb(s->lev, hs_accept_error);
 	s->listening = 1;
-	log_info("listen", "addr=%s kind=%s client_cert=%s", hostport,
-		 kind == LISTENER_OPS ? "ops" : "api", require_cert ? "required" : "optional");
 	return s;
 fail:
 	if (s->http)
