@@ -81,6 +81,42 @@ struct http_server {
 	int want_spare;
 };
 
+/*
+ * The one piece of process-wide state here. libevent 2.1 calls a listener's
+ * error callback with the listener's callback argument, which
+ * evhttp_bind_listener replaced with the evhttp itself; so the EMFILE
+ * handler finds its server by evhttp pointer in this short table. Touched
+ * only from the event loop thread.
+ */
+#define HS_REGISTRY 8
+static struct http_server *hs_registry[HS_REGISTRY];
+
+static void hs_registry_set(struct http_server *s, int add)
+{
+	int i;
+
+	for (i = 0; i < HS_REGISTRY; i++) {
+		if (add && hs_registry[i] == NULL) {
+			hs_registry[i] = s;
+			return;
+		}
+		if (!add && hs_registry[i] == s) {
+			hs_registry[i] = NULL;
+			return;
+		}
+	}
+}
+
+static struct http_server *hs_registry_find(const void *http)
+{
+	int i;
+
+	for (i = 0; i < HS_REGISTRY; i++)
+		if (hs_registry[i] != NULL && (const void *)hs_registry[i]->http == http)
+			return hs_registry[i];
+	return NULL;
+}
+
 static const struct route ops_routes[] = {
 	{ EVHTTP_REQ_GET, "/healthz", 0, api_healthz, "healthz" },
 	{ EVHTTP_REQ_GET, "/readyz", 0, api_readyz, "readyz" },
@@ -170,10 +206,15 @@ static void hs_resume_cb(evutil_socket_t fd, short what, void *arg)
  */
 static void hs_accept_error(struct evconnlistener *lev, void *arg)
 {
-	struct http_server *s = arg;
+	struct http_server *s = hs_registry_find(arg);
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = { 0, 100 * 1000 };
 
+	if (s == NULL) {
+		/* Unknown listener (cannot happen): at least do not spin. */
+		evconnlistener_disable(lev);
+		return;
+	}
 	if ((err == EMFILE || err == ENFILE) && s->nspare > 0) {
 		int fd;
 
@@ -565,6 +606,7 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 	}
 	evconnlistener_set_error_cb(s->lev, hs_accept_error);
 	s->listening = 1;
+	hs_registry_set(s, 1);
 	return s;
 fail:
 	if (s->http)
@@ -609,6 +651,7 @@ void http_server_free(struct http_server *s)
 	if (s == NULL)
 		return;
 	s->freed = 1;
+	hs_registry_set(s, 0);
 	/* Connections' records outlive us only as orphans. */
 	for (c = s->conn_list; c != NULL; c = c->next)
 		c->s = NULL;
