@@ -207,33 +207,57 @@ expect_time() {
 
 # ---- unique values and client secrets -------------------------------------
 
-# Random values from bash's SRANDOM (no process per value: the suite makes many).
-rand_hex() {
-	local n=$((${1:-6} * 2)) out=
-	while [ ${#out} -lt "$n" ]; do printf -v out '%s%08x' "$out" "$SRANDOM"; done
-	printf '%s' "${out:0:n}"
+# Random values from bash's SRANDOM, set into a variable (printf -v): no
+# process and no subshell per value, since forking bats' shell is slow.
+# rand_hex_v VAR NBYTES / rand_digits_v VAR NDIGITS
+rand_hex_v() {
+	local -n _out=$1
+	local _n=$((${2:-6} * 2)) _s=
+	while [ ${#_s} -lt "$_n" ]; do printf -v _s '%s%08x' "$_s" "$SRANDOM"; done
+	_out=${_s:0:_n}
 }
-rand_digits() {
-	local n=${1:-7} out=
-	while [ ${#out} -lt "$n" ]; do printf -v out '%s%09d' "$out" $((SRANDOM % 1000000000)); done
-	printf '%s' "${out:0:n}"
+rand_digits_v() {
+	local -n _out=$1
+	local _n=${2:-7} _s=
+	while [ ${#_s} -lt "$_n" ]; do printf -v _s '%s%09d' "$_s" $((SRANDOM % 1000000000)); done
+	_out=${_s:0:_n}
 }
+rand_hex() { local h; rand_hex_v h "${1:-6}"; printf '%s' "$h"; }
+rand_digits() { local d; rand_digits_v d "${1:-7}"; printf '%s' "$d"; }
 new_uuid() { cat /proc/sys/kernel/random/uuid; }
 new_key() { echo "idem-$(rand_hex 8)"; }
 new_ref() { echo "T-$(rand_hex 6)"; }
 # A region nobody else uses isolates a test's matching from the rest of the file.
 new_region() { echo "r-$(rand_hex 5)"; }
 
+# Client secrets: recorded for the leak check, then returned (the *_v forms
+# set a variable instead of printing).
 _secret() { printf '%s\n' "$1" >>"$API_SECRETS"; printf '%s' "$1"; }
-new_uic() { local h; h=$(rand_hex 6); _secret "UIC${h^^}"; }
-new_phone() {
+new_uic_v() {
+	local -n _u=$1
+	local h
+	rand_hex_v h 6
+	_u=UIC${h^^}
+	printf '%s\n' "$_u" >>"$API_SECRETS"
+}
+new_phone_v() {
+	local -n _p=$1
 	local d
-	d=$(rand_digits 9)
+	rand_digits_v d 9
 	# E.164 with a number long enough to be unique in a log or dump.
 	printf '%s\n' "$d" >>"$API_SECRETS"
-	printf '+996%s' "$d"
+	_p=+996$d
 }
-new_note() { printf 'Meet at the clinic door, ask for %s' "$(_secret "note$(rand_hex 8)")"; }
+new_note_v() {
+	local -n _t=$1
+	local h
+	rand_hex_v h 8
+	printf 'note%s\n' "$h" >>"$API_SECRETS"
+	_t="Meet at the clinic door, ask for note$h"
+}
+new_uic() { local v; new_uic_v v; printf '%s' "$v"; }
+new_phone() { local v; new_phone_v v; printf '%s' "$v"; }
+new_note() { local v; new_note_v v; printf '%s' "$v"; }
 new_detail() { printf 'Called back, %s' "$(_secret "detail$(rand_hex 8)")"; }
 
 # ---- seeding through the admin API ----------------------------------------
@@ -292,11 +316,12 @@ worker_with_token() {
 # referral_json [JQ_FILTER]: the brief's example with a fresh external_ref,
 # UIC, phone and note, then FILTER applied (e.g. '.client.region="osh"').
 referral_json() {
-	local uic phone note
-	uic=$(new_uic)
-	phone=$(new_phone)
-	note=$(new_note)
-	jq -nc --arg ref "$(new_ref)" --arg uic "$uic" --arg ph "$phone" --arg note "$note" '{
+	local uic phone note ref
+	new_uic_v uic
+	new_phone_v phone
+	new_note_v note
+	rand_hex_v ref 6
+	jq -nc --arg ref "T-$ref" --arg uic "$uic" --arg ph "$phone" --arg note "$note" '{
 		external_ref: $ref,
 		client: {uic: $uic, birth_year: 1985, gender: "m", languages: ["ky", "ru"],
 			region: "bishkek", contact: {phone: $ph}},
