@@ -74,7 +74,6 @@ struct http_server {
 	int listening;                  /* current state of the listener */
 	int freed;                      /* http_server_free ran; waiting for in_flight */
 	struct hs_conn *conn_list;
-	const struct config *applied;   /* configuration the limits came from */
 	unsigned methods;               /* allowed methods (EVHTTP_REQ_* mask) */
 	int spare[HS_MAX_SPARE];
 	int nspare;
@@ -233,8 +232,9 @@ static void hs_accept_error(struct evconnlistener *lev, void *arg)
 	evtimer_add(s->resume_ev, &tv);
 }
 
-/* Limits are reloadable: apply them again when the configuration object
- * changed (SIGHUP), at the next accepted connection. */
+/* Limits are reloadable: they are applied again at every accepted
+ * connection (a few field stores, next to a TLS handshake), so a SIGHUP that
+ * replaced app->cfg takes effect for the connections that follow. */
 static void hs_apply_limits(struct http_server *s)
 {
 	const struct config *cfg = s->app->cfg;
@@ -242,9 +242,8 @@ static void hs_apply_limits(struct http_server *s)
 	unsigned methods = EVHTTP_REQ_GET;
 	long ms;
 
-	if (cfg == NULL || cfg == s->applied)
+	if (cfg == NULL)
 		return;
-	s->applied = cfg;
 	evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg->max_header_size);
 	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->max_body_size);
 	/* libevent 2.1 has one inactivity timeout per connection, applied to
