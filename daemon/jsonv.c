@@ -77,17 +77,17 @@ trunc:
 	dst[dstlen - 1] = '\0';
 }
 
-/* A client-supplied key is named in an error only if it looks like a field
- * name; anything else could be data pasted in the wrong place. */
+/* A client-supplied key is named in an error only if it looks like one of
+ * our field names (lowercase letters and '_', no digits); anything else could
+ * be data pasted in the wrong place (a UIC or a phone number as a key). */
 static int key_is_nameish(const char *k)
 {
 	size_t n = strlen(k);
 
-	if (n == 0 || n > 64)
+	if (n == 0 || n > 40 || !(k[0] >= 'a' && k[0] <= 'z'))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)k[i];
-		if (!(isalnum(c) || c == '_' || c == '-' || c == '.'))
+		if (!((k[i] >= 'a' && k[i] <= 'z') || k[i] == '_'))
 			return 0;
 	}
 	return 1;

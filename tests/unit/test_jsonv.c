@@ -305,6 +305,10 @@ static void test_no_echo(void **state)
 	assert_int_equal(check_variant("\"uic\":", "\"+996 CANARY\":1,\"uic\":", &e), -1);
 	assert_string_equal(e.code, "unknown_field");
 	assert_null(strstr(e.field, "CANARY"));
+	/* Nor a UIC pasted as a key: only the parent object is named. */
+	assert_int_equal(check_variant("\"uic\":", "\"AB0312M85\":1,\"uic\":", &e), -1);
+	assert_string_equal(e.code, "unknown_field");
+	assert_string_equal(e.field, "/client");
 }
 
 int main(void)
