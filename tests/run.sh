@@ -4,7 +4,8 @@
 #   sh tests/run.sh BUILD [unit] [integration] [lint] [check-config-reference]
 #
 # No stage given = all of them. unit: every BUILD/tests/test_* cmocka binary;
-# integration: bats tests/integration/*.bats (TAP) with BUILD exported; lint:
+# integration: bats tests/integration/*.bats (TAP; REFD_TEST_JOBS=N for N files
+# at once when GNU parallel is installed) with BUILD exported; lint:
 # tests/lint-spec.sh; check-config-reference: tests/check-config-reference.sh
 # (each of the last two counts as one test case, skipped when absent).
 # The last line is always "N passed, M failed" (test cases across stages);
@@ -78,7 +79,14 @@ stage_integration() {
 		BROKEN="$BROKEN integration"
 		return
 	fi
-	run_logged bats bats --tap "$@"
+	# --timing: each TAP line ends "in N ms", so slow tests show in CI logs.
+	# REFD_TEST_JOBS=N runs N .bats files at once (needs GNU parallel); the
+	# default is one at a time, as timing-sensitive tests prefer on 2 cores.
+	set -- --tap --timing "$@"
+	if [ "${REFD_TEST_JOBS:-1}" -gt 1 ] && command -v parallel >/dev/null 2>&1; then
+		set -- --jobs "$REFD_TEST_JOBS" --no-parallelize-within-files "$@"
+	fi
+	run_logged bats bats "$@"
 	rc=$?
 	p=$(grep -c '^ok ' "$OUT/bats.log")
 	s=$(grep -c '^ok .* # skip' "$OUT/bats.log")
