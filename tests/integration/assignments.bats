@@ -36,6 +36,15 @@ fresh_offer() {
 	read -r W2 W2_TOKEN < <(worker_with_token "$ORG_A" "$need" "$region" ky,ru 3)
 }
 
+# offer_in REGION NEED: a referral for NEED in REGION (its one worker of that
+# kind gets the offer). Sets REF ASG.
+offer_in() {
+	submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$1\" | .needs=[\"$2\"]")"
+	expect_status 201 || return 1
+	REF=$(jget .id)
+	ASG=$(assignment_for "$2")
+}
+
 # has_key NAME: some key anywhere in the last body matches NAME (a regex).
 no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length == 0"; }
 
@@ -101,23 +110,26 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 }
 
 @test "each completion outcome and failure reason is accepted" {
-	local o
+	local o r w wt
+	r=$(new_region)
+	read -r w wt < <(worker_with_token "$ORG_A" harm_reduction "$r" ky,ru 10)
 	for o in engaged declined_services other; do
-		fresh_offer harm_reduction
-		as "$W_TOKEN" POST "/v1/assignments/$ASG/accept"
-		as "$W_TOKEN" POST "/v1/assignments/$ASG/events" '{"type":"contact_made"}'
+		offer_in "$r" harm_reduction
+		as "$wt" POST "/v1/assignments/$ASG/accept"
+		as "$wt" POST "/v1/assignments/$ASG/events" '{"type":"contact_made"}'
 		expect_status 201
-		as "$W_TOKEN" POST "/v1/assignments/$ASG/complete" "{\"outcome\":\"$o\"}"
+		as "$wt" POST "/v1/assignments/$ASG/complete" "{\"outcome\":\"$o\"}"
 		expect_status 200
 		expect_json .outcome "$o"
 	done
 	for o in client_declined detained other; do
-		fresh_offer harm_reduction
-		as "$W_TOKEN" POST "/v1/assignments/$ASG/accept"
-		as "$W_TOKEN" POST "/v1/assignments/$ASG/events" '{"type":"contact_made"}'
-		as "$W_TOKEN" POST "/v1/assignments/$ASG/fail" "{\"reason\":\"$o\"}"
+		offer_in "$r" harm_reduction
+		as "$wt" POST "/v1/assignments/$ASG/accept"
+		as "$wt" POST "/v1/assignments/$ASG/events" '{"type":"contact_made"}'
+		as "$wt" POST "/v1/assignments/$ASG/fail" "{\"reason\":\"$o\"}"
 		expect_status 200
 		expect_json .status failed
+		expect_json .reason "$o"
 	done
 }
 
@@ -143,30 +155,32 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 }
 
 @test "withdrawal cancels every open assignment (offered, accepted, in_progress, on_hold)" {
-	local a1 a2 a3 a4 ws
-	# Four assignments of one referral cannot exist (one per need), so use
-	# four referrals and withdraw each in a different state.
-	fresh_offer harm_reduction
-	a1=$ASG
-	as_office POST "/v1/referrals/$REF/withdraw" '{"reason":"x"}'
-	expect_status 200
-	as "$W_TOKEN" GET "/v1/assignments/$a1"
-	[ "$HTTP_STATUS" = 404 ] || expect_json .status cancelled
-	[ "$(sql "SELECT status FROM assignments WHERE id = '$a1'")" = cancelled ]
-
-	for ws in accepted in_progress on_hold; do
-		fresh_offer harm_reduction
-		as "$W_TOKEN" POST "/v1/assignments/$ASG/accept"
+	local ws r w wt
+	# One assignment per need, so four referrals, each withdrawn in another state.
+	r=$(new_region)
+	read -r w wt < <(worker_with_token "$ORG_A" harm_reduction "$r" ky,ru 10)
+	for ws in offered accepted in_progress on_hold; do
+		offer_in "$r" harm_reduction
 		case $ws in
-		in_progress) as "$W_TOKEN" POST "/v1/assignments/$ASG/events" '{"type":"contact_made"}' ;;
-		on_hold) as "$W_TOKEN" POST "/v1/assignments/$ASG/hold" '{"reason":"r"}' ;;
+		accepted) as "$wt" POST "/v1/assignments/$ASG/accept" ;;
+		in_progress)
+			as "$wt" POST "/v1/assignments/$ASG/accept"
+			as "$wt" POST "/v1/assignments/$ASG/events" '{"type":"contact_made"}'
+			;;
+		on_hold)
+			as "$wt" POST "/v1/assignments/$ASG/accept"
+			as "$wt" POST "/v1/assignments/$ASG/hold" '{"reason":"r"}'
+			;;
 		esac
 		[ "$(sql "SELECT status FROM assignments WHERE id = '$ASG'")" = "$ws" ]
 		as_office POST "/v1/referrals/$REF/withdraw" '{"reason":"x"}'
 		expect_status 200
 		expect_json .status withdrawn
+		expect_jq 'all(.assignments[]; .status == "cancelled")'
 		[ "$(sql "SELECT status FROM assignments WHERE id = '$ASG'")" = cancelled ]
-		as "$W_TOKEN" POST "/v1/assignments/$ASG/events" '{"type":"note"}'
+		as "$wt" POST "/v1/assignments/$ASG/events" '{"type":"note"}'
+		expect_status 404 409
+		as "$wt" POST "/v1/assignments/$ASG/accept"
 		expect_status 404 409
 	done
 }
@@ -195,6 +209,39 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_error 403 forbidden
 	as "$SUP_B_TOKEN" POST "/v1/assignments/$new/reassign" "{\"worker_id\":\"$W\"}"
 	expect_error 404 not_found
+}
+
+@test "reassignment from every open state: offered, accepted, in_progress, on_hold" {
+	local ws r w wt w2 w2t new
+	r=$(new_region)
+	read -r w wt < <(worker_with_token "$ORG_A" legal_support "$r" ky,ru 10)
+	for ws in offered accepted in_progress on_hold; do
+		offer_in "$r" legal_support
+		[ "$(worker_for legal_support)" = "$w" ]
+		case $ws in
+		accepted) as "$wt" POST "/v1/assignments/$ASG/accept" ;;
+		in_progress)
+			as "$wt" POST "/v1/assignments/$ASG/accept"
+			as "$wt" POST "/v1/assignments/$ASG/events" '{"type":"contact_made"}'
+			;;
+		on_hold)
+			as "$wt" POST "/v1/assignments/$ASG/accept"
+			as "$wt" POST "/v1/assignments/$ASG/hold" '{"reason":"r"}'
+			;;
+		esac
+		[ "$(sql "SELECT status FROM assignments WHERE id = '$ASG'")" = "$ws" ]
+		# The new holder, created now so that it did not compete for the offer
+		# (w, whose assignments all end in reassignment, stays the least loaded).
+		read -r w2 w2t < <(worker_with_token "$ORG_A" legal_support "$r" ky,ru 3)
+		as "$PROG_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$w2\"}"
+		expect_status 200
+		new=$(jget .id)
+		expect_json .worker_id "$w2"
+		expect_json .status offered
+		[ "$(sql "SELECT status FROM assignments WHERE id = '$ASG'")" = reassigned ]
+		as "$w2t" POST "/v1/assignments/$new/accept"
+		expect_status 200
+	done
 }
 
 @test "unassigned -> offered: a supervisor offers an unassigned need to a worker" {

@@ -169,6 +169,58 @@ count_code() { all_codes "$1" | grep -cx "$2" || true; }
 	[ "$(sql "SELECT status FROM assignments WHERE id = '$asg'")" = accepted ]
 }
 
+@test "two workers accept one offer at once (five tries each): only its worker wins, once" {
+	local r x xt y yt asg dir i
+	r=$(new_region)
+	read -r x xt < <(worker_with_token "$ORG_A" harm_reduction "$r" ky 2)
+	submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$r\" | .needs=[\"harm_reduction\"] | .client.languages=[\"ky\"]")"
+	expect_status 201
+	asg=$(assignment_for harm_reduction)
+	[ "$(worker_for harm_reduction)" = "$x" ]
+	read -r y yt < <(worker_with_token "$ORG_A" harm_reduction "$r" ky 2)
+	dir=$BATS_TEST_TMPDIR/two
+	race "$dir" < <(for i in 1 2 3 4 5; do
+		echo "$yt POST /v1/assignments/$asg/accept"
+		echo "$xt POST /v1/assignments/$asg/accept"
+	done)
+	all_codes "$dir" | sort | uniq -c >&2
+	[ "$(count_code "$dir" 200)" = 1 ]
+	# The winner is the offered worker; the other one never saw the offer.
+	for i in 1 3 5 7 9; do [ "$(cat "$dir/$i.code")" = 404 ]; done
+	[ "$(sql "SELECT status || ' ' || worker_id FROM assignments WHERE id = '$asg'")" = "accepted $x" ]
+}
+
+@test "accept racing the worker's leave (re-offer to another worker): one holder at the end" {
+	local r x xt y yt asg dir round a l
+	r=$(new_region)
+	for round in 1 2 3 4 5; do
+		read -r x xt < <(worker_with_token "$ORG_A" harm_reduction "$r" ky 5)
+		submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$r\" | .needs=[\"harm_reduction\"] | .client.languages=[\"ky\"]")"
+		expect_status 201
+		asg=$(assignment_for harm_reduction)
+		[ "$(worker_for harm_reduction)" = "$x" ]
+		[ -n "${y:-}" ] || read -r y yt < <(worker_with_token "$ORG_B" harm_reduction "$r" ky 50)
+		dir=$BATS_TEST_TMPDIR/leave.$round
+		race "$dir" <<EOF
+$xt POST /v1/assignments/$asg/accept
+$ADMIN_TOKEN PATCH /v1/workers/$x {"on_leave":true}
+EOF
+		a=$(cat "$dir/1.code")
+		l=$(cat "$dir/2.code")
+		echo "round $round: accept $a leave $l -> $(sql "SELECT status || ' ' || worker_id FROM assignments WHERE id = '$asg'")" >&2
+		[ "$l" = 200 ]
+		if [ "$a" = 200 ]; then
+			# Accepted first: the leave leaves accepted work alone.
+			[ "$(sql "SELECT status || ' ' || worker_id FROM assignments WHERE id = '$asg'")" = "accepted $x" ]
+		else
+			# Re-offered first: x lost it, y holds the offer and can accept it.
+			[ "$(sql "SELECT status || ' ' || worker_id FROM assignments WHERE id = '$asg'")" = "offered $y" ]
+			as "$yt" POST "/v1/assignments/$asg/accept"
+			expect_status 200
+		fi
+	done
+}
+
 @test "accept racing decline, ten rounds: exactly one wins each time, the state matches the winner" {
 	local r x xt y yt asg dir round a d st holder
 	r=$(new_region)
