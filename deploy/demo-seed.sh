@@ -4,11 +4,12 @@
 # Interface (deploy/demo.sh calls it; usable by hand too):
 #   BASE_URL=https://127.0.0.1:8443 CA_CERT=/abs/ca.crt ADMIN_TOKEN=... \
 #   [OFFICE_CERT=/abs/office.crt] [EXPIRES=2027-01-01T00:00:00Z] sh deploy/demo-seed.sh
-# Prints KEY=value lines on stdout (values are tokens and ids only):
+# Prints KEY=value lines on stdout (values are tokens and ids only; keys are
+# [A-Z_] only, the pattern demo.sh accepts):
 #   SUPERVISOR_TOKEN WORKER_TOKEN OFFICE_TOKEN            (the demo contract)
-#   OFFICE2_TOKEN SUPERVISOR2_TOKEN PROGRAMME_SUPERVISOR_TOKEN
+#   OSH_OFFICE_TOKEN LEGAL_ORG_SUPERVISOR_TOKEN PROGRAMME_SUPERVISOR_TOKEN
 #   WORKER_RU_TOKEN LEGAL_WORKER_TOKEN OSH_WORKER_TOKEN OSH_LEGAL_WORKER_TOKEN
-#   ORG1_ID ORG2_ID OFFICE1_ID OFFICE2_ID
+#   HR_ORG_ID LEGAL_ORG_ID BISHKEK_OFFICE_ID OSH_OFFICE_ID
 # Progress goes to stderr. Exit status non-zero when a call fails.
 #
 # The network: two organisations, two probation offices (Bishkek, bound to
@@ -136,16 +137,16 @@ cat <<EOF
 SUPERVISOR_TOKEN=$t_sup1
 WORKER_TOKEN=$t_w
 OFFICE_TOKEN=$t_off1
-OFFICE2_TOKEN=$t_off2
-SUPERVISOR2_TOKEN=$t_sup2
+OSH_OFFICE_TOKEN=$t_off2
+LEGAL_ORG_SUPERVISOR_TOKEN=$t_sup2
 PROGRAMME_SUPERVISOR_TOKEN=$t_prog
 WORKER_RU_TOKEN=$t_wru
 LEGAL_WORKER_TOKEN=$t_legal
 OSH_WORKER_TOKEN=$t_osh
 OSH_LEGAL_WORKER_TOKEN=$t_oshlegal
-ORG1_ID=$org1
-ORG2_ID=$org2
-OFFICE1_ID=$office1
-OFFICE2_ID=$office2
+HR_ORG_ID=$org1
+LEGAL_ORG_ID=$org2
+BISHKEK_OFFICE_ID=$office1
+OSH_OFFICE_ID=$office2
 EOF
 say "done"

@@ -24,13 +24,13 @@ val() { sed -n "s/^$2=//p" "$BATS_FILE_TMPDIR/seed$1.env"; }
 @test "the seed prints the demo contract's tokens and they work for their roles" {
 	local k
 	seed 1
-	for k in SUPERVISOR_TOKEN WORKER_TOKEN OFFICE_TOKEN OFFICE2_TOKEN SUPERVISOR2_TOKEN \
+	for k in SUPERVISOR_TOKEN WORKER_TOKEN OFFICE_TOKEN OSH_OFFICE_TOKEN LEGAL_ORG_SUPERVISOR_TOKEN \
 		PROGRAMME_SUPERVISOR_TOKEN WORKER_RU_TOKEN LEGAL_WORKER_TOKEN OSH_WORKER_TOKEN; do
 		[ -n "$(val 1 "$k")" ]
 		val 1 "$k" >>"$API_SECRETS"
 	done
 	# Only KEY=value lines a shell can read safely (demo.sh's filter).
-	! grep -vqE '^[A-Z_0-9]+=[A-Za-z0-9._:/-]*$' "$BATS_FILE_TMPDIR/seed1.env" || false
+	! grep -vqE '^[A-Z_]+=[A-Za-z0-9._:/-]*$' "$BATS_FILE_TMPDIR/seed1.env" || false
 	as "$(val 1 OFFICE_TOKEN)" GET /v1/referrals
 	expect_status 200
 	as "$(val 1 WORKER_TOKEN)" GET '/v1/assignments?status=offered'
