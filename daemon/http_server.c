@@ -55,6 +55,8 @@ struct hs_conn {
 	struct http_server *s;          /* NULL once the server is gone */
 	struct hs_conn *prev, *next;
 	struct http_head_scan scan;     /* raw check of the current request head */
+	struct bufferevent *bev;        /* the connection's TLS bufferevent */
+	struct event *deadline;         /* whole-request read deadline (slowloris) */
 	unsigned nodelay_set : 1;
 };
 
@@ -246,12 +248,12 @@ static void hs_apply_limits(struct http_server *s)
 		return;
 	evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg->max_header_size);
 	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->max_body_size);
-	/* libevent 2.1 has one inactivity timeout per connection, applied to
-	 * reading a request, writing a reply and waiting between keep-alive
-	 * requests alike: the read timeout, raised to the write timeout. */
-	ms = cfg->read_timeout_ms;
-	if (cfg->write_timeout_ms > ms)
-		ms = cfg->write_timeout_ms;
+	/* libevent 2.1 has one inactivity timeout per connection, for reading,
+	 * writing and waiting between keep-alive requests alike: that is the
+	 * idle timeout. The read timeout is a deadline for a whole request
+	 * (head and body) of our own, see hs_deadline_cb; a stalled write is
+	 * bounded by the idle timeout. */
+	ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : 60000;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evhttp_set_timeout_tv(s->http, &tv);
@@ -277,6 +279,10 @@ static void hs_conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 	(void)argp;
 	if (c == NULL)
 		return;
+	/* The server frees the timers of its connections itself while the
+	 * event base is alive; here only for connections closing before. */
+	if (c->deadline != NULL)
+		event_free(c->deadline);
 	s = c->s;
 	if (s != NULL) {
 		if (c->prev)
@@ -303,7 +309,17 @@ static void hs_scan_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info
 	size_t len = evbuffer_get_length(buf), start, used;
 	int n, i;
 
-	if (info->n_added == 0 || c->scan.state != HS_HEAD)
+	if (info->n_added == 0)
+		return;
+	/* New bytes of a request: from the first one, the whole request must
+	 * arrive within the read timeout, however slowly it trickles in. */
+	if (c->deadline != NULL && c->s != NULL && c->s->app->cfg != NULL &&
+	    !evtimer_pending(c->deadline, NULL)) {
+		long ms = c->s->app->cfg->read_timeout_ms;
+		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+		evtimer_add(c->deadline, &tv);
+	}
+	if (c->scan.state != HS_HEAD)
 		return;
 	start = info->n_added > len ? 0 : len - info->n_added;
 	if (evbuffer_ptr_set(buf, &pos, start, EVBUFFER_PTR_SET) != 0)
@@ -330,12 +346,35 @@ static void hs_scan_rearm(struct hs_conn *c, struct bufferevent *bev)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer_cb_info info;
 
+	struct event *deadline = c->deadline;
+
 	http_head_scan_reset(&c->scan);
 	info.orig_size = 0;
 	info.n_added = evbuffer_get_length(in);
 	info.n_deleted = 0;
+	/* Bytes a client pipelined while the previous request was read are
+	 * scanned now, but the deadline starts only with fresh data: evhttp
+	 * reads nothing more while a request is being answered, so a slow
+	 * handler must not count against the client. */
+	c->deadline = NULL;
 	if (info.n_added > 0)
 		hs_scan_cb(in, &info, c);
+	c->deadline = deadline;
+}
+
+/* The request did not arrive in time: end the connection as evhttp does on
+ * its own timeouts (it sends nothing, frees the connection). */
+static void hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hs_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("request_timeout", "listener=%s",
+		 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
+	if (c->s != NULL && c->s->app->metrics != NULL)
+		metrics_count(c->s->app->metrics, "request_timeouts_total", 1);
+	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
 }
 
 /* A bufferevent that can never carry data: evhttp's bufferevent_setfd on it
@@ -376,6 +415,11 @@ static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
 		SSL_free(ssl);
 		goto reject;
 	}
+	c->deadline = evtimer_new(base, hs_deadline_cb, c);
+	if (c->deadline == NULL) {
+		SSL_free(ssl);          /* frees c (not yet counted) */
+		goto reject;
+	}
 	c->s = s;
 	c->next = s->conn_list;
 	if (c->next)
@@ -390,6 +434,7 @@ static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
 		SSL_free(ssl);          /* frees c and uncounts it */
 		goto reject;
 	}
+	c->bev = bev;
 	/* Peers that close without close_notify are ordinary on the web. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	if (evbuffer_add_cb(bufferevent_get_input(bev), hs_scan_cb, c) == NULL) {
@@ -444,6 +489,8 @@ static void hs_request_cb(struct evhttp_request *ev, void *arg)
 	struct req *r;
 	int one = 1;
 
+	if (c != NULL && c->deadline != NULL)
+		evtimer_del(c->deadline);       /* the request is complete */
 	if (c != NULL && !c->nodelay_set && bev != NULL) {
 		/* Inherited from the listener on Linux; set anyway, once. */
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -652,8 +699,13 @@ void http_server_free(struct http_server *s)
 	s->freed = 1;
 	hs_registry_set(s, 0);
 	/* Connections' records outlive us only as orphans. */
-	for (c = s->conn_list; c != NULL; c = c->next)
+	for (c = s->conn_list; c != NULL; c = c->next) {
 		c->s = NULL;
+		if (c->deadline != NULL) {
+			event_free(c->deadline);
+			c->deadline = NULL;
+		}
+	}
 	s->conn_list = NULL;
 	s->conns = 0;
 	/* Frees the listener and every connection; requests still being
