@@ -31,7 +31,8 @@
 #   "<string>"  a non-empty string  "<number>"  a number   "<boolean>" a boolean
 #   "<array>"   an array            "<object>"  an object  "<any>" any value
 #   "<request-id>" 32 hex digits    "<absent>"  the member/header must NOT exist
-# An expected "body" also requires Content-Type: application/json.
+# An expected "body" also requires Content-Type: application/json. An error
+# answer must not echo the request's client values (uic, phone, name, note).
 # "text_contains": the raw body (non-JSON answers: CSV, metrics) contains each string.
 # "client_cert": "office" presents the test office certificate (mutual TLS).
 # "issue": 4 marks endpoints of a later issue: while the daemon answers their
@@ -139,7 +140,12 @@ CHECK='
      "header Content-Type: expected application/json, got \($hs["content-type"] // "none")"
    elif $j == null then "body: not JSON"
    else diff($e.body; $j; "body") end),
-  ($e.text_contains // [] | .[] | select(. as $s | $b | contains($s) | not) | "body: does not contain \(tojson)")
+  ($e.text_contains // [] | .[] | select(. as $s | $b | contains($s) | not) | "body: does not contain \(tojson)"),
+  (if ($status | tonumber) < 400 then empty else
+   $ex[0].request.body // {} | [.client.uic?, .client.contact.phone?, .client.name?, .note?]
+   | map(select(type == "string" and length >= 4)) | .[]
+   | select(ascii_downcase as $s | $b | ascii_downcase | contains($s))
+   | "body: an error echoes the client value \(tojson)" end)
 '
 
 # replay NAME: run proto/examples/NAME.json; fail with the reasons.
