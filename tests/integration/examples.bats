@@ -220,6 +220,22 @@ replay() {
 	[ -z "$missing" ] || { echo "proto/openapi.yaml names missing examples:$missing" >&2; return 1; }
 }
 
+@test "the spec and the daemon's route table list the same method + path pairs" {
+	local spec routes
+	spec=$(awk '/^paths:/ { in_paths = 1; next } /^[a-z]/ { in_paths = 0 }
+		in_paths && /^  \/[^ ]*:$/ { p = $1; sub(/:$/, "", p) }
+		in_paths && /^    (get|post|put|patch|delete):$/ { m = $1; sub(/:$/, "", m); print toupper(m), p }' \
+		"$REFD_ROOT/proto/openapi.yaml" | sort)
+	routes=$(grep -o 'EVHTTP_REQ_[A-Z]*, "[^"]*"' "$REFD_ROOT/daemon/router.c" |
+		sed 's/EVHTTP_REQ_//; s/, "/ /; s/"$//' | sort)
+	[ -n "$routes" ] || { echo "no routes found in daemon/router.c" >&2; return 1; }
+	if [ "$spec" != "$routes" ]; then
+		echo "spec (<) and router (>) differ:" >&2
+		diff <(printf '%s\n' "$spec") <(printf '%s\n' "$routes") >&2
+		return 1
+	fi
+}
+
 @test "00_healthz" { replay 00_healthz; }
 @test "01_readyz" { replay 01_readyz; }
 @test "02_create_organisation" { replay 02_create_organisation; }
