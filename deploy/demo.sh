@@ -31,7 +31,8 @@ CREDS=$DEMO/credentials.env
 API_PORT=8443
 OPS_PORT=9443
 DB=referrald
-DB_USER=referrald
+DB_USER=referrald          # owns the database and applies migrations
+APP_USER=referrald_app     # the daemon's runtime role (grants from the migrations)
 
 say() { echo "demo: $*" >&2; }
 die() {
@@ -132,9 +133,11 @@ trap 'exit 0' INT TERM
 psql_su() {
 	psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres "$@"
 }
-psql_su -d postgres -v db="$DB" -v owner="$DB_USER" <<'EOF' >/dev/null
+psql_su -d postgres -v db="$DB" -v owner="$DB_USER" -v app="$APP_USER" <<'EOF' >/dev/null
 SELECT format('CREATE ROLE %I LOGIN', :'owner')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'owner') \gexec
+SELECT format('CREATE ROLE %I LOGIN', :'app')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
 EOF
@@ -150,6 +153,14 @@ chmod 0700 "$KEYS"
 )
 
 # --------------------------------------------------------------- config
+# A daemon that knows migrate_conninfo runs as the unprivileged APP_USER and
+# migrates as the owner; an older one does both as the owner.
+conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$DB_USER application_name=referrald-demo"
+migrate_line=
+if "$BIN" --config-reference 2>/dev/null | grep -q migrate_conninfo; then
+	migrate_line="migrate_conninfo = $conninfo"
+	conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$APP_USER application_name=referrald-demo"
+fi
 cat >"$CONF" <<EOF
 # written by deploy/demo.sh at every run (the PostgreSQL port changes)
 [server]
@@ -163,7 +174,8 @@ key_file = $CERTS/server.key
 ca_file = $CERTS/ca.crt
 
 [database]
-conninfo = host=127.0.0.1 port=$PGPORT dbname=$DB user=$DB_USER application_name=referrald-demo
+conninfo = $conninfo
+$migrate_line
 pool_size = 4
 
 [security]
