@@ -236,6 +236,17 @@ replay() {
 	fi
 }
 
+@test "proto/webhook.md's worked signature example is correct" {
+	local doc=$REFD_ROOT/proto/webhook.md body secret t v1 got
+	body=$(grep -m1 '^{"id":"' "$doc")
+	secret=$(sed -n 's/^secret *= *\([^ ]*\).*/\1/p' "$doc")
+	t=$(sed -n 's/^t *= *\([0-9]*\).*/\1/p' "$doc")
+	v1=$(sed -n 's/^Signature: t=[0-9]*,v1=\([0-9a-f]*\)$/\1/p' "$doc")
+	[ -n "$body" ] && [ -n "$secret" ] && [ -n "$t" ] && [ -n "$v1" ]
+	got=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
+	[ "$got" = "$v1" ] || { echo "webhook.md: signature $v1, recomputed $got" >&2; return 1; }
+}
+
 @test "00_healthz" { replay 00_healthz; }
 @test "01_readyz" { replay 01_readyz; }
 @test "02_create_organisation" { replay 02_create_organisation; }
