@@ -341,3 +341,7 @@ replay() {
 		fi
 	done
 }
+
+@test "after every example the daemon stops cleanly (exit 0, no sanitizer report)" {
+	refd_daemon_stop main >/dev/null
+}
