@@ -221,6 +221,25 @@ static const char *req_method_str(int m)
 	}
 }
 
+/*
+ * evhttp queues the head and the body as separate buffer chains, and
+ * bufferevent_openssl turns every chain into its own TLS record and write(2).
+ * Nothing is written before the loop runs again, so joining a small reply
+ * into one chain here halves the records and syscalls per request.
+ */
+static void req_coalesce(struct req *r)
+{
+	struct bufferevent *bev;
+	struct evbuffer *out;
+
+	if (r->conn == NULL || r->gone)
+		return;
+	bev = evhttp_connection_get_bufferevent(r->conn);
+	out = bev ? bufferevent_get_output(bev) : NULL;
+	if (out != NULL && evbuffer_get_length(out) <= 16384)
+		evbuffer_pullup(out, -1);
+}
+
 /* The one exit: headers, send (or free the detached request), log, count,
  * release. body may be NULL; it is drained by evhttp. */
 static void req_finish(struct req *r, int status, const char *ctype, struct evbuffer *body)
@@ -250,6 +269,7 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 		/* For a detached request (client gone) this only frees it. */
 		evhttp_send_reply(r->ev, status, NULL, body);
 		r->ev = NULL;
+		req_coalesce(r);
 	}
 
 	dur_us = (req_now_ns() - r->start_ns) / 1000u;
