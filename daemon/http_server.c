@@ -345,7 +345,6 @@ static void hs_scan_rearm(struct hs_conn *c, struct bufferevent *bev)
 {
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer_cb_info info;
-
 	struct event *deadline = c->deadline;
 
 	http_head_scan_reset(&c->scan);
