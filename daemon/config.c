@@ -133,7 +133,12 @@ static const struct key_def keys[] = {
 	  "subject." },
 
 	{ "database", "conninfo", KT_STRING, NULL, KEY_REQUIRED, 0, 0, NULL, NULL, OFF(db_conninfo),
-	  "libpq connection string (never logged)." },
+	  "libpq connection string of the daemon's runtime role (never logged). That role should "
+	  "not own the schema: an owner could disable the audit triggers." },
+	{ "database", "migrate_conninfo", KT_STRING, NULL, 0, 0, 0, NULL, NULL,
+	  OFF(db_migrate_conninfo),
+	  "libpq connection string of the role that owns the schema, used only to apply "
+	  "migrations. Unset: conninfo is used for migrations too." },
 	{ "database", "pool_size", KT_INT, "8", 0, 1, 512, NULL, NULL, OFF(db_pool_size),
 	  "Connections in the pool of each daemon." },
 	{ "database", "query_timeout", KT_DURATION, "5s", 0, 10, HOUR_MS, NULL, NULL,

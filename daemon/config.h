@@ -50,6 +50,7 @@ struct config {
 	long db_connect_timeout_ms;
 	long db_reconnect_max_ms;     /* reconnect backoff ceiling */
 	int db_migrate;               /* enum migrate_mode */
+	char *db_migrate_conninfo;    /* schema owner for migrations; NULL = db_conninfo */
 
 	/* [security] */
 	char *uic_key_file;           /* 32+ byte secret for HMAC-SHA256 of UICs */

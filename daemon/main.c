@@ -348,7 +348,10 @@ static int main_prepare_database(const struct config *cfg, int apply)
 			  log_esc(esc, sizeof(esc), err));
 		return -1;
 	}
-	pending = migrate_run(cfg->db_conninfo, apply, err, sizeof(err));
+	/* Migrations run as the schema owner when one is configured; the
+	 * runtime role then cannot alter the schema or disable its triggers. */
+	pending = migrate_run(cfg->db_migrate_conninfo ? cfg->db_migrate_conninfo : cfg->db_conninfo,
+			      apply, err, sizeof(err));
 	if (pending < 0) {
 		log_error("start.failed", "step=migrate reason=\"%s\"", log_esc(esc, sizeof(esc), err));
 		return -1;

@@ -177,13 +177,22 @@ verify() {
 }
 
 @test "the daemon's database role cannot update, delete or truncate audit records" {
-	local as_app="psql -h 127.0.0.1 -p $REFD_PGPORT -U $REFD_DB_USER -d $REFD_DB -v ON_ERROR_STOP=1 -Atc"
+	# The role in the daemon's conninfo: it owns nothing, so it cannot lift
+	# the triggers or move the chain head either.
+	local as_app="psql -X -h 127.0.0.1 -p $REFD_PGPORT -U $REFD_APP_USER -d $REFD_DB -v ON_ERROR_STOP=1 -Atc"
+	grep -q "user=$REFD_APP_USER" "$REFD_CONF"
 	run $as_app "UPDATE audit_log SET action = 'x' WHERE seq = 1"
 	[ "$status" -ne 0 ]
 	run $as_app "DELETE FROM audit_log WHERE seq = 1"
 	[ "$status" -ne 0 ]
 	run $as_app "TRUNCATE audit_log"
 	[ "$status" -ne 0 ]
+	run $as_app "ALTER TABLE audit_log DISABLE TRIGGER USER"
+	[ "$status" -ne 0 ]
+	run $as_app "UPDATE audit_chain_head SET last_seq = 0"
+	[ "$status" -ne 0 ]
+	run $as_app "SELECT count(*) > 0 FROM audit_log"
+	[ "$output" = t ]
 	verify
 	[ "$status" -eq 0 ]
 }

@@ -29,7 +29,9 @@
 #   REFD_PORT / REFD_URL             public listener (client cert optional)
 #   REFD_MTLS_PORT / REFD_MTLS_URL   listener that requires a client cert
 #   REFD_OPS_PORT / REFD_OPS_URL     metrics listener (/metrics /healthz /readyz)
-#   REFD_PGPORT REFD_PGHOST (socket dir) REFD_PGDATA REFD_DB REFD_DB_USER REFD_CONNINFO
+#   REFD_PGPORT REFD_PGHOST (socket dir) REFD_PGDATA REFD_DB REFD_CONNINFO
+#   REFD_DB_USER (owns the database, runs migrations: REFD_MIGRATE_CONNINFO)
+#   REFD_APP_USER (the daemon's runtime role: REFD_CONNINFO)
 #
 # Functions (all return non-zero on failure and print why on stderr):
 #   refd_free_port                     a free TCP port on 127.0.0.1 (never handed out twice)
@@ -57,12 +59,13 @@ REFD_ROOT=${REFD_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 REFD_PG_BIN=${REFD_PG_BIN:-/usr/lib/postgresql/15/bin}
 REFD_DB=${REFD_DB:-referrald}
 REFD_DB_USER=${REFD_DB_USER:-referrald}
+REFD_APP_USER=${REFD_APP_USER:-referrald_app}
 REFD_START_TIMEOUT=${REFD_START_TIMEOUT:-30}
 case ${BUILD:-build} in
 /*) REFD_BIN=${REFD_BIN:-$BUILD/referrald} ;;
 *) REFD_BIN=${REFD_BIN:-$REFD_ROOT/${BUILD:-build}/referrald} ;;
 esac
-export REFD_ROOT REFD_PG_BIN REFD_DB REFD_DB_USER REFD_BIN REFD_START_TIMEOUT
+export REFD_ROOT REFD_PG_BIN REFD_DB REFD_DB_USER REFD_APP_USER REFD_BIN REFD_START_TIMEOUT
 
 _refd_err() { echo "harness: $*" >&2; }
 
@@ -154,13 +157,17 @@ refd_psql() {
 }
 
 # refd_pg_createdb NAME [OWNER]: OWNER (created as a plain login role if
-# missing) owns the database, so the daemon runs without superuser rights.
+# missing) owns the database and applies the migrations; the daemon itself
+# runs as $REFD_APP_USER, a login role that owns nothing and holds only the
+# grants the migrations give it (so it cannot disable the audit triggers).
 refd_pg_createdb() {
 	local db=$1 owner=${2:-$REFD_DB_USER}
 	psql -X -q -v ON_ERROR_STOP=1 -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U postgres -d postgres \
-		-v db="$db" -v owner="$owner" <<'EOF' >/dev/null || return 1
+		-v db="$db" -v owner="$owner" -v app="$REFD_APP_USER" <<'EOF' >/dev/null || return 1
 SELECT format('CREATE ROLE %I LOGIN', :'owner')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'owner') \gexec
+SELECT format('CREATE ROLE %I LOGIN', :'app')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner') \gexec
 EOF
 }
@@ -207,6 +214,7 @@ ca_file = $REFD_CERTS/ca.crt
 
 [database]
 conninfo = $REFD_CONNINFO
+migrate_conninfo = $REFD_MIGRATE_CONNINFO
 pool_size = 4
 query_timeout = 15s
 connect_timeout = 2s
@@ -409,8 +417,9 @@ refd_setup_file() {
 	refd_pg_init || return 1
 	refd_pg_start || return 1
 	refd_pg_createdb "$REFD_DB" || return 1
-	REFD_CONNINFO="host=127.0.0.1 port=$REFD_PGPORT dbname=$REFD_DB user=$REFD_DB_USER application_name=referrald"
-	export REFD_CONNINFO
+	REFD_CONNINFO="host=127.0.0.1 port=$REFD_PGPORT dbname=$REFD_DB user=$REFD_APP_USER application_name=referrald"
+	REFD_MIGRATE_CONNINFO="host=127.0.0.1 port=$REFD_PGPORT dbname=$REFD_DB user=$REFD_DB_USER application_name=referrald-migrate"
+	export REFD_CONNINFO REFD_MIGRATE_CONNINFO
 	refd_certs "$REFD_CERTS" || return 1
 	refd_keys "$REFD_KEYS" || return 1
 	REFD_PORT=$(refd_free_port) && REFD_MTLS_PORT=$(refd_free_port) &&
