@@ -40,32 +40,59 @@ $$;
 -- record knows its predecessor's hash at insert time, and that order must be
 -- the commit order, or a later-committed record could point at a predecessor
 -- that rolls back (a broken chain) or two records could share one
--- predecessor (a fork). Updating the single head row takes its row lock until
--- the transaction ends, so auditing transactions pass the head one at a time,
--- and a rollback undoes its head update too: no gaps, no forks, sequence
--- numbers are dense (a sequence would leave gaps on rollback, which the
--- verifier could not tell from a deleted record). The price is that auditing
--- transactions serialise from their first audit insert to commit; the api_
--- functions therefore write their audit record as their last statement, so
--- the lock is held only for the commit itself.
+-- predecessor (a fork). Locking the single head row (FOR UPDATE, held until
+-- the transaction ends) lets auditing transactions pass one at a time, and a
+-- rollback undoes everything it did: no gaps, no forks, dense sequence numbers
+-- (a sequence would leave gaps on rollback, which the verifier could not tell
+-- from a deleted record). The price is that auditing transactions serialise
+-- from their first audit insert to commit; the api_ functions therefore write
+-- their audit records as their last statements, so the lock is held only for
+-- the commit itself.
+-- Within one transaction the head is locked once; the running seq and hash
+-- are kept in transaction-local settings (undone with a rolled-back
+-- sub-transaction, like the rows themselves), and the head row is written
+-- once, at commit, by a deferred trigger. Updating it for every record would
+-- leave one dead row version per record that the same transaction must walk
+-- past on its next read: quadratic for bulk inserts.
 -- SECURITY DEFINER so the daemon's role needs no right on audit_chain_head
 -- and cannot move the head itself; search_path is pinned for that reason.
 CREATE FUNCTION audit_chain_trg() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-	h audit_chain_head;
+	last_seq bigint := nullif(current_setting('audit.last_seq', true), '')::bigint;
+	last_hash bytea;
 BEGIN
-	SELECT * INTO STRICT h FROM audit_chain_head WHERE one FOR UPDATE;
-	NEW.seq := h.last_seq + 1;
+	IF last_seq IS NULL THEN
+		SELECT h.last_seq, h.last_hash INTO STRICT last_seq, last_hash
+		FROM audit_chain_head h WHERE h.one FOR UPDATE;
+	ELSE
+		last_hash := decode(current_setting('audit.last_hash'), 'hex');
+	END IF;
+	NEW.seq := last_seq + 1;
 	NEW.at := clock_timestamp();
-	NEW.prev_hash := h.last_hash;
-	NEW.hash := sha256(h.last_hash || convert_to(audit_canonical(NEW), 'UTF8'));
-	UPDATE audit_chain_head SET last_seq = NEW.seq, last_hash = NEW.hash WHERE one;
+	NEW.prev_hash := last_hash;
+	NEW.hash := sha256(last_hash || convert_to(audit_canonical(NEW), 'UTF8'));
+	PERFORM set_config('audit.last_seq', NEW.seq::text, true),
+	        set_config('audit.last_hash', encode(NEW.hash, 'hex'), true);
 	RETURN NEW;
 END $$;
 
 CREATE TRIGGER audit_chain BEFORE INSERT ON audit_log
 	FOR EACH ROW EXECUTE FUNCTION audit_chain_trg();
+
+-- At commit: the transaction's last record becomes the head.
+CREATE FUNCTION audit_head_trg() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+	IF NEW.seq = nullif(current_setting('audit.last_seq', true), '')::bigint THEN
+		UPDATE audit_chain_head SET last_seq = NEW.seq, last_hash = NEW.hash WHERE one;
+	END IF;
+	RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER audit_head AFTER INSERT ON audit_log
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION audit_head_trg();
 
 CREATE FUNCTION audit_refuse_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
