@@ -47,7 +47,11 @@ $$;
 -- from a deleted record). The price is that auditing transactions serialise
 -- from their first audit insert to commit; the api_ functions therefore write
 -- their audit records as their last statements, so the lock is held only for
--- the commit itself.
+-- the commit itself. Measured on 2 cores with fsync on, this caps auditing
+-- transactions at roughly one per commit flush (about 200 submissions/s here:
+-- no group commit among them). If that ever binds, the way out is to chain
+-- lazily: insert records unchained (no lock) and let one sealer job assign
+-- seq and hashes in commit order; the verifier then checks sealed records.
 -- Within one transaction the head is locked once; the running seq and hash
 -- are kept in transaction-local settings (undone with a rolled-back
 -- sub-transaction, like the rows themselves), and the head row is written

@@ -2,7 +2,7 @@
 -- deadline and audit lists, and the outbox claim/ack for webhook delivery.
 --
 -- Owns: deadline_sweep(), api_deadline_list(), api_audit_list(),
--- outbox_claim(), outbox_done(), outbox_retry().
+-- outbox_claim(), outbox_done(), outbox_retry(), idempotency_purge().
 -- Must never: act on a deadline twice (several daemons share one database),
 -- wait on a row an api_ function holds (that order would deadlock), or put
 -- client data into an outbox payload.
@@ -249,4 +249,18 @@ LANGUAGE sql AS $$
 	       next_attempt_at = now() + least(power(2, least(attempts, 12)) * interval '1 second',
 	                                       interval '1 hour')
 	WHERE id = p_id AND delivered_at IS NULL;
+$$;
+
+-- Retention: stored submission answers are needed only while a client may
+-- still retry; the purge job drops older ones in small batches.
+CREATE FUNCTION idempotency_purge(p_older_than interval, p_limit integer DEFAULT 1000)
+RETURNS integer LANGUAGE sql AS $$
+	WITH gone AS (
+		DELETE FROM idempotency_keys
+		WHERE ctid IN (SELECT ctid FROM idempotency_keys
+		               WHERE created_at < now() - p_older_than
+		               ORDER BY created_at LIMIT greatest(p_limit, 1))
+		RETURNING 1
+	)
+	SELECT count(*)::integer FROM gone
 $$;
