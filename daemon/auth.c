@@ -34,6 +34,7 @@
 struct auth_state {
 	struct req *r;
 	auth_next next;
+	char token_hash[65];  /* what we looked up, "" for a certificate */
 };
 
 static void auth_reply_401(struct req *r, const char *reason, const char *message)
@@ -114,8 +115,12 @@ static int auth_copy_id(char *dst, size_t dstlen, const json_t *v, int required)
 	return 0;
 }
 
-/* Parse the principal returned by auth_token/auth_cert into r->who. */
-static int auth_fill_principal(struct req *r, const char *text, size_t len)
+/* Parse the principal returned by auth_token/auth_cert into r->who. For a
+ * token, the stored hash the database returns must equal the one we computed:
+ * compared in constant time here, so the decision never rests on how the
+ * database compared (collation, case folding, a wrong row). */
+static int auth_fill_principal(struct req *r, const char *text, size_t len,
+			       const char *token_hash)
 {
 	json_t *j = json_loadb(text, len, 0, NULL);
 	struct principal p;
@@ -127,6 +132,12 @@ static int auth_fill_principal(struct req *r, const char *text, size_t len)
 	p.role = auth_role_parse(json_string_value(json_object_get(j, "role")));
 	if (p.role == ROLE_NONE)
 		goto fail;
+	if (token_hash[0]) {
+		const char *stored = json_string_value(json_object_get(j, "token_hash"));
+
+		if (!stored || strlen(stored) != 64 || !crypto_equal(stored, token_hash, 64))
+			goto fail;
+	}
 	if (auth_copy_id(p.id, sizeof(p.id), json_object_get(j, "id"), 1) < 0 ||
 	    auth_copy_id(p.org_id, sizeof(p.org_id), json_object_get(j, "org_id"), 0) < 0 ||
 	    auth_copy_id(p.token_id, sizeof(p.token_id), json_object_get(j, "token_id"), 0) < 0)
@@ -144,7 +155,10 @@ static void auth_done(void *arg, enum db_status st, const PGresult *res)
 	struct auth_state *s = arg;
 	struct req *r = s->r;
 	auth_next next = s->next;
+	char token_hash[65];
 
+	memcpy(token_hash, s->token_hash, sizeof(token_hash));
+	OPENSSL_cleanse(s->token_hash, sizeof(s->token_hash));
 	free(s);
 	switch (st) {
 	case DB_OK:
@@ -164,16 +178,19 @@ static void auth_done(void *arg, enum db_status st, const PGresult *res)
 		auth_reply_401(r, "unknown_credential", "invalid or expired credentials");
 		return;
 	}
-	if (auth_fill_principal(r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)) < 0) {
+	if (auth_fill_principal(r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+				token_hash) < 0) {
+		OPENSSL_cleanse(token_hash, sizeof(token_hash));
 		log_event(LOG_ERROR, r->id, "auth_lookup_failed", "reason=bad_principal");
 		req_reply_error(r, 500, "internal_error", "internal error", NULL);
 		return;
 	}
+	OPENSSL_cleanse(token_hash, sizeof(token_hash));
 	next(r);
 }
 
 static void auth_submit(struct req *r, auth_next next, const char *stmt, int n,
-			const char *const *values)
+			const char *const *values, const char *token_hash)
 {
 	struct auth_state *s = calloc(1, sizeof(*s));
 
@@ -183,6 +200,8 @@ static void auth_submit(struct req *r, auth_next next, const char *stmt, int n,
 	}
 	s->r = r;
 	s->next = next;
+	if (token_hash)
+		memcpy(s->token_hash, token_hash, sizeof(s->token_hash));
 	if (!r->app || !r->app->pool ||
 	    !db_submit(r->app->pool, stmt, n, values, auth_done, s, 0)) {
 		free(s);
@@ -220,7 +239,7 @@ void auth_begin(struct req *r, auth_next next)
 		}
 		crypto_sha256_hex(tok, n, hex);
 		const char *values[1] = {hex};
-		auth_submit(r, next, "auth_token", 1, values);
+		auth_submit(r, next, "auth_token", 1, values, hex);
 		OPENSSL_cleanse(hex, sizeof(hex));
 		return;
 	}
@@ -234,7 +253,7 @@ void auth_begin(struct req *r, auth_next next)
 			auth_reply_401(r, "no_credential", "authentication required");
 			return;
 		}
-		auth_submit(r, next, "auth_cert", 2, values);
+		auth_submit(r, next, "auth_cert", 2, values, NULL);
 		return;
 	}
 	auth_reply_401(r, "no_credential", "authentication required");
