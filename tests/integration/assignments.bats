@@ -445,15 +445,23 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 }
 
 @test "an offer expires when not accepted in time, and is offered to the next worker (sweeper)" {
-	local before
+	local before i
 	as_admin PUT /v1/deadline-policies/harm_reduction/urgent '{"accept_within":"PT2S","first_contact_within":"PT24H"}'
 	if [ "$HTTP_STATUS" != 200 ]; then
 		skip "deadline policies not available yet (HTTP $HTTP_STATUS)"
 	fi
 	fresh_offer harm_reduction '.urgency = "urgent"'
 	before=$W
-	sleep 4
+	# Due 2 s after the offer; the sweeper should act within about 1 s of that.
+	# Poll (up to 10 s, a loaded machine) rather than sleep a fixed time.
+	for i in $(seq 1 50); do
+		[ "$(sql "SELECT count(*) FROM offers WHERE assignment_id = '$ASG' AND worker_id = '$before'
+			AND outcome = 'expired'")" = 1 ] && break
+		sleep 0.2
+	done
 	[ "$(sql "SELECT count(*) FROM offers WHERE assignment_id = '$ASG' AND worker_id = '$before' AND outcome = 'expired'")" = 1 ]
+	# The next candidate (the spare worker) has the offer now.
+	[ "$(sql "SELECT status || ' ' || worker_id FROM assignments WHERE id = '$ASG'")" = "offered $W2" ]
 	as "$W_TOKEN" POST "/v1/assignments/$ASG/accept"
 	expect_status 404 409
 	as_admin PUT /v1/deadline-policies/harm_reduction/urgent '{"accept_within":"PT4H","first_contact_within":"PT24H"}'
