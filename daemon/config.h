@@ -63,6 +63,13 @@ struct config {
 	/* [webhooks] */
 	long webhook_timeout_ms;
 	int webhook_batch;
+	char *webhook_ca_file;        /* CA bundle for partner endpoints; NULL = system store */
+	int webhook_max_inflight;     /* outbox events being delivered at once */
+	long webhook_poll_ms;         /* outbox poll interval when nothing is due */
+	long webhook_retry_base_ms;   /* first retry delay; doubles per failed attempt */
+	long webhook_retry_max_ms;    /* retry delay ceiling */
+	int webhook_max_attempts;     /* attempts before an event is given up (kept for operators) */
+	size_t webhook_max_response;  /* cap on a partner answer's body */
 
 	/* [log] */
 	int log_level;                /* enum log_level */

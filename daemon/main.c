@@ -30,6 +30,7 @@
 #include "migrate.h"
 #include "queries.h"
 #include "sweeper.h"
+#include "outbox.h"
 #include "tls.h"
 
 /* Exit codes (also in --help). */
@@ -276,7 +277,10 @@ static void main_start_drain(struct proc *p, const char *signame)
 		sweeper_stop(app->sweeper);
 		app->sweeper = NULL;
 	}
-	/* outbox_stop(app->outbox) goes here once daemon/outbox.h exists (issue 4). */
+	if (app->outbox) {
+		outbox_stop(app->outbox);
+		app->outbox = NULL;
+	}
 	main_set_phase(p, PHASE_DRAINING);
 	event_active(p->drain_timer, EV_TIMEOUT, 0);
 }
@@ -470,11 +474,16 @@ static int main_run(struct app *app)
 	/* main_prepare_database() ran before us: the schema matches this binary. */
 	app->schema_current = 1;
 
-	/* Periodic jobs on the loop. The outbox/webhook sender (issue 4) starts
-	 * here too, once daemon/outbox.h exists: app->outbox = outbox_start(app). */
+	/* Periodic jobs on the loop: the deadline sweeper and the outbox/webhook
+	 * sender. */
 	app->sweeper = sweeper_start(app);
 	if (!app->sweeper) {
 		log_error("start.failed", "step=sweeper");
+		goto fail;
+	}
+	app->outbox = outbox_start(app);
+	if (!app->outbox) {
+		log_error("start.failed", "step=outbox");
 		goto fail;
 	}
 
@@ -499,6 +508,10 @@ static int main_run(struct app *app)
 fail:
 	/* Reverse order of creation. A failure before the loop ran never had
 	 * requests in flight, so closing the pool here is safe. */
+	if (app->outbox) {
+		outbox_stop(app->outbox);
+		app->outbox = NULL;
+	}
 	if (app->sweeper) {
 		sweeper_stop(app->sweeper);
 		app->sweeper = NULL;

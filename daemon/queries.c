@@ -51,6 +51,18 @@ static const struct query queries[] = {
 	{ "api_audit_list", "SELECT api_audit_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_report_follow_up", "SELECT api_report_follow_up($1::jsonb, $2, $3::jsonb)", 3 },
 
+	/* outbox.c: claim due events (SKIP LOCKED, 60 s lease, attempt counted)
+	 * with their target webhooks; record success; or schedule the next attempt
+	 * $3 ms from now (the back-off and its jitter are configuration, computed
+	 * in C), $3 < 0 parking a given-up event for operators. */
+	{ "outbox_claim", "SELECT outbox_claim($1::int)", 1 },
+	{ "outbox_done", "SELECT outbox_done($1::uuid)", 1 },
+	{ "outbox_retry_in",
+	  "UPDATE outbox SET last_error = left($2, 200), next_attempt_at = CASE WHEN $3::bigint < 0 "
+	  "THEN 'infinity'::timestamptz ELSE now() + $3::bigint * interval '1 millisecond' END "
+	  "WHERE id = $1::uuid AND delivered_at IS NULL",
+	  3 },
+
 	/* Other modules append their statements here. */
 };
 
