@@ -235,7 +235,9 @@ EOF
 }
 
 @test "authorisation matrix: out of scope -> 404, forbidden role -> 403, each audited as denied" {
-	local want tokvar method path body fails=0 n=0 got oos_body nf_body
+	local want tokvar method path body fails=0 n=0 got oos_body nf_body missing id
+	# An id no object has (valid v4 form).
+	local NOBODY=00000000-0000-4000-8000-$(rand_hex 6)
 	while read -r want tokvar method path body; do
 		[ -n "$want" ] || continue
 		n=$((n + 1))
@@ -252,7 +254,10 @@ EOF
 			continue
 			;;
 		esac
-		got=$(printf '%s' "$HTTP_BODY" | jq -c .error.code 2>/dev/null)
+		{
+			read -r got
+			read -r oos_body
+		} < <(printf '%s' "$HTTP_BODY" | jq -c '.error.code, .error' 2>/dev/null)
 		case $HTTP_STATUS in
 		404) [ "$got" = '"not_found"' ] || { echo "FAIL $tokvar $method $path: code $got" >&2; fails=$((fails + 1)); } ;;
 		403) [ "$got" = '"forbidden"' ] || { echo "FAIL $tokvar $method $path: code $got" >&2; fails=$((fails + 1)); } ;;
@@ -262,9 +267,11 @@ EOF
 		# The 404 for a real object out of scope must look exactly like the
 		# 404 the same caller gets for an id that does not exist.
 		if [ "$HTTP_STATUS" = 404 ]; then
-			oos_body=$(printf '%s' "$HTTP_BODY" | jq -c .error)
-			call "${!tokvar}" "$method" "$(printf '%s' "$path" |
-				sed -E 's/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/'"$(new_uuid)"'/')" "$body"
+			missing=$path
+			for id in "$R1" "$R2" "$A1" "$A2" "$WA1" "$WA2"; do
+				missing=${missing//$id/$NOBODY}
+			done
+			call "${!tokvar}" "$method" "$missing" "$body"
 			nf_body=$(printf '%s' "$HTTP_BODY" | jq -c .error)
 			if [ "$HTTP_STATUS" != 404 ] || [ "$oos_body" != "$nf_body" ]; then
 				echo "FAIL $tokvar $method $path: out-of-scope answer $oos_body differs from a missing object's $HTTP_STATUS $nf_body" >&2
