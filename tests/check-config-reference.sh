@@ -51,23 +51,35 @@ else
 	fail=1
 fi
 
-# Every key of the table appears in the example under its section, set or commented.
+# Every key of the table appears in the example under its section, set or
+# commented; a commented key with a default shows exactly that default.
 missing=0
-sed -n 's/^| `\[\([a-z]*\)\] \([a-z_]*\)`.*/\1 \2/p' "$TMP/want" >"$TMP/keys"
+sed -n 's/^| `\[\([a-z]*\)\] \([a-z_]*\)` | [^|]* | \([^|]*\) |.*/\1 \2 \3/p' "$TMP/want" |
+	sed 's/`//g' >"$TMP/keys"
 [ -s "$TMP/keys" ] || { echo "not ok: no keys parsed from the reference" >&2; exit 1; }
-while read -r section key; do
+while read -r section key def; do
 	if ! awk -v s="[$section]" -v k="$key" '
 		/^\[/ { cur = $0 }
 		cur == s && $0 ~ "^#?" k " =" { found = 1 }
 		END { exit !found }' deploy/referrald.conf.example; then
 		echo "deploy/referrald.conf.example lacks [$section] $key" >&2
 		missing=1
+		continue
+	fi
+	[ "$def" = "(none)" ] && continue
+	shown=$(awk -v s="[$section]" -v k="$key" '
+		/^\[/ { cur = $0 }
+		cur == s && index($0, "#" k " = ") == 1 { print substr($0, length(k) + 5); exit }' \
+		deploy/referrald.conf.example)
+	if [ -n "$shown" ] && [ "$shown" != "$def" ]; then
+		echo "deploy/referrald.conf.example shows [$section] $key = $shown, default is $def" >&2
+		missing=1
 	fi
 done <"$TMP/keys"
 if [ "$missing" -eq 0 ]; then
-	echo "ok 2 the example file names every key"
+	echo "ok 2 the example file names every key, with its default"
 else
-	echo "not ok 2 the example file misses keys" >&2
+	echo "not ok 2 the example file misses keys or shows wrong defaults" >&2
 	fail=1
 fi
 
