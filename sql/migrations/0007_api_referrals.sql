@@ -210,6 +210,12 @@ BEGIN
 	UPDATE referrals SET status = 'withdrawn', withdrawn_at = now(), updated_at = now(),
 	       withdrawn_reason = left(p_args->>'reason', 500)
 	WHERE id = r.id RETURNING * INTO r;
+	-- Lock the workers whose load goes down in id order first: two
+	-- withdrawals touching the same two workers then cannot deadlock.
+	PERFORM 1 FROM workers
+	WHERE id IN (SELECT worker_id FROM assignments
+	             WHERE referral_id = r.id AND assignment_is_open(status))
+	ORDER BY id FOR UPDATE;
 	FOR aid IN SELECT id FROM assignments
 	           WHERE referral_id = r.id AND NOT assignment_is_ended(status)
 	           ORDER BY id FOR UPDATE LOOP
