@@ -161,8 +161,11 @@ teardown_file() { api_teardown_file; }
 
 # ---- the matrix -----------------------------------------------------------
 
-# One line per case: EXPECT TOKEN_VAR METHOD PATH [BODY]; EXPECT is 404, 403
-# or "403|404" (a role the router may refuse before the lookup).
+# One line per case: EXPECT TOKEN_VAR METHOD PATH [BODY]. EXPECT is 404 for a
+# role that may call the route on an object outside its scope, 403 for a role
+# that may never call it. Roles: office 2 (OFFICE2_TOKEN), a worker of org B
+# (WB_T) or of org A not offered the object (WA2_T), supervisors of org B or A
+# (SUP_*), the programme supervisor (PROG_TOKEN), the admin.
 matrix_cases() {
 	local ev='{"type":"note"}' re='{"reason":"r"}' now
 	now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -192,7 +195,7 @@ matrix_cases() {
 404 WB_T POST /v1/assignments/$A1/decline $re
 404 WB_T POST /v1/assignments/$A1/events $ev
 403 WB_T POST /v1/assignments/$A1/reassign {"worker_id":"$WB"}
-403|404 WB_T GET /v1/referrals/$R1
+403 WB_T GET /v1/referrals/$R1
 403 WB_T POST /v1/referrals/$R1/withdraw $re
 403 WB_T POST /v1/referrals
 403 WB_T GET /v1/referrals
@@ -221,17 +224,38 @@ matrix_cases() {
 403 ADMIN_TOKEN POST /v1/assignments/$A1/events $ev
 403 ADMIN_TOKEN POST /v1/assignments/$A1/complete {"outcome":"engaged"}
 403 ADMIN_TOKEN POST /v1/assignments/$A1/reassign {"worker_id":"$WA2"}
-403 OFFICE2_TOKEN POST /v1/organisations {"name":"x"}
-403 OFFICE2_TOKEN POST /v1/offices {"name":"x","region":"osh"}
-403 WA2_T POST /v1/workers {"organisation_id":"$ORG_A","kind":"legal_support","handle":"x","regions":["osh"],"languages":["ky"],"capacity":1}
-403 WA2_T PATCH /v1/workers/$WA2 {"capacity":50}
-403 SUP_A_TOKEN PATCH /v1/workers/$WA1 {"on_leave":true}
-403 SUP_A_TOKEN POST /v1/supervisors {"scope":"programme","handle":"x"}
-403 SUP_A_TOKEN POST /v1/tokens {"role":"admin","subject_id":"$SUP_A","expires_at":"2030-01-01T00:00:00Z"}
-403 OFFICE2_TOKEN POST /v1/tokens {"role":"office","subject_id":"$OFFICE1","expires_at":"2030-01-01T00:00:00Z"}
-403 WA1_T DELETE /v1/tokens/$(new_uuid)
-403 PROG_TOKEN PUT /v1/deadline-policies/harm_reduction/normal {"accept_within":"PT1S","first_contact_within":"PT1S"}
+403 ADMIN_TOKEN POST /v1/assignments/$A1/decline $re
+403 ADMIN_TOKEN POST /v1/assignments/$A1/hold $re
+403 ADMIN_TOKEN POST /v1/assignments/$A1/resume
+403 ADMIN_TOKEN POST /v1/assignments/$A1/fail {"reason":"other"}
+404 WB_T POST /v1/assignments/$A1/hold $re
+404 WB_T POST /v1/assignments/$A1/resume
+404 WB_T POST /v1/assignments/$A1/complete {"outcome":"engaged"}
+404 WB_T POST /v1/assignments/$A1/fail {"reason":"other"}
 EOF
+	# Supervisor-only and admin-only routes: every other role is refused.
+	local tv
+	for tv in OFFICE2_TOKEN WB_T ADMIN_TOKEN; do
+		cat <<EOF
+403 $tv GET /v1/deadlines?state=pending
+403 $tv GET /v1/audit
+403 $tv GET /v1/reports/follow-up?group_by=worker
+EOF
+	done
+	for tv in OFFICE2_TOKEN WB_T SUP_B_TOKEN PROG_TOKEN; do
+		cat <<EOF
+403 $tv GET /metrics
+403 $tv POST /v1/organisations {"name":"x"}
+403 $tv POST /v1/offices {"name":"x","region":"osh"}
+403 $tv POST /v1/workers {"organisation_id":"$ORG_A","kind":"legal_support","handle":"x","regions":["osh"],"languages":["ky"],"capacity":1}
+403 $tv PATCH /v1/workers/$WA1 {"on_leave":true}
+403 $tv POST /v1/supervisors {"scope":"programme","handle":"x"}
+403 $tv POST /v1/tokens {"role":"admin","subject_id":"$SUP_A","expires_at":"2030-01-01T00:00:00Z"}
+403 $tv DELETE /v1/tokens/$(new_uuid)
+403 $tv PUT /v1/deadline-policies/harm_reduction/normal {"accept_within":"PT1S","first_contact_within":"PT1S"}
+403 $tv POST /v1/webhooks {"url":"https://partner.example/hook","events":["assignment.offered"],"secret":"0123456789abcdef0123456789abcdef"}
+EOF
+	done
 }
 
 @test "authorisation matrix: out of scope -> 404, forbidden role -> 403, each audited as denied" {
@@ -289,7 +313,7 @@ EOF
 		fi
 	done <"$BATS_TEST_TMPDIR/reqids"
 	echo "$n cases, $fails failures" >&2
-	[ "$n" -gt 60 ]
+	[ "$n" -gt 100 ]
 	[ "$fails" -eq 0 ]
 }
 
