@@ -72,6 +72,8 @@ struct webhook_delivery {
 	void *arg;
 	enum evhttp_request_error req_err;
 	int have_req_err;
+	int peer_spoke;               /* a TLS message came back: the TCP connection existed */
+	int handshake_done;           /* the peer's certificate and name were verified */
 	int finished;                 /* outcome recorded; reap pending */
 	enum webhook_outcome outcome;
 	int status;
@@ -270,22 +272,46 @@ static void webhook_error_cb(enum evhttp_request_error e, void *arg)
 	d->have_req_err = 1;
 }
 
-/* Why did the request end without an answer? The TLS layer knows first. */
+/* What the TLS layer saw, recorded as it happens: evhttp resets the
+ * connection (and the SSL's socket BIO) before it reports a failure, so
+ * nothing can be asked afterwards. */
+static void webhook_msg_cb(int write_p, int version, int content_type, const void *buf,
+			   size_t len, SSL *ssl, void *arg)
+{
+	struct webhook_delivery *d = arg;
+
+	(void)version;
+	(void)content_type;
+	(void)buf;
+	(void)len;
+	(void)ssl;
+	if (!write_p)
+		d->peer_spoke = 1;
+}
+
+static void webhook_info_cb(const SSL *ssl, int where, int ret)
+{
+	struct webhook_delivery *d = SSL_get_app_data(ssl);
+
+	(void)ret;
+	if (d && (where & SSL_CB_HANDSHAKE_DONE))
+		d->handshake_done = 1;
+}
+
+/* Why did the request end without an answer? Nothing came back: the
+ * connection never existed (refused, unreachable, unresolved) or timed out.
+ * The peer spoke but the handshake did not finish: TLS (our verification
+ * refused its certificate or name, or no common protocol). After the
+ * handshake: evhttp's own reason. */
 static enum webhook_outcome webhook_classify(struct webhook_delivery *d)
 {
-	struct bufferevent *bev = d->conn ? evhttp_connection_get_bufferevent(d->conn) : NULL;
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-	unsigned long e = 0, last;
+	int timeout = d->have_req_err && d->req_err == EVREQ_HTTP_TIMEOUT;
 
-	if (bev) {
-		while ((last = bufferevent_get_openssl_error(bev)) != 0)
-			e = last;
-	}
 	ERR_clear_error();
-	if (ssl && SSL_get_verify_result(ssl) != X509_V_OK)
-		return WH_TLS;
-	if (e != 0)
-		return WH_TLS;
+	if (!d->peer_spoke)
+		return timeout ? WH_TIMEOUT : WH_CONNECT;
+	if (!d->handshake_done)
+		return timeout ? WH_TIMEOUT : WH_TLS;
 	if (d->have_req_err) {
 		switch (d->req_err) {
 		case EVREQ_HTTP_TIMEOUT: return WH_TIMEOUT;
@@ -363,9 +389,9 @@ fail:
 	return rc;
 }
 
-/* The SSL for one connection: SNI for names, and the identity the peer's
- * certificate must carry. */
-static SSL *webhook_ssl(struct webhook_client *c, const char *host)
+/* The SSL for one connection: SNI for names, the identity the peer's
+ * certificate must carry, and the observers webhook_classify reads. */
+static SSL *webhook_ssl(struct webhook_client *c, struct webhook_delivery *d, const char *host)
 {
 	SSL *ssl = SSL_new(c->ctx);
 	X509_VERIFY_PARAM *vp;
@@ -374,6 +400,10 @@ static SSL *webhook_ssl(struct webhook_client *c, const char *host)
 
 	if (!ssl)
 		return NULL;
+	SSL_set_app_data(ssl, d);
+	SSL_set_info_callback(ssl, webhook_info_cb);
+	SSL_set_msg_callback(ssl, webhook_msg_cb);
+	SSL_set_msg_callback_arg(ssl, d);
 	vp = SSL_get0_param(ssl);
 	if (is_ip) {
 		if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1)
@@ -433,7 +463,7 @@ struct webhook_delivery *webhook_post(struct webhook_client *c, const struct web
 	if (webhook_sign(rq->secret, rq->secret_len, rq->t, rq->body, rq->body_len, sig,
 			 sizeof(sig)) < 0)
 		goto fail;
-	ssl = webhook_ssl(c, host);
+	ssl = webhook_ssl(c, d, host);
 	if (!ssl)
 		goto fail;
 	bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
