@@ -82,11 +82,13 @@ for t in $targets; do
 	# The first corpus dir receives new inputs; the committed seeds only
 	# feed it. -print_final_stats for the figures, output kept in a log.
 	log=$FB/fuzz_$t.log
+	par=
+	[ "$JOBS" -gt 1 ] && par="-jobs=$JOBS -workers=$JOBS"
 	# shellcheck disable=SC2086
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
 	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 		"$bin" -max_total_time="$SECONDS_EACH" -max_len="$MAX_LEN" -timeout=10 -rss_limit_mb=2048 \
-		-jobs="$JOBS" -workers="$JOBS" -print_final_stats=1 \
+		$par -print_final_stats=1 \
 		-artifact_prefix="$crashes/" "$work" $seeds >"$log" 2>&1
 	st=$?
 	# -jobs>1 writes per-job logs in the working directory: fold them in.
