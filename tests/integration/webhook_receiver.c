@@ -9,7 +9,10 @@
  * body) and then DIR/N.head (method and URI, "@ <unix time with microseconds>" of receipt, then
  * one "Name: value" line per header), N counting from 1; the .head file appears last and atomically, so
  * a test that sees it can read both. The answer's status is the number in
- * DIR/status when that file exists (e.g. 500), else 200. SIGTERM/SIGINT end it.
+ * DIR/status when that file exists (e.g. 500), else 200; when DIR/delay holds a
+ * number of milliseconds, the answer waits that long after the request was
+ * recorded (blocking: this receiver serves tests one request at a time).
+ * SIGTERM/SIGINT end it.
  *
  * Owns: only its listener and its output directory.
  * Must never: be used outside tests (it trusts everything it receives).
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -54,20 +58,21 @@ static int rx_write(const char *path, const void *data, size_t len)
 	return rename(tmp, path);
 }
 
-static int rx_status(void)
+/* The number in DIR/NAME, or def. */
+static int rx_number(const char *name, int def)
 {
 	char path[4096];
 	FILE *f;
-	int st = 200;
+	int v = def;
 
-	snprintf(path, sizeof(path), "%s/status", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "r");
 	if (f) {
-		if (fscanf(f, "%d", &st) != 1 || st < 100 || st > 599)
-			st = 200;
+		if (fscanf(f, "%d", &v) != 1)
+			v = def;
 		fclose(f);
 	}
-	return st;
+	return v;
 }
 
 static void rx_request(struct evhttp_request *req, void *arg)
@@ -80,7 +85,7 @@ static void rx_request(struct evhttp_request *req, void *arg)
 	size_t len = evbuffer_get_length(in);
 	unsigned char *body = evbuffer_pullup(in, -1);
 	const char *method;
-	int st = rx_status();
+	int st = rx_number("status", 200), delay = rx_number("delay", 0);
 	struct timeval now;
 
 	(void)arg;
@@ -101,6 +106,10 @@ static void rx_request(struct evhttp_request *req, void *arg)
 	snprintf(path, sizeof(path), "%s/%d.head", dir, seq);
 	rx_write(path, evbuffer_pullup(head, -1), evbuffer_get_length(head));
 	evbuffer_free(head);
+	if (st < 100 || st > 599)
+		st = 200;
+	if (delay > 0)
+		usleep((useconds_t)delay * 1000);
 	evhttp_send_reply(req, st, st == 200 ? "OK" : "Test", NULL);
 }
 

@@ -297,3 +297,24 @@ teardown_file() {
 	run grep -rlF "$a" "$RX"
 	[ "$status" -ne 0 ]
 }
+
+@test "SIGTERM with a delivery in flight: the daemon exits 0 and the event stays leased for a later attempt" {
+	local region a id rc
+	region=$(new_region)
+	echo 4000 >"$RX/ok/delay"
+	mk_worker "$ORG_A" harm_reduction "$region" ky 5 >/dev/null
+	submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$region\" | .needs=[\"harm_reduction\"]")"
+	expect_status 201
+	a=$(assignment_for harm_reduction)
+	# The receiver has the request and holds its answer back.
+	wait_bodies "$RX/ok" "\"assignment_id\":\"$a\"" 1 10
+	rm -f "$RX/ok/delay"
+	rc=$(refd_daemon_stop main)
+	[ "$rc" = 0 ]
+	# Not recorded as delivered: the claim's lease brings it back later
+	# (at-least-once), and the event is still there for that.
+	id=$(sql "SELECT id FROM outbox WHERE type = 'assignment.offered' AND payload->>'assignment_id' = '$a'")
+	run sql "SELECT delivered_at IS NULL AND next_attempt_at > now() FROM outbox WHERE id = '$id'"
+	[ "$output" = t ]
+	grep -Eq "event=outbox_stop abandoned_events=[1-9]" "$REFD_LOG"
+}
