@@ -12,9 +12,9 @@
  * verified the peer, so an endpoint with an untrusted or wrong-name
  * certificate never receives the body.
  *
- * Resolution: names go through evdns (resolv.conf and /etc/hosts read once,
- * at start); numeric addresses skip it. A deployment without resolver
- * configuration can still register numeric https URLs.
+ * Resolution: names go through evdns (the system's resolver configuration
+ * and hosts file are read once, at start); numeric addresses skip it. A
+ * deployment without resolver configuration can still use numeric URLs.
  *
  * Lifetime: a delivery ends in webhook_finish(), which only records the
  * outcome and activates the delivery's reap event; the reap runs on a later
