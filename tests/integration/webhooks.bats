@@ -284,6 +284,36 @@ teardown_file() {
 	[ "$output" = 0 ]
 }
 
+@test "a host name is resolved on the loop and checked against the certificate's DNS names" {
+	local port org region a f id2 org2 r2 a2
+	port=$(cat "$RX/ok/port")
+	org=$(mk_org "org-name-$(rand_hex 3)")
+	# server.crt names DNS:localhost; the name comes from the hosts file.
+	register "$org" "https://localhost:$port/named" '["assignment.offered"]'
+	region=$(new_region)
+	mk_worker "$org" harm_reduction "$region" ky 5 >/dev/null
+	submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$region\" | .needs=[\"harm_reduction\"]")"
+	expect_status 201
+	a=$(assignment_for harm_reduction)
+	wait_bodies "$RX/ok" "\"assignment_id\":\"$a\"" 1 10
+	f=$(bodies_with "$RX/ok" "\"assignment_id\":\"$a\"" | head -n 1)
+	run head -n 1 "${f%.body}.head"
+	[ "$output" = "POST /named" ]
+	[ "$(head_value "${f%.body}.head" Host)" = "localhost:$port" ]
+	check_signature "$f"
+
+	# A name that cannot resolve is a connect failure, retried like any other.
+	org2=$(mk_org "org-nx-$(rand_hex 3)")
+	register "$org2" "https://no-such-host.invalid:$port/" '["assignment.offered"]'
+	r2=$(new_region)
+	mk_worker "$org2" harm_reduction "$r2" ky 5 >/dev/null
+	submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$r2\" | .needs=[\"harm_reduction\"]")"
+	expect_status 201
+	a2=$(assignment_for harm_reduction)
+	id2=$(sql "SELECT id FROM outbox WHERE type = 'assignment.offered' AND payload->>'assignment_id' = '$a2'")
+	wait_sql "SELECT attempts >= 1 AND last_error IN ('connect', 'timeout') FROM outbox WHERE id = '$id2'" t 15
+}
+
 @test "an event nobody subscribed to is marked done without a delivery" {
 	local region w a id
 	region=$(new_region)
