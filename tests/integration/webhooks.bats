@@ -328,6 +328,57 @@ teardown_file() {
 	[ "$status" -ne 0 ]
 }
 
+@test "a redirect is not followed: it is a failed attempt" {
+	local port org region a id
+	port=$(rx_start redirect "$REFD_CERTS/server.crt" "$REFD_CERTS/server.key")
+	echo 302 >"$RX/redirect/status"
+	org=$(mk_org "org-3xx-$(rand_hex 3)")
+	register "$org" "https://127.0.0.1:$port/moved" '["assignment.offered"]'
+	region=$(new_region)
+	mk_worker "$org" harm_reduction "$region" ky 5 >/dev/null
+	submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$region\" | .needs=[\"harm_reduction\"]")"
+	expect_status 201
+	a=$(assignment_for harm_reduction)
+	id=$(sql "SELECT id FROM outbox WHERE type = 'assignment.offered' AND payload->>'assignment_id' = '$a'")
+	wait_sql "SELECT attempts >= 2 AND last_error = 'http_302' AND delivered_at IS NULL FROM outbox WHERE id = '$id'" t 15
+	rx_stop redirect
+}
+
+@test "two daemons on one database share the outbox: each event is sent once" {
+	local port org region i n conf rc
+	port=$(rx_start shared "$REFD_CERTS/server.crt" "$REFD_CERTS/server.key")
+	org=$(mk_org "org-two-$(rand_hex 3)")
+	register "$org" "https://127.0.0.1:$port/" '["assignment.offered"]'
+	region=$(new_region)
+	mk_worker "$org" harm_reduction "$region" ky,ru 100 >/dev/null
+	# A second daemon with the same webhook settings.
+	conf=$REFD_TMP/second.conf
+	refd_config_write "$conf" "$(refd_free_port)" "$(refd_free_port)" "$(refd_free_port)"
+	refd_config_set "$conf" webhooks ca_file "$REFD_CERTS/ca.crt"
+	refd_config_set "$conf" webhooks poll_interval 50ms
+	refd_config_set "$conf" webhooks retry_base 400ms
+	refd_daemon_start second "$conf"
+	for i in $(seq 1 20); do
+		submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$region\" | .needs=[\"harm_reduction\"]")"
+		expect_status 201
+	done
+	wait_bodies "$RX/shared" '"type":"assignment.offered"' 20 20
+	sleep 1
+	# Twenty events, twenty requests, twenty distinct ids: none sent twice.
+	n=$(cat "$RX"/shared/*.body | jq -s 'length')
+	[ "$n" = 20 ]
+	n=$(cat "$RX"/shared/*.body | jq -s 'map(.id) | unique | length')
+	[ "$n" = 20 ]
+	run sql "SELECT count(*) FROM outbox o JOIN assignments a ON a.id::text = o.payload->>'assignment_id'
+	         WHERE o.type = 'assignment.offered' AND a.organisation_id = '$org' AND o.delivered_at IS NOT NULL"
+	[ "$output" = 20 ]
+	# Both daemons took part (each logs what it delivered).
+	grep -q "event=webhook_delivered" "$REFD_TMP/second.log"
+	rc=$(refd_daemon_stop second)
+	[ "$rc" = 0 ]
+	rx_stop shared
+}
+
 @test "SIGTERM with a delivery in flight: the daemon exits 0 and the event stays leased for a later attempt" {
 	local region a id rc
 	region=$(new_region)
