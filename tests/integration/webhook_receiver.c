@@ -11,7 +11,8 @@
  * a test that sees it can read both. The answer's status is the number in
  * DIR/status when that file exists (e.g. 500), else 200; when DIR/delay holds a
  * number of milliseconds, the answer waits that long after the request was
- * recorded (blocking: this receiver serves tests one request at a time).
+ * recorded (blocking: this receiver serves tests one request at a time);
+ * when DIR/answer_size holds a number, the answer carries that many bytes.
  * SIGTERM/SIGINT end it.
  *
  * Owns: only its listener and its output directory.
@@ -86,6 +87,8 @@ static void rx_request(struct evhttp_request *req, void *arg)
 	unsigned char *body = evbuffer_pullup(in, -1);
 	const char *method;
 	int st = rx_number("status", 200), delay = rx_number("delay", 0);
+	int answer = rx_number("answer_size", 0);
+	struct evbuffer *out = NULL;
 	struct timeval now;
 
 	(void)arg;
@@ -110,7 +113,18 @@ static void rx_request(struct evhttp_request *req, void *arg)
 		st = 200;
 	if (delay > 0)
 		usleep((useconds_t)delay * 1000);
-	evhttp_send_reply(req, st, st == 200 ? "OK" : "Test", NULL);
+	if (answer > 0) {
+		char chunk[1024];
+
+		memset(chunk, 'x', sizeof(chunk));
+		out = evbuffer_new();
+		for (int i = 0; out && i < answer; i += (int)sizeof(chunk))
+			evbuffer_add(out, chunk, (size_t)(answer - i) < sizeof(chunk) ?
+						 (size_t)(answer - i) : sizeof(chunk));
+	}
+	evhttp_send_reply(req, st, st == 200 ? "OK" : "Test", out);
+	if (out)
+		evbuffer_free(out);
 }
 
 static struct bufferevent *rx_bevcb(struct event_base *base, void *arg)

@@ -344,6 +344,25 @@ teardown_file() {
 	rx_stop redirect
 }
 
+@test "an answer larger than max_response_size is not read: a failed attempt" {
+	local port org region a id
+	port=$(rx_start big "$REFD_CERTS/server.crt" "$REFD_CERTS/server.key")
+	echo 1000000 >"$RX/big/answer_size"
+	org=$(mk_org "org-big-$(rand_hex 3)")
+	register "$org" "https://127.0.0.1:$port/" '["assignment.offered"]'
+	region=$(new_region)
+	mk_worker "$org" harm_reduction "$region" ky 5 >/dev/null
+	submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$region\" | .needs=[\"harm_reduction\"]")"
+	expect_status 201
+	a=$(assignment_for harm_reduction)
+	id=$(sql "SELECT id FROM outbox WHERE type = 'assignment.offered' AND payload->>'assignment_id' = '$a'")
+	wait_sql "SELECT attempts >= 1 AND last_error = 'too_large' AND delivered_at IS NULL FROM outbox WHERE id = '$id'" t 15
+	# A small answer is fine.
+	echo 100 >"$RX/big/answer_size"
+	wait_sql "SELECT delivered_at IS NOT NULL FROM outbox WHERE id = '$id'" t 15
+	rx_stop big
+}
+
 @test "two daemons on one database share the outbox: each event is sent once" {
 	local port org region i n conf rc
 	port=$(rx_start shared "$REFD_CERTS/server.crt" "$REFD_CERTS/server.key")
