@@ -16,7 +16,11 @@
  *
  * A failed endpoint makes the whole event retry, so endpoints that did
  * answer 2xx see it again: at-least-once, which receivers handle by
- * de-duplicating on the event id (webhook.md says so).
+ * de-duplicating on the event id (webhook.md says so). An event's endpoints
+ * are served one after another, so the 60 s lease covers about 60 s /
+ * timeout of them that all time out; past that another daemon may claim the
+ * event meanwhile (a duplicate, never a loss). This process skips a claimed
+ * row that it is still delivering.
  *
  * Scheduling: claim no more than the free delivery slots; a full claim means
  * more may be due, so claim again as soon as slots free up; otherwise poll
@@ -304,6 +308,15 @@ static int outbox_event_start(struct outbox *o, const char *text)
 	if (!id || strlen(id) >= OUTBOX_ID_MAX || !type || !created || !json_is_object(data) ||
 	    !json_is_array(hooks) || !json_is_integer(json_object_get(row, "attempts")))
 		goto fail;
+	/* Still in delivery here after its lease ran out (many slow endpoints):
+	 * the delivery under way will record the outcome; do not send it twice
+	 * at once from this process. */
+	for (struct outbox_event *e = o->events; e; e = e->next) {
+		if (strcmp(e->id, id) == 0) {
+			json_decref(row);
+			return 0;
+		}
+	}
 	ev = calloc(1, sizeof(*ev));
 	if (!ev)
 		goto fail;
