@@ -379,10 +379,15 @@ static int webhook_parse_url(const char *url, char *host_out, size_t hostlen, in
 		goto fail;
 	snprintf(*path_out, n, "%s%s%s", path, query ? "?" : "", query ? query : "");
 	*port_out = port;
-	if (strchr(host_out, ':'))
-		snprintf(hosthdr, hdrlen, "[%s]:%d", host_out, port);
-	else
-		snprintf(hosthdr, hdrlen, "%s:%d", host_out, port);
+	/* The Host header as the URL had it: IPv6 in brackets, the port only when
+	 * it is not https's own. */
+	snprintf(hosthdr, hdrlen, "%s%s%s", strchr(host_out, ':') ? "[" : "", host_out,
+		 strchr(host_out, ':') ? "]" : "");
+	if (port != 443) {
+		size_t used = strlen(hosthdr);
+
+		snprintf(hosthdr + used, hdrlen - used, ":%d", port);
+	}
 	rc = 0;
 fail:
 	evhttp_uri_free(u);
