@@ -3,8 +3,8 @@
  * (config_load) on a private temporary file rewritten from each input, and
  * config_check_reload between the result and the previous accepted one.
  *
- * Owns: one temporary file, removed at exit. Must never: print the input,
- * touch any other file, or open sockets.
+ * Owns: one temporary file ($TMPDIR, else /dev/shm or /tmp), removed at exit.
+ * Must never: print the input, touch any other file, or open sockets.
  *
  * Invariants: a refusal always leaves a non-empty, NUL-terminated message;
  * an accepted configuration has the required keys set and sane sizes.
@@ -39,8 +39,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
-	snprintf(fuzz_path, sizeof(fuzz_path), "%s/fuzz-config.XXXXXX",
-		 dir && strlen(dir) < 40 ? dir : "/tmp");
+	/* The file is rewritten for every input: memory-backed when possible. */
+	if (!dir || strlen(dir) >= 40)
+		dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	snprintf(fuzz_path, sizeof(fuzz_path), "%s/fuzz-config.XXXXXX", dir);
 	fuzz_fd = mkstemp(fuzz_path);
 	if (fuzz_fd < 0)
 		abort();

@@ -9,7 +9,8 @@
 # and -fsanitize=fuzzer-no-link,address,undefined, so the code under test is
 # instrumented exactly like the harness. Each target starts from its committed
 # seed corpus tests/fuzz/corpus/<target>/ (read only: new inputs go to a
-# scratch corpus under build-fuzz/) and runs FUZZ_SECONDS (default 60).
+# scratch corpus under build-fuzz/), with the dictionary
+# tests/fuzz/dict/<target>.dict, and runs FUZZ_SECONDS (default 60).
 # A crash, leak, sanitizer report or failed invariant stops that target; its
 # input is kept under tests/fuzz/crashes/<target>/ (not committed) and this
 # script exits 1 after the other targets ran.
@@ -84,6 +85,8 @@ for t in $targets; do
 	log=$FB/fuzz_$t.log
 	par=
 	[ "$JOBS" -gt 1 ] && par="-jobs=$JOBS -workers=$JOBS"
+	# Tokens the mutator splices in (member names, keys, separators).
+	[ -f "tests/fuzz/dict/$t.dict" ] && par="$par -dict=tests/fuzz/dict/$t.dict"
 	# shellcheck disable=SC2086
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
 	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
