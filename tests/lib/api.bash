@@ -24,7 +24,8 @@
 #
 # Client secrets (UIC, phone, note, event detail) come from new_uic, new_phone,
 # new_note, new_detail: each value is unique and is recorded so that
-# api_teardown_file can prove none of them leaked.
+# api_teardown_file can prove none of them leaked (bearer tokens minted by
+# mk_token and the admin token are checked the same way).
 
 load ../lib/common
 
