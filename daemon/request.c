@@ -313,10 +313,10 @@ void req_reply_json(struct req *r, int status, json_t *body)
 		text = json_dumps(body, JSON_COMPACT);
 		json_decref(body);
 		if (text == NULL) {
-			req_reply_raw(r, 500, "application/json; charset=utf-8",
-				      "{\"error\":{\"code\":\"internal_error\","
-				      "\"message\":\"internal error\"}}",
-				      60);
+			static const char oom[] = "{\"error\":{\"code\":\"internal_error\","
+						  "\"message\":\"internal error\"}}";
+			req_reply_raw(r, 500, "application/json; charset=utf-8", oom,
+				      sizeof(oom) - 1);
 			return;
 		}
 	}
