@@ -137,9 +137,29 @@ SELECT api_referral_submit(\$w\$$who\$w\$::jsonb, md5(random()::text),
        'request_hash', encode(sha256(convert_to(random()::text, 'UTF8')), 'hex')));
 EOF
 pg_out=$REFD_TMP/pgbench.out
+waits=$REFD_TMP/waits
+# What the 32 sessions wait on while pgbench runs (sampled every 0.2 s): shows
+# whether the function is bound by CPU, WAL flushes or a lock everybody needs.
+(
+	end=$((SECONDS + ${DURATION%s}))
+	while [ "$SECONDS" -lt "$end" ]; do
+		refd_psql -At -c "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU')
+			FROM pg_stat_activity WHERE datname = current_database() AND state = 'active'
+			AND pid <> pg_backend_pid()" 2>/dev/null
+		# Row locks waited for: the table of the row the holder is blocking on.
+		refd_psql -At -c "SELECT 'blocked-on-table:' || coalesce(h.relation::regclass::text, '?')
+			FROM pg_locks w JOIN pg_locks h ON h.granted AND h.locktype = 'tuple'
+			AND h.database = w.database AND h.relation IS NOT NULL AND h.pid <> w.pid
+			WHERE NOT w.granted AND w.locktype IN ('tuple', 'transactionid')
+			GROUP BY w.pid, h.relation" 2>/dev/null
+		sleep 0.2
+	done >"$waits"
+) &
+sampler=$!
 PGOPTIONS='-c client_min_messages=warning' \
 	pgbench -n -h 127.0.0.1 -p "$REFD_PGPORT" -U "$REFD_DB_USER" -c "$CONNS" -j "$THREADS" \
 	-T "${DURATION%s}" -f "$pgb" "$REFD_DB" >"$pg_out" 2>&1 || fail "pgbench failed: $(tail -n 5 "$pg_out")"
+wait "$sampler"
 sed -n '/^number of transactions actually processed/p; /^number of failed/p; /^latency average/p; /^tps/p' \
 	"$pg_out" | sed 's/^/  pgbench: /'
 pg_tps=$(awk '/^tps = / { print $3 }' "$pg_out")
@@ -147,6 +167,11 @@ pg_made=$(refd_psql -At -c "SELECT count(*) FROM referrals WHERE external_ref LI
 pg_offered=$(refd_psql -At -c "SELECT count(*) FROM assignments a JOIN referrals r ON r.id = a.referral_id
 	WHERE r.external_ref LIKE 'P-%' AND a.status = 'offered'")
 
+echo "  pgbench sessions' wait events (share of samples):"
+grep -v '^blocked-on-table:' "$waits" | sort | uniq -c | sort -rn | head -n 5 |
+	awk -v n="$(grep -vc '^blocked-on-table:' "$waits")" '{ printf "    %5.1f%%  %s\n", 100 * $1 / (n ? n : 1), $2 }'
+echo "  row locks waited on, by the holder's tuple-lock table (samples):"
+grep '^blocked-on-table:' "$waits" | sort | uniq -c | sort -rn | head -n 3 | sed 's/blocked-on-table://; s/^/    /'
 echo "  daemon:  ${wrk_rps:-?} referrals/s over TLS (non-2xx: ${wrk_bad:-0}; $made referrals created)"
 echo "  pgbench: ${pg_tps:-?} referrals/s straight into api_referral_submit ($pg_made created, $pg_offered offers)"
 awk -v a="${wrk_rps:-0}" -v b="${pg_tps:-0}" \
