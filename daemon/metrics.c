@@ -95,22 +95,36 @@ static int metrics_name_ok(const char *s)
 	return n > 0 && n < METRICS_NAME_MAX - 10;   /* room for the prefix */
 }
 
-static struct metrics_route *metrics_route_get(struct metrics *m, const char *name)
+static struct metrics_route *metrics_route_find(struct metrics *m, const char *name)
 {
 	int i;
 
-	if (name == NULL || !metrics_label_ok(name))
-		name = "other";
 	for (i = 0; i < m->nroutes; i++)
 		if (strcmp(m->route[i].name, name) == 0)
 			return &m->route[i];
-	if (m->nroutes == METRICS_MAX_ROUTES) {
-		/* Full: the last slot becomes the catch-all. */
-		return &m->route[METRICS_MAX_ROUTES - 1];
+	return NULL;
+}
+
+/* Named routes take the first slots; the last one is always free for the
+ * single "other" series, so the output never repeats a label set. */
+static struct metrics_route *metrics_route_get(struct metrics *m, const char *name)
+{
+	struct metrics_route *rt;
+
+	if (name == NULL || !metrics_label_ok(name))
+		name = "other";
+	rt = metrics_route_find(m, name);
+	if (rt != NULL)
+		return rt;
+	if (strcmp(name, "other") != 0 && m->nroutes >= METRICS_MAX_ROUTES - 1) {
+		name = "other";
+		rt = metrics_route_find(m, name);
+		if (rt != NULL)
+			return rt;
 	}
-	i = m->nroutes++;
-	strcpy(m->route[i].name, m->nroutes == METRICS_MAX_ROUTES ? "other" : name);
-	return &m->route[i];
+	rt = &m->route[m->nroutes++];
+	strcpy(rt->name, name);
+	return rt;
 }
 
 void metrics_observe_request(struct metrics *m, const char *route, int status,

@@ -131,6 +131,12 @@ static void test_labels_are_fixed(void **state)
 	}
 	t = render(m, NULL);
 	assert_null(strstr(t, "route=\"r499\""));
+	/* ...and "other" stays one series */
+	{
+		const char *p = strstr(t, "referrald_http_requests_total{route=\"other\",status=\"200\"}");
+		assert_non_null(p);
+		assert_null(strstr(p + 1, "referrald_http_requests_total{route=\"other\",status=\"200\"}"));
+	}
 	free(t);
 	metrics_free(m);
 }
