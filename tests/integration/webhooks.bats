@@ -123,6 +123,8 @@ setup_file() {
 	WH_SECRET="whsec-$(rand_hex 16)"
 	# The secret must never reach the log or a dump in plaintext either.
 	printf '%s\n' "$WH_SECRET" >>"$API_SECRETS"
+	# The well-behaved endpoint (test CA, names 127.0.0.1 and localhost).
+	rx_start ok "$REFD_CERTS/server.crt" "$REFD_CERTS/server.key" >/dev/null
 }
 
 teardown_file() {
@@ -135,7 +137,7 @@ teardown_file() {
 
 @test "an offer reaches the organisation's endpoint signed, with ids and detail_url only" {
 	local port region w hook a body head id n
-	port=$(rx_start ok "$REFD_CERTS/server.crt" "$REFD_CERTS/server.key")
+	port=$(cat "$RX/ok/port")
 	region=$(new_region)
 	w=$(mk_worker "$ORG_A" harm_reduction "$region" ky 5)
 	register "$ORG_A" "https://127.0.0.1:$port/hooks/a?src=referrald" \
@@ -200,11 +202,13 @@ teardown_file() {
 }
 
 @test "an endpoint answering 500 is retried with back-off and gets the same event once it answers 2xx" {
-	local port region w a bodies f id t1 t2 t3
+	local port org region w a bodies f id t1 t2 t3
 	port=$(cat "$RX/ok/port")
+	org=$(mk_org "org-500-$(rand_hex 3)")
+	register "$org" "https://127.0.0.1:$port/flaky" '["assignment.offered"]'
 	region=$(new_region)
 	echo 500 >"$RX/ok/status"
-	w=$(mk_worker "$ORG_A" harm_reduction "$region" ky 5)
+	w=$(mk_worker "$org" harm_reduction "$region" ky 5)
 	submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$region\" | .needs=[\"harm_reduction\"]")"
 	expect_status 201
 	a=$(assignment_for harm_reduction)
@@ -230,6 +234,12 @@ teardown_file() {
 	echo "attempts at $t1 $t2 $t3"
 	awk -v a="$t1" -v b="$t2" -v c="$t3" 'BEGIN { exit !((b - a) >= 0.3 && (c - b) >= 0.6 && (c - b) > (b - a)) }'
 	grep -q "event=webhook_failed.*event_id=$id.*outcome=http_status status=500" "$REFD_LOG"
+	# Counted on /metrics (ops listener).
+	refd_req GET "$REFD_OPS_URL/metrics"
+	[ "$REFD_STATUS" = 200 ]
+	printf '%s\n' "$REFD_BODY" | grep -Eq '^referrald_webhook_deliveries_ok_total [1-9]'
+	printf '%s\n' "$REFD_BODY" | grep -Eq '^referrald_webhook_deliveries_failed_total [1-9]'
+	printf '%s\n' "$REFD_BODY" | grep -Eq '^referrald_outbox_retries_total [1-9]'
 }
 
 @test "an endpoint that is down is retried and receives the event once it is up" {
@@ -399,10 +409,13 @@ teardown_file() {
 }
 
 @test "SIGTERM with a delivery in flight: the daemon exits 0 and the event stays leased for a later attempt" {
-	local region a id rc
+	local port org region a id rc
+	port=$(cat "$RX/ok/port")
+	org=$(mk_org "org-slow-$(rand_hex 3)")
+	register "$org" "https://127.0.0.1:$port/slow" '["assignment.offered"]'
 	region=$(new_region)
 	echo 4000 >"$RX/ok/delay"
-	mk_worker "$ORG_A" harm_reduction "$region" ky 5 >/dev/null
+	mk_worker "$org" harm_reduction "$region" ky 5 >/dev/null
 	submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$region\" | .needs=[\"harm_reduction\"]")"
 	expect_status 201
 	a=$(assignment_for harm_reduction)
