@@ -56,8 +56,10 @@ struct hs_conn {
 	struct hs_conn *prev, *next;
 	struct http_head_scan scan;     /* raw check of the current request head */
 	struct bufferevent *bev;        /* the connection's TLS bufferevent */
-	struct event *deadline;         /* whole-request read deadline (slowloris) */
+	struct event *deadline;         /* whole-request read deadline (slowloris), or
+					   the reply's write deadline (write_deadline) */
 	unsigned nodelay_set : 1;
+	unsigned write_deadline : 1;    /* deadline is armed for the reply being sent */
 };
 
 struct http_server {
@@ -313,6 +315,11 @@ static void hs_scan_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info
 		return;
 	/* New bytes of a request: from the first one, the whole request must
 	 * arrive within the read timeout, however slowly it trickles in. */
+	if (c->deadline != NULL && c->write_deadline) {
+		/* The next request has begun: the previous reply went out. */
+		evtimer_del(c->deadline);
+		c->write_deadline = 0;
+	}
 	if (c->deadline != NULL && c->s != NULL && c->s->app->cfg != NULL &&
 	    !evtimer_pending(c->deadline, NULL)) {
 		long ms = c->s->app->cfg->read_timeout_ms;
@@ -369,6 +376,18 @@ static void hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->write_deadline) {
+		c->write_deadline = 0;
+		/* Written out in time (the buffer drained): nothing to do. */
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			return;
+		log_info("write_timeout", "listener=%s",
+			 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
+		if (c->s != NULL && c->s->app->metrics != NULL)
+			metrics_count(c->s->app->metrics, "write_timeouts_total", 1);
+		bufferevent_trigger_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT, 0);
+		return;
+	}
 	log_info("request_timeout", "listener=%s",
 		 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
 	if (c->s != NULL && c->s->app->metrics != NULL)
@@ -680,6 +699,27 @@ int http_server_in_flight(const struct http_server *s)
 int http_server_connections(const struct http_server *s)
 {
 	return s ? s->conns : 0;
+}
+
+void http_server_reply_starts(struct http_server *s, struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	struct hs_conn *c = ssl && s && !s->freed ? SSL_get_ex_data(ssl, s->ssl_idx) : NULL;
+	long ms;
+	struct timeval tv;
+
+	/* libevent 2.1's one inactivity timeout (idle_timeout) would let a
+	 * client that stops reading hold the connection that long; the reply
+	 * must be written out within write_timeout instead. */
+	if (c == NULL || c->deadline == NULL || s->app->cfg == NULL)
+		return;
+	ms = s->app->cfg->write_timeout_ms;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_del(c->deadline);
+	c->write_deadline = 1;
+	evtimer_add(c->deadline, &tv);
 }
 
 void http_server_request_done(struct http_server *s)

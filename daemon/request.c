@@ -266,6 +266,8 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 		/* While draining, let keep-alive clients go. */
 		if (r->app != NULL && r->app->draining && evhttp_find_header(h, "Connection") == NULL)
 			evhttp_add_header(h, "Connection", "close");
+		if (server != NULL && !r->gone)
+			http_server_reply_starts(server, r->conn);
 		/* For a detached request (client gone) this only frees it. */
 		evhttp_send_reply(r->ev, status, NULL, body);
 		r->ev = NULL;
@@ -310,7 +312,8 @@ void req_reply_json(struct req *r, int status, json_t *body)
 	char *text = NULL;
 
 	if (body != NULL) {
-		text = json_dumps(body, JSON_COMPACT);
+		/* 15 significant digits: 0.076 stays 0.076, not 0.0759999... */
+		text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
 		json_decref(body);
 		if (text == NULL) {
 			static const char oom[] = "{\"error\":{\"code\":\"internal_error\","

@@ -34,7 +34,9 @@ pg_ctl_cmd() {
 
 @test "db pool: queries, errors, FIFO, deadlines with cancel, outage and reconnect" {
 	[ -x "$BUILD/tests/test_db_pool" ] || skip "test_db_pool not built"
-	export REFD_TEST_CONNINFO=$REFD_CONNINFO
+	# The pool test creates its own scratch tables: the schema owner's
+	# connection, not the daemon's least-privileged runtime role.
+	export REFD_TEST_CONNINFO=$REFD_MIGRATE_CONNINFO
 	REFD_TEST_PG_STOP=$(pg_ctl_cmd stop)
 	REFD_TEST_PG_START=$(pg_ctl_cmd start)
 	export REFD_TEST_PG_STOP REFD_TEST_PG_START
