@@ -422,7 +422,17 @@ static int main_run(struct app *app)
 	memset(&p, 0, sizeof(p));
 	p.app = app;
 
-	app->base = event_base_new();
+	/* The epoll changelist folds the add/del pairs each request makes on
+	 * its socket into one epoll_ctl: half the system calls per request. */
+	{
+		struct event_config *ec = event_config_new();
+
+		if (ec) {
+			event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+			app->base = event_base_new_with_config(ec);
+			event_config_free(ec);
+		}
+	}
 	if (!app->base) {
 		log_error("start.failed", "step=event_base");
 		goto fail;
