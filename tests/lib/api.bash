@@ -55,6 +55,12 @@ api_teardown_file() {
 	if [ -n "${API_SECRETS:-}" ] && [ -s "$API_SECRETS" ]; then
 		api_leak_check || rc=1
 	fi
+	# Stop the daemon here, not only in the harness's teardown (which ignores
+	# the outcome): after all of this file's traffic it must exit 0 within its
+	# drain time, with no sanitizer report (make asan) in its log.
+	if [ -n "${REFD_TMP:-}" ] && refd_daemon_alive main; then
+		refd_daemon_stop main >/dev/null || rc=1
+	fi
 	refd_teardown_file || rc=1
 	return $rc
 }
