@@ -162,6 +162,12 @@ wait_sql() {
 	# Each assignment: offered, expired, re-offered to the other worker,
 	# expired again, unassigned.
 	wait_sql "SELECT count(*) FROM assignments WHERE region = '$region' AND status = 'unassigned'" 100 15
+	# On failure, show the assignments that did not get exactly two offers.
+	sql "SELECT o.assignment_id, o.worker_id, o.outcome, o.offered_at, o.ended_at, o.reason
+	     FROM offers o JOIN assignments a ON a.id = o.assignment_id
+	     WHERE a.region = '$region' AND o.assignment_id IN (
+	       SELECT assignment_id FROM offers GROUP BY 1 HAVING count(*) <> 2)
+	     ORDER BY o.assignment_id, o.offered_at"
 	run sql "SELECT count(*) FROM offers o JOIN assignments a ON a.id = o.assignment_id
 	         WHERE a.region = '$region'"
 	[ "$output" = 200 ]
