@@ -79,6 +79,11 @@ stage_integration() {
 		BROKEN="$BROKEN integration"
 		return
 	fi
+	# One template cluster and one set of dev certificates for the whole run
+	# (tests/lib/common.bash copies them instead of running initdb per file).
+	chmod 0755 "$OUT"
+	REFD_CACHE=$OUT/cache
+	export REFD_CACHE
 	# --timing: each TAP line ends "in N ms", so slow tests show in CI logs.
 	# REFD_TEST_JOBS=N runs N .bats files at once (needs GNU parallel); the
 	# default is one at a time, as timing-sensitive tests prefer on 2 cores.
