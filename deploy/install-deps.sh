@@ -9,14 +9,15 @@ set -eu
 
 # Build: compiler, pkg-config and the four libraries the Makefile links.
 # Test: cmocka (unit), PostgreSQL 15 server (integration starts private
-# clusters), bats/jq/curl/openssl (clients), iproute2/procps (ports, pids).
+# clusters), bats/jq/curl/openssl (clients), GNU parallel (bats runs two
+# files at once with it), iproute2/procps (ports, pids).
 # Bench: wrk and nginx-light (the reference server). Fuzz: clang and its
 # libFuzzer/sanitizer runtimes (clang only recommends them, and recommends are
 # not installed).
 PKGS="build-essential pkg-config
 libevent-dev libssl-dev libpq-dev libjansson-dev libcmocka-dev
 postgresql-15 postgresql-client-15 postgresql-contrib
-bats jq curl openssl ca-certificates
+bats parallel jq curl openssl ca-certificates
 iproute2 procps
 wrk nginx-light
 clang libclang-rt-14-dev"
