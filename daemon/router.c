@@ -23,7 +23,6 @@
 #include "db_pool.h"
 #include "jsonv.h"
 #include "log.h"
-#include "queries.h"
 #include "request.h"
 #include "router.h"
 
@@ -192,61 +191,6 @@ static void router_allow(const char *path, char *out, size_t outlen)
 	}
 }
 
-static int router_has_statement(const char *name)
-{
-	int n = 0;
-	const struct query *q = queries_table(&n);
-
-	for (int i = 0; i < n; i++)
-		if (strcmp(q[i].name, name) == 0)
-			return 1;
-	return 0;
-}
-
-/* The SQL operation behind each route. Every api_ function refuses a role it
- * does not admit with 403 and a `denied` audit record in its own transaction,
- * so a refused call is recorded by calling the route's own function with no
- * arguments but the id: nothing else of the request reaches the database. */
-static const struct {
-	const char *route;
-	const char *stmt;
-} route_ops[] = {
-	{ "referrals.submit", "api_referral_submit" },
-	{ "referrals.list", "api_referral_list" },
-	{ "referrals.get", "api_referral_get" },
-	{ "referrals.withdraw", "api_referral_withdraw" },
-	{ "assignments.list", "api_assignment_list" },
-	{ "assignments.get", "api_assignment_get" },
-	{ "assignments.accept", "api_assignment_accept" },
-	{ "assignments.decline", "api_assignment_decline" },
-	{ "assignments.events", "api_assignment_event" },
-	{ "assignments.hold", "api_assignment_hold" },
-	{ "assignments.resume", "api_assignment_resume" },
-	{ "assignments.complete", "api_assignment_complete" },
-	{ "assignments.fail", "api_assignment_fail" },
-	{ "assignments.reassign", "api_assignment_reassign" },
-	{ "deadlines.list", "api_deadline_list" },
-	{ "audit.list", "api_audit_list" },
-	{ "reports.follow_up", "api_report_follow_up" },
-	{ "organisations.create", "api_organisation_create" },
-	{ "offices.create", "api_office_create" },
-	{ "workers.create", "api_worker_create" },
-	{ "workers.patch", "api_worker_patch" },
-	{ "supervisors.create", "api_supervisor_create" },
-	{ "tokens.create", "api_token_create" },
-	{ "tokens.revoke", "api_token_revoke" },
-	{ "deadline_policies.put", "api_deadline_policy_put" },
-	{ "webhooks.create", "api_webhook_create" },
-};
-
-static const char *router_route_op(const char *route)
-{
-	for (size_t i = 0; i < sizeof(route_ops) / sizeof(route_ops[0]); i++)
-		if (strcmp(route_ops[i].route, route) == 0)
-			return route_ops[i].stmt;
-	return NULL;
-}
-
 static void router_forbidden_reply(struct req *r)
 {
 	req_reply_error(r, 403, "forbidden", "this role may not call this endpoint", NULL);
@@ -268,36 +212,26 @@ static void router_denied_done(void *arg, enum db_status st, const PGresult *res
 }
 
 /* The caller is authenticated but its role may never call this route:
- * 403, with a `denied` audit record committed first. A dedicated
- * audit_denied() is used when the schema has one; otherwise the route's own
- * function records it (see route_ops). Routes with neither (metrics) are
- * refused with a log line only. */
+ * 403, with a `denied` audit record (audit_denied in the database) committed
+ * first. Only the route's name and the object id reach the database, nothing
+ * else of the request. */
 static void router_forbid(struct req *r)
 {
 	json_t *who = NULL, *args = NULL;
 	char *who_s = NULL, *args_s = NULL;
-	const char *stmt = NULL;
 	int has_id;
 
 	log_event(LOG_INFO, r->id, "forbidden", "route=%s role=%s", r->route->name,
 		  role_to_str(r->who.role));
-	if (router_has_statement("audit_denied"))
-		stmt = "audit_denied";
-	else if (router_route_op(r->route->name) &&
-		 router_has_statement(router_route_op(r->route->name)))
-		stmt = router_route_op(r->route->name);
-	if (!stmt || !r->app || !r->app->pool) {
-		router_forbidden_reply(r);
+	if (!r->app || !r->app->pool) {
+		req_reply_unavailable(r, 1);
 		return;
 	}
 	has_id = strchr(r->route->pattern, '{') && jsonv_is_uuid(r->params[0],
 								  strlen(r->params[0])) == 0;
 	who = api_call_who(&r->who);
-	if (strcmp(stmt, "audit_denied") == 0)
-		args = json_pack("{s:s, s:s}", "route", r->route->name, "method",
-				 router_method_name(r->method));
-	else
-		args = json_object();
+	args = json_pack("{s:s, s:s}", "route", r->route->name, "method",
+			 router_method_name(r->method));
 	if (args && has_id)
 		json_object_set_new(args, "id", json_string(r->params[0]));
 	who_s = who ? json_dumps(who, JSON_COMPACT) : NULL;
@@ -311,7 +245,7 @@ static void router_forbid(struct req *r)
 		return;
 	}
 	const char *values[3] = {who_s, r->id, args_s};
-	if (!db_submit(r->app->pool, stmt, 3, values, router_denied_done, r, 0))
+	if (!db_submit(r->app->pool, "audit_denied", 3, values, router_denied_done, r, 0))
 		req_reply_unavailable(r, 1);
 	free(who_s);
 	free(args_s);

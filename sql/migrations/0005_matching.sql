@@ -15,8 +15,8 @@
 -- transactions can never both fill a worker's last slot. SKIP LOCKED first, so
 -- concurrent submissions spread over free candidates instead of queueing on the
 -- least loaded one; only when every candidate is locked by someone else do we
--- wait (bounded by lock_timeout, inside a sub-transaction that also absorbs a
--- deadlock), so a busy moment does not wrongly leave a referral unassigned.
+-- wait (bounded by lock_timeout), and a wait that fails is an error the
+-- caller retries, never "unassigned" (see match_candidate_waiting).
 -- offers_one_pending (unique) makes a double offer impossible even if a caller
 -- forgot to lock the assignment.
 
@@ -63,8 +63,19 @@ BEGIN
 	RETURN w;
 END $$;
 
-CREATE FUNCTION match_candidate_waiting(a assignments, p_only uuid) RETURNS workers
-LANGUAGE plpgsql AS $$
+-- Wait (bounded) for a candidate someone else has locked. When the wait
+-- fails (lock timeout, deadlock), p_busy_is_error says what that means:
+-- for the preferred worker of continuity of care, only "not this one"
+-- (NULL, ordinary matching follows); for the last attempt, "busy", never
+-- "nobody can take it". Taking busy for none would leave an assignment
+-- unassigned, and escalated, while a free worker exists (two sweepers
+-- re-offering at once each hold workers' rows for their batch). The busy
+-- error is lock_not_available: the sweeper's per-deadline sub-transaction
+-- absorbs it and retries the deadline on its next pass; a request
+-- (submission, decline, leave) answers 503 with Retry-After and changes
+-- nothing, and the client retries (submissions idempotently).
+CREATE FUNCTION match_candidate_waiting(a assignments, p_only uuid, p_busy_is_error boolean)
+RETURNS workers LANGUAGE plpgsql AS $$
 DECLARE
 	w workers;
 	old_timeout text := current_setting('lock_timeout');
@@ -73,6 +84,9 @@ BEGIN
 	BEGIN
 		w := match_candidate(a, p_only, false);
 	EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+		IF p_busy_is_error THEN
+			RAISE EXCEPTION 'every candidate worker is busy' USING ERRCODE = 'lock_not_available';
+		END IF;
 		w := NULL;
 	END;
 	PERFORM set_config('lock_timeout', old_timeout, true);
@@ -151,8 +165,10 @@ BEGIN
 		RAISE EXCEPTION 'match_assignment on % assignment', a.status USING ERRCODE = 'RF409';
 	END IF;
 
+	-- Continuity of care is a preference: if that worker is busy for long,
+	-- fall back to ordinary matching rather than fail.
 	IF p_prefer IS NOT NULL THEN
-		w := match_candidate_waiting(a, p_prefer);
+		w := match_candidate_waiting(a, p_prefer, false);
 		IF w.id IS NOT NULL THEN
 			rule := 'continuity_of_care';
 		END IF;
@@ -161,7 +177,7 @@ BEGIN
 		w := match_candidate(a, NULL, true);
 	END IF;
 	IF w.id IS NULL THEN
-		w := match_candidate_waiting(a, NULL);
+		w := match_candidate_waiting(a, NULL, true);
 	END IF;
 
 	IF w.id IS NOT NULL THEN

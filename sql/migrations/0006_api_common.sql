@@ -44,6 +44,20 @@ BEGIN
 	RETURN api_error(403, 'forbidden', 'this role may not do that');
 END $$;
 
+-- The router's refusal of a role that may never call a route (403): one
+-- `denied` record, whatever the route (metrics included, which has no
+-- function of its own). p_args: {"route", "method", "id"?}.
+CREATE FUNCTION audit_denied(p_who jsonb, p_request_id text, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	PERFORM audit_write(p_who, p_request_id,
+	                    left(regexp_replace(coalesce(p_args->>'route', 'unknown'), '[^a-z_.]', '', 'g'), 64),
+	                    'route', left(regexp_replace(coalesce(p_args->>'id', ''), '[^0-9a-fA-F-]', '', 'g'), 64),
+	                    'denied');
+	RETURN api_error(403, 'forbidden', 'this role may not call this endpoint');
+END $$;
+
 -- A uuid from text, or NULL when malformed (treated as not found).
 CREATE FUNCTION try_uuid(p text) RETURNS uuid
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -134,7 +148,9 @@ BEGIN
 	IF t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' THEN
 		UPDATE tokens SET last_used_at = now() WHERE id = t.id;
 	END IF;
-	RETURN who || jsonb_build_object('token_id', t.id);
+	-- The stored hash goes back too: the daemon compares it with its own in
+	-- constant time (daemon/auth.c) rather than rest on this text comparison.
+	RETURN who || jsonb_build_object('token_id', t.id, 'token_hash', t.token_hash);
 END $$;
 
 CREATE FUNCTION auth_cert(p_fingerprint text, p_subject text) RETURNS jsonb

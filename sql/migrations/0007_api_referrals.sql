@@ -67,6 +67,10 @@ BEGIN
 	-- Duplicate detection and continuity of care look at every office's
 	-- referrals: system scope until the response is shaped.
 	PERFORM ctx_system();
+	-- Submissions for one client queue here (any office), so the second
+	-- sees the first once it commits and links to it: without the lock two
+	-- concurrent ones would both look, find nothing, and both be originals.
+	PERFORM pg_advisory_xact_lock(hashtextextended('uic:' || (c->>'uic_hash'), 0));
 	SELECT id INTO dup FROM referrals
 	WHERE uic_hash = c->>'uic_hash' AND status = 'open'
 	ORDER BY created_at, id LIMIT 1;
