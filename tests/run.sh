@@ -90,8 +90,9 @@ stage_integration() {
 	# of a file's time is spent waiting (deadlines, timeouts, drains), so this
 	# halves the suite's time on two cores. Tests within a file stay in order.
 	set -- --tap --timing "$@"
-	if [ "${REFD_TEST_JOBS:-2}" -gt 1 ] && command -v parallel >/dev/null 2>&1; then
-		set -- --jobs "$REFD_TEST_JOBS" --no-parallelize-within-files "$@"
+	jobs=${REFD_TEST_JOBS:-2}
+	if [ "$jobs" -gt 1 ] && command -v parallel >/dev/null 2>&1; then
+		set -- --jobs "$jobs" --no-parallelize-within-files "$@"
 	fi
 	run_logged bats bats "$@"
 	rc=$?
