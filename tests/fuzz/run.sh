@@ -57,10 +57,11 @@ make --no-print-directory BUILD="$FB" CC="$CLANG" SANITIZE="$SAN" CFLAGS="-O1 -g
 rm -f "$FB.log"
 
 pkgs="libevent_core libevent_extra libevent_openssl openssl libpq jansson"
-# shellcheck disable=SC2046
+# shellcheck disable=SC2086 # pkgs is a word list
 CFL="-std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all \
  -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
  $(pkg-config --cflags $pkgs) -Idaemon -I$FB"
+# shellcheck disable=SC2086
 LIBS="$(pkg-config --libs $pkgs) -lm"
 
 rc=0
