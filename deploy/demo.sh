@@ -153,14 +153,9 @@ chmod 0700 "$KEYS"
 )
 
 # --------------------------------------------------------------- config
-# A daemon that knows migrate_conninfo runs as the unprivileged APP_USER and
-# migrates as the owner; an older one does both as the owner.
-conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$DB_USER application_name=referrald-demo"
-migrate_line=
-if "$BIN" --config-reference 2>/dev/null | grep -q migrate_conninfo; then
-	migrate_line="migrate_conninfo = $conninfo"
-	conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$APP_USER application_name=referrald-demo"
-fi
+# The daemon runs as the unprivileged APP_USER; migrations run as the owner.
+conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$APP_USER application_name=referrald-demo"
+migrate_conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$DB_USER application_name=referrald-demo-migrate"
 cat >"$CONF" <<EOF
 # written by deploy/demo.sh at every run (the PostgreSQL port changes)
 [server]
@@ -175,7 +170,7 @@ ca_file = $CERTS/ca.crt
 
 [database]
 conninfo = $conninfo
-$migrate_line
+migrate_conninfo = $migrate_conninfo
 pool_size = 4
 
 [security]
