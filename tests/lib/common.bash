@@ -86,9 +86,15 @@ refd_as_pg() {
 # and remembered so two calls in one file never hand out the same one before
 # it is bound.
 refd_free_port() {
-	local p i used=${REFD_TMP:-/tmp}/ports.used
+	local p i used=${REFD_TMP:-/tmp}/ports.used lo=10000 hi eph
+	# Below the kernel's ephemeral range: an outgoing connection (curl, psql,
+	# the daemon's own pool) can take any port in that range between our
+	# check and the daemon's bind.
+	eph=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	hi=$((${eph:-32768} - 1))
+	[ "$hi" -gt $((lo + 1000)) ] || { lo=1025; hi=$((${eph:-32768} - 1)); }
 	for i in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
 		grep -qx "$p" "$used" 2>/dev/null && continue
 		if [ -z "$(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null)" ]; then
 			echo "$p" >>"$used"
