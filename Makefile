@@ -100,6 +100,8 @@ install: all
 	install -m 0755 $(BUILD)/referrald $(DESTDIR)$(PREFIX)/sbin/referrald
 	install -m 0644 deploy/referrald.conf.example $(DESTDIR)$(PREFIX)/share/referrald/referrald.conf.example
 	install -m 0644 deploy/referrald.service $(DESTDIR)$(PREFIX)/share/referrald/referrald.service
+	install -m 0644 README.md SECURITY.md $(DESTDIR)$(PREFIX)/share/referrald/
+	install -m 0644 deploy/README.md $(DESTDIR)$(PREFIX)/share/referrald/DEPLOY.md
 
 clean:
 	rm -rf build build-asan build-ubsan build-fuzz
