@@ -19,6 +19,7 @@ struct metrics;
 struct keyring;
 struct sweeper;
 struct outbox;
+struct purge;
 
 #define REFD_VERSION "0.1.0"
 #define REFD_NAME "referrald"
@@ -36,6 +37,7 @@ struct app {
 	struct keyring *keys;       /* UIC HMAC key and data encryption keys */
 	struct sweeper *sweeper;    /* deadline sweeper (periodic job) */
 	struct outbox *outbox;      /* webhook sender (periodic job) */
+	struct purge *purge;        /* retention purge (periodic job) */
 	int draining;               /* set by SIGTERM/SIGINT: stop accepting, finish in-flight */
 	int schema_current;         /* migrations applied and matching the binary */
 };

@@ -195,6 +195,13 @@ static const struct key_def keys[] = {
 	  NULL, NULL, OFF(webhook_max_response),
 	  "Largest answer body read from an endpoint (it is discarded)." },
 
+	{ "retention", "idempotency_keys", KT_DURATION, "7d", KEY_RELOAD, SEC_MS, 365LL * 24 * HOUR_MS,
+	  NULL, NULL, OFF(retention_idempotency_ms),
+	  "How long a submission's Idempotency-Key is remembered (a replay within it gets the "
+	  "stored answer); older records are purged." },
+	{ "retention", "interval", KT_DURATION, "10m", KEY_RELOAD, 100, 24 * HOUR_MS, NULL, NULL,
+	  OFF(retention_interval_ms), "How often the retention purge runs." },
+
 	{ "log", "level", KT_ENUM, "info", KEY_RELOAD, 0, 0, log_level_values, NULL, OFF(log_level),
 	  "debug, info, warn or error." },
 	{ "log", "format", KT_ENUM, "logfmt", KEY_RELOAD, 0, 0, log_format_values, NULL,

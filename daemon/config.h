@@ -71,6 +71,10 @@ struct config {
 	int webhook_max_attempts;     /* attempts before an event is given up (kept for operators) */
 	size_t webhook_max_response;  /* cap on a partner answer's body */
 
+	/* [retention] */
+	long retention_idempotency_ms; /* idempotency records older than this are purged */
+	long retention_interval_ms;    /* between purge runs */
+
 	/* [log] */
 	int log_level;                /* enum log_level */
 	int log_format;               /* enum log_format */

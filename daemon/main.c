@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "queries.h"
+#include "purge.h"
 #include "sweeper.h"
 #include "outbox.h"
 #include "tls.h"
@@ -281,6 +282,10 @@ static void main_start_drain(struct proc *p, const char *signame)
 		outbox_stop(app->outbox);
 		app->outbox = NULL;
 	}
+	if (app->purge) {
+		purge_stop(app->purge);
+		app->purge = NULL;
+	}
 	main_set_phase(p, PHASE_DRAINING);
 	event_active(p->drain_timer, EV_TIMEOUT, 0);
 }
@@ -484,8 +489,8 @@ static int main_run(struct app *app)
 	/* main_prepare_database() ran before us: the schema matches this binary. */
 	app->schema_current = 1;
 
-	/* Periodic jobs on the loop: the deadline sweeper and the outbox/webhook
-	 * sender. */
+	/* Periodic jobs on the loop: the deadline sweeper, the outbox/webhook
+	 * sender and the retention purge. */
 	app->sweeper = sweeper_start(app);
 	if (!app->sweeper) {
 		log_error("start.failed", "step=sweeper");
@@ -494,6 +499,11 @@ static int main_run(struct app *app)
 	app->outbox = outbox_start(app);
 	if (!app->outbox) {
 		log_error("start.failed", "step=outbox");
+		goto fail;
+	}
+	app->purge = purge_start(app);
+	if (!app->purge) {
+		log_error("start.failed", "step=purge");
 		goto fail;
 	}
 
@@ -518,6 +528,10 @@ static int main_run(struct app *app)
 fail:
 	/* Reverse order of creation. A failure before the loop ran never had
 	 * requests in flight, so closing the pool here is safe. */
+	if (app->purge) {
+		purge_stop(app->purge);
+		app->purge = NULL;
+	}
 	if (app->outbox) {
 		outbox_stop(app->outbox);
 		app->outbox = NULL;

@@ -50,6 +50,8 @@ static const struct query queries[] = {
 	{ "api_deadline_list", "SELECT api_deadline_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_audit_list", "SELECT api_audit_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_report_follow_up", "SELECT api_report_follow_up($1::jsonb, $2, $3::jsonb)", 3 },
+	/* purge.c: retention of idempotency records. */
+	{ "idempotency_purge", "SELECT idempotency_purge($1::interval, $2::int)", 2 },
 	/* router.c: the denied record of a 403 (role never allowed on a route). */
 	{ "audit_denied", "SELECT audit_denied($1::jsonb, $2, $3::jsonb)", 3 },
 
