@@ -20,6 +20,12 @@ audit_of() {
 	     FROM audit_log WHERE request_id = '$1'"
 }
 
+# as_forger SQL: what a superuser can do: run SQL with the refusing triggers
+# lifted (then restored), the chain trigger included.
+as_forger() {
+	sql "ALTER TABLE audit_log DISABLE TRIGGER USER; $1; ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+}
+
 verify() {
 	run "$REFD_BIN" -c "$REFD_CONF" --verify-audit
 }
@@ -89,50 +95,38 @@ verify() {
 @test "an altered record is found at its position" {
 	local orig
 	orig=$(sql "SELECT action FROM audit_log WHERE seq = 5")
-	sql "ALTER TABLE audit_log DISABLE TRIGGER USER;
-	     UPDATE audit_log SET action = 'assignment.get' WHERE seq = 5;
-	     ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+	as_forger "UPDATE audit_log SET action = 'assignment.get' WHERE seq = 5;"
 	verify
 	echo "$output"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "position 5 (seq 5): altered"
 	# Put it back: the chain verifies again.
-	sql "ALTER TABLE audit_log DISABLE TRIGGER USER;
-	     UPDATE audit_log SET action = '$orig' WHERE seq = 5;
-	     ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+	as_forger "UPDATE audit_log SET action = '$orig' WHERE seq = 5;"
 	verify
 	[ "$status" -eq 0 ]
 }
 
 @test "a removed record is found at its position, also at the end of the chain" {
 	local last
-	sql "CREATE TABLE audit_saved AS SELECT * FROM audit_log WHERE seq = 7;
-	     ALTER TABLE audit_log DISABLE TRIGGER USER;
-	     DELETE FROM audit_log WHERE seq = 7;
-	     ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+	sql "CREATE TABLE audit_saved AS SELECT * FROM audit_log WHERE seq = 7;" >/dev/null
+	as_forger "DELETE FROM audit_log WHERE seq = 7;"
 	verify
 	echo "$output"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "position 7 (seq 7): removed"
-	sql "ALTER TABLE audit_log DISABLE TRIGGER USER;
-	     INSERT INTO audit_log SELECT * FROM audit_saved; DROP TABLE audit_saved;
-	     ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+	as_forger "INSERT INTO audit_log SELECT * FROM audit_saved; DROP TABLE audit_saved;"
 	verify
 	[ "$status" -eq 0 ]
 
 	# The newest record removed: only the chain head knows it existed.
 	last=$(sql "SELECT max(seq) FROM audit_log")
-	sql "CREATE TABLE audit_saved AS SELECT * FROM audit_log WHERE seq = $last;
-	     ALTER TABLE audit_log DISABLE TRIGGER USER;
-	     DELETE FROM audit_log WHERE seq = $last;
-	     ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+	sql "CREATE TABLE audit_saved AS SELECT * FROM audit_log WHERE seq = $last;" >/dev/null
+	as_forger "DELETE FROM audit_log WHERE seq = $last;"
 	verify
 	echo "$output"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "position $last (seq $last): removed"
-	sql "ALTER TABLE audit_log DISABLE TRIGGER USER;
-	     INSERT INTO audit_log SELECT * FROM audit_saved; DROP TABLE audit_saved;
-	     ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+	as_forger "INSERT INTO audit_log SELECT * FROM audit_saved; DROP TABLE audit_saved;"
 	verify
 	[ "$status" -eq 0 ]
 }
@@ -140,40 +134,32 @@ verify() {
 @test "an inserted record is found, in the middle or at the end" {
 	local last
 	# In the middle: renumber the tail to make room, as a forger must.
-	sql "CREATE TABLE audit_saved AS SELECT * FROM audit_log;
-	     ALTER TABLE audit_log DISABLE TRIGGER USER;
-	     UPDATE audit_log SET seq = -seq WHERE seq >= 9;
+	sql "CREATE TABLE audit_saved AS SELECT * FROM audit_log;" >/dev/null
+	as_forger "UPDATE audit_log SET seq = -seq WHERE seq >= 9;
 	     UPDATE audit_log SET seq = -seq + 1 WHERE seq < 0;
 	     INSERT INTO audit_log SELECT 9, at, actor_role, actor_id, 'assignment.get', object_type,
-	            object_id, outcome, request_id, prev_hash, hash FROM audit_saved WHERE seq = 8;
-	     ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+	            object_id, outcome, request_id, prev_hash, hash FROM audit_saved WHERE seq = 8;"
 	verify
 	echo "$output"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "position 9 (seq 9): "
-	sql "ALTER TABLE audit_log DISABLE TRIGGER USER;
-	     DELETE FROM audit_log; INSERT INTO audit_log SELECT * FROM audit_saved;
-	     DROP TABLE audit_saved;
-	     ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+	as_forger "DELETE FROM audit_log; INSERT INTO audit_log SELECT * FROM audit_saved;
+	     DROP TABLE audit_saved;"
 	verify
 	[ "$status" -eq 0 ]
 
 	# At the end, even with a well-formed hash: the head never handed it out.
 	last=$(sql "SELECT max(seq) FROM audit_log")
-	sql "ALTER TABLE audit_log DISABLE TRIGGER USER;
-	     INSERT INTO audit_log SELECT seq + 1, at, actor_role, actor_id, action, object_type,
+	as_forger "INSERT INTO audit_log SELECT seq + 1, at, actor_role, actor_id, action, object_type,
 	            object_id, outcome, request_id, hash, ''::bytea
 	     FROM audit_log WHERE seq = $last;
 	     UPDATE audit_log a SET hash = sha256(a.prev_hash || convert_to(audit_canonical(a), 'UTF8'))
-	     WHERE seq = $last + 1;
-	     ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+	     WHERE seq = $last + 1;"
 	verify
 	echo "$output"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "position $((last + 1)) (seq $((last + 1))): inserted"
-	sql "ALTER TABLE audit_log DISABLE TRIGGER USER;
-	     DELETE FROM audit_log WHERE seq = $((last + 1));
-	     ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+	as_forger "DELETE FROM audit_log WHERE seq = $((last + 1));"
 }
 
 @test "the daemon's database role cannot update, delete or truncate audit records" {

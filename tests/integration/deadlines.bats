@@ -32,18 +32,6 @@ hr_referral() {
 	expect_status 201
 }
 
-# wait_sql QUERY WANT SECS: poll until the query prints WANT.
-wait_sql() {
-	local i got
-	for i in $(seq 1 $(($3 * 10))); do
-		got=$(sql "$1")
-		[ "$got" = "$2" ] && return 0
-		sleep 0.1
-	done
-	echo "after $3 s: '$1' gave '$got', wanted '$2'" >&2
-	return 1
-}
-
 @test "an offer not accepted in time expires within a second and goes to the next worker" {
 	local region w1 w2 a first lat
 	region=$(new_region)

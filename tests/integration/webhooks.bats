@@ -67,17 +67,6 @@ wait_bodies() {
 	return 1
 }
 
-wait_sql() {
-	local i got
-	for i in $(seq 1 $(($3 * 10))); do
-		got=$(sql "$1")
-		[ "$got" = "$2" ] && return 0
-		sleep 0.1
-	done
-	echo "after $3 s: '$1' gave '$got', wanted '$2'" >&2
-	return 1
-}
-
 # head_value HEADFILE NAME: a header's value as the receiver saw it.
 head_value() {
 	awk -v n="$2" 'BEGIN { n = tolower(n) } { i = index($0, ":") }

@@ -356,6 +356,19 @@ sql() {
 	refd_psql -At -c "$1"
 }
 
+# wait_sql QUERY WANT SECS: poll until the query prints WANT (the periodic
+# jobs act on their own time); fails showing the last value.
+wait_sql() {
+	local i got
+	for i in $(seq 1 $(($3 * 10))); do
+		got=$(sql "$1")
+		[ "$got" = "$2" ] && return 0
+		sleep 0.1
+	done
+	echo "after $3 s: '$1' gave '$got', wanted '$2'" >&2
+	return 1
+}
+
 # The audit record of a denied request, found by the request id we saw.
 audit_denied_count() {
 	sql "SELECT count(*) FROM audit_log WHERE request_id = '$1' AND outcome = 'denied'"
