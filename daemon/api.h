@@ -47,6 +47,9 @@ void api_deadline_policy_put(struct req *r);
 void api_webhook_create(struct req *r);
 void api_deadline_list(struct req *r);
 void api_audit_list(struct req *r);
+/* api_audit_head.c */
+void api_audit_head(struct req *r);
+void api_audit_keys(struct req *r);
 /* api_reports.c */
 void api_report_follow_up(struct req *r);
 

@@ -46,10 +46,11 @@ static void api_call_free(struct api_call *c)
 
 json_t *api_call_who(const struct principal *p)
 {
-	return json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "role", role_to_str(p->role), "id", p->id,
-			 "org_id", p->org_id[0] ? p->org_id : NULL, "programme",
+	return json_pack("{s:s, s:s, s:s?, s:b, s:s?, s:s?}", "role", role_to_str(p->role), "id",
+			 p->id, "org_id", p->org_id[0] ? p->org_id : NULL, "programme",
 			 p->programme_scope ? 1 : 0, "token_id",
-			 p->token_id[0] ? p->token_id : NULL);
+			 p->token_id[0] ? p->token_id : NULL, "credential_id",
+			 p->credential_id[0] ? p->credential_id : NULL);
 }
 
 void api_call_reply_invalid(struct req *r, const struct jv_error *e)

@@ -20,6 +20,9 @@ struct keyring;
 struct sweeper;
 struct outbox;
 struct purge;
+struct audit_signer;
+struct audit_sealer;
+struct limits;
 
 #define REFD_VERSION "0.1.0"
 #define REFD_NAME "referrald"
@@ -38,6 +41,9 @@ struct app {
 	struct sweeper *sweeper;    /* deadline sweeper (periodic job) */
 	struct outbox *outbox;      /* webhook sender (periodic job) */
 	struct purge *purge;        /* retention purge (periodic job) */
+	struct audit_signer *signer; /* audit head signing key; NULL when not configured */
+	struct audit_sealer *sealer; /* audit ledger v2 sealer + head publisher (periodic jobs) */
+	struct limits *limits;      /* rate limits and per-address connection caps (memory) */
 	int draining;               /* set by SIGTERM/SIGINT: stop accepting, finish in-flight */
 	int schema_current;         /* migrations applied and matching the binary */
 };

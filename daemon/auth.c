@@ -21,6 +21,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "auth_limits.h"
 #include "config.h"
 #include "db_pool.h"
 #include "keyring.h"
@@ -37,12 +38,12 @@ struct auth_state {
 	char token_hash[65];  /* what we looked up, "" for a certificate */
 };
 
+/* Counted against the address and audited (auth_limits.c) before the 401. */
 static void auth_reply_401(struct req *r, const char *reason, const char *message)
 {
 	log_event(LOG_INFO, r->id, "auth_failed", "route=%s reason=%s",
 		  r->route ? r->route->name : "-", reason);
-	req_add_header(r, "WWW-Authenticate", "Bearer realm=\"referrald\"");
-	req_reply_error(r, 401, "unauthorized", message, NULL);
+	auth_limits_failed(r, reason, message);
 }
 
 /* Any of these names in the query string is a credential in a URL. */
@@ -186,6 +187,7 @@ static void auth_done(void *arg, enum db_status st, const PGresult *res)
 		return;
 	}
 	OPENSSL_cleanse(token_hash, sizeof(token_hash));
+	auth_limits_credential_name(r);
 	next(r);
 }
 

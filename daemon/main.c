@@ -30,6 +30,9 @@
 #include "migrate.h"
 #include "queries.h"
 #include "purge.h"
+#include "audit_head.h"
+#include "audit_seal.h"
+#include "auth_limits.h"
 #include "sweeper.h"
 #include "outbox.h"
 #include "tls.h"
@@ -64,13 +67,14 @@ struct cmdline {
 	const char *config;
 	const char *mint_name;
 	int check_config, migrate, verify_audit, reference, version, help;
+	const char *head_file;
 };
 
 static void main_usage(FILE *out, int full)
 {
 	fprintf(out,
 		"usage: " REFD_NAME " -c FILE [--check-config] [--migrate]\n"
-		"                 [--mint-admin-token NAME] [--verify-audit]\n"
+		"                 [--mint-admin-token NAME] [--verify-audit [--head FILE]]\n"
 		"       " REFD_NAME " --config-reference | --version | --help\n");
 	if (!full) {
 		fprintf(out, "(" REFD_NAME " --help describes the options and exit codes)\n");
@@ -85,6 +89,9 @@ static void main_usage(FILE *out, int full)
 		"      --mint-admin-token NAME\n"
 		"                            create admin NAME and print a bearer token for it once\n"
 		"      --verify-audit        walk the audit hash chain, report the first broken link\n"
+		"                            and unsealed records older than [audit] max_unsealed_age\n"
+		"      --head FILE           with --verify-audit: also prove the chain still holds the\n"
+		"                            signed head in FILE (JSON from GET /v1/audit/head)\n"
 		"      --config-reference    print every configuration key as a Markdown table\n"
 		"      --version             print the version\n"
 		"  -h, --help                this text\n"
@@ -105,13 +112,15 @@ static void main_usage(FILE *out, int full)
 
 static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 {
-	enum { OPT_CHECK = 256, OPT_MIGRATE, OPT_MINT, OPT_VERIFY, OPT_REFERENCE, OPT_VERSION };
+	enum { OPT_CHECK = 256, OPT_MIGRATE, OPT_MINT, OPT_VERIFY, OPT_REFERENCE, OPT_VERSION,
+	       OPT_HEAD };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "migrate", no_argument, NULL, OPT_MIGRATE },
 		{ "mint-admin-token", required_argument, NULL, OPT_MINT },
 		{ "verify-audit", no_argument, NULL, OPT_VERIFY },
+		{ "head", required_argument, NULL, OPT_HEAD },
 		{ "config-reference", no_argument, NULL, OPT_REFERENCE },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -138,6 +147,9 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 		case OPT_VERIFY:
 			cl->verify_audit = 1;
 			break;
+		case OPT_HEAD:
+			cl->head_file = optarg;
+			break;
 		case OPT_REFERENCE:
 			cl->reference = 1;
 			break;
@@ -161,6 +173,10 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 	if (commands > 1) {
 		fprintf(stderr, REFD_NAME ": choose one of --check-config, --migrate, "
 				"--mint-admin-token, --verify-audit\n");
+		return -1;
+	}
+	if (cl->head_file && !cl->verify_audit) {
+		fprintf(stderr, REFD_NAME ": --head goes with --verify-audit\n");
 		return -1;
 	}
 	if (!cl->config) {
@@ -285,6 +301,10 @@ static void main_start_drain(struct proc *p, const char *signame)
 	if (app->purge) {
 		purge_stop(app->purge);
 		app->purge = NULL;
+	}
+	if (app->sealer) {
+		audit_sealer_stop(app->sealer);
+		app->sealer = NULL;
 	}
 	main_set_phase(p, PHASE_DRAINING);
 	event_active(p->drain_timer, EV_TIMEOUT, 0);
@@ -412,6 +432,15 @@ static int main_check_material(const struct config *cfg)
 		return EXIT_CONFIG;
 	}
 	keyring_free(k);
+	if (cfg->audit_signing_key_file) {
+		struct audit_signer *sg = audit_signer_load(cfg->audit_signing_key_file, err,
+							    sizeof(err));
+		if (!sg) {
+			fprintf(stderr, REFD_NAME ": %s\n", err);
+			return EXIT_CONFIG;
+		}
+		audit_signer_free(sg);
+	}
 	return EXIT_OK;
 }
 
@@ -506,6 +535,11 @@ static int main_run(struct app *app)
 		log_error("start.failed", "step=purge");
 		goto fail;
 	}
+	app->sealer = audit_sealer_start(app);
+	if (!app->sealer) {
+		log_error("start.failed", "step=audit_sealer");
+		goto fail;
+	}
 
 	p.sighup = evsignal_new(app->base, SIGHUP, main_on_sighup, &p);
 	p.sigterm = evsignal_new(app->base, SIGTERM, main_on_sigterm, &p);
@@ -528,6 +562,10 @@ static int main_run(struct app *app)
 fail:
 	/* Reverse order of creation. A failure before the loop ran never had
 	 * requests in flight, so closing the pool here is safe. */
+	if (app->sealer) {
+		audit_sealer_stop(app->sealer);
+		app->sealer = NULL;
+	}
 	if (app->purge) {
 		purge_stop(app->purge);
 		app->purge = NULL;
@@ -658,12 +696,27 @@ int main(int argc, char **argv)
 		rc = cli_mint_admin_token(&cfg, cl.mint_name);
 		goto done;
 	}
+	if (cfg.audit_signing_key_file) {
+		app.signer = audit_signer_load(cfg.audit_signing_key_file, err, sizeof(err));
+		if (!app.signer) {
+			log_error("start.failed", "step=audit_signing_key reason=\"%s\"",
+				  log_esc(esc, sizeof(esc), err));
+			goto done;
+		}
+	}
 	if (cl.verify_audit) {
-		rc = cli_verify_audit(&cfg);
+		rc = cli_verify_audit(&cfg, app.signer, cl.head_file);
+		goto done;
+	}
+	app.limits = limits_new(&cfg);
+	if (!app.limits) {
+		log_error("start.failed", "step=limits");
 		goto done;
 	}
 	rc = main_run(&app);
 done:
+	limits_free(app.limits);
+	audit_signer_free(app.signer);
 	if (app.keys)
 		keyring_free(app.keys);
 	config_free(&cfg);

@@ -44,6 +44,7 @@ struct principal {
 	char org_id[37];        /* organisation (worker, supervisor), "" otherwise */
 	int programme_scope;    /* supervisor scoped to the whole programme */
 	char token_id[37];      /* token used, "" for certificate auth */
+	char credential_id[72]; /* the audit's name of the credential: token id or "cert:" + fingerprint */
 };
 
 #define REQ_MAX_PARAMS 3
@@ -67,6 +68,7 @@ struct req {
 	unsigned replied : 1;
 	void *state;                     /* handler's own state; the handler frees it before replying */
 	struct http_server *server;      /* listener that received it; told when the reply is sent */
+	unsigned char peer_key[16];      /* the peer's address as a limit key (ratelimit.h) */
 };
 
 /* Created by http_server.c for each incoming request. Returns NULL only on

@@ -20,6 +20,7 @@
 #include "api_call.h"
 #include "app.h"
 #include "auth.h"
+#include "auth_limits.h"
 #include "db_pool.h"
 #include "jsonv.h"
 #include "log.h"
@@ -70,6 +71,9 @@ static const struct route routes[] = {
 	/* Supervisors: deadlines and the audit trail. */
 	{ EVHTTP_REQ_GET, "/v1/deadlines", R_SUP, api_deadline_list, "deadlines.list" },
 	{ EVHTTP_REQ_GET, "/v1/audit", R_SUP, api_audit_list, "audit.list" },
+	{ EVHTTP_REQ_GET, "/v1/audit/head", R_SUP | R_ADM, api_audit_head, "audit.head" },
+	{ EVHTTP_REQ_GET, "/v1/audit/keys", R_OFF | R_WRK | R_SUP | R_ADM, api_audit_keys,
+	  "audit.keys" },
 	{ EVHTTP_REQ_GET, "/v1/reports/follow-up", R_SUP, api_report_follow_up,
 	  "reports.follow_up" },
 
@@ -253,6 +257,8 @@ static void router_forbid(struct req *r)
 
 static void router_after_auth(struct req *r)
 {
+	if (auth_limits_credential_check(r))
+		return;
 	if ((r->route->roles & (unsigned)r->who.role) == 0) {
 		router_forbid(r);
 		return;
@@ -283,5 +289,7 @@ void router_dispatch(struct req *r)
 		rt->handler(r);
 		return;
 	}
+	if (auth_limits_precheck(r))
+		return;
 	auth_begin(r, router_after_auth);
 }
