@@ -309,9 +309,14 @@ chmod 0700 "$KEYS"
 # The daemon runs as the unprivileged APP_USER; migrations run as the owner.
 conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$APP_USER application_name=referrald-demo"
 migrate_conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$DB_USER application_name=referrald-demo-migrate"
+# Started as root, the daemon refuses to stay root: it becomes nobody once
+# its listeners are bound and its keys read.
+run_user=""
+[ "$(id -u)" -eq 0 ] && run_user="user = nobody"
 cat >"$CONF" <<EOF
 # written by deploy/demo.sh at every run (the PostgreSQL port changes)
 [server]
+$run_user
 listen = 127.0.0.1:$API_PORT
 client_cert = optional
 metrics_listen = 127.0.0.1:$OPS_PORT
