@@ -3,7 +3,7 @@
  * report, as JSON or (Accept: text/csv) as CSV with a header row.
  *
  * Owns: choosing the representation, and the CSV rendering of the JSON the
- * database computed (api_report_follow_up in sql/migrations/0020_reports.sql
+ * database computed (api_report_follow_up in sql/functions/20_reports.sql
  * does all counting and percentiles). The query's schema is api_query_report.
  * Must never: compute figures in C (the database is the one source), or let a
  * label start a spreadsheet formula in the CSV.

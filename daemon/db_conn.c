@@ -285,6 +285,17 @@ static enum db_status result_status(const PGresult *res)
 	}
 }
 
+/* 25006 read_only_sql_transaction: a write reached a standby (or a
+ * primary being demoted). 57P01-57P03: the server is shutting down or not
+ * yet accepting - a session worth dropping, not a bad statement. */
+static int conn_on_standby(const PGresult *res)
+{
+	const char *st = db_sqlstate(res);
+
+	return strcmp(st, "25006") == 0 || strcmp(st, "57P01") == 0 || strcmp(st, "57P02") == 0 ||
+	       strcmp(st, "57P03") == 0;
+}
+
 /* The current step's results are all in (PQgetResult returned NULL). */
 static void conn_step_done(struct db_conn *c)
 {
@@ -342,6 +353,16 @@ static void conn_step_done(struct db_conn *c)
 				conn_log_sql_error(c, st == DB_TIMEOUT ? "db_statement_timeout"
 								     : "db_sql_error",
 						   op->stmt, res);
+		}
+		if (st == DB_SQL_ERROR && conn_on_standby(res)) {
+			/* This session is no longer on the primary (a failover,
+			 * or a standby behind the conninfo): nothing was written,
+			 * the operation answers unavailable (503 + Retry-After),
+			 * and a new session finds the writable server
+			 * (target_session_attrs=read-write in the conninfo). */
+			PQclear(res);
+			conn_fail(c, "read_only");
+			return;
 		}
 		c->op = NULL;
 		if (st == DB_TIMEOUT || st == DB_UNAVAILABLE) {

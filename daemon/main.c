@@ -24,10 +24,13 @@
 #include "config.h"
 #include "db_pool.h"
 #include "http_server.h"
+#include "initkeys.h"
 #include "keyring.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "notify.h"
+#include "privdrop.h"
 #include "queries.h"
 #include "clock.h"
 #include "job.h"
@@ -52,6 +55,7 @@ struct proc {
 	struct app *app;
 	struct event *sighup, *sigterm, *sigint;
 	struct event *drain_timer;
+	struct notify *notify;  /* the service manager's readiness protocol */
 	enum run_phase phase;
 	uint64_t phase_start_ms;       /* clock_mono_ms() when the phase began */
 	int forced;             /* a second SIGTERM/SIGINT: stop waiting for requests */
@@ -65,13 +69,13 @@ struct proc {
 struct cmdline {
 	const char *config;
 	const char *mint_name;
-	int check_config, migrate, verify_audit, reference, version, help;
+	int check_config, migrate, verify_audit, reference, version, help, init_keys;
 };
 
 static void main_usage(FILE *out, int full)
 {
 	fprintf(out,
-		"usage: " REFD_NAME " -c FILE [--check-config] [--migrate]\n"
+		"usage: " REFD_NAME " -c FILE [--check-config] [--init-keys] [--migrate]\n"
 		"                 [--mint-admin-token NAME] [--verify-audit]\n"
 		"       " REFD_NAME " --config-reference | --version | --help\n");
 	if (!full) {
@@ -83,6 +87,8 @@ static void main_usage(FILE *out, int full)
 		"  -c, --config FILE         configuration file (INI: [section] key = value)\n"
 		"      --check-config        validate the configuration (and load its TLS\n"
 		"                            certificate and key files) and exit\n"
+		"      --init-keys           create every key file the configuration names\n"
+		"                            (mode 0600; an existing one is never overwritten)\n"
 		"      --migrate             apply pending database migrations and exit\n"
 		"      --mint-admin-token NAME\n"
 		"                            create admin NAME and print a bearer token for it once\n"
@@ -107,11 +113,13 @@ static void main_usage(FILE *out, int full)
 
 static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 {
-	enum { OPT_CHECK = 256, OPT_MIGRATE, OPT_MINT, OPT_VERIFY, OPT_REFERENCE, OPT_VERSION };
+	enum { OPT_CHECK = 256, OPT_MIGRATE, OPT_MINT, OPT_VERIFY, OPT_REFERENCE, OPT_VERSION,
+	       OPT_INIT_KEYS };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "migrate", no_argument, NULL, OPT_MIGRATE },
+		{ "init-keys", no_argument, NULL, OPT_INIT_KEYS },
 		{ "mint-admin-token", required_argument, NULL, OPT_MINT },
 		{ "verify-audit", no_argument, NULL, OPT_VERIFY },
 		{ "config-reference", no_argument, NULL, OPT_REFERENCE },
@@ -133,6 +141,9 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 			break;
 		case OPT_MIGRATE:
 			cl->migrate = 1;
+			break;
+		case OPT_INIT_KEYS:
+			cl->init_keys = 1;
 			break;
 		case OPT_MINT:
 			cl->mint_name = optarg;
@@ -159,9 +170,10 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 	}
 	if (cl->help || cl->version || cl->reference)
 		return 0;
-	commands = cl->check_config + cl->migrate + (cl->mint_name != NULL) + cl->verify_audit;
+	commands = cl->check_config + cl->migrate + (cl->mint_name != NULL) + cl->verify_audit +
+		   cl->init_keys;
 	if (commands > 1) {
-		fprintf(stderr, REFD_NAME ": choose one of --check-config, --migrate, "
+		fprintf(stderr, REFD_NAME ": choose one of --check-config, --init-keys, --migrate, "
 				"--mint-admin-token, --verify-audit\n");
 		return -1;
 	}
@@ -280,6 +292,7 @@ static void main_start_drain(struct proc *p, const char *signame)
 		return;
 	}
 	app->draining = 1;
+	notify_stopping(p->notify);
 	log_info("drain.start", "signal=%s in_flight=%d drain_timeout_ms=%ld", signame,
 		 main_in_flight(app), app->cfg->drain_timeout_ms);
 	if (app->api)
@@ -308,16 +321,26 @@ static void main_on_sigterm(evutil_socket_t sig, short what, void *arg)
  * old one) and only then point app->cfg at the new configuration, which the
  * modules read at their next use (limits at the next accepted connection).
  */
+static void main_on_sighup_apply(struct proc *p, struct config *neu);
+
 static void main_on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct proc *p = arg;
-	struct app *app = p->app;
 	struct config *neu = calloc(1, sizeof(*neu));
-	struct config **list;
-	char err[512], esc[600];
 
 	(void)sig;
 	(void)what;
+	notify_reloading(p->notify);
+	main_on_sighup_apply(p, neu);
+	notify_reloaded(p->notify);
+}
+
+static void main_on_sighup_apply(struct proc *p, struct config *neu)
+{
+	struct app *app = p->app;
+	struct config **list;
+	char err[512], esc[600];
+
 	list = realloc(p->reloaded, (p->nreloaded + 1) * sizeof(*list));
 	if (!neu || !list) {
 		free(neu);
@@ -327,7 +350,10 @@ static void main_on_sighup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	p->reloaded = list;
-	if (config_load(app->config_path, neu, err, sizeof(err)) < 0) {
+	/* Files are checked by their users: TLS material is loaded below, and
+	 * key files are read only at start (after which the daemon may no
+	 * longer be allowed to read them). */
+	if (config_load_flags(app->config_path, neu, err, sizeof(err), CONFIG_LOAD_NO_FILES) < 0) {
 		log_error("reload.failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
 		goto fail;
 	}
@@ -494,6 +520,21 @@ static int main_run(struct app *app)
 	/* main_prepare_database() ran before us: the schema matches this binary. */
 	app->schema_current = 1;
 
+	/* Listeners bound and key files read: root, if we had it, goes now. */
+	switch (privdrop_to(cfg->run_user, err, sizeof(err))) {
+	case -1:
+		log_error("start.failed", "step=privdrop reason=\"%s\"",
+			  log_esc(esc, sizeof(esc), err));
+		goto fail;
+	case 1:
+		log_info("privdrop", "user=\"%s\" uid=%ld", log_esc(esc, sizeof(esc), cfg->run_user),
+			 (long)getuid());
+		break;
+	default:
+		break;
+	}
+
+	/* Periodic jobs on the loop (main_jobs above). */
 	for (size_t i = 0; i < sizeof(main_jobs) / sizeof(main_jobs[0]); i++) {
 		app->jobs[app->njobs] = main_jobs[i].start(app);
 		if (!app->jobs[app->njobs]) {
@@ -514,6 +555,11 @@ static int main_run(struct app *app)
 		goto fail;
 	}
 
+	p.notify = notify_start(app);
+	if (!p.notify) {
+		log_error("start.failed", "step=notify");
+		goto fail;
+	}
 	log_info("ready", "pid=%ld", (long)getpid());
 	if (event_base_dispatch(app->base) < 0) {
 		log_error("loop.failed", "%s", "");
@@ -535,6 +581,7 @@ fail:
 		event_free(p.sigint);
 	if (p.drain_timer)
 		event_free(p.drain_timer);
+	notify_free(p.notify);
 	if (app->ops)
 		http_server_free(app->ops);
 	if (app->mtls)
@@ -590,9 +637,15 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 
-	if (config_load(cl.config, &cfg, err, sizeof(err)) < 0) {
+	if (config_load_flags(cl.config, &cfg, err, sizeof(err),
+			      cl.init_keys ? CONFIG_LOAD_NO_FILES : 0) < 0) {
 		fprintf(stderr, REFD_NAME ": %s\n", err);
 		return EXIT_CONFIG;
+	}
+	if (cl.init_keys) {
+		rc = initkeys_run(&cfg);
+		config_free(&cfg);
+		return rc;
 	}
 	if (cl.check_config) {
 		rc = main_check_material(&cfg);
