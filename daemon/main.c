@@ -32,6 +32,8 @@
 #include "notify.h"
 #include "privdrop.h"
 #include "queries.h"
+#include "clock.h"
+#include "job.h"
 #include "purge.h"
 #include "sweeper.h"
 #include "outbox.h"
@@ -55,7 +57,7 @@ struct proc {
 	struct event *drain_timer;
 	struct notify *notify;  /* the service manager's readiness protocol */
 	enum run_phase phase;
-	struct timespec phase_start;
+	uint64_t phase_start_ms;       /* clock_mono_ms() when the phase began */
 	int forced;             /* a second SIGTERM/SIGINT: stop waiting for requests */
 	/* Configurations built by SIGHUP. Each replaced one stays allocated until
 	 * exit: reloads are rare, and no module can then be left holding a freed
@@ -186,12 +188,26 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 	return 0;
 }
 
-static long main_elapsed_ms(const struct timespec *since)
-{
-	struct timespec now;
+/* Periodic jobs on the loop (job.c), started in this order, stopped in the
+ * reverse one. A new job is one row. */
+static const struct {
+	const char *name;
+	struct job *(*start)(struct app *app);
+} main_jobs[] = {
+	{ "sweeper", sweeper_start },   /* deadlines */
+	{ "outbox", outbox_start },     /* webhooks */
+	{ "purge", purge_start },       /* retention */
+};
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - since->tv_sec) * 1000L + (now.tv_nsec - since->tv_nsec) / 1000000L;
+_Static_assert(sizeof(main_jobs) / sizeof(main_jobs[0]) <= APP_MAX_JOBS, "app.jobs too small");
+
+static void main_stop_jobs(struct app *app)
+{
+	while (app->njobs > 0) {
+		app->njobs--;
+		job_stop(app->jobs[app->njobs]);
+		app->jobs[app->njobs] = NULL;
+	}
 }
 
 static int main_in_flight(const struct app *app)
@@ -209,7 +225,7 @@ static int main_in_flight(const struct app *app)
 
 static void main_arm_drain_timer(struct proc *p)
 {
-	struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+	struct timeval tv = clock_tv(DRAIN_POLL_MS);
 
 	evtimer_add(p->drain_timer, &tv);
 }
@@ -217,7 +233,7 @@ static void main_arm_drain_timer(struct proc *p)
 static void main_set_phase(struct proc *p, enum run_phase ph)
 {
 	p->phase = ph;
-	clock_gettime(CLOCK_MONOTONIC, &p->phase_start);
+	p->phase_start_ms = clock_mono_ms();
 }
 
 /*
@@ -233,7 +249,7 @@ static void main_drain_tick(evutil_socket_t fd, short what, void *arg)
 	struct proc *p = arg;
 	struct app *app = p->app;
 	int inflight = main_in_flight(app);
-	long elapsed = main_elapsed_ms(&p->phase_start);
+	long elapsed = (long)(clock_mono_ms() - p->phase_start_ms);
 
 	(void)fd;
 	(void)what;
@@ -285,20 +301,9 @@ static void main_start_drain(struct proc *p, const char *signame)
 		http_server_stop_accepting(app->mtls);
 	if (app->ops)
 		http_server_stop_accepting(app->ops);
-	/* Periodic jobs stop now: no new sweep may start during the drain. The
-	 * sweeper frees itself when the pool returns its in-flight operation. */
-	if (app->sweeper) {
-		sweeper_stop(app->sweeper);
-		app->sweeper = NULL;
-	}
-	if (app->outbox) {
-		outbox_stop(app->outbox);
-		app->outbox = NULL;
-	}
-	if (app->purge) {
-		purge_stop(app->purge);
-		app->purge = NULL;
-	}
+	/* Periodic jobs stop now: no new run may start during the drain. A job
+	 * frees itself when the pool returns its operations in flight. */
+	main_stop_jobs(app);
 	main_set_phase(p, PHASE_DRAINING);
 	event_active(p->drain_timer, EV_TIMEOUT, 0);
 }
@@ -529,22 +534,14 @@ static int main_run(struct app *app)
 		break;
 	}
 
-	/* Periodic jobs on the loop: the deadline sweeper, the outbox/webhook
-	 * sender and the retention purge. */
-	app->sweeper = sweeper_start(app);
-	if (!app->sweeper) {
-		log_error("start.failed", "step=sweeper");
-		goto fail;
-	}
-	app->outbox = outbox_start(app);
-	if (!app->outbox) {
-		log_error("start.failed", "step=outbox");
-		goto fail;
-	}
-	app->purge = purge_start(app);
-	if (!app->purge) {
-		log_error("start.failed", "step=purge");
-		goto fail;
+	/* Periodic jobs on the loop (main_jobs above). */
+	for (size_t i = 0; i < sizeof(main_jobs) / sizeof(main_jobs[0]); i++) {
+		app->jobs[app->njobs] = main_jobs[i].start(app);
+		if (!app->jobs[app->njobs]) {
+			log_error("start.failed", "step=%s", main_jobs[i].name);
+			goto fail;
+		}
+		app->njobs++;
 	}
 
 	p.sighup = evsignal_new(app->base, SIGHUP, main_on_sighup, &p);
@@ -573,18 +570,7 @@ static int main_run(struct app *app)
 fail:
 	/* Reverse order of creation. A failure before the loop ran never had
 	 * requests in flight, so closing the pool here is safe. */
-	if (app->purge) {
-		purge_stop(app->purge);
-		app->purge = NULL;
-	}
-	if (app->outbox) {
-		outbox_stop(app->outbox);
-		app->outbox = NULL;
-	}
-	if (app->sweeper) {
-		sweeper_stop(app->sweeper);
-		app->sweeper = NULL;
-	}
+	main_stop_jobs(app);
 	if (app->pool && rc != EXIT_OK)
 		db_pool_close(app->pool);
 	if (p.sighup)
