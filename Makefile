@@ -9,7 +9,7 @@
 #   make fuzz       build and briefly run the parser fuzzers (clang libFuzzer)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deb        the Debian package: build/deb/referrald_<version>_<arch>.deb
-#   make check-ha   the PostgreSQL failover test (also part of make check)
+#   make check-ha   the PostgreSQL failover test (about 2 minutes; CI runs it after check)
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -101,6 +101,12 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@sh tests/run.sh $(BUILD)
+
+# Primary + synchronous standby, two daemons behind HAProxy, SIGKILL and
+# promotion under load (tests/ha/failover.bats). .ci/run runs it after check.
+check-ha: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(abspath $(BUILD)) bats tests/ha/failover.bats
 
 unit: all $(UNIT_BIN)
 	@sh tests/run.sh $(BUILD) unit
