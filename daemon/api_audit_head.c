@@ -44,8 +44,9 @@ static void api_audit_head_done(void *arg, enum db_status st, const PGresult *re
 	req_reply_json(r, 200, j);
 }
 
-void api_audit_head(struct req *r)
+void api_audit_head(struct req *r, const struct api_op *op)
 {
+	(void)op;
 	if (api_call_no_query(r) < 0)
 		return;
 	if (!r->app->signer) {
@@ -57,10 +58,11 @@ void api_audit_head(struct req *r)
 		req_reply_unavailable(r, 1);
 }
 
-void api_audit_keys(struct req *r)
+void api_audit_keys(struct req *r, const struct api_op *op)
 {
 	json_t *keys, *body;
 
+	(void)op;
 	if (api_call_no_query(r) < 0)
 		return;
 	keys = json_array();

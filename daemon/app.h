@@ -17,15 +17,13 @@ struct http_server;
 struct db_pool;
 struct metrics;
 struct keyring;
-struct sweeper;
-struct outbox;
-struct purge;
+struct job;
 struct audit_signer;
-struct audit_sealer;
 struct limits;
 
 #define REFD_VERSION "0.1.0"
 #define REFD_NAME "referrald"
+#define APP_MAX_JOBS 16
 
 struct app {
 	struct event_base *base;
@@ -38,11 +36,9 @@ struct app {
 	struct db_pool *pool;
 	struct metrics *metrics;
 	struct keyring *keys;       /* UIC HMAC key and data encryption keys */
-	struct sweeper *sweeper;    /* deadline sweeper (periodic job) */
-	struct outbox *outbox;      /* webhook sender (periodic job) */
-	struct purge *purge;        /* retention purge (periodic job) */
+	struct job *jobs[APP_MAX_JOBS]; /* periodic jobs (job.c), in main_jobs' order */
+	int njobs;
 	struct audit_signer *signer; /* audit head signing key; NULL when not configured */
-	struct audit_sealer *sealer; /* audit ledger v2 sealer + head publisher (periodic jobs) */
 	struct limits *limits;      /* rate limits and per-address connection caps (memory) */
 	int draining;               /* set by SIGTERM/SIGINT: stop accepting, finish in-flight */
 	int schema_current;         /* migrations applied and matching the binary */

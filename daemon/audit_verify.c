@@ -5,8 +5,7 @@
  * The chain is streamed with one COPY ... TO STDOUT (no paging, no server-side
  * hashing) and every hash is recomputed here, so the check trusts neither the
  * database's functions nor its stored hashes: only the raw fields. The
- * canonical content is defined in sql/migrations/0003_audit.sql (v1 records)
- * and 0041_audit_ledger_v2.sql (v2):
+ * canonical content is defined in sql/functions/03_audit.sql (v1 and v2):
  *   v1: seq|at|actor_role|actor_id|action|object_type|object_id|outcome|request_id
  *   v2: v2|seq|at|actor_role|actor_id|credential_id|action|object_type|
  *       object_id|outcome|request_id

@@ -27,21 +27,12 @@
 #include <openssl/rand.h>
 
 #include "app.h"
-#include "http_server.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "request.h"
-#include "router.h"
 #include "tls.h"
-
-static uint64_t req_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * The connection closed while the request was ours. Two cases:
@@ -97,7 +88,7 @@ struct req *req_new(struct app *app, struct evhttp_request *ev)
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
-	r->start_ns = req_now_ns();
+	r->start_ns = clock_mono_ns();
 	r->app = app;
 	r->ev = ev;
 	r->conn = evhttp_request_get_connection(ev);
@@ -144,23 +135,6 @@ fail:
 	free(r->body);
 	free(r);
 	return NULL;
-}
-
-const char *role_to_str(enum role role)
-{
-	switch (role) {
-	case ROLE_OFFICE:
-		return "office";
-	case ROLE_WORKER:
-		return "worker";
-	case ROLE_SUPERVISOR:
-		return "supervisor";
-	case ROLE_ADMIN:
-		return "admin";
-	case ROLE_NONE:
-		break;
-	}
-	return "none";
 }
 
 const char *req_header(const struct req *r, const char *name)
@@ -249,8 +223,8 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 	struct evkeyvalq *h;
 	size_t nbytes = body ? evbuffer_get_length(body) : 0;
 	uint64_t dur_us;
-	const char *route = r->route ? r->route->name : "unmatched";
-	struct http_server *server = r->server;
+	const char *route = r->route_name ? r->route_name : "unmatched";
+	const struct req_hooks *hooks = r->hooks;
 
 	r->replied = 1;
 	/* Clear first: once the reply is out, evhttp may close the
@@ -268,15 +242,15 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 		/* While draining, let keep-alive clients go. */
 		if (r->app != NULL && r->app->draining && evhttp_find_header(h, "Connection") == NULL)
 			evhttp_add_header(h, "Connection", "close");
-		if (server != NULL && !r->gone)
-			http_server_reply_starts(server, r->conn);
+		if (hooks != NULL && !r->gone)
+			hooks->reply_starts(hooks->arg, r->conn);
 		/* For a detached request (client gone) this only frees it. */
 		evhttp_send_reply(r->ev, status, NULL, body);
 		r->ev = NULL;
 		req_coalesce(r);
 	}
 
-	dur_us = (req_now_ns() - r->start_ns) / 1000u;
+	dur_us = (clock_mono_ns() - r->start_ns) / 1000u;
 	log_event(LOG_INFO, r->id, "access",
 		  "method=%s route=%s status=%d bytes=%zu duration_ms=%.3f cert=%s role=%s%s",
 		  req_method_str(r->method), route, status, nbytes, (double)dur_us / 1000.0,
@@ -289,8 +263,8 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 	free(r->query);
 	free(r->body);
 	free(r);
-	if (server != NULL)
-		http_server_request_done(server);
+	if (hooks != NULL)
+		hooks->done(hooks->arg);
 }
 
 void req_reply_raw(struct req *r, int status, const char *content_type, const void *data,
