@@ -52,6 +52,7 @@
 #   refd_mint_admin_token [NAME]       prints a fresh admin bearer token (CLI, no network)
 #
 # Knobs (environment): BUILD (default build), REFD_KEEP_TMP=1 keeps the temp dir,
+# REFD_CONF_NO_AUDIT=1 (configs without the [audit] section, for an older daemon),
 # REFD_CACHE (a directory shared by one run: template cluster and certificates;
 # tests/run.sh sets it),
 # REFD_DB_USER (default referrald: a non-superuser role owning the database),
@@ -285,13 +286,14 @@ data_key_file = $REFD_KEYS/data.keys
 [deadlines]
 sweeper_max_sleep = 1s
 
-[audit]
-signing_key_file = $REFD_KEYS/audit-head.key
-
 [log]
 level = info
 format = logfmt
 EOF
+	# REFD_CONF_NO_AUDIT=1: for a daemon older than the [audit] section
+	# (tests/bench/audit_ledger.sh runs one to compare).
+	[ "${REFD_CONF_NO_AUDIT:-0}" = 1 ] || printf '\n[audit]\nsigning_key_file = %s\n' \
+		"$REFD_KEYS/audit-head.key" >>"$f"
 }
 
 # refd_config_set FILE SECTION KEY VALUE: replace KEY inside [SECTION], or add
