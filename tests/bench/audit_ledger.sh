@@ -116,6 +116,7 @@ api /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",\"han
 otoken=$(api /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",
 	\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\"}" | jq -er .token) || fail "seed token"
 : >"$REFD_TMP/codes"
+pids=()
 t0=$(now)
 for i in $(seq 1 200); do
 	body="{\"external_ref\":\"LAG-$i\",\"client\":{\"uic\":\"LAG$i$RANDOM\",\"birth_year\":1985,
@@ -126,8 +127,10 @@ for i in $(seq 1 200); do
 		-H "Authorization: Bearer $otoken" -H 'Content-Type: application/json' \
 		-H "Idempotency-Key: lag-$i-$RANDOM" --data-binary "$body" "$REFD_URL/v1/referrals" \
 		>>"$REFD_TMP/codes" &
+	pids+=($!)
 done
-wait
+# Only the submissions: the daemon is a background job of this shell too.
+wait "${pids[@]}"
 t1=$(now)
 [ "$(grep -c '^201$' "$REFD_TMP/codes")" = 200 ] || fail "not every submission was accepted"
 for _ in $(seq 1 300); do

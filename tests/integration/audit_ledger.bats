@@ -234,7 +234,7 @@ expect_dense_chain() {
 }
 
 @test "200 concurrent submissions through two daemons: sealed with no gap, no fork, dense seq" {
-	local region w tok p2 i t0 n_before n
+	local region w tok p2 i t0 n_before n pids=()
 	region=$(new_region)
 	read -r w tok < <(worker_with_token "$ORG_A" harm_reduction "$region" ky 1000)
 	read -r p2 _ _ < <(refd_instance second)
@@ -250,8 +250,9 @@ expect_dense_chain() {
 			-H "Authorization: Bearer $OFFICE_TOKEN" -H 'Content-Type: application/json' \
 			-H "Idempotency-Key: load-$i-$(rand_hex 4)" --data-binary "@$BATS_TEST_TMPDIR/r$i.json" \
 			"https://127.0.0.1:$port/v1/referrals" >>"$BATS_TEST_TMPDIR/codes" &
+		pids+=($!)
 	done
-	wait
+	wait "${pids[@]}"
 	[ "$(grep -c '^201$' "$BATS_TEST_TMPDIR/codes")" = 200 ]
 	wait_sealed 60
 	n=$(sql "SELECT count(*) FROM audit_log WHERE action = 'referral.submit' AND outcome = 'ok'
