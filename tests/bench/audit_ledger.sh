@@ -32,6 +32,9 @@ BUILD=${1:-${BUILD:-build}}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 export BUILD
 RECORDS=${BENCH_LEDGER_RECORDS:-1000000}
+# What tests/bench/run.sh exports, for a run on its own.
+export BENCH_DURATION=${BENCH_DURATION:-10s} BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-32} \
+	BENCH_THREADS=${BENCH_THREADS:-2}
 BEFORE=${BENCH_LEDGER_BEFORE:-e4f7de6}
 
 # shellcheck source=../lib/common.bash
