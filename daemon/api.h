@@ -1,3 +1,7 @@
+/*
+ * api.h - the handler type, struct api_op, and the handlers with code of their own.
+ * Owns: only declarations (daemon/README: a leaf of layer 0).
+ */
 #ifndef REFD_API_H
 #define REFD_API_H
 

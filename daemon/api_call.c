@@ -6,7 +6,8 @@
  * Owns: the per-call state (freed before the reply), turning sealed fields of
  * a result (contact_sealed, note_sealed, detail_sealed) into clear fields for
  * the reply, and the small input helpers shared by the api_*.c handlers.
- * Must never: log args, results or opened plaintext; open a field the SQL side
+ * Must never: log args, results or opened plaintext; echo input in an
+ * error; open a field the SQL side
  * left out (it decides who may see what); keep plaintext longer than the reply
  * needs it (buffers are cleansed).
  */

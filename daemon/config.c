@@ -88,7 +88,8 @@ static const struct key_def keys[] = {
 	  "Optional TLS listener for /metrics, /healthz and /readyz; keep it on loopback." },
 	{ "server", "max_connections", KT_INT, "1024", KEY_RELOAD, 1, 1000000, NULL, NULL,
 	  OFF(max_connections),
-	  "Open connections across all listeners; beyond it accepting pauses." },
+	  "Open connections across listen and mtls_listen together; beyond it accepting "
+	  "pauses. The metrics listener has a budget of the same size of its own." },
 	{ "server", "max_header_size", KT_SIZE, "8k", KEY_RELOAD, 1024, 1024 * 1024, NULL, NULL,
 	  OFF(max_header_size), "Largest request header block; larger is refused." },
 	{ "server", "max_body_size", KT_SIZE, "64k", KEY_RELOAD, 1024, 64 * 1024 * 1024, NULL, NULL,

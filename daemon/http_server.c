@@ -6,8 +6,8 @@
  * when the connection's SSL does), the TLS bufferevent of each connection,
  * the limits (header and body size, timeout, methods, connection count,
  * spare descriptors), the refusal of ambiguous requests, and handing each
- * request to the router (API listener) or to the health routes (ops
- * listener).
+ * request to the router (which knows which routes each listener serves),
+ * with the reply hooks request.c calls back through.
  * Must never: return NULL from the bevcb (evhttp 2.1 would then speak
  * plaintext on the TLS port); let EMFILE spin the loop; pass a request whose
  * framing is ambiguous to a handler.
@@ -32,7 +32,6 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
-#include "api.h"
 #include "app.h"
 #include "clock.h"
 #include "config.h"
@@ -83,6 +82,7 @@ struct http_server {
 	int nspare;
 	int want_spare;
 	struct req_hooks hooks;         /* handed to each request (request.c) */
+	struct metrics_counter *m_accept_refused, *m_write_timeouts, *m_request_timeouts;
 };
 
 static void hs_reply_starts(void *arg, struct evhttp_connection *evcon);
@@ -224,8 +224,7 @@ static void hs_accept_error(struct evconnlistener *lev, void *arg)
 		if (fd >= 0)
 			close(fd);
 		hs_spare_fill(s);
-		if (s->app->metrics)
-			metrics_count(s->app->metrics, "accept_refused_total", 1);
+		metrics_add(s->m_accept_refused, 1);
 		return;
 	}
 	log_warn("accept_failed", "errno=%d spare=%d", err, s->nspare);
@@ -380,15 +379,15 @@ static void hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		log_info("write_timeout", "listener=%s",
 			 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
-		if (c->s != NULL && c->s->app->metrics != NULL)
-			metrics_count(c->s->app->metrics, "write_timeouts_total", 1);
+		if (c->s != NULL)
+			metrics_add(c->s->m_write_timeouts, 1);
 		bufferevent_trigger_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT, 0);
 		return;
 	}
 	log_info("request_timeout", "listener=%s",
 		 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
-	if (c->s != NULL && c->s->app->metrics != NULL)
-		metrics_count(c->s->app->metrics, "request_timeouts_total", 1);
+	if (c->s != NULL)
+		metrics_add(c->s->m_request_timeouts, 1);
 	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
 }
 
@@ -593,6 +592,12 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 	s->hooks.reply_starts = hs_reply_starts;
 	s->hooks.done = hs_request_done;
 	s->hooks.arg = s;
+	s->m_accept_refused = metrics_counter(app->metrics, "referrald_accept_refused_total",
+					      "Connections closed at once: no file descriptor left.");
+	s->m_write_timeouts = metrics_counter(app->metrics, "referrald_write_timeouts_total",
+					      "Replies not written out within write_timeout.");
+	s->m_request_timeouts = metrics_counter(app->metrics, "referrald_request_timeouts_total",
+						"Requests not received within read_timeout.");
 	s->kind = kind;
 	s->require_cert = require_cert;
 	s->ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, hs_conn_free_cb);

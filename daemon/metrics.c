@@ -48,6 +48,7 @@ struct metrics_route {
 
 struct metrics_counter {
 	char name[METRICS_NAME_MAX];
+	const char *help;                    /* a literal, or NULL */
 	unsigned long value;
 };
 
@@ -102,7 +103,7 @@ static int metrics_name_ok(const char *s)
 		      (n > 0 && c >= '0' && c <= '9')))
 			return 0;
 	}
-	return n > 0 && n < METRICS_NAME_MAX - 10;   /* room for the prefix */
+	return n > 0 && n < METRICS_NAME_MAX;
 }
 
 static struct metrics_route *metrics_route_find(struct metrics *m, const char *name)
@@ -171,23 +172,33 @@ void metrics_observe_request(struct metrics *m, const char *route, int status,
 	rt->sum_us += duration_us;
 }
 
+struct metrics_counter *metrics_counter(struct metrics *m, const char *name, const char *help)
+{
+	struct metrics_counter *c;
+
+	if (m == NULL || name == NULL || strncmp(name, "referrald_", 10) != 0 ||
+	    !metrics_name_ok(name))
+		return NULL;
+	for (int i = 0; i < m->ncounters; i++)
+		if (strcmp(m->counter[i].name, name) == 0)
+			return &m->counter[i];
+	if (m->ncounters == METRICS_MAX_COUNTERS)
+		return NULL;
+	c = &m->counter[m->ncounters++];
+	strcpy(c->name, name);
+	c->help = help;
+	return c;
+}
+
+void metrics_add(struct metrics_counter *c, unsigned long n)
+{
+	if (c != NULL)
+		c->value += n;
+}
+
 void metrics_count(struct metrics *m, const char *name, unsigned long n)
 {
-	int i;
-
-	if (m == NULL || name == NULL || !metrics_name_ok(name))
-		return;
-	for (i = 0; i < m->ncounters; i++) {
-		if (strcmp(m->counter[i].name, name) == 0) {
-			m->counter[i].value += n;
-			return;
-		}
-	}
-	if (m->ncounters == METRICS_MAX_COUNTERS)
-		return;
-	i = m->ncounters++;
-	strcpy(m->counter[i].name, name);
-	m->counter[i].value = n;
+	metrics_add(metrics_counter(m, name, NULL), n);
 }
 
 struct metrics_job *metrics_job(struct metrics *m, const char *name)
@@ -261,7 +272,8 @@ static void metrics_render_jobs(const struct metrics *m, struct evbuffer *out)
 	}
 }
 
-static void metrics_render_gauge(struct evbuffer *out, const char *name, const char *help,
+/* One unlabelled series: a gauge or a counter. */
+static void metrics_render_value(struct evbuffer *out, const char *name, const char *help,
 				 const char *type, unsigned long v)
 {
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lu\n", name, help, name, type,
@@ -317,32 +329,33 @@ void metrics_render(const struct metrics *m, const struct db_pool_stats *pool,
 		memset(&zero, 0, sizeof(zero));
 		pool = &zero;
 	}
-	metrics_render_gauge(out, "referrald_db_pool_size", "Configured database connections.",
+	metrics_render_value(out, "referrald_db_pool_size", "Configured database connections.",
 			     "gauge", (unsigned long)pool->size);
-	metrics_render_gauge(out, "referrald_db_pool_connected",
+	metrics_render_value(out, "referrald_db_pool_connected",
 			     "Database connections ready for queries.", "gauge",
 			     (unsigned long)pool->connected);
-	metrics_render_gauge(out, "referrald_db_pool_busy",
+	metrics_render_value(out, "referrald_db_pool_busy",
 			     "Database connections with an operation in flight.", "gauge",
 			     (unsigned long)pool->busy);
-	metrics_render_gauge(out, "referrald_db_pool_waiting",
+	metrics_render_value(out, "referrald_db_pool_waiting",
 			     "Database operations waiting for a connection.", "gauge",
 			     (unsigned long)pool->waiting);
-	metrics_render_gauge(out, "referrald_db_errors_total",
+	metrics_render_value(out, "referrald_db_errors_total",
 			     "Database operations that failed (error, unavailable, timeout).",
 			     "counter", pool->errors);
-	metrics_render_gauge(out, "referrald_db_timeouts_total",
+	metrics_render_value(out, "referrald_db_timeouts_total",
 			     "Database operations cancelled at their deadline.", "counter",
 			     pool->timeouts);
-	metrics_render_gauge(out, "referrald_db_reconnects_total",
+	metrics_render_value(out, "referrald_db_reconnects_total",
 			     "Database reconnections.", "counter", pool->reconnects);
 
 	if (m)
 		metrics_render_jobs(m, out);
 	for (i = 0; m && i < m->ncounters; i++) {
-		const char *name = m->counter[i].name;
-		const char *prefix = strncmp(name, "referrald_", 10) == 0 ? "" : "referrald_";
-		evbuffer_add_printf(out, "# TYPE %s%s counter\n%s%s %lu\n", prefix, name, prefix,
-				    name, m->counter[i].value);
+		const struct metrics_counter *c = &m->counter[i];
+
+		if (c->help)
+			evbuffer_add_printf(out, "# HELP %s %s\n", c->name, c->help);
+		evbuffer_add_printf(out, "# TYPE %s counter\n%s %lu\n", c->name, c->name, c->value);
 	}
 }

@@ -67,6 +67,7 @@ struct outbox {
 	struct outbox_event *events;  /* events being delivered */
 	int active;                   /* length of events */
 	int more;                     /* the last claim was full: more may be due */
+	struct metrics_counter *m_errors, *m_delivered, *m_given_up, *m_retries, *m_ok, *m_failed;
 };
 
 struct outbox_event {
@@ -127,7 +128,7 @@ static void outbox_ack_cb(void *arg, enum db_status st, const PGresult *res)
 		/* The lease runs out and the event is sent again: at-least-once. */
 		log_warn("outbox_ack_failed", "status=%s sqlstate=%s", db_status_to_str(st),
 			 res ? db_sqlstate(res) : "");
-		metrics_count(o->app->metrics, "referrald_outbox_errors_total", 1);
+		metrics_add(o->m_errors, 1);
 	}
 }
 
@@ -146,7 +147,7 @@ static void outbox_event_done(struct outbox_event *ev)
 	if (ev->failed == 0) {
 		stmt = "outbox_done";
 		nparams = 1;
-		metrics_count(o->app->metrics, "referrald_outbox_events_delivered_total", 1);
+		metrics_add(o->m_delivered, 1);
 	} else {
 		long ms;
 
@@ -155,7 +156,7 @@ static void outbox_event_done(struct outbox_event *ev)
 			snprintf(error, sizeof(error), "gave_up:%s", ev->error);
 			log_error("webhook_gave_up", "event_id=%s attempts=%d error=%s", ev->id,
 				  ev->attempt, ev->error);
-			metrics_count(o->app->metrics, "referrald_outbox_events_given_up_total", 1);
+			metrics_add(o->m_given_up, 1);
 		} else {
 			uint32_t r = 0;
 
@@ -166,7 +167,7 @@ static void outbox_event_done(struct outbox_event *ev)
 			snprintf(error, sizeof(error), "%s", ev->error);
 			log_info("webhook_retry_scheduled", "event_id=%s attempt=%d retry_in_ms=%ld",
 				 ev->id, ev->attempt, ms);
-			metrics_count(o->app->metrics, "referrald_outbox_retries_total", 1);
+			metrics_add(o->m_retries, 1);
 		}
 		snprintf(delay, sizeof(delay), "%ld", ms);
 		params[1] = error;
@@ -189,11 +190,11 @@ static void outbox_delivered_cb(void *arg, enum webhook_outcome oc, int status)
 	if (oc == WH_DELIVERED) {
 		log_info("webhook_delivered", "event_id=%s webhook_id=%s status=%d attempt=%d",
 			 ev->id, ev->hook_id, status, ev->attempt);
-		metrics_count(o->app->metrics, "referrald_webhook_deliveries_ok_total", 1);
+		metrics_add(o->m_ok, 1);
 	} else {
 		log_warn("webhook_failed", "event_id=%s webhook_id=%s outcome=%s status=%d attempt=%d",
 			 ev->id, ev->hook_id, webhook_outcome_to_str(oc), status, ev->attempt);
-		metrics_count(o->app->metrics, "referrald_webhook_deliveries_failed_total", 1);
+		metrics_add(o->m_failed, 1);
 		if (ev->failed++ == 0) {
 			if (oc == WH_HTTP_STATUS)
 				snprintf(ev->error, sizeof(ev->error), "http_%d", status);
@@ -322,7 +323,7 @@ static long outbox_next(void *arg, enum db_status st, const PGresult *res)
 	int limit, n, bad = 0;
 
 	if (st != DB_OK) {
-		metrics_count(o->app->metrics, "referrald_outbox_errors_total", 1);
+		metrics_add(o->m_errors, 1);
 		o->more = 0;
 		return JOB_FAILED;
 	}
@@ -336,7 +337,7 @@ static long outbox_next(void *arg, enum db_status st, const PGresult *res)
 	}
 	if (bad) {
 		log_error("outbox_claim_bad_rows", "rows=%d", bad);
-		metrics_count(o->app->metrics, "referrald_outbox_errors_total", (unsigned long)bad);
+		metrics_add(o->m_errors, (unsigned long)bad);
 	}
 	/* A full claim: more may be due. Claim again once a slot is free (an
 	 * event finishing re-runs us); right now if one already is. */
@@ -402,6 +403,18 @@ struct job *outbox_start(struct app *app)
 	if (!o)
 		return NULL;
 	o->app = app;
+	o->m_errors = metrics_counter(app->metrics, "referrald_outbox_errors_total",
+				      "Outbox claims, acknowledgements or rows that failed.");
+	o->m_delivered = metrics_counter(app->metrics, "referrald_outbox_events_delivered_total",
+					 "Events every endpoint answered 2xx.");
+	o->m_given_up = metrics_counter(app->metrics, "referrald_outbox_events_given_up_total",
+					"Events parked after [webhooks] max_attempts.");
+	o->m_retries = metrics_counter(app->metrics, "referrald_outbox_retries_total",
+				       "Event attempts scheduled again after a failure.");
+	o->m_ok = metrics_counter(app->metrics, "referrald_webhook_deliveries_ok_total",
+				  "Webhook POSTs answered 2xx.");
+	o->m_failed = metrics_counter(app->metrics, "referrald_webhook_deliveries_failed_total",
+				      "Webhook POSTs that failed (status, timeout, TLS, ...).");
 	o->client = webhook_client_new(app->base, app->cfg->webhook_ca_file, err, sizeof(err));
 	if (!o->client) {
 		log_error("outbox_start_failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));

@@ -23,10 +23,13 @@
  * from inside its request callback is unsafe) and guarantees the owner's
  * callback never runs inside webhook_post().
  *
- * Owns: the client SSL_CTX, the evdns base, every live delivery (a list, so
- * webhook_client_free can reap them all).
- * Must never: log or return the URL, secret, body or anything the endpoint
- * sent; follow redirects; call the owner's callback twice.
+ * Owns: the client SSL_CTX (TLS 1.2+, peer verification against the system CA
+ * store or a configured CA file), the evdns base, every live delivery (a
+ * list, so webhook_client_free can reap them all).
+ * Must never: send a body before the endpoint's certificate and name were
+ * verified; log or return the URL, secret, body or anything the endpoint
+ * sent; follow redirects; read more than the response cap; call the owner's
+ * callback twice.
  */
 #include <arpa/inet.h>
 #include <stdio.h>

@@ -87,8 +87,18 @@ static void test_pool_and_counters(void **state)
 	char *t;
 
 	(void)state;
-	metrics_count(m, "sweeper_missed_total", 2);
-	metrics_count(m, "sweeper_missed_total", 3);
+	struct metrics_counter *missed = metrics_counter(m, "referrald_sweeper_missed_total",
+							 "Deadlines missed.");
+
+	/* The same name is the same handle; names need the prefix, no label
+	 * syntax; a NULL handle is accepted. */
+	assert_ptr_equal(metrics_counter(m, "referrald_sweeper_missed_total", NULL), missed);
+	assert_null(metrics_counter(m, "sweeper_missed_total", NULL));
+	assert_null(metrics_counter(m, "referrald_bad name{x=\"1\"}", NULL));
+	assert_null(metrics_counter(m, "", NULL));
+	metrics_add(missed, 2);
+	metrics_add(missed, 3);
+	metrics_add(NULL, 7);
 	metrics_count(m, "referrald_webhook_sent_total", 1);
 	metrics_count(m, "bad name{x=\"1\"}", 1);       /* refused */
 	metrics_count(m, "", 1);                        /* refused */
@@ -99,6 +109,8 @@ static void test_pool_and_counters(void **state)
 	has(t, "referrald_db_pool_waiting 2");
 	has(t, "referrald_db_errors_total 5");
 	has(t, "referrald_db_timeouts_total 1");
+	has(t, "# HELP referrald_sweeper_missed_total Deadlines missed.");
+	has(t, "# TYPE referrald_sweeper_missed_total counter");
 	has(t, "referrald_sweeper_missed_total 5");
 	has(t, "referrald_webhook_sent_total 1");
 	assert_null(strstr(t, "bad name"));
