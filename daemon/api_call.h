@@ -50,6 +50,11 @@ int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args);
 /* The request must carry no query string (replies 400 and returns -1). */
 int api_call_no_query(struct req *r);
 
+/* The args a route row describes (api.h's struct api_op): its query string
+ * or none, its path id, its body; on failure replies and returns NULL. */
+struct api_op;
+json_t *api_call_args(struct req *r, const struct api_op *op);
+
 /* Replace args[key] (a string, if present) by args[sealed_key], its sealed
  * form; on failure replies 500 and returns -1. */
 int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key);

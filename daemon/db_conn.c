@@ -415,11 +415,24 @@ static void conn_collect(struct db_conn *c, PGresult *r)
 	}
 }
 
+/* Before the session exists, libpq's error is about the connection only
+ * (host, port, TLS, authentication): safe to log, the first time. */
+static void conn_connect_failed(struct db_conn *c)
+{
+	char msg[256], esc[300];
+
+	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c->pg));
+	log_esc(esc, sizeof(esc), msg);
+	if (c->fail_streak == 0)
+		log_warn("db_connect_failed", "conn=%d error=\"%s\"", c->idx, esc);
+	conn_fail(c, "connect_failed");
+}
+
 static void conn_poll_connect(struct db_conn *c)
 {
 	struct db_pool *p = c->pool;
 	PostgresPollingStatusType r = PQconnectPoll(c->pg);
-	char setup[96], msg[256], esc[300];
+	char setup[96];
 	struct timeval tv;
 	long setup_ms;
 
@@ -433,13 +446,7 @@ static void conn_poll_connect(struct db_conn *c)
 			conn_fail(c, "no_socket");
 		return;
 	case PGRES_POLLING_FAILED:
-		/* Before the session exists, libpq's error is about the
-		 * connection only (host, port, TLS, authentication). */
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c->pg));
-		log_esc(esc, sizeof(esc), msg);
-		if (c->fail_streak == 0)
-			log_warn("db_connect_failed", "conn=%d error=\"%s\"", c->idx, esc);
-		conn_fail(c, "connect_failed");
+		conn_connect_failed(c);
 		return;
 	case PGRES_POLLING_OK:
 		break;
@@ -542,13 +549,7 @@ void db_conn_start(struct db_conn *c)
 		return;
 	}
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
-		char msg[256], esc[300];
-
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c->pg));
-		log_esc(esc, sizeof(esc), msg);
-		if (c->fail_streak == 0)
-			log_warn("db_connect_failed", "conn=%d error=\"%s\"", c->idx, esc);
-		conn_fail(c, "connect_failed");
+		conn_connect_failed(c);
 		return;
 	}
 	tv = clock_tv(p->o.connect_timeout_ms);

@@ -48,17 +48,14 @@
 
 const char *db_status_to_str(enum db_status s)
 {
-	switch (s) {
-	case DB_OK:
-		return "ok";
-	case DB_SQL_ERROR:
-		return "sql_error";
-	case DB_UNAVAILABLE:
-		return "unavailable";
-	case DB_TIMEOUT:
-		return "timeout";
-	}
-	return "unknown";
+	static const char *const names[] = {
+		[DB_OK] = "ok",
+		[DB_SQL_ERROR] = "sql_error",
+		[DB_UNAVAILABLE] = "unavailable",
+		[DB_TIMEOUT] = "timeout",
+	};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
 }
 
 /* xorshift64*: only for backoff jitter, which needs spread, not secrecy. */

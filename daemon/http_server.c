@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -52,7 +53,7 @@ struct http_server;
  * the SSL is freed), so it can never outlive or predecease the connection. */
 struct hs_conn {
 	struct http_server *s;          /* NULL once the server is gone */
-	struct hs_conn *prev, *next;
+	LIST_ENTRY(hs_conn) link;       /* in s->conn_list */
 	struct http_head_scan scan;     /* raw check of the current request head */
 	struct bufferevent *bev;        /* the connection's TLS bufferevent */
 	struct event *deadline;         /* whole-request read deadline (slowloris), or
@@ -76,13 +77,12 @@ struct http_server {
 	int paused_err;                 /* accept failed without spare fds */
 	int listening;                  /* current state of the listener */
 	int freed;                      /* http_server_free ran; waiting for in_flight */
-	struct hs_conn *conn_list;
+	LIST_HEAD(, hs_conn) conn_list;
 	unsigned methods;               /* allowed methods (EVHTTP_REQ_* mask) */
 	int spare[HS_MAX_SPARE];
 	int nspare;
 	int want_spare;
 	struct req_hooks hooks;         /* handed to each request (request.c) */
-	struct metrics_counter *m_accept_refused, *m_write_timeouts, *m_request_timeouts;
 };
 
 static void hs_reply_starts(void *arg, struct evhttp_connection *evcon);
@@ -224,7 +224,7 @@ static void hs_accept_error(struct evconnlistener *lev, void *arg)
 		if (fd >= 0)
 			close(fd);
 		hs_spare_fill(s);
-		metrics_add(s->m_accept_refused, 1);
+		metrics_add(s->app->metrics, M_ACCEPT_REFUSED, 1);
 		return;
 	}
 	log_warn("accept_failed", "errno=%d spare=%d", err, s->nspare);
@@ -283,12 +283,7 @@ static void hs_conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 		event_free(c->deadline);
 	s = c->s;
 	if (s != NULL) {
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			s->conn_list = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
+		LIST_REMOVE(c, link);
 		s->conns--;
 		if (!s->freed)
 			hs_balance(s);
@@ -369,26 +364,21 @@ static void hs_scan_rearm(struct hs_conn *c, struct bufferevent *bev)
 static void hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hs_conn *c = arg;
+	int writing;
 
 	(void)fd;
 	(void)what;
-	if (c->write_deadline) {
-		c->write_deadline = 0;
-		/* Written out in time (the buffer drained): nothing to do. */
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			return;
-		log_info("write_timeout", "listener=%s",
-			 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
-		if (c->s != NULL)
-			metrics_add(c->s->m_write_timeouts, 1);
-		bufferevent_trigger_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT, 0);
+	writing = c->write_deadline;
+	c->write_deadline = 0;
+	/* Written out in time (the buffer drained): nothing to do. */
+	if (writing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		return;
-	}
-	log_info("request_timeout", "listener=%s",
+	log_info(writing ? "write_timeout" : "request_timeout", "listener=%s",
 		 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
 	if (c->s != NULL)
-		metrics_add(c->s->m_request_timeouts, 1);
-	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
+		metrics_add(c->s->app->metrics, writing ? M_WRITE_TIMEOUTS : M_REQUEST_TIMEOUTS, 1);
+	bufferevent_trigger_event(c->bev, (writing ? BEV_EVENT_WRITING : BEV_EVENT_READING) |
+					  BEV_EVENT_TIMEOUT, 0);
 }
 
 /* A bufferevent that can never carry data: evhttp's bufferevent_setfd on it
@@ -435,10 +425,7 @@ static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
 		goto reject;
 	}
 	c->s = s;
-	c->next = s->conn_list;
-	if (c->next)
-		c->next->prev = c;
-	s->conn_list = c;
+	LIST_INSERT_HEAD(&s->conn_list, c, link);
 	s->conns++;
 	http_head_scan_reset(&c->scan);
 
@@ -592,12 +579,6 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 	s->hooks.reply_starts = hs_reply_starts;
 	s->hooks.done = hs_request_done;
 	s->hooks.arg = s;
-	s->m_accept_refused = metrics_counter(app->metrics, "referrald_accept_refused_total",
-					      "Connections closed at once: no file descriptor left.");
-	s->m_write_timeouts = metrics_counter(app->metrics, "referrald_write_timeouts_total",
-					      "Replies not written out within write_timeout.");
-	s->m_request_timeouts = metrics_counter(app->metrics, "referrald_request_timeouts_total",
-						"Requests not received within read_timeout.");
 	s->kind = kind;
 	s->require_cert = require_cert;
 	s->ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, hs_conn_free_cb);
@@ -722,14 +703,14 @@ void http_server_free(struct http_server *s)
 	s->freed = 1;
 	hs_registry_set(s, 0);
 	/* Connections' records outlive us only as orphans. */
-	for (c = s->conn_list; c != NULL; c = c->next) {
+	LIST_FOREACH(c, &s->conn_list, link) {
 		c->s = NULL;
 		if (c->deadline != NULL) {
 			event_free(c->deadline);
 			c->deadline = NULL;
 		}
 	}
-	s->conn_list = NULL;
+	LIST_INIT(&s->conn_list);
 	s->conns = 0;
 	/* Frees the listener and every connection; requests still being
 	 * handled are detached by request.c's close callback. */

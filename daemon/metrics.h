@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 struct metrics;
-struct metrics_counter;
 struct metrics_job;
 struct evbuffer;
 struct db_pool_stats;
@@ -18,14 +17,25 @@ void metrics_free(struct metrics *m);
 void metrics_observe_request(struct metrics *m, const char *route, int status,
 			     uint64_t duration_us);
 
-/* A counter, registered once (at start) by its full name, a literal
- * "referrald_..._total", and counted through the handle. Registering a name
- * again returns the same handle; NULL (metrics off, bad name, table full) is
- * accepted by metrics_add. */
-struct metrics_counter *metrics_counter(struct metrics *m, const char *name, const char *help);
-void metrics_add(struct metrics_counter *c, unsigned long n);
-/* Register-and-add by name in one call, for code not yet holding a handle
- * (looks the name up each time; prefer metrics_counter + metrics_add). */
+/* The daemon's own counters: one table in metrics.c gives each its name and
+ * help text; the enum is the handle. */
+enum metric {
+	M_ACCEPT_REFUSED,          /* referrald_accept_refused_total */
+	M_WRITE_TIMEOUTS,          /* referrald_write_timeouts_total */
+	M_REQUEST_TIMEOUTS,        /* referrald_request_timeouts_total */
+	M_SWEEPER_MISSED,          /* referrald_sweeper_deadlines_missed_total */
+	M_PURGED_IDEMPOTENCY_KEYS, /* referrald_purged_idempotency_keys_total */
+	M_OUTBOX_ERRORS,           /* referrald_outbox_errors_total */
+	M_OUTBOX_DELIVERED,        /* referrald_outbox_events_delivered_total */
+	M_OUTBOX_GIVEN_UP,         /* referrald_outbox_events_given_up_total */
+	M_OUTBOX_RETRIES,          /* referrald_outbox_retries_total */
+	M_WEBHOOK_OK,              /* referrald_webhook_deliveries_ok_total */
+	M_WEBHOOK_FAILED,          /* referrald_webhook_deliveries_failed_total */
+	M_NCOUNTERS
+};
+void metrics_add(struct metrics *m, enum metric id, unsigned long n);
+/* A counter by its full name ("referrald_..._total"), added on first use:
+ * for code on other branches not yet in the table (prefer metrics_add). */
 void metrics_count(struct metrics *m, const char *name, unsigned long n);
 
 /* A periodic job's runs, failures and run durations, by job name. The

@@ -27,14 +27,9 @@
 #define PURGE_AGAIN_MS 100     /* after a full batch */
 #define PURGE_RETRY_MS 10000   /* after a database error */
 
-struct purge {
-	struct app *app;
-	struct metrics_counter *purged;
-};
-
 static long purge_run(struct job *j, void *arg)
 {
-	struct app *app = ((struct purge *)arg)->app;
+	struct app *app = arg;
 	char older[40], batch[16];
 	const char *params[2] = { older, batch };
 
@@ -45,8 +40,7 @@ static long purge_run(struct job *j, void *arg)
 
 static long purge_next(void *arg, enum db_status st, const PGresult *res)
 {
-	struct purge *p = arg;
-	struct app *app = p->app;
+	struct app *app = arg;
 	long n;
 
 	if (st != DB_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
@@ -54,7 +48,7 @@ static long purge_next(void *arg, enum db_status st, const PGresult *res)
 	n = atol(PQgetvalue(res, 0, 0));
 	if (n > 0) {
 		log_info("purge_done", "idempotency_keys=%ld", n);
-		metrics_add(p->purged, (unsigned long)n);
+		metrics_add(app->metrics, M_PURGED_IDEMPOTENCY_KEYS, (unsigned long)n);
 	}
 	return n >= PURGE_BATCH ? PURGE_AGAIN_MS : app->cfg->retention_interval_ms;
 }
@@ -64,23 +58,11 @@ static const struct job_def purge_job = {
 	.retry_ms = PURGE_RETRY_MS,
 	.run = purge_run,
 	.next = purge_next,
-	.free = free,
 };
 
 struct job *purge_start(struct app *app)
 {
-	struct purge *p = calloc(1, sizeof(*p));
-	struct job *j;
-
-	if (!p)
-		return NULL;
-	p->app = app;
-	p->purged = metrics_counter(app->metrics, "referrald_purged_idempotency_keys_total",
-				    "Idempotency records deleted after [retention] idempotency_keys.");
 	/* Not at once: a fleet restarting together should not all purge in
 	 * the same second, and start-up has more urgent work. */
-	j = job_start(app, &purge_job, p, app->cfg->retention_interval_ms);
-	if (!j)
-		free(p);
-	return j;
+	return job_start(app, &purge_job, app, app->cfg->retention_interval_ms);
 }

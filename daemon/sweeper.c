@@ -18,7 +18,6 @@
  */
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -89,14 +88,9 @@ static int sweeper_parse(const PGresult *res, long *processed, long *next_ms)
 	return 0;
 }
 
-struct sweeper {
-	struct app *app;
-	struct metrics_counter *missed;
-};
-
 static long sweeper_run(struct job *j, void *arg)
 {
-	struct app *app = ((struct sweeper *)arg)->app;
+	struct app *app = arg;
 	char batch[24];
 	const char *params[1] = { batch };
 
@@ -106,14 +100,13 @@ static long sweeper_run(struct job *j, void *arg)
 
 static long sweeper_next(void *arg, enum db_status st, const PGresult *res)
 {
-	struct sweeper *s = arg;
-	struct app *app = s->app;
+	struct app *app = arg;
 	long processed = 0, next_ms = -1, sleep_ms = app->cfg->sweeper_max_sleep_ms;
 
 	if (st != DB_OK || sweeper_parse(res, &processed, &next_ms) < 0)
 		return JOB_FAILED;
 	if (processed > 0) {
-		metrics_add(s->missed, (unsigned long)processed);
+		metrics_add(app->metrics, M_SWEEPER_MISSED, (unsigned long)processed);
 		log_info("sweeper_swept", "missed=%ld", processed);
 	}
 	if (processed >= app->cfg->sweeper_batch)
@@ -128,21 +121,9 @@ static const struct job_def sweeper_job = {
 	.retry_ms = SWEEP_RETRY_MS,
 	.run = sweeper_run,
 	.next = sweeper_next,
-	.free = free,
 };
 
 struct job *sweeper_start(struct app *app)
 {
-	struct sweeper *s = calloc(1, sizeof(*s));
-	struct job *j;
-
-	if (!s)
-		return NULL;
-	s->app = app;
-	s->missed = metrics_counter(app->metrics, "referrald_sweeper_deadlines_missed_total",
-				    "Deadlines the sweeper found missed and acted on.");
-	j = job_start(app, &sweeper_job, s, 0);
-	if (!j)
-		free(s);
-	return j;
+	return job_start(app, &sweeper_job, app, 0);
 }
