@@ -109,6 +109,10 @@ static const struct key_def keys[] = {
 	{ "server", "drain_timeout", KT_DURATION, "10s", KEY_RELOAD, 0, HOUR_MS, NULL, NULL,
 	  OFF(drain_timeout_ms),
 	  "On SIGTERM/SIGINT, how long in-flight requests may take before the daemon exits anyway." },
+	{ "server", "reuse_port", KT_BOOL, "false", 0, 0, 0, NULL, NULL, OFF(reuse_port),
+	  "Bind the listeners with SO_REUSEPORT: several daemons on one host (one per core, "
+	  "the same user) then share the same addresses and the kernel spreads new connections "
+	  "over them." },
 	{ "server", "allowed_methods", KT_STRING, "GET,POST,PUT,PATCH,DELETE", 0, 0, 0, NULL,
 	  check_methods, OFF(allowed_methods),
 	  "Comma list of HTTP methods accepted; others answer 405." },

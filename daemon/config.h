@@ -24,6 +24,7 @@ struct config {
 	int client_cert;              /* enum client_cert_mode for `listen` */
 	char *mtls_listen;            /* optional host:port that always requires a client cert */
 	char *metrics_listen;         /* host:port of the TLS ops listener (/metrics, /healthz, /readyz) */
+	int reuse_port;               /* SO_REUSEPORT on the listeners */
 	int max_connections;          /* API listeners together; the ops listener has its own */
 	size_t max_header_size;
 	size_t max_body_size;
