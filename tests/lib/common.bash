@@ -53,6 +53,7 @@
 #
 # Knobs (environment): BUILD (default build), REFD_KEEP_TMP=1 keeps the temp dir,
 # REFD_CONF_NO_AUDIT=1 (configs without the [audit] section, for an older daemon),
+# REFD_LIMITS_DEFAULT=1 (keep [limits] auth_failures at its default of 20 a minute),
 # REFD_CACHE (a directory shared by one run: template cluster and certificates;
 # tests/run.sh sets it),
 # REFD_DB_USER (default referrald: a non-superuser role owning the database),
@@ -294,6 +295,11 @@ EOF
 	# (tests/bench/audit_ledger.sh runs one to compare).
 	[ "${REFD_CONF_NO_AUDIT:-0}" = 1 ] || printf '\n[audit]\nsigning_key_file = %s\n' \
 		"$REFD_KEYS/audit-head.key" >>"$f"
+	# Every test comes from 127.0.0.1, and a file may well test more than 20
+	# refusals a minute: the failed-authentication limit is raised here,
+	# except for the file that tests the default (REFD_LIMITS_DEFAULT=1).
+	[ "${REFD_LIMITS_DEFAULT:-0}" = 1 ] || [ "${REFD_CONF_NO_AUDIT:-0}" = 1 ] ||
+		printf '\n[limits]\nauth_failures = 1000/1m\n' >>"$f"
 }
 
 # refd_config_set FILE SECTION KEY VALUE: replace KEY inside [SECTION], or add
