@@ -43,6 +43,12 @@ void api_worker_patch(struct req *r);
 void api_supervisor_create(struct req *r);
 void api_token_create(struct req *r);
 void api_token_revoke(struct req *r);
+/* api_credentials.c */
+void api_token_list(struct req *r);
+void api_token_revoke_subject(struct req *r);
+void api_office_patch(struct req *r);
+void api_supervisor_patch(struct req *r);
+void api_office_certificate_delete(struct req *r);
 void api_deadline_policy_put(struct req *r);
 void api_webhook_create(struct req *r);
 void api_deadline_list(struct req *r);

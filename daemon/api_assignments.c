@@ -3,8 +3,9 @@
  * list, get, and the state machine's actions (accept, decline, events, hold,
  * resume, complete, fail, reassign).
  *
- * Owns: the action bodies' schemas and sealing the free-text `detail` of
- * events and outcomes before it goes to the database.
+ * Owns: the action bodies' schemas and sealing every free-text field
+ * (reasons, an event's outcome and detail, an outcome's detail) bound to its
+ * row before it goes to the database.
  * Must never: decide whether a transition is allowed (the database's
  * transition table does, so two daemons agree) or whether the caller may see
  * the assignment (the SQL answers 404 outside the caller's scope).
@@ -22,6 +23,10 @@
 #include "router.h"
 
 #define JV_END { NULL, 0, 0, 0, 0, NULL, NULL, 0 }
+
+#define SEAL_DETAIL 1
+#define SEAL_REASON 2
+#define SEAL_EVENT 4
 
 static int is_event_type(const char *s, size_t len)
 {
@@ -93,36 +98,45 @@ static const struct jv_qparam list_params[] = {
 	{ NULL, 0, NULL },
 };
 
-/* "detail" is free text about a client: only its sealed form leaves here. */
-static int seal_detail(struct req *r, json_t *args)
+/* Free text about a client (detail, reason, an event's outcome): only its
+ * sealed form leaves here, bound to the row it will live in. An event's row
+ * id is chosen here for that; the assignment's is the path's. */
+static int seal_free_text(struct req *r, json_t *args, int what)
 {
-	json_t *d = json_object_get(args, "detail");
-	char *sealed;
+	const char *aid = json_string_value(json_object_get(args, "id"));
+	char eid[37];
 
-	if (!d)
+	if (what & SEAL_EVENT) {
+		if (crypto_uuid_v4(eid) != 0) {
+			req_reply_error(r, 500, "internal_error", "internal error", NULL);
+			return -1;
+		}
+		json_object_set_new(args, "event_id", json_string(eid));
+		if (api_call_seal(r, args, "detail", "detail_sealed", "assignment_events", "detail",
+				  eid) < 0 ||
+		    api_call_seal(r, args, "outcome", "outcome_sealed", "assignment_events",
+				  "outcome", eid) < 0)
+			return -1;
 		return 0;
-	sealed = r->app && r->app->keys ?
-		keyring_seal(r->app->keys, json_string_value(d), json_string_length(d)) : NULL;
-	if (!sealed) {
-		log_event(LOG_ERROR, r->id, "seal_failed", "route=%s", r->route->name);
-		req_reply_error(r, 500, "internal_error", "internal error", NULL);
-		return -1;
 	}
-	json_object_set_new(args, "detail_sealed", json_string(sealed));
-	json_object_del(args, "detail");
-	free(sealed);
+	if ((what & SEAL_DETAIL) &&
+	    api_call_seal(r, args, "detail", "detail_sealed", "assignments", "detail", aid) < 0)
+		return -1;
+	if ((what & SEAL_REASON) &&
+	    api_call_seal(r, args, "reason", "reason_sealed", "assignments", "reason", aid) < 0)
+		return -1;
 	return 0;
 }
 
 /* Every action has the same shape: id + body -> one SQL function. */
 static void assignment_action(struct req *r, const struct jv_field *fields, int empty_ok,
-			      int sealed_detail, const char *stmt)
+			      int seal, const char *stmt)
 {
 	json_t *args = api_call_body_with_id(r, fields, empty_ok);
 
 	if (!args)
 		return;
-	if (sealed_detail && seal_detail(r, args) < 0) {
+	if (seal && seal_free_text(r, args, seal) < 0) {
 		json_decref(args);
 		return;
 	}
@@ -158,17 +172,17 @@ void api_assignment_accept(struct req *r)
 
 void api_assignment_decline(struct req *r)
 {
-	assignment_action(r, reason_fields, 0, 0, "api_assignment_decline");
+	assignment_action(r, reason_fields, 0, SEAL_REASON, "api_assignment_decline");
 }
 
 void api_assignment_event(struct req *r)
 {
-	assignment_action(r, event_fields, 0, 1, "api_assignment_event");
+	assignment_action(r, event_fields, 0, SEAL_EVENT, "api_assignment_event");
 }
 
 void api_assignment_hold(struct req *r)
 {
-	assignment_action(r, reason_fields, 0, 0, "api_assignment_hold");
+	assignment_action(r, reason_fields, 0, SEAL_REASON, "api_assignment_hold");
 }
 
 void api_assignment_resume(struct req *r)
@@ -178,12 +192,12 @@ void api_assignment_resume(struct req *r)
 
 void api_assignment_complete(struct req *r)
 {
-	assignment_action(r, complete_fields, 0, 1, "api_assignment_complete");
+	assignment_action(r, complete_fields, 0, SEAL_DETAIL, "api_assignment_complete");
 }
 
 void api_assignment_fail(struct req *r)
 {
-	assignment_action(r, fail_fields, 0, 1, "api_assignment_fail");
+	assignment_action(r, fail_fields, 0, SEAL_DETAIL, "api_assignment_fail");
 }
 
 void api_assignment_reassign(struct req *r)

@@ -61,4 +61,10 @@ int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args);
 /* The request must carry no query string (replies 400 and returns -1). */
 int api_call_no_query(struct req *r);
 
+/* Replace args[key] (a string, or an object sealed as compact JSON) by
+ * args[sealed_key], sealed for client data and bound to (table, column,
+ * row_id). Absent key: nothing to do. Returns -1 after replying 500. */
+int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		  const char *table, const char *column, const char *row_id);
+
 #endif
