@@ -195,13 +195,15 @@ BEGIN
 	END IF;
 	-- [security] max_token_lifetime, on the database's clock.
 	IF (p_args->>'expires_at')::timestamptz
-	   > now() + coalesce((p_args->>'max_lifetime_ms')::bigint, 0) * interval '1 millisecond' THEN
+	   > now() + coalesce((p_args->>'max_lifetime_ms')::bigint * interval '1 millisecond',
+	                      interval '90 days') THEN
 		RETURN api_error(422, 'invalid_value',
 		                 'expires_at is further ahead than the longest token lifetime allowed',
 		                 '/expires_at');
 	END IF;
 	t := token_insert(p_args->>'role', sid, p_args->>'token_hash', p_args->>'binding',
-	                  to_timestamp((p_args->>'expires_epoch')::bigint), p_who->>'id',
+	                  coalesce(to_timestamp((p_args->>'expires_epoch')::bigint),
+	                           (p_args->>'expires_at')::timestamptz), p_who->>'id',
 	                  p_who->>'role');
 	RETURN admin_done(p_who, p_request_id, 'token.create', 'token', t.id, 201, token_json(t));
 END $$;

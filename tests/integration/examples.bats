@@ -100,7 +100,10 @@ setup_file() {
 	local tok fp
 	tok=$(refd_mint_admin_token examples-admin) || return 1
 	fp=$(openssl x509 -in "$REFD_CERTS/office.crt" -outform DER | sha256sum | cut -d' ' -f1)
-	jq -n --arg t "$tok" --arg f "$fp" '{admin_token: $t, office_cert_fingerprint: $f}' \
+	# Tokens live at most [security] max_token_lifetime (90 days): the
+	# examples' tokens expire a month from the run.
+	jq -n --arg t "$tok" --arg f "$fp" --arg e "$(date -u -d '+30 days' +%Y-%m-%dT00:00:00Z)" \
+		'{admin_token: $t, office_cert_fingerprint: $f, token_expires_at: $e}' \
 		>"$BATS_FILE_TMPDIR/vars.json"
 }
 
