@@ -153,7 +153,7 @@ enum netcheck_host netcheck_host(const char *host, size_t len)
 		return NC_HOST_BAD;
 	memcpy(h, host, len);
 	h[len] = '\0';
-	if (len > 1 && h[len - 1] == '.')          /* the root label: same host */
+	if (len > 1 && h[len - 1] == '.' && !strchr(h, ':'))  /* the root label: same host */
 		h[--len] = '\0';
 	if (strchr(h, '%'))                        /* zone ids: link-local by definition */
 		return NC_HOST_INTERNAL;
