@@ -33,6 +33,7 @@ endif
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 DAEMON_OBJ := $(patsubst daemon/%.c,$(BUILD)/%.o,$(DAEMON_SRC)) $(BUILD)/migrations.o
 MIGRATIONS := $(sort $(wildcard sql/migrations/*.sql))
+SQL_FUNCTIONS := $(sort $(wildcard sql/functions/*.sql))
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -47,8 +48,8 @@ $(BUILD):
 $(BUILD)/%.o: daemon/%.c $(wildcard daemon/*.h) | $(BUILD)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/migrations.c: $(MIGRATIONS) daemon/gen_migrations.sh | $(BUILD)
-	sh daemon/gen_migrations.sh $@ $(MIGRATIONS)
+$(BUILD)/migrations.c: $(MIGRATIONS) $(SQL_FUNCTIONS) daemon/gen_migrations.sh | $(BUILD)
+	sh daemon/gen_migrations.sh $@ $(MIGRATIONS) -- $(SQL_FUNCTIONS)
 
 $(BUILD)/migrations.o: $(BUILD)/migrations.c daemon/migrate.h
 	$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<

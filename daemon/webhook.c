@@ -54,6 +54,7 @@
 #include <openssl/x509v3.h>
 
 #include "app.h"
+#include "clock.h"
 #include "netcheck.h"
 #include "webhook.h"
 
@@ -599,8 +600,7 @@ struct webhook_delivery *webhook_post(struct webhook_client *c, const struct web
 	if (!d->ssl)
 		goto fail;
 	d->max_response = rq->max_response;
-	d->tv.tv_sec = rq->timeout_ms / 1000;
-	d->tv.tv_usec = (rq->timeout_ms % 1000) * 1000;
+	d->tv = clock_tv(rq->timeout_ms);
 
 	d->req = evhttp_request_new(webhook_done_cb, d);
 	if (!d->req)

@@ -1,4 +1,4 @@
--- 0006_api_common.sql - authentication lookups and the helpers every api_
+-- 06_common.sql - authentication lookups and the helpers every api_
 -- function shares: results, errors, times, cursors, JSON shapes.
 --
 -- Owns: auth_token(), auth_cert(), mint_admin_token(), api_result(),
@@ -7,17 +7,17 @@
 -- Must never: put client data into an error, or return sealed fields to a
 -- caller who may not see them.
 
-CREATE FUNCTION ts(t timestamptz) RETURNS text
+CREATE OR REPLACE FUNCTION ts(t timestamptz) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 $$;
 
-CREATE FUNCTION api_result(p_status integer, p_body jsonb, p_headers jsonb DEFAULT '{}')
+CREATE OR REPLACE FUNCTION api_result(p_status integer, p_body jsonb, p_headers jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
 	SELECT jsonb_build_object('status', p_status, 'body', p_body, 'headers', coalesce(p_headers, '{}'))
 $$;
 
-CREATE FUNCTION api_error(p_status integer, p_code text, p_message text, p_field text DEFAULT NULL,
+CREATE OR REPLACE FUNCTION api_error(p_status integer, p_code text, p_message text, p_field text DEFAULT NULL,
                           p_extra jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
 	SELECT api_result(p_status, jsonb_build_object('error',
@@ -27,7 +27,7 @@ $$;
 
 -- The object is absent or outside the caller's scope: the same 404 either
 -- way, and a 'denied' audit record that commits with it.
-CREATE FUNCTION api_not_found(p_who jsonb, p_request_id text, p_action text,
+CREATE OR REPLACE FUNCTION api_not_found(p_who jsonb, p_request_id text, p_action text,
                               p_object_type text, p_object_id text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
@@ -37,7 +37,7 @@ BEGIN
 	RETURN api_error(404, 'not_found', 'no such ' || p_object_type);
 END $$;
 
-CREATE FUNCTION api_forbidden(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION api_forbidden(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM audit_write(p_who, p_request_id, p_action, NULL, NULL, 'denied');
@@ -47,7 +47,7 @@ END $$;
 -- The router's refusal of a role that may never call a route (403): one
 -- `denied` record, whatever the route (metrics included, which has no
 -- function of its own). p_args: {"route", "method", "id"?}.
-CREATE FUNCTION audit_denied(p_who jsonb, p_request_id text, p_args jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION audit_denied(p_who jsonb, p_request_id text, p_args jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
@@ -59,7 +59,7 @@ BEGIN
 END $$;
 
 -- A uuid from text, or NULL when malformed (treated as not found).
-CREATE FUNCTION try_uuid(p text) RETURNS uuid
+CREATE OR REPLACE FUNCTION try_uuid(p text) RETURNS uuid
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
 	RETURN p::uuid;
@@ -69,7 +69,7 @@ END $$;
 
 -- List paging: newest first by (created_at, id). The cursor is base64url of
 -- "<epoch microseconds>,<uuid>": opaque to callers, stable under inserts.
-CREATE FUNCTION cursor_encode(p_at timestamptz, p_id uuid) RETURNS text
+CREATE OR REPLACE FUNCTION cursor_encode(p_at timestamptz, p_id uuid) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT rtrim(translate(encode(convert_to(
 		(extract(epoch FROM p_at) * 1000000)::bigint::text || ',' || p_id::text, 'UTF8'),
@@ -77,7 +77,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- Returns (at, id) or raises RF400 for anything that is not our cursor.
-CREATE FUNCTION cursor_decode(p text, OUT at timestamptz, OUT id uuid)
+CREATE OR REPLACE FUNCTION cursor_decode(p text, OUT at timestamptz, OUT id uuid)
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
 	s text;
@@ -91,12 +91,12 @@ EXCEPTION WHEN OTHERS THEN
 	RAISE EXCEPTION 'bad cursor' USING ERRCODE = 'RF400';
 END $$;
 
-CREATE FUNCTION api_limit(p_args jsonb) RETURNS integer
+CREATE OR REPLACE FUNCTION api_limit(p_args jsonb) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT least(greatest(coalesce((p_args->>'limit')::integer, 50), 1), 200)
 $$;
 
-CREATE FUNCTION jsonb_text_array(p jsonb) RETURNS text[]
+CREATE OR REPLACE FUNCTION jsonb_text_array(p jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT CASE WHEN p IS NULL OR jsonb_typeof(p) <> 'array' THEN NULL
 	            ELSE ARRAY(SELECT jsonb_array_elements_text(p)) END
@@ -104,7 +104,7 @@ $$;
 
 -- ISO 8601 duration text of an interval (PT24H, P7D, PT2S).
 -- The SET clause restores the caller's style when the function returns.
-CREATE FUNCTION iso_duration(p interval) RETURNS text
+CREATE OR REPLACE FUNCTION iso_duration(p interval) RETURNS text
 LANGUAGE plpgsql STABLE SET intervalstyle = 'iso_8601' AS $$
 BEGIN
 	RETURN p::text;
@@ -112,12 +112,47 @@ END $$;
 
 -- Authentication --------------------------------------------------------------
 
--- Principal for a bearer token's SHA-256 hex; NULL when unknown, expired or
--- revoked (the daemon answers 401 without saying which). The hash is looked up
--- by index: comparing hashes of a 256-bit secret leaks nothing usable.
--- last_used_at is written at most once a minute to keep reads cheap.
-CREATE FUNCTION auth_token(p_token_hash text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+-- Tokens are written only through these SECURITY DEFINER functions, each
+-- taking an already keyed hash and its binding (the runtime role has no
+-- direct write on tokens). Their rows: token_hash is HMAC-SHA256 of the token
+-- under [security] token_key_file, binding the HMAC of hash, role, subject and
+-- expiry under the same key, checked by the daemon at every authentication.
+
+CREATE OR REPLACE FUNCTION token_insert(p_role text, p_subject uuid, p_hash text, p_binding text,
+                             p_expires timestamptz, p_issued_by text, p_issued_by_role text)
+RETURNS tokens LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+	INSERT INTO tokens (role, subject_id, token_hash, binding, expires_at, issued_by, issued_by_role)
+	VALUES (p_role, p_subject, lower(p_hash), lower(p_binding), p_expires, p_issued_by,
+	        p_issued_by_role)
+	RETURNING *
+$$;
+
+CREATE OR REPLACE FUNCTION token_revoke_one(p_id uuid) RETURNS tokens
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+	UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = p_id RETURNING *
+$$;
+
+CREATE OR REPLACE FUNCTION token_revoke_subject(p_subject uuid) RETURNS integer
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+	WITH r AS (UPDATE tokens SET revoked_at = now()
+	           WHERE subject_id = p_subject AND revoked_at IS NULL RETURNING 1)
+	SELECT count(*)::integer FROM r
+$$;
+
+CREATE OR REPLACE FUNCTION token_touch(p_id uuid) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+	UPDATE tokens SET last_used_at = now()
+	WHERE id = p_id AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+$$;
+
+-- Principal for a bearer token's keyed hash; NULL when unknown, expired,
+-- revoked or its subject disabled (the daemon answers 401 without saying
+-- which). The hash is looked up by index: comparing hashes of a 256-bit
+-- secret leaks nothing usable. The stored hash and binding go back: the
+-- daemon compares the hash with its own in constant time and recomputes the
+-- binding (daemon/auth.c). last_used_at is written at most once a minute.
+CREATE OR REPLACE FUNCTION auth_token(p_token_hash text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
 	t tokens;
 	who jsonb;
@@ -130,14 +165,14 @@ BEGIN
 	CASE t.role
 	WHEN 'office' THEN
 		SELECT jsonb_build_object('role', 'office', 'id', o.id, 'org_id', NULL, 'programme', false)
-		INTO who FROM offices o WHERE o.id = t.subject_id;
+		INTO who FROM offices o WHERE o.id = t.subject_id AND o.active;
 	WHEN 'worker' THEN
 		SELECT jsonb_build_object('role', 'worker', 'id', w.id, 'org_id', w.organisation_id, 'programme', false)
 		INTO who FROM workers w WHERE w.id = t.subject_id AND w.active;
 	WHEN 'supervisor' THEN
 		SELECT jsonb_build_object('role', 'supervisor', 'id', s.id, 'org_id', s.organisation_id,
 		                          'programme', s.scope = 'programme')
-		INTO who FROM supervisors s WHERE s.id = t.subject_id;
+		INTO who FROM supervisors s WHERE s.id = t.subject_id AND s.active;
 	WHEN 'admin' THEN
 		SELECT jsonb_build_object('role', 'admin', 'id', a.id, 'org_id', NULL, 'programme', false)
 		INTO who FROM admins a WHERE a.id = t.subject_id;
@@ -145,40 +180,49 @@ BEGIN
 	IF who IS NULL THEN
 		RETURN NULL;
 	END IF;
-	IF t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' THEN
-		UPDATE tokens SET last_used_at = now() WHERE id = t.id;
-	END IF;
-	-- The stored hash goes back too: the daemon compares it with its own in
-	-- constant time (daemon/auth.c) rather than rest on this text comparison.
-	RETURN who || jsonb_build_object('token_id', t.id, 'token_hash', t.token_hash);
+	PERFORM token_touch(t.id);
+	RETURN who || jsonb_build_object('token_id', t.id, 'token_hash', t.token_hash,
+	                                 'binding', t.binding,
+	                                 'expires_epoch', extract(epoch FROM t.expires_at)::bigint);
 END $$;
 
-CREATE FUNCTION auth_cert(p_fingerprint text, p_subject text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION auth_cert(p_fingerprint text, p_subject text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('role', 'office', 'id', c.office_id, 'org_id', NULL,
 	                          'programme', false, 'token_id', NULL)
-	FROM office_certs c
+	FROM office_certs c JOIN offices o ON o.id = c.office_id AND o.active
 	WHERE (p_fingerprint IS NOT NULL AND c.fingerprint = lower(p_fingerprint))
 	   OR (p_subject IS NOT NULL AND c.subject = p_subject)
 	ORDER BY (c.fingerprint = lower(p_fingerprint)) DESC NULLS LAST
 	LIMIT 1
 $$;
 
--- The command-line bootstrap: the first admin and its token, no network.
-CREATE FUNCTION mint_admin_token(p_handle text, p_token_hash text, p_expires_at timestamptz)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+-- The command-line bootstrap (as the schema owner; the runtime role may not):
+-- admin_ensure gives the admin's id, which the token's binding names.
+CREATE OR REPLACE FUNCTION admin_ensure(p_handle text) RETURNS uuid
+LANGUAGE plpgsql AS $$
 DECLARE
 	aid uuid;
-	tid uuid;
 BEGIN
-	PERFORM ctx_set(jsonb_build_object('role', 'admin'), 'cli');
 	INSERT INTO admins (handle) VALUES (p_handle) ON CONFLICT (handle) DO NOTHING;
 	SELECT id INTO STRICT aid FROM admins WHERE handle = p_handle;
-	INSERT INTO tokens (role, subject_id, token_hash, expires_at)
-	VALUES ('admin', aid, lower(p_token_hash), p_expires_at) RETURNING id INTO tid;
+	RETURN aid;
+END $$;
+
+DROP FUNCTION IF EXISTS mint_admin_token(text, text, timestamptz);
+CREATE OR REPLACE FUNCTION mint_admin_token(p_handle text, p_token_hash text, p_binding text,
+                                 p_expires_epoch bigint)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	aid uuid := admin_ensure(p_handle);
+	t tokens;
+BEGIN
+	PERFORM ctx_set(jsonb_build_object('role', 'admin', 'id', aid), 'cli');
+	t := token_insert('admin', aid, p_token_hash, p_binding, to_timestamp(p_expires_epoch),
+	                  'cli', 'cli');
 	PERFORM audit_write(jsonb_build_object('role', 'admin', 'id', aid), 'cli',
-	                    'token.mint', 'token', tid::text, 'ok');
-	RETURN jsonb_build_object('admin_id', aid, 'token_id', tid, 'expires_at', ts(p_expires_at));
+	                    'token.mint', 'token', t.id::text, 'ok');
+	RETURN jsonb_build_object('admin_id', aid, 'token_id', t.id, 'expires_at', ts(t.expires_at));
 END $$;
 
 -- JSON shapes -------------------------------------------------------------------
@@ -186,7 +230,7 @@ END $$;
 -- The short assignment of a referral, as an office or supervisor sees it.
 -- contact_made_at only when the client consented to report-back (offices),
 -- always for supervisors.
-CREATE FUNCTION assignment_short_json(a assignments, p_report_back boolean) RETURNS jsonb
+CREATE OR REPLACE FUNCTION assignment_short_json(a assignments, p_report_back boolean) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('id', a.id, 'need', a.need, 'status', a.status,
 	                          'worker_id', a.worker_id, 'offer_expires_at', ts(a.offer_expires_at),
@@ -198,7 +242,7 @@ $$;
 
 -- A referral under the current row-level-security scope (so a supervisor
 -- sees only its organisation's assignments of it).
-CREATE FUNCTION referral_json(r referrals) RETURNS jsonb
+CREATE OR REPLACE FUNCTION referral_json(r referrals) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object(
 		'id', r.id, 'status', r.status, 'external_ref', r.external_ref,
@@ -215,15 +259,25 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Is the assignment overdue (a missed deadline not yet resolved by acting)?
-CREATE FUNCTION assignment_overdue(p_id uuid) RETURNS boolean
+CREATE OR REPLACE FUNCTION assignment_overdue(p_id uuid) RETURNS boolean
 LANGUAGE sql STABLE AS $$
 	SELECT EXISTS (SELECT 1 FROM deadlines d WHERE d.assignment_id = p_id AND d.state = 'missed')
 	    OR EXISTS (SELECT 1 FROM escalations e WHERE e.assignment_id = p_id AND e.resolved_at IS NULL)
 $$;
 
+-- A sealed value as the daemon opens it: where it is bound, and the value
+-- (the daemon's AEAD associated data is "v2|" kid "|" table "|" column "|"
+-- row id; daemon/api_call.c opens only the pairs it expects).
+CREATE OR REPLACE FUNCTION sealed_ref(p_table text, p_column text, p_row uuid, p_value text)
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN p_value IS NULL THEN NULL
+	            ELSE jsonb_build_object('sealed', p_value, 'table', p_table,
+	                                    'column', p_column, 'row', p_row) END
+$$;
+
 -- The full assignment. Client fields and sealed notes only for the worker
 -- holding it once accepted; the caller audits that read (read_client_data).
-CREATE FUNCTION assignment_json(a assignments) RETURNS jsonb
+CREATE OR REPLACE FUNCTION assignment_json(a assignments) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	role text := current_setting('app.role', true);
@@ -237,6 +291,7 @@ BEGIN
 		'offered_at', ts(a.offered_at), 'accepted_at', ts(a.accepted_at),
 		'first_contact_at', ts(a.first_contact_at), 'on_hold_at', ts(a.on_hold_at),
 		'ended_at', ts(a.ended_at), 'outcome', a.outcome, 'reason', a.reason,
+		'reason_sealed', sealed_ref('assignments', 'reason', a.id, a.reason_sealed),
 		'created_at', ts(a.created_at), 'updated_at', ts(a.updated_at),
 		'replaces', a.replaces, 'replaced_by', a.replaced_by,
 		'overdue', assignment_overdue(a.id));
@@ -250,14 +305,14 @@ BEGIN
 		j := j || jsonb_build_object(
 			'client', jsonb_build_object('birth_year', r.birth_year, 'gender', r.gender,
 			                             'languages', to_jsonb(r.languages), 'region', r.region,
-			                             'contact_sealed', r.contact_sealed),
-			'note_sealed', r.note_sealed);
+			                             'contact_sealed', sealed_ref('referrals', 'contact', r.id, r.contact_sealed)),
+			'note_sealed', sealed_ref('referrals', 'note', r.id, r.note_sealed));
 	END IF;
 	RETURN j;
 END $$;
 
 -- Does this shape carry client data (so the read must be audited)?
-CREATE FUNCTION assignment_shows_client(a assignments) RETURNS boolean
+CREATE OR REPLACE FUNCTION assignment_shows_client(a assignments) RETURNS boolean
 LANGUAGE sql STABLE AS $$
 	SELECT current_setting('app.role', true) = 'worker'
 	   AND a.worker_id::text = current_setting('app.subject', true)
