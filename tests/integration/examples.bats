@@ -96,7 +96,11 @@ walk(if type == "string" then subst else . end)
 '
 
 setup_file() {
-	refd_setup_file || return 1
+	REFD_NO_DAEMON=1 refd_setup_file || return 1
+	# The examples show a production deployment: webhooks aimed inside the
+	# network are refused (the harness allows them for local receivers).
+	refd_config_set "$REFD_CONF" webhooks allow_private_targets off
+	refd_daemon_start main "$REFD_CONF" || return 1
 	local tok fp
 	tok=$(refd_mint_admin_token examples-admin) || return 1
 	fp=$(openssl x509 -in "$REFD_CERTS/office.crt" -outform DER | sha256sum | cut -d' ' -f1)
@@ -332,6 +336,8 @@ replay() {
 @test "82_follow_up_report_csv" { replay 82_follow_up_report_csv; }
 @test "83_audit" { replay 83_audit; }
 @test "84_metrics_admin" { replay 84_metrics_admin; }
+@test "85_token_list" { replay 85_token_list; }
+@test "86_webhook_internal_refused" { replay 86_webhook_internal_refused; }
 
 @test "no client data from the examples reached the daemon's log" {
 	# The UIC, phone and note of the examples must never be logged.
