@@ -6,8 +6,8 @@
  * Owns: the per-call state (freed before the reply), turning the sealed values
  * of a result into clear fields for the reply (only those of open_rules, each
  * opened with the row it names: a value that fails to open makes the whole
- * reply a 500), sealing request fields bound to their row (api_call_seal), and
- * the small input helpers shared by the api_*.c handlers.
+ * reply a 500), sealing request fields bound to their row (api_call_seal*),
+ * and the small input helpers shared by the api_*.c handlers.
  * Must never: log args, results or opened plaintext; open a field the SQL side
  * left out (it decides who may see what) or one not in open_rules; keep
  * plaintext longer than the reply needs it (buffers are cleansed).
@@ -19,15 +19,16 @@
 #include <event2/http.h>
 #include <openssl/crypto.h>
 
+#include "api.h"
 #include "api_call.h"
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "db_pool.h"
 #include "jsonv.h"
 #include "keyring.h"
 #include "log.h"
 #include "request.h"
-#include "router.h"
 
 struct api_call {
 	struct req *r;
@@ -44,14 +45,6 @@ static void api_call_free(struct api_call *c)
 	if (c->free_arg && c->arg)
 		c->free_arg(c->arg);
 	free(c);
-}
-
-json_t *api_call_who(const struct principal *p)
-{
-	return json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "role", role_to_str(p->role), "id", p->id,
-			 "org_id", p->org_id[0] ? p->org_id : NULL, "programme",
-			 p->programme_scope ? 1 : 0, "token_id",
-			 p->token_id[0] ? p->token_id : NULL);
 }
 
 void api_call_reply_invalid(struct req *r, const struct jv_error *e)
@@ -126,7 +119,7 @@ int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args)
 
 int api_call_no_query(struct req *r)
 {
-	static const struct jv_qparam none[] = {{NULL, 0, NULL}};
+	static const struct jv_qparam none[] = { JQ_END };
 	json_t *scratch = json_object();
 	int rc = api_call_query(r, none, scratch);
 
@@ -281,7 +274,7 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 {
 	struct api_call *c = arg;
 	struct req *r = c->r;
-	const char *route = r->route ? r->route->name : "-";
+	const char *route = r->route_name ? r->route_name : "-";
 	json_t *result = NULL, *body = NULL, *headers;
 	json_error_t jerr;
 	int status;
@@ -400,7 +393,7 @@ static void api_call_start(struct req *r, const char *stmt, json_t *args, api_ca
 	c->render = render;
 	c->arg = arg;
 	c->free_arg = free_arg;
-	who = api_call_who(&r->who);
+	who = auth_who_json(&r->who);
 	if (!who || !args)
 		goto fail;
 	who_s = json_dumps(who, JSON_COMPACT);
@@ -462,8 +455,9 @@ void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call
 	api_call_start(r, stmt, args, NULL, render, arg, NULL);
 }
 
-int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key,
-		  const char *table, const char *column, const char *row_id)
+int api_call_seal_for(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		      enum keyring_purpose purpose, const char *table, const char *column,
+		      const char *row_id)
 {
 	json_t *v = json_object_get(args, key);
 	const struct keyring *k = r->app ? r->app->keys : NULL;
@@ -474,20 +468,20 @@ int api_call_seal(struct req *r, json_t *args, const char *key, const char *seal
 	if (!v)
 		return 0;
 	if (json_is_string(v)) {
-		sealed = k ? keyring_seal(k, KP_CLIENT_DATA, &b, json_string_value(v),
+		sealed = k ? keyring_seal(k, purpose, &b, json_string_value(v),
 					  json_string_length(v)) : NULL;
 	} else {
 		text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
 		if (text) {
 			len = strlen(text);
-			sealed = k ? keyring_seal(k, KP_CLIENT_DATA, &b, text, len) : NULL;
+			sealed = k ? keyring_seal(k, purpose, &b, text, len) : NULL;
 			OPENSSL_cleanse(text, len);
 			free(text);
 		}
 	}
 	if (!sealed) {
 		log_event(LOG_ERROR, r->id, "seal_failed", "route=%s",
-			  r->route ? r->route->name : "-");
+			  r->route_name ? r->route_name : "-");
 		req_reply_error(r, 500, "internal_error", "internal error", NULL);
 		return -1;
 	}
@@ -495,4 +489,94 @@ int api_call_seal(struct req *r, json_t *args, const char *key, const char *seal
 	json_object_del(args, key);
 	free(sealed);
 	return 0;
+}
+
+int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		  const char *table, const char *column, const char *row_id)
+{
+	return api_call_seal_for(r, args, key, sealed_key, KP_CLIENT_DATA, table, column, row_id);
+}
+
+/* Free text about a client, per the route's flags: only its sealed form
+ * leaves here, bound to the row it will live in (an event's row id is chosen
+ * here for that; the assignment's or referral's is the path's). */
+static int api_call_seal_flags(struct req *r, json_t *args, unsigned flags)
+{
+	const char *id = json_string_value(json_object_get(args, "id"));
+	char eid[37];
+
+	if (flags & API_SEAL_EVENT) {
+		if (crypto_uuid_v4(eid) != 0) {
+			req_reply_error(r, 500, "internal_error", "internal error", NULL);
+			return -1;
+		}
+		json_object_set_new(args, "event_id", json_string(eid));
+		if (api_call_seal(r, args, "detail", "detail_sealed", "assignment_events", "detail",
+				  eid) < 0 ||
+		    api_call_seal(r, args, "outcome", "outcome_sealed", "assignment_events",
+				  "outcome", eid) < 0)
+			return -1;
+	}
+	if ((flags & API_SEAL_DETAIL) &&
+	    api_call_seal(r, args, "detail", "detail_sealed", "assignments", "detail", id) < 0)
+		return -1;
+	if ((flags & API_SEAL_REASON) &&
+	    api_call_seal(r, args, "reason", "reason_sealed", "assignments", "reason", id) < 0)
+		return -1;
+	if ((flags & API_SEAL_WITHDRAWN) &&
+	    api_call_seal(r, args, "reason", "reason_sealed", "referrals", "withdrawn_reason",
+			  id) < 0)
+		return -1;
+	return 0;
+}
+
+/* The args of a route without a body: its query string (or none) and the
+ * path id, in that order, as every GET has always checked them. */
+static json_t *api_call_op_args(struct req *r, const struct api_op *op)
+{
+	json_t *args = json_object();
+
+	if (!args) {
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return NULL;
+	}
+	if ((op->query ? api_call_query(r, op->query, args) : api_call_no_query(r)) < 0 ||
+	    ((op->flags & API_ID) && api_call_path_id(r, 0, args, "id") < 0)) {
+		json_decref(args);
+		return NULL;
+	}
+	if ((op->flags & API_NO_BODY) && r->body_len > 0) {
+		json_decref(args);
+		req_reply_error(r, 400, "invalid_value", "DELETE takes no body", NULL);
+		return NULL;
+	}
+	return args;
+}
+
+void api_call_op(struct req *r, const struct api_op *op)
+{
+	int empty_ok = (op->flags & API_EMPTY_OK) != 0;
+	json_t *args;
+
+	if (!op->body)
+		args = api_call_op_args(r, op);
+	else if (op->flags & API_ID)
+		args = api_call_body_with_id(r, op->body, empty_ok);
+	else
+		args = api_call_no_query(r) < 0 ? NULL : api_call_body(r, op->body, empty_ok);
+	if (!args)
+		return;
+	/* With API_ID the args hold "id" beside the body's members. */
+	if ((op->flags & API_NONEMPTY) &&
+	    json_object_size(args) < ((op->flags & API_ID) ? 2u : 1u)) {
+		json_decref(args);
+		req_reply_error(r, 400, "missing_field", "at least one field to change is required",
+				"");
+		return;
+	}
+	if (api_call_seal_flags(r, args, op->flags) < 0) {
+		json_decref(args);
+		return;
+	}
+	api_call_run(r, op->stmt, args);
 }

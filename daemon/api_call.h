@@ -15,9 +15,9 @@
 #include <jansson.h>
 
 #include "jsonv.h"
+#include "keyring.h"
 
 struct req;
-struct principal;
 
 /* Runs after a successful call, before the reply: may change *status or edit
  * body (for example to add a freshly minted token). */
@@ -36,9 +36,6 @@ void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_pos
 typedef void (*api_call_render)(struct req *r, int status, json_t *body, void *arg);
 void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call_render render,
 			 void *arg);
-
-/* {"role","id","org_id","programme","token_id"} for p_who. */
-json_t *api_call_who(const struct principal *p);
 
 /* Reply with a validation error. */
 void api_call_reply_invalid(struct req *r, const struct jv_error *e);
@@ -61,10 +58,14 @@ int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args);
 /* The request must carry no query string (replies 400 and returns -1). */
 int api_call_no_query(struct req *r);
 
-/* Replace args[key] (a string, or an object sealed as compact JSON) by
- * args[sealed_key], sealed for client data and bound to (table, column,
- * row_id). Absent key: nothing to do. Returns -1 after replying 500. */
+/* Replace args[key] (a string, or an object sealed as compact JSON; absent:
+ * nothing to do) by args[sealed_key], sealed for client data and bound to
+ * (table, column, row_id); on failure replies 500 and returns -1. */
 int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key,
 		  const char *table, const char *column, const char *row_id);
+/* The same under another purpose's subkey (webhook secrets). */
+int api_call_seal_for(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		      enum keyring_purpose purpose, const char *table, const char *column,
+		      const char *row_id);
 
 #endif
