@@ -73,6 +73,14 @@ static const struct query queries[] = {
 	  "WHERE id = $1::uuid AND delivered_at IS NULL",
 	  3 },
 
+	/* audit_seal.c: the ledger v2 sealer and the signed head's publisher;
+	 * api_audit_head.c: GET /v1/audit/head. */
+	{ "audit_seal", "SELECT audit_seal($1::int)", 1 },
+	{ "audit_head", "SELECT audit_head()", 0 },
+	{ "audit_head_publish", "SELECT audit_head_publish($1::jsonb, $2::interval)", 2 },
+	/* auth_limits.c: the audit record of a failed authentication. */
+	{ "audit_authenticate_failed", "SELECT audit_authenticate_failed($1, $2::jsonb)", 2 },
+
 	/* Other modules append their statements here. */
 };
 
