@@ -173,6 +173,15 @@ static const struct key_def keys[] = {
 	  OFF(data_key_file),
 	  "Keyring for contact details and notes: lines `<key id> <64 hex chars>`, the last one "
 	  "encrypts." },
+	{ "security", "token_key_file", KT_PATH, NULL, KEY_REQUIRED, 0, 0, NULL, NULL,
+	  OFF(token_key_file),
+	  "Secret (32+ bytes, not the UIC key) for the HMAC-SHA256 under which bearer tokens and "
+	  "sign-in codes are stored; keep it outside the database. Replacing it revokes every "
+	  "token." },
+	{ "security", "max_token_lifetime", KT_DURATION, "90d", 0, MIN_MS, 3650LL * 24 * HOUR_MS,
+	  NULL, NULL, OFF(max_token_lifetime_ms),
+	  "Longest a new token may live (its expires_at at most this far ahead, else 422; the "
+	  "protocol's P90D)." },
 
 	{ "deadlines", "sweeper_max_sleep", KT_DURATION, "1s", KEY_RELOAD, 10, HOUR_MS, NULL, NULL,
 	  OFF(sweeper_max_sleep_ms),
@@ -205,6 +214,11 @@ static const struct key_def keys[] = {
 	{ "webhooks", "max_response_size", KT_SIZE, "64k", KEY_RELOAD, 1024, 16 * 1024 * 1024,
 	  NULL, NULL, OFF(webhook_max_response),
 	  "Largest answer body read from an endpoint (it is discarded)." },
+	{ "webhooks", "allow_private_targets", KT_BOOL, "off", 0, 0, 0, NULL, NULL,
+	  OFF(webhook_allow_private),
+	  "on: webhooks may target loopback, private, link-local, unique-local and unspecified "
+	  "addresses (tests and labs only). off: refused at registration (422) and again at "
+	  "delivery, after the name is resolved." },
 
 	{ "retention", "idempotency_keys", KT_DURATION, "7d", KEY_RELOAD, SEC_MS, 365LL * 24 * HOUR_MS,
 	  NULL, NULL, OFF(retention_idempotency_ms),

@@ -303,6 +303,7 @@ chmod 0700 "$KEYS"
 	umask 077
 	[ -s "$KEYS/uic.key" ] || openssl rand -hex 32 >"$KEYS/uic.key"
 	[ -s "$KEYS/data.keys" ] || echo "k1 $(openssl rand -hex 32)" >"$KEYS/data.keys"
+	[ -s "$KEYS/token.key" ] || openssl rand -hex 32 >"$KEYS/token.key"
 )
 
 # --------------------------------------------------------------- config
@@ -336,6 +337,7 @@ pool_size = 4
 [security]
 uic_key_file = $KEYS/uic.key
 data_key_file = $KEYS/data.keys
+token_key_file = $KEYS/token.key
 
 [log]
 level = info
