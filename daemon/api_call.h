@@ -1,13 +1,6 @@
 /*
- * api_call.h - the one path every /v1 handler takes to the database:
- * api_<op>(who, request_id, args) through db_submit, and the mapping of its
- * {"status","body","headers"} result onto the reply.
- *
- * Owns: the principal's JSON form, the per-call state, opening the sealed
- * fields of a result for the reply, and the input helpers every handler uses
- * (body parse + validate, path id, query string).
- * Must never: log args or results (they may hold client data); echo input in
- * an error; open a sealed field the SQL side did not choose to include.
+ * api_call.h - the one path every /v1 handler takes to the database.
+ * What it owns and must never do: api_call.c.
  */
 #ifndef REFD_API_CALL_H
 #define REFD_API_CALL_H
@@ -15,6 +8,7 @@
 #include <jansson.h>
 
 #include "jsonv.h"
+#include "keyring.h"
 
 struct req;
 
@@ -57,8 +51,19 @@ int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args);
 /* The request must carry no query string (replies 400 and returns -1). */
 int api_call_no_query(struct req *r);
 
-/* Replace args[key] (a string, if present) by args[sealed_key], its sealed
- * form; on failure replies 500 and returns -1. */
-int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key);
+/* The args a route row describes (api.h's struct api_op): its query string
+ * or none, its path id, its body; on failure replies and returns NULL. */
+struct api_op;
+json_t *api_call_args(struct req *r, const struct api_op *op);
+
+/* Replace args[key] (a string, or an object sealed as compact JSON; absent:
+ * nothing to do) by args[sealed_key], sealed for client data and bound to
+ * (table, column, row_id); on failure replies 500 and returns -1. */
+int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		  const char *table, const char *column, const char *row_id);
+/* The same under another purpose's subkey (webhook secrets). */
+int api_call_seal_for(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		      enum keyring_purpose purpose, const char *table, const char *column,
+		      const char *row_id);
 
 #endif

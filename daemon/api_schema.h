@@ -1,3 +1,7 @@
+/*
+ * api_schema.h - the bodies and query strings of the API.
+ * What it owns and must never do: api_schema.c.
+ */
 #ifndef REFD_API_SCHEMA_H
 #define REFD_API_SCHEMA_H
 
@@ -19,6 +23,8 @@ extern const struct jv_field api_body_supervisor[];
 extern const struct jv_field api_body_token[];
 extern const struct jv_field api_body_policy[];
 extern const struct jv_field api_body_webhook[];
+extern const struct jv_field api_body_revoke_subject[];
+extern const struct jv_field api_body_active[];
 
 /* Query strings. */
 extern const struct jv_qparam api_query_referrals[];
@@ -26,6 +32,7 @@ extern const struct jv_qparam api_query_assignments[];
 extern const struct jv_qparam api_query_deadlines[];
 extern const struct jv_qparam api_query_audit[];
 extern const struct jv_qparam api_query_report[];
+extern const struct jv_qparam api_query_tokens[];
 
 /* POST /v1/referrals' rules that span fields or depend on the clock
  * (api_referrals.c). 0 = fine, else *e is set. */

@@ -90,7 +90,8 @@ static const struct key_def keys[] = {
 	  "Optional TLS listener for /metrics, /healthz and /readyz; keep it on loopback." },
 	{ "server", "max_connections", KT_INT, "1024", KEY_RELOAD, 1, 1000000, NULL, NULL,
 	  OFF(max_connections),
-	  "Open connections across all listeners; beyond it accepting pauses." },
+	  "Open connections across listen and mtls_listen together; beyond it accepting "
+	  "pauses. The metrics listener has a budget of the same size of its own." },
 	{ "server", "max_header_size", KT_SIZE, "8k", KEY_RELOAD, 1024, 1024 * 1024, NULL, NULL,
 	  OFF(max_header_size), "Largest request header block; larger is refused." },
 	{ "server", "max_body_size", KT_SIZE, "64k", KEY_RELOAD, 1024, 64 * 1024 * 1024, NULL, NULL,
@@ -108,6 +109,10 @@ static const struct key_def keys[] = {
 	{ "server", "drain_timeout", KT_DURATION, "10s", KEY_RELOAD, 0, HOUR_MS, NULL, NULL,
 	  OFF(drain_timeout_ms),
 	  "On SIGTERM/SIGINT, how long in-flight requests may take before the daemon exits anyway." },
+	{ "server", "reuse_port", KT_BOOL, "false", 0, 0, 0, NULL, NULL, OFF(reuse_port),
+	  "Bind the listeners with SO_REUSEPORT: several daemons on one host (one per core, "
+	  "the same user) then share the same addresses and the kernel spreads new connections "
+	  "over them." },
 	{ "server", "allowed_methods", KT_STRING, "GET,POST,PUT,PATCH,DELETE", 0, 0, 0, NULL,
 	  check_methods, OFF(allowed_methods),
 	  "Comma list of HTTP methods accepted; others answer 405." },
@@ -168,6 +173,15 @@ static const struct key_def keys[] = {
 	  OFF(data_key_file),
 	  "Keyring for contact details and notes: lines `<key id> <64 hex chars>`, the last one "
 	  "encrypts." },
+	{ "security", "token_key_file", KT_PATH, NULL, KEY_REQUIRED, 0, 0, NULL, NULL,
+	  OFF(token_key_file),
+	  "Secret (32+ bytes, not the UIC key) for the HMAC-SHA256 under which bearer tokens and "
+	  "sign-in codes are stored; keep it outside the database. Replacing it revokes every "
+	  "token." },
+	{ "security", "max_token_lifetime", KT_DURATION, "90d", 0, MIN_MS, 3650LL * 24 * HOUR_MS,
+	  NULL, NULL, OFF(max_token_lifetime_ms),
+	  "Longest a new token may live (its expires_at at most this far ahead, else 422; the "
+	  "protocol's P90D)." },
 
 	{ "deadlines", "sweeper_max_sleep", KT_DURATION, "1s", KEY_RELOAD, 10, HOUR_MS, NULL, NULL,
 	  OFF(sweeper_max_sleep_ms),
@@ -200,6 +214,11 @@ static const struct key_def keys[] = {
 	{ "webhooks", "max_response_size", KT_SIZE, "64k", KEY_RELOAD, 1024, 16 * 1024 * 1024,
 	  NULL, NULL, OFF(webhook_max_response),
 	  "Largest answer body read from an endpoint (it is discarded)." },
+	{ "webhooks", "allow_private_targets", KT_BOOL, "off", 0, 0, 0, NULL, NULL,
+	  OFF(webhook_allow_private),
+	  "on: webhooks may target loopback, private, link-local, unique-local and unspecified "
+	  "addresses (tests and labs only). off: refused at registration (422) and again at "
+	  "delivery, after the name is resolved." },
 
 	{ "retention", "idempotency_keys", KT_DURATION, "7d", KEY_RELOAD, SEC_MS, 365LL * 24 * HOUR_MS,
 	  NULL, NULL, OFF(retention_idempotency_ms),
@@ -443,22 +462,23 @@ __attribute__((format(printf, 3, 4))) static int fail_at(struct parse_ctx *c, in
 	return -1;
 }
 
+/* Each type's name (the reference table) and hint (error messages). */
+static const struct {
+	const char *name, *hint;
+} key_types[] = {
+	[KT_STRING] = { "string", "a value" },
+	[KT_PATH] = { "path", "a value" },
+	[KT_ADDR] = { "IP:port", "IP:port" },
+	[KT_INT] = { "int", "an integer" },
+	[KT_BOOL] = { "bool", "true or false" },
+	[KT_SIZE] = { "size", "a size like 512, 64k, 1m" },
+	[KT_DURATION] = { "duration", "a duration like 500ms, 10s, 5m, 1h" },
+	[KT_ENUM] = { "enum", "a value" },
+};
+
 static const char *type_hint(const struct key_def *k)
 {
-	switch (k->type) {
-	case KT_INT:
-		return "an integer";
-	case KT_BOOL:
-		return "true or false";
-	case KT_SIZE:
-		return "a size like 512, 64k, 1m";
-	case KT_DURATION:
-		return "a duration like 500ms, 10s, 5m, 1h";
-	case KT_ADDR:
-		return "IP:port";
-	default:
-		return "a value";
-	}
+	return key_types[k->type].hint;
 }
 
 static void fmt_limit(const struct key_def *k, long long v, char *buf, size_t n);
@@ -874,25 +894,7 @@ int config_check_reload(const struct config *old, const struct config *neu, char
 
 static const char *type_name(const struct key_def *k)
 {
-	switch (k->type) {
-	case KT_STRING:
-		return "string";
-	case KT_PATH:
-		return "path";
-	case KT_ADDR:
-		return "IP:port";
-	case KT_INT:
-		return "int";
-	case KT_BOOL:
-		return "bool";
-	case KT_SIZE:
-		return "size";
-	case KT_DURATION:
-		return "duration";
-	case KT_ENUM:
-		return "enum";
-	}
-	return "?";
+	return key_types[k->type].name;
 }
 
 /* Markdown table; README's copy is compared with this output byte for byte. */

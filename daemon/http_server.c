@@ -1,13 +1,13 @@
 /*
  * http_server.c - evhttp listeners wired to TLS through evhttp_set_bevcb.
  *
- * Owns: the listening socket (created here: SO_REUSEADDR, TCP_NODELAY), the
- * per-connection record (tracked through SSL ex_data, so it dies exactly
+ * Owns: the listening socket (created here: SO_REUSEADDR, TCP_NODELAY, and
+ * SO_REUSEPORT when [server] reuse_port is on), the per-connection record (tracked through SSL ex_data, so it dies exactly
  * when the connection's SSL does), the TLS bufferevent of each connection,
  * the limits (header and body size, timeout, methods, connection count,
  * spare descriptors), the refusal of ambiguous requests, and handing each
- * request to the router (API listener) or to the health routes (ops
- * listener).
+ * request to the router (which knows which routes each listener serves),
+ * with the reply hooks request.c calls back through.
  * Must never: return NULL from the bevcb (evhttp 2.1 would then speak
  * plaintext on the TLS port); let EMFILE spin the loop; pass a request whose
  * framing is ambiguous to a handler.
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,7 +33,6 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
-#include "api.h"
 #include "app.h"
 #include "clock.h"
 #include "config.h"
@@ -55,7 +55,7 @@ struct http_server;
  * the SSL is freed), so it can never outlive or predecease the connection. */
 struct hs_conn {
 	struct http_server *s;          /* NULL once the server is gone */
-	struct hs_conn *prev, *next;
+	LIST_ENTRY(hs_conn) link;       /* in s->conn_list */
 	struct http_head_scan scan;     /* raw check of the current request head */
 	struct bufferevent *bev;        /* the connection's TLS bufferevent */
 	struct event *deadline;         /* whole-request read deadline (slowloris), or
@@ -82,7 +82,7 @@ struct http_server {
 	int paused_err;                 /* accept failed without spare fds */
 	int listening;                  /* current state of the listener */
 	int freed;                      /* http_server_free ran; waiting for in_flight */
-	struct hs_conn *conn_list;
+	LIST_HEAD(, hs_conn) conn_list;
 	unsigned methods;               /* allowed methods (EVHTTP_REQ_* mask) */
 	int spare[HS_MAX_SPARE];
 	int nspare;
@@ -229,8 +229,7 @@ static void hs_accept_error(struct evconnlistener *lev, void *arg)
 		if (fd >= 0)
 			close(fd);
 		hs_spare_fill(s);
-		if (s->app->metrics)
-			metrics_count(s->app->metrics, "accept_refused_total", 1);
+		metrics_add(s->app->metrics, M_ACCEPT_REFUSED, 1);
 		return;
 	}
 	log_warn("accept_failed", "errno=%d spare=%d", err, s->nspare);
@@ -293,12 +292,7 @@ static void hs_conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 	if (s != NULL) {
 		if (c->addr_counted)
 			limits_conn_close(s->app->limits, c->addr_key);
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			s->conn_list = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
+		LIST_REMOVE(c, link);
 		s->conns--;
 		if (!s->freed)
 			hs_balance(s);
@@ -379,26 +373,21 @@ static void hs_scan_rearm(struct hs_conn *c, struct bufferevent *bev)
 static void hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hs_conn *c = arg;
+	int writing;
 
 	(void)fd;
 	(void)what;
-	if (c->write_deadline) {
-		c->write_deadline = 0;
-		/* Written out in time (the buffer drained): nothing to do. */
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			return;
-		log_info("write_timeout", "listener=%s",
-			 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
-		if (c->s != NULL && c->s->app->metrics != NULL)
-			metrics_count(c->s->app->metrics, "write_timeouts_total", 1);
-		bufferevent_trigger_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT, 0);
+	writing = c->write_deadline;
+	c->write_deadline = 0;
+	/* Written out in time (the buffer drained): nothing to do. */
+	if (writing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		return;
-	}
-	log_info("request_timeout", "listener=%s",
+	log_info(writing ? "write_timeout" : "request_timeout", "listener=%s",
 		 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
-	if (c->s != NULL && c->s->app->metrics != NULL)
-		metrics_count(c->s->app->metrics, "request_timeouts_total", 1);
-	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
+	if (c->s != NULL)
+		metrics_add(c->s->app->metrics, writing ? M_WRITE_TIMEOUTS : M_REQUEST_TIMEOUTS, 1);
+	bufferevent_trigger_event(c->bev, (writing ? BEV_EVENT_WRITING : BEV_EVENT_READING) |
+					  BEV_EVENT_TIMEOUT, 0);
 }
 
 /*
@@ -430,7 +419,7 @@ static void hs_admit_cb(evutil_socket_t fd, short what, void *arg)
 	log_info("connection_refused", "reason=connections_per_address listener=%s",
 		 c->s->kind == LISTENER_OPS ? "ops" : "api");
 	if (c->s->app->metrics != NULL)
-		metrics_count(c->s->app->metrics, "connections_refused_per_address_total", 1);
+		metrics_count(c->s->app->metrics, "referrald_connections_refused_per_address_total", 1);
 	shutdown(sock, SHUT_RDWR);
 	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, 0);
 }
@@ -480,10 +469,7 @@ static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
 		goto reject;
 	}
 	c->s = s;
-	c->next = s->conn_list;
-	if (c->next)
-		c->next->prev = c;
-	s->conn_list = c;
+	LIST_INSERT_HEAD(&s->conn_list, c, link);
 	s->conns++;
 	http_head_scan_reset(&c->scan);
 
@@ -585,7 +571,7 @@ static void hs_request_cb(struct evhttp_request *ev, void *arg)
 /* Socket of our own: options set before listen() so accepted sockets
  * inherit them (TCP_NODELAY above all: without it Nagle and delayed ACKs
  * stall every reply, which bufferevent_openssl writes as several records). */
-static int hs_listen_socket(const char *hostport, char *err, unsigned long errlen)
+static int hs_listen_socket(const char *hostport, int reuse_port, char *err, unsigned long errlen)
 {
 	struct sockaddr_storage ss;
 	int sslen = (int)sizeof(ss);
@@ -609,6 +595,10 @@ static int hs_listen_socket(const char *hostport, char *err, unsigned long errle
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
 		snprintf(err, errlen, "listen: %s: setsockopt: %s", hostport, strerror(errno));
+		goto fail;
+	}
+	if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+		snprintf(err, errlen, "listen: %s: SO_REUSEPORT: %s", hostport, strerror(errno));
 		goto fail;
 	}
 	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0) {
@@ -675,7 +665,7 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 	evhttp_set_gencb(s->http, hs_request_cb, s);
 	hs_apply_limits(s);
 
-	fd = hs_listen_socket(hostport, err, errlen);
+	fd = hs_listen_socket(hostport, app->cfg->reuse_port, err, errlen);
 	if (fd < 0)
 		goto fail;
 	s->lev = evconnlistener_new(app->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, 0, fd);
@@ -765,7 +755,7 @@ void http_server_free(struct http_server *s)
 	s->freed = 1;
 	hs_registry_set(s, 0);
 	/* Connections' records outlive us only as orphans. */
-	for (c = s->conn_list; c != NULL; c = c->next) {
+	LIST_FOREACH(c, &s->conn_list, link) {
 		c->s = NULL;
 		if (c->deadline != NULL) {
 			event_free(c->deadline);
@@ -782,7 +772,7 @@ void http_server_free(struct http_server *s)
 			c->addr_counted = 0;
 		}
 	}
-	s->conn_list = NULL;
+	LIST_INIT(&s->conn_list);
 	s->conns = 0;
 	/* Frees the listener and every connection; requests still being
 	 * handled are detached by request.c's close callback. */

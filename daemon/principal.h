@@ -1,3 +1,7 @@
+/*
+ * principal.h - role, principal and peer certificate: the types every layer shares.
+ * What it owns and must never do: principal.c.
+ */
 #ifndef REFD_PRINCIPAL_H
 #define REFD_PRINCIPAL_H
 

@@ -1,12 +1,6 @@
 /*
  * request.h - one HTTP request from arrival to its single reply.
- *
- * Owns: the evhttp request while it is ours, the request id, the peer's
- * verified certificate identity, the authenticated principal, the access-log
- * line and the metrics observation. Every path ends in exactly one
- * req_reply_*() call, which also frees the struct req, also when the client
- * has gone away while the database was working.
- * Must never: log bodies, tokens or query values; echo client data in errors.
+ * What it owns and must never do: request.c.
  */
 #ifndef REFD_REQUEST_H
 #define REFD_REQUEST_H

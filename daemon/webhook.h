@@ -1,14 +1,6 @@
 /*
  * webhook.h - one signed HTTPS POST to a partner's webhook endpoint.
- *
- * Owns: the client TLS context (TLS 1.2+, peer verification against the
- * system CA store or a configured CA file), the asynchronous resolver
- * (evdns on the daemon's loop: no blocking getaddrinfo), and each delivery's
- * connection until it is reaped.
- * Must never: send a body before the endpoint's certificate and name were
- * verified; follow a redirect; read more than the response cap; log a URL,
- * a secret, a body or anything the endpoint answered (only outcome classes
- * and status codes leave this module).
+ * What it owns and must never do: webhook.c.
  */
 #ifndef REFD_WEBHOOK_H
 #define REFD_WEBHOOK_H
@@ -30,6 +22,7 @@ enum webhook_outcome {
 	WH_TOO_LARGE,       /* response headers or body over the cap */
 	WH_BAD_RESPONSE,    /* not HTTP */
 	WH_BAD_URL,         /* not an https URL this client can use */
+	WH_PRIVATE_TARGET,  /* the host is, or resolves to, an internal address */
 	WH_INTERNAL,        /* allocation or setup failure on our side */
 };
 const char *webhook_outcome_to_str(enum webhook_outcome o);
@@ -43,6 +36,10 @@ typedef void (*webhook_cb)(void *arg, enum webhook_outcome o, int http_status);
  * err (no secret or path content beyond the file name). */
 struct webhook_client *webhook_client_new(struct event_base *base, const char *ca_file,
 					  char *err, size_t errlen);
+/* on: internal targets (loopback, private, link-local, unique-local,
+ * unspecified) may be delivered to; off (the default): refused after
+ * resolution, WH_PRIVATE_TARGET. */
+void webhook_client_allow_private(struct webhook_client *c, int on);
 /* Frees every delivery still alive without calling its callback. */
 void webhook_client_free(struct webhook_client *c);
 /* Deliveries currently alive (connecting, sending or waiting). */

@@ -63,6 +63,13 @@ static const struct expect brief[] = {
 	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/harm_reduction/urgent", "deadline_policies.put",
 	  ROLE_ADMIN },
 	{ EVHTTP_REQ_POST, "/v1/webhooks", "webhooks.create", ROLE_ADMIN },
+	/* v1.1 Credentials. */
+	{ EVHTTP_REQ_GET, "/v1/tokens", "tokens.list", ROLE_ADMIN | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/tokens/revoke", "tokens.revoke_subject", ROLE_ADMIN },
+	{ EVHTTP_REQ_PATCH, "/v1/offices/" ID, "offices.patch", ROLE_ADMIN },
+	{ EVHTTP_REQ_DELETE, "/v1/offices/" ID "/certificate", "offices.certificate_delete",
+	  ROLE_ADMIN },
+	{ EVHTTP_REQ_PATCH, "/v1/supervisors/" ID, "supervisors.patch", ROLE_ADMIN },
 };
 
 static void test_every_brief_route(void **state)
