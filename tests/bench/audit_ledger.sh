@@ -16,7 +16,8 @@
 # 3. Before and after: tests/bench/referrals.sh and tests/bench/reads.sh (each
 #    beside pgbench's one-row commits on its own cluster) run with this build
 #    and with the daemon of BENCH_LEDGER_BEFORE (default e4f7de6, main just
-#    before ledger v2, built here in a temporary git worktree). Skipped with
+#    before ledger v2, built here in a temporary git worktree; both at the
+#    same BENCH_POOL_SIZE). Skipped with
 #    BENCH_LEDGER_BEFORE=none.
 # Prints figures only (and rows for the results table); fails when setup
 # fails, the chain is not reported intact or a submission is refused.
