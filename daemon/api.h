@@ -47,6 +47,10 @@ void api_deadline_policy_put(struct req *r);
 void api_webhook_create(struct req *r);
 void api_deadline_list(struct req *r);
 void api_audit_list(struct req *r);
+/* api_followup.c: calendars (admin), policies list, assignment history */
+void api_calendar_put(struct req *r);
+void api_deadline_policy_list(struct req *r);
+void api_assignment_history(struct req *r);
 /* api_reports.c */
 void api_report_follow_up(struct req *r);
 

@@ -45,6 +45,13 @@ static int is_scope(const char *s, size_t len)
 	return -1;
 }
 
+static int is_clock(const char *s, size_t len)
+{
+	if ((len == 4 && memcmp(s, "wall", 4) == 0) || (len == 7 && memcmp(s, "working", 7) == 0))
+		return 0;
+	return -1;
+}
+
 static const struct jv_field organisation_fields[] = {
 	{ "name", JV_STR, JV_REQUIRED, 1, 200, jsonv_is_text, NULL, 0 },
 	JV_END,
@@ -95,6 +102,8 @@ static const struct jv_field policy_fields[] = {
 	{ "accept_within", JV_STR, 0, 3, 32, jsonv_is_duration, NULL, 0 },
 	{ "first_contact_within", JV_STR, 0, 3, 32, jsonv_is_duration, NULL, 0 },
 	{ "consultation_within", JV_STR, 0, 3, 32, jsonv_is_duration, NULL, 0 },
+	{ "clock", JV_STR, 0, 1, 16, is_clock, NULL, 0 },
+	{ "remind_before", JV_STR, 0, 3, 32, jsonv_is_duration, NULL, 0 },
 	JV_END,
 };
 
@@ -288,7 +297,7 @@ void api_deadline_policy_put(struct req *r)
 		return;
 	if (json_object_size(args) == 0) {
 		json_decref(args);
-		req_reply_error(r, 400, "missing_field", "at least one duration is required", "");
+		req_reply_error(r, 400, "missing_field", "at least one field to change is required", "");
 		return;
 	}
 	json_object_set_new(args, "need", json_string(need));

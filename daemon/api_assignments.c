@@ -82,6 +82,7 @@ static const struct jv_field fail_fields[] = {
 
 static const struct jv_field reassign_fields[] = {
 	{ "worker_id", JV_STR, JV_REQUIRED, 36, 36, jsonv_is_uuid, NULL, 0 },
+	{ "reason", JV_STR, JV_REQUIRED, 1, 500, jsonv_is_text, NULL, 0 },
 	JV_END,
 };
 

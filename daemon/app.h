@@ -20,6 +20,7 @@ struct keyring;
 struct sweeper;
 struct outbox;
 struct purge;
+struct followup;
 
 #define REFD_VERSION "0.1.0"
 #define REFD_NAME "referrald"
@@ -38,6 +39,7 @@ struct app {
 	struct sweeper *sweeper;    /* deadline sweeper (periodic job) */
 	struct outbox *outbox;      /* webhook sender (periodic job) */
 	struct purge *purge;        /* retention purge (periodic job) */
+	struct followup *followup;  /* re-matching, reminders, level-2 escalation (jobs) */
 	int draining;               /* set by SIGTERM/SIGINT: stop accepting, finish in-flight */
 	int schema_current;         /* migrations applied and matching the binary */
 };

@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "queries.h"
+#include "followup.h"
 #include "purge.h"
 #include "sweeper.h"
 #include "outbox.h"
@@ -286,6 +287,8 @@ static void main_start_drain(struct proc *p, const char *signame)
 		purge_stop(app->purge);
 		app->purge = NULL;
 	}
+	followup_stop(app->followup);
+	app->followup = NULL;
 	main_set_phase(p, PHASE_DRAINING);
 	event_active(p->drain_timer, EV_TIMEOUT, 0);
 }
@@ -506,6 +509,11 @@ static int main_run(struct app *app)
 		log_error("start.failed", "step=purge");
 		goto fail;
 	}
+	app->followup = followup_start(app);
+	if (!app->followup) {
+		log_error("start.failed", "step=followup");
+		goto fail;
+	}
 
 	p.sighup = evsignal_new(app->base, SIGHUP, main_on_sighup, &p);
 	p.sigterm = evsignal_new(app->base, SIGTERM, main_on_sigterm, &p);
@@ -528,6 +536,8 @@ static int main_run(struct app *app)
 fail:
 	/* Reverse order of creation. A failure before the loop ran never had
 	 * requests in flight, so closing the pool here is safe. */
+	followup_stop(app->followup);
+	app->followup = NULL;
 	if (app->purge) {
 		purge_stop(app->purge);
 		app->purge = NULL;

@@ -6,12 +6,15 @@
  * the Prometheus text exposition format 0.0.4.
  * Must never: take a label from client input: route names come from the
  * static route table, statuses are integers, counter names are literals in
- * the code. Tables are fixed, so a bug elsewhere cannot grow memory without
+ * the code. (The follow-up gauges' region label is a region slug the
+ * database constrains to [a-z0-9-], checked again and capped in number where
+ * they are rendered, api_health.c.) Tables are fixed, so a bug elsewhere cannot grow memory without
  * bound; what does not fit is counted under "other".
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -51,6 +54,8 @@ struct metrics_counter {
 };
 
 struct metrics {
+	char *gauges;            /* rendered follow-up gauges (api_health.c), or NULL */
+	long long gauges_at_ms;  /* monotonic time they were read */
 	int nroutes;
 	struct metrics_route route[METRICS_MAX_ROUTES];
 	int ncounters;
@@ -64,7 +69,33 @@ struct metrics *metrics_new(void)
 
 void metrics_free(struct metrics *m)
 {
+	if (m)
+		free(m->gauges);
 	free(m);
+}
+
+static long long metrics_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int metrics_gauges_fresh(const struct metrics *m, long max_age_ms)
+{
+	return m && m->gauges && metrics_now_ms() - m->gauges_at_ms <= max_age_ms;
+}
+
+void metrics_set_gauges(struct metrics *m, char *text)
+{
+	if (!m) {
+		free(text);
+		return;
+	}
+	free(m->gauges);
+	m->gauges = text;
+	m->gauges_at_ms = metrics_now_ms();
 }
 
 /* Route names are short identifiers such as "referrals.create"; anything
@@ -256,6 +287,8 @@ void metrics_render(const struct metrics *m, const struct db_pool_stats *pool,
 	metrics_render_gauge(out, "referrald_db_reconnects_total",
 			     "Database reconnections.", "counter", pool->reconnects);
 
+	if (m && m->gauges)
+		evbuffer_add(out, m->gauges, strlen(m->gauges));
 	for (i = 0; m && i < m->ncounters; i++) {
 		const char *name = m->counter[i].name;
 		const char *prefix = strncmp(name, "referrald_", 10) == 0 ? "" : "referrald_";

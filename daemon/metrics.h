@@ -20,6 +20,10 @@ void metrics_free(struct metrics *m);
 void metrics_observe_request(struct metrics *m, const char *route, int status,
 			     uint64_t duration_us);
 void metrics_count(struct metrics *m, const char *name, unsigned long n);  /* free-form counters, e.g. "sweeper_missed_total" */
+/* The follow-up gauges read from the database: a rendered text block (owned
+ * by m from then on) and whether the one held is younger than max_age_ms. */
+void metrics_set_gauges(struct metrics *m, char *text);
+int metrics_gauges_fresh(const struct metrics *m, long max_age_ms);
 void metrics_render(const struct metrics *m, const struct db_pool_stats *pool,
 		    struct evbuffer *out);
 

@@ -66,6 +66,8 @@ static const struct route routes[] = {
 	  "assignments.fail" },
 	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/reassign", R_SUP, api_assignment_reassign,
 	  "assignments.reassign" },
+	{ EVHTTP_REQ_GET, "/v1/assignments/{id}/history", R_WRK | R_SUP, api_assignment_history,
+	  "assignments.history" },
 
 	/* Supervisors: deadlines and the audit trail. */
 	{ EVHTTP_REQ_GET, "/v1/deadlines", R_SUP, api_deadline_list, "deadlines.list" },
@@ -85,6 +87,10 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/{need}/{urgency}", R_ADM, api_deadline_policy_put,
 	  "deadline_policies.put" },
 	{ EVHTTP_REQ_POST, "/v1/webhooks", R_ADM, api_webhook_create, "webhooks.create" },
+	{ EVHTTP_REQ_PUT, "/v1/organisations/{id}/calendar", R_ADM, api_calendar_put,
+	  "organisations.calendar_put" },
+	{ EVHTTP_REQ_GET, "/v1/deadline-policies", R_ADM | R_SUP, api_deadline_policy_list,
+	  "deadline_policies.list" },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
