@@ -1,7 +1,6 @@
 /*
  * followup.c - the follow-up jobs on the daemon's loop: re-matching of
  * unassigned assignments, and deadline reminders with level-2 escalation.
- * Each is launch -> run -> handler -> parse -> retry around one statement.
  *
  * Re-matching ("rematch_run", sql/migrations/0041): every [matching]
  * rematch_poll the notices that changing transactions left (a slot freed,
@@ -21,47 +20,35 @@
  * FOR UPDATE SKIP LOCKED and re-check them, so each offer, reminder and
  * escalation happens once; nothing is kept in memory but the timers.
  *
- * Owns: its two timers and at most one statement in flight per job.
- * Must never: free a job inside its own db callback while stop is pending
- * elsewhere (stop only marks it when a statement is in flight); log ids of
- * clients (it logs counts).
+ * Both are clients of job.c (timer, one run at a time, drain, retry).
+ * Owns: the jobs' parameters, reading their results, when the next full
+ * re-matching pass is due.
+ * Must never: log ids of clients (it logs counts).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
-#include <event2/event.h>
 #include <jansson.h>
 
 #include "app.h"
 #include "config.h"
-#include "db_pool.h"
 #include "followup.h"
+#include "job.h"
 #include "log.h"
 #include "metrics.h"
 
-#define FJOB_BATCH 100
-#define FJOB_RETRY_MS 1000  /* after a database error */
-#define FJOB_BUSY_MS 200    /* a candidate was locked by another transaction */
+#define FOLLOWUP_BATCH 100
+#define FOLLOWUP_RETRY_MS 1000  /* after a database error */
+#define REMATCH_BUSY_MS 200     /* a candidate was locked by another transaction */
 
-enum fjob_kind { FJOB_REMATCH, FJOB_STEPS };
-
-struct fjob {
+struct rematch {
 	struct app *app;
-	enum fjob_kind kind;
-	struct event *timer;
-	int inflight;
-	int stopping;
-	int full;           /* the statement in flight is a full re-matching pass */
-	long long last_full; /* monotonic ms of the last full pass started; 0 = none */
+	int full;             /* the statement in flight is a full pass */
+	long long last_full;  /* monotonic ms of the last full pass started; 0 = none yet */
 };
 
-struct followup {
-	struct fjob *rematch;
-	struct fjob *steps;
-};
-
-static long long fjob_now_ms(void)
+static long long followup_now_ms(void)
 {
 	struct timespec ts;
 
@@ -69,179 +56,150 @@ static long long fjob_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void fjob_arm(struct fjob *j, long ms)
-{
-	struct timeval tv;
-
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(j->timer, &tv);
-}
-
-static long fjob_int(json_t *o, const char *k)
+static long followup_int(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
 
 	return json_is_integer(v) ? (long)json_integer_value(v) : 0;
 }
 
-/* After a re-matching statement: when to look again. */
-static long rematch_next(struct fjob *j, json_t *res)
+/* The statement's one jsonb value, or NULL. */
+static json_t *followup_result(enum db_status st, const PGresult *res)
 {
-	const struct config *cfg = j->app->cfg;
-	long offered = fjob_int(res, "offered"), busy = fjob_int(res, "busy");
+	json_error_t jerr;
+
+	if (st != DB_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+		return NULL;
+	return json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
+}
+
+/* Re-matching ------------------------------------------------------------ */
+
+static long rematch_run(struct job *j, void *arg)
+{
+	struct rematch *m = arg;
+	long long now = followup_now_ms();
+	char batch[16];
+	const char *params[2] = { NULL, batch };
+
+	m->full = m->last_full == 0 || now - m->last_full >= m->app->cfg->rematch_interval_ms;
+	if (m->full)
+		m->last_full = now;
+	params[0] = m->full ? "true" : "false";
+	snprintf(batch, sizeof(batch), "%d", FOLLOWUP_BATCH);
+	return job_submit(j, "rematch_run", 2, params) < 0 ? JOB_FAILED : JOB_RUNNING;
+}
+
+static long rematch_next(void *arg, enum db_status st, const PGresult *res)
+{
+	struct rematch *m = arg;
+	const struct config *cfg = m->app->cfg;
+	json_t *r = followup_result(st, res);
+	long offered, busy, more;
 	long long until_full;
 
-	if (offered > 0) {
-		metrics_count(j->app->metrics, "referrald_rematch_offers_total",
-			      (unsigned long)offered);
-		log_info("rematch_offered", "offered=%ld full=%d", offered, j->full);
+	if (!r) {
+		if (m->full)
+			m->last_full = 0; /* that full pass did not happen: the next run is one */
+		return JOB_FAILED;
 	}
-	if (json_is_true(json_object_get(res, "more")))
-		return 0;
+	offered = followup_int(r, "offered");
+	busy = followup_int(r, "busy");
+	more = json_is_true(json_object_get(r, "more"));
+	json_decref(r);
+	if (offered > 0) {
+		metrics_count(m->app->metrics, "referrald_rematch_offers_total",
+			      (unsigned long)offered);
+		log_info("rematch_offered", "offered=%ld full=%d", offered, m->full);
+	}
+	if (more)
+		return JOB_NOW;
 	if (busy > 0)
-		return FJOB_BUSY_MS;
-	until_full = j->last_full + cfg->rematch_interval_ms - fjob_now_ms();
+		return REMATCH_BUSY_MS;
+	until_full = m->last_full + cfg->rematch_interval_ms - followup_now_ms();
 	if (until_full < 0)
 		until_full = 0;
 	return until_full < cfg->rematch_poll_ms ? (long)until_full : cfg->rematch_poll_ms;
 }
 
-/* After a steps statement: when to look again. */
-static long steps_next(struct fjob *j, json_t *res)
+static void rematch_free(void *arg)
 {
-	long reminded = fjob_int(res, "reminded"), escalated = fjob_int(res, "escalated");
-	long max_sleep = j->app->cfg->sweeper_max_sleep_ms;
-	json_t *in = json_object_get(res, "next_in_ms");
-
-	if (reminded > 0)
-		metrics_count(j->app->metrics, "referrald_deadline_reminders_total",
-			      (unsigned long)reminded);
-	if (escalated > 0)
-		metrics_count(j->app->metrics, "referrald_deadline_escalations_level2_total",
-			      (unsigned long)escalated);
-	if (reminded > 0 || escalated > 0)
-		log_info("deadline_steps", "reminded=%ld escalated=%ld", reminded, escalated);
-	if (json_is_true(json_object_get(res, "more")))
-		return 0;
-	if (json_is_integer(in) && json_integer_value(in) < max_sleep)
-		return json_integer_value(in) < 5 ? 5 : (long)json_integer_value(in);
-	return max_sleep;
+	free(arg);
 }
 
-static void fjob_done(void *arg, enum db_status st, const PGresult *res)
+static const struct job_def rematch_job = {
+	.name = "rematch",
+	.retry_ms = FOLLOWUP_RETRY_MS,
+	.run = rematch_run,
+	.next = rematch_next,
+	.free = rematch_free,
+};
+
+struct job *rematch_start(struct app *app)
 {
-	struct fjob *j = arg;
-	json_t *r = NULL;
-	json_error_t jerr;
-	long next;
+	struct rematch *m = calloc(1, sizeof(*m));
+	struct job *j;
 
-	j->inflight = 0;
-	if (j->stopping) {
-		event_free(j->timer);
-		free(j);
-		return;
-	}
-	if (st == DB_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-		r = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
-	if (!r) {
-		log_warn(j->kind == FJOB_REMATCH ? "rematch_failed" : "deadline_steps_failed",
-			 "status=%s sqlstate=%s", db_status_to_str(st), res ? db_sqlstate(res) : "");
-		if (j->kind == FJOB_REMATCH && j->full)
-			j->last_full = 0; /* the full pass did not happen: again next time */
-		fjob_arm(j, FJOB_RETRY_MS);
-		return;
-	}
-	next = j->kind == FJOB_REMATCH ? rematch_next(j, r) : steps_next(j, r);
-	json_decref(r);
-	fjob_arm(j, next);
-}
-
-static void fjob_run(evutil_socket_t fd, short what, void *arg)
-{
-	struct fjob *j = arg;
-	const struct config *cfg = j->app->cfg;
-	char a[40], b[40];
-	const char *params[2] = { a, b };
-	const char *stmt;
-
-	(void)fd;
-	(void)what;
-	if (j->inflight)
-		return;
-	if (j->kind == FJOB_REMATCH) {
-		long long now = fjob_now_ms();
-
-		j->full = j->last_full == 0 || now - j->last_full >= cfg->rematch_interval_ms;
-		if (j->full)
-			j->last_full = now;
-		snprintf(a, sizeof(a), "%s", j->full ? "true" : "false");
-		snprintf(b, sizeof(b), "%d", FJOB_BATCH);
-		stmt = "rematch_run";
-	} else {
-		snprintf(a, sizeof(a), "%d", FJOB_BATCH);
-		snprintf(b, sizeof(b), "%ld milliseconds", cfg->escalate_after_ms);
-		stmt = "deadline_steps";
-	}
-	j->inflight = 1;
-	if (!db_submit(j->app->pool, stmt, 2, params, fjob_done, j, 0))
-		j->inflight = 0; /* pool closed: shutting down */
-}
-
-static struct fjob *fjob_new(struct app *app, enum fjob_kind kind, long first_ms)
-{
-	struct fjob *j = calloc(1, sizeof(*j));
-
+	if (!m)
+		return NULL;
+	m->app = app;
+	/* Soon after start (a full pass: nobody left waiting by a restart),
+	 * not at once: start-up has more urgent work. */
+	j = job_start(app, &rematch_job, m, 200);
 	if (!j)
-		return NULL;
-	j->app = app;
-	j->kind = kind;
-	j->timer = evtimer_new(app->base, fjob_run, j);
-	if (!j->timer) {
-		free(j);
-		return NULL;
-	}
-	fjob_arm(j, first_ms);
+		free(m);
 	return j;
 }
 
-/* Free now, or mark it and let the owed callback free it. */
-static void fjob_stop(struct fjob *j)
+/* Reminders and level-2 escalation ------------------------------------------ */
+
+static long steps_run(struct job *j, void *arg)
 {
-	if (!j)
-		return;
-	evtimer_del(j->timer);
-	if (j->inflight) {
-		j->stopping = 1;
-		return;
-	}
-	event_free(j->timer);
-	free(j);
+	struct app *app = arg;
+	char batch[16], after[40];
+	const char *params[2] = { batch, after };
+
+	snprintf(batch, sizeof(batch), "%d", FOLLOWUP_BATCH);
+	snprintf(after, sizeof(after), "%ld milliseconds", app->cfg->escalate_after_ms);
+	return job_submit(j, "deadline_steps", 2, params) < 0 ? JOB_FAILED : JOB_RUNNING;
 }
 
-struct followup *followup_start(struct app *app)
+static long steps_next(void *arg, enum db_status st, const PGresult *res)
 {
-	struct followup *f = calloc(1, sizeof(*f));
+	struct app *app = arg;
+	json_t *r = followup_result(st, res), *in;
+	long reminded, escalated, more, sleep_ms = app->cfg->sweeper_max_sleep_ms;
 
-	if (!f)
-		return NULL;
-	/* Soon after start, not at once: start-up has more urgent work. */
-	f->rematch = fjob_new(app, FJOB_REMATCH, 200);
-	f->steps = fjob_new(app, FJOB_STEPS, 100);
-	if (!f->rematch || !f->steps) {
-		followup_stop(f);
-		return NULL;
-	}
-	return f;
+	if (!r)
+		return JOB_FAILED;
+	reminded = followup_int(r, "reminded");
+	escalated = followup_int(r, "escalated");
+	more = json_is_true(json_object_get(r, "more"));
+	in = json_object_get(r, "next_in_ms");
+	if (json_is_integer(in) && json_integer_value(in) < sleep_ms)
+		sleep_ms = json_integer_value(in) < 5 ? 5 : (long)json_integer_value(in);
+	json_decref(r);
+	if (reminded > 0)
+		metrics_count(app->metrics, "referrald_deadline_reminders_total",
+			      (unsigned long)reminded);
+	if (escalated > 0)
+		metrics_count(app->metrics, "referrald_deadline_escalations_level2_total",
+			      (unsigned long)escalated);
+	if (reminded > 0 || escalated > 0)
+		log_info("deadline_steps", "reminded=%ld escalated=%ld", reminded, escalated);
+	return more ? JOB_NOW : sleep_ms;
 }
 
-void followup_stop(struct followup *f)
+static const struct job_def steps_job = {
+	.name = "deadline_steps",
+	.retry_ms = FOLLOWUP_RETRY_MS,
+	.run = steps_run,
+	.next = steps_next,
+};
+
+struct job *steps_start(struct app *app)
 {
-	if (!f)
-		return;
-	fjob_stop(f->rematch);
-	fjob_stop(f->steps);
-	free(f);
+	/* The counter shows from the first scrape, at zero until a reminder. */
+	metrics_count(app->metrics, "referrald_deadline_reminders_total", 0);
+	return job_start(app, &steps_job, app, 100);
 }

@@ -1,15 +1,14 @@
 /*
- * followup.h - the follow-up jobs: re-matching of unassigned assignments,
- * deadline reminders and level-2 escalation (periodic, on the loop).
+ * followup.h - the follow-up jobs (clients of job.c): re-matching of
+ * unassigned assignments, and deadline reminders with level-2 escalation.
  */
 #ifndef REFD_FOLLOWUP_H
 #define REFD_FOLLOWUP_H
 
 struct app;
-struct followup;
+struct job;
 
-struct followup *followup_start(struct app *app);
-/* Stops both jobs; each frees itself once its statement in flight returns. */
-void followup_stop(struct followup *f);
+struct job *rematch_start(struct app *app);
+struct job *steps_start(struct app *app);
 
 #endif

@@ -24,6 +24,11 @@ void metrics_count(struct metrics *m, const char *name, unsigned long n);  /* fr
  * by m from then on) and whether the one held is younger than max_age_ms. */
 void metrics_set_gauges(struct metrics *m, char *text);
 int metrics_gauges_fresh(const struct metrics *m, long max_age_ms);
+/* A periodic job's runs, failures and run durations, by job name. The
+ * handle is kept by its job; NULL (metrics off or table full) is accepted by
+ * metrics_job_observe. */
+struct metrics_job *metrics_job(struct metrics *m, const char *name);
+void metrics_job_observe(struct metrics_job *h, int failed, uint64_t duration_us);
 void metrics_render(const struct metrics *m, const struct db_pool_stats *pool,
 		    struct evbuffer *out);
 
