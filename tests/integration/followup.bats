@@ -177,6 +177,11 @@ slot_case() {
 	as "$WT" POST "/v1/assignments/$HELD/decline" '{"reason":"no time"}'
 	expect_status 200
 	expect_rematched
+	# The declined one has nobody left: unassigned, its event naming the
+	# organisation that held it (and delivered to that organisation).
+	[ "$(status_of "$HELD")" = unassigned ]
+	[ "$(sql "SELECT payload->>'organisation_id' = '$ORG_A' AND organisation_id = '$ORG_A'
+	           FROM outbox WHERE type = 'assignment.unassigned' AND payload->>'assignment_id' = '$HELD'")" = t ]
 
 	# Reassigned away by a supervisor to a worker of another region.
 	r=$(new_region)
