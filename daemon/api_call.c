@@ -17,15 +17,16 @@
 #include <event2/http.h>
 #include <openssl/crypto.h>
 
+#include "api.h"
 #include "api_call.h"
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "db_pool.h"
 #include "jsonv.h"
 #include "keyring.h"
 #include "log.h"
 #include "request.h"
-#include "router.h"
 
 struct api_call {
 	struct req *r;
@@ -42,14 +43,6 @@ static void api_call_free(struct api_call *c)
 	if (c->free_arg && c->arg)
 		c->free_arg(c->arg);
 	free(c);
-}
-
-json_t *api_call_who(const struct principal *p)
-{
-	return json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "role", role_to_str(p->role), "id", p->id,
-			 "org_id", p->org_id[0] ? p->org_id : NULL, "programme",
-			 p->programme_scope ? 1 : 0, "token_id",
-			 p->token_id[0] ? p->token_id : NULL);
 }
 
 void api_call_reply_invalid(struct req *r, const struct jv_error *e)
@@ -124,7 +117,7 @@ int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args)
 
 int api_call_no_query(struct req *r)
 {
-	static const struct jv_qparam none[] = {{NULL, 0, NULL}};
+	static const struct jv_qparam none[] = { JQ_END };
 	json_t *scratch = json_object();
 	int rc = api_call_query(r, none, scratch);
 
@@ -213,7 +206,7 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 {
 	struct api_call *c = arg;
 	struct req *r = c->r;
-	const char *route = r->route ? r->route->name : "-";
+	const char *route = r->route_name ? r->route_name : "-";
 	json_t *result = NULL, *body = NULL, *headers;
 	json_error_t jerr;
 	int status;
@@ -325,7 +318,7 @@ static void api_call_start(struct req *r, const char *stmt, json_t *args, api_ca
 	c->render = render;
 	c->arg = arg;
 	c->free_arg = free_arg;
-	who = api_call_who(&r->who);
+	who = auth_who_json(&r->who);
 	if (!who || !args)
 		goto fail;
 	who_s = json_dumps(who, JSON_COMPACT);
@@ -385,4 +378,76 @@ void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call
 			 void *arg)
 {
 	api_call_start(r, stmt, args, NULL, render, arg, NULL);
+}
+
+int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key)
+{
+	json_t *v = json_object_get(args, key);
+	char *sealed;
+
+	if (!v)
+		return 0;
+	sealed = r->app && r->app->keys ?
+		keyring_seal(r->app->keys, json_string_value(v), json_string_length(v)) : NULL;
+	if (!sealed) {
+		log_event(LOG_ERROR, r->id, "seal_failed", "route=%s",
+			  r->route_name ? r->route_name : "-");
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return -1;
+	}
+	json_object_set_new(args, sealed_key, json_string(sealed));
+	json_object_del(args, key);
+	free(sealed);
+	return 0;
+}
+
+/* The args of a route without a body: its query string (or none) and the
+ * path id, in that order, as every GET has always checked them. */
+static json_t *api_call_op_args(struct req *r, const struct api_op *op)
+{
+	json_t *args = json_object();
+
+	if (!args) {
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return NULL;
+	}
+	if ((op->query ? api_call_query(r, op->query, args) : api_call_no_query(r)) < 0 ||
+	    ((op->flags & API_ID) && api_call_path_id(r, 0, args, "id") < 0)) {
+		json_decref(args);
+		return NULL;
+	}
+	if ((op->flags & API_NO_BODY) && r->body_len > 0) {
+		json_decref(args);
+		req_reply_error(r, 400, "invalid_value", "DELETE takes no body", NULL);
+		return NULL;
+	}
+	return args;
+}
+
+void api_call_op(struct req *r, const struct api_op *op)
+{
+	int empty_ok = (op->flags & API_EMPTY_OK) != 0;
+	json_t *args;
+
+	if (!op->body)
+		args = api_call_op_args(r, op);
+	else if (op->flags & API_ID)
+		args = api_call_body_with_id(r, op->body, empty_ok);
+	else
+		args = api_call_no_query(r) < 0 ? NULL : api_call_body(r, op->body, empty_ok);
+	if (!args)
+		return;
+	/* With API_ID the args hold "id" beside the body's members. */
+	if ((op->flags & API_NONEMPTY) &&
+	    json_object_size(args) < ((op->flags & API_ID) ? 2u : 1u)) {
+		json_decref(args);
+		req_reply_error(r, 400, "missing_field", "at least one field to change is required",
+				"");
+		return;
+	}
+	if ((op->flags & API_SEAL_DETAIL) && api_call_seal(r, args, "detail", "detail_sealed") < 0) {
+		json_decref(args);
+		return;
+	}
+	api_call_run(r, op->stmt, args);
 }

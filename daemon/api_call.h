@@ -17,7 +17,6 @@
 #include "jsonv.h"
 
 struct req;
-struct principal;
 
 /* Runs after a successful call, before the reply: may change *status or edit
  * body (for example to add a freshly minted token). */
@@ -36,9 +35,6 @@ void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_pos
 typedef void (*api_call_render)(struct req *r, int status, json_t *body, void *arg);
 void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call_render render,
 			 void *arg);
-
-/* {"role","id","org_id","programme","token_id"} for p_who. */
-json_t *api_call_who(const struct principal *p);
 
 /* Reply with a validation error. */
 void api_call_reply_invalid(struct req *r, const struct jv_error *e);
@@ -60,5 +56,9 @@ int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args);
 
 /* The request must carry no query string (replies 400 and returns -1). */
 int api_call_no_query(struct req *r);
+
+/* Replace args[key] (a string, if present) by args[sealed_key], its sealed
+ * form; on failure replies 500 and returns -1. */
+int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key);
 
 #endif

@@ -27,8 +27,9 @@
  * the general query deadline. */
 #define READYZ_TIMEOUT_MS 2000
 
-void api_healthz(struct req *r)
+void api_healthz(struct req *r, const struct api_op *op)
 {
+	(void)op;
 	req_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
@@ -58,8 +59,9 @@ static void readyz_done(void *arg, enum db_status st, const PGresult *res)
 	req_reply_json(r, 200, json_pack("{s:s,s:i}", "status", "ready", "schema_version", have));
 }
 
-void api_readyz(struct req *r)
+void api_readyz(struct req *r, const struct api_op *op)
 {
+	(void)op;
 	struct db_pool_stats st;
 	long timeout = READYZ_TIMEOUT_MS;
 
@@ -207,8 +209,9 @@ static void metrics_gauges_done(void *arg, enum db_status st, const PGresult *re
 	metrics_reply(r);
 }
 
-void api_metrics(struct req *r)
+void api_metrics(struct req *r, const struct api_op *op)
 {
+	(void)op;
 	if (r->app->pool == NULL || metrics_gauges_fresh(r->app->metrics, GAUGES_MAX_AGE_MS) ||
 	    db_submit(r->app->pool, "followup_gauges", 0, NULL, metrics_gauges_done, r, 0) == NULL)
 		metrics_reply(r);

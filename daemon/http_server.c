@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +82,11 @@ struct http_server {
 	int spare[HS_MAX_SPARE];
 	int nspare;
 	int want_spare;
+	struct req_hooks hooks;         /* handed to each request (request.c) */
 };
+
+static void hs_reply_starts(void *arg, struct evhttp_connection *evcon);
+static void hs_request_done(void *arg);
 
 /*
  * The one piece of process-wide state here. libevent 2.1 calls a listener's
@@ -120,12 +123,6 @@ static struct http_server *hs_registry_find(const void *http)
 			return hs_registry[i];
 	return NULL;
 }
-
-static const struct route ops_routes[] = {
-	{ EVHTTP_REQ_GET, "/healthz", 0, api_healthz, "healthz" },
-	{ EVHTTP_REQ_GET, "/readyz", 0, api_readyz, "readyz" },
-	{ EVHTTP_REQ_GET, "/metrics", 0, api_metrics, "metrics" },
-};
 
 static void hs_update_listener(struct http_server *s)
 {
@@ -477,25 +474,6 @@ static struct hs_conn *hs_conn_of(struct http_server *s, struct evhttp_request *
 	return ssl ? SSL_get_ex_data(ssl, s->ssl_idx) : NULL;
 }
 
-static void hs_ops_dispatch(struct req *r)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(ops_routes) / sizeof(ops_routes[0]); i++) {
-		if (strcmp(ops_routes[i].pattern, r->path) != 0)
-			continue;
-		if (ops_routes[i].method != r->method) {
-			req_reply_error(r, 405, "method_not_allowed",
-					"method not allowed on this path", NULL);
-			return;
-		}
-		r->route = &ops_routes[i];
-		ops_routes[i].handler(r);
-		return;
-	}
-	req_reply_error(r, 404, "not_found", "no such resource", NULL);
-}
-
 static void hs_request_cb(struct evhttp_request *ev, void *arg)
 {
 	struct http_server *s = arg;
@@ -519,7 +497,7 @@ static void hs_request_cb(struct evhttp_request *ev, void *arg)
 		evhttp_send_error(ev, 503, NULL);
 		return;
 	}
-	r->server = s;
+	r->hooks = &s->hooks;
 	s->in_flight++;
 
 	if (c == NULL)
@@ -553,10 +531,7 @@ static void hs_request_cb(struct evhttp_request *ev, void *arg)
 		req_reply_error(r, 405, "method_not_allowed", "method not allowed", NULL);
 		return;
 	}
-	if (s->kind == LISTENER_OPS)
-		hs_ops_dispatch(r);
-	else
-		router_dispatch(r);
+	router_dispatch(r, s->kind == LISTENER_OPS ? ROUTE_OPS : ROUTE_API);
 }
 
 /* Socket of our own: options set before listen() so accepted sockets
@@ -609,16 +584,15 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 	struct http_server *s;
 	int fd = -1;
 
-	/* SSL_write on a socket the peer reset raises SIGPIPE; the error
-	 * return is what we want. */
-	signal(SIGPIPE, SIG_IGN);
-
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		snprintf(err, errlen, "listen: out of memory");
 		return NULL;
 	}
 	s->app = app;
+	s->hooks.reply_starts = hs_reply_starts;
+	s->hooks.done = hs_request_done;
+	s->hooks.arg = s;
 	s->kind = kind;
 	s->require_cert = require_cert;
 	s->ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, hs_conn_free_cb);
@@ -701,8 +675,11 @@ int http_server_connections(const struct http_server *s)
 	return s ? s->conns : 0;
 }
 
-void http_server_reply_starts(struct http_server *s, struct evhttp_connection *evcon)
+/* A reply is about to be queued on evcon: from now on it must be written out
+ * within write_timeout, or the connection is closed. */
+static void hs_reply_starts(void *arg, struct evhttp_connection *evcon)
 {
+	struct http_server *s = arg;
 	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
 	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 	struct hs_conn *c = ssl && s && !s->freed ? SSL_get_ex_data(ssl, s->ssl_idx) : NULL;
@@ -721,8 +698,11 @@ void http_server_reply_starts(struct http_server *s, struct evhttp_connection *e
 	evtimer_add(c->deadline, &tv);
 }
 
-void http_server_request_done(struct http_server *s)
+/* Called by request.c, through the hooks, exactly once per request. */
+static void hs_request_done(void *arg)
 {
+	struct http_server *s = arg;
+
 	s->in_flight--;
 	if (s->freed && s->in_flight <= 0)
 		free(s);

@@ -30,11 +30,5 @@ int http_server_connections(const struct http_server *s);
 /* Free the listener. Requests still in flight stay valid: the server's
  * bookkeeping is released when the last of them replies. */
 void http_server_free(struct http_server *s);
-/* Called by request.c exactly once per request, when it replies. */
-void http_server_request_done(struct http_server *s);
-/* A reply is about to be queued on evcon: from now on it must be written out
- * within write_timeout, or the connection is closed. */
-struct evhttp_connection;
-void http_server_reply_starts(struct http_server *s, struct evhttp_connection *evcon);
 
 #endif

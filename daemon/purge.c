@@ -1,7 +1,7 @@
 /*
  * purge.c - the retention purge, a client of job.c.
  *
- * Each run submits "idempotency_purge" (sql/migrations/0010): it deletes at
+ * Each run submits "idempotency_purge" (sql/functions/10_deadlines_outbox.sql): it deletes at
  * most PURGE_BATCH idempotency records older than [retention]
  * idempotency_keys, oldest first, through their created_at index, and says
  * how many. A full batch means more are due: run again shortly, so a backlog

@@ -73,3 +73,57 @@ EOF
 	echo "  pgbench one-row INSERT per transaction, $clients clients: $COMMIT_TPS tps" \
 		"(p50 $COMMIT_P50 ms, p99 $COMMIT_P99 ms)"
 }
+
+# ---- profiling (BENCH_PROFILE=1; off by default: it slows what it measures)
+# bench_profile_setup: pg_stat_statements (nested statements tracked) and
+#     auto_explain preloaded on this file's cluster, which is restarted (the
+#     daemon's pool reconnects by itself).
+# bench_profile_start: zero the statistics, perf record the daemon (-g, 499 Hz).
+# bench_profile_report: the five statements with the most total time (with
+#     nested ones, so the inside of api_* functions shows), and the daemon's
+#     five hottest symbols.
+bench_profile_setup() {
+	[ "${BENCH_PROFILE:-0}" = 1 ] || return 0
+	refd_as_pg sh -c "cat >>'$REFD_PGDATA/postgresql.conf'" <<'EOF'
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+pg_stat_statements.max = 2000
+track_functions = pl
+EOF
+	refd_pg_restart || return 1
+	refd_psql -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' >/dev/null || return 1
+	refd_wait_status "$REFD_URL/readyz" 200 20
+}
+
+bench_profile_start() {
+	[ "${BENCH_PROFILE:-0}" = 1 ] || return 0
+	refd_psql -c 'SELECT pg_stat_statements_reset()' >/dev/null
+	PERF_PID=
+	if command -v perf >/dev/null 2>&1; then
+		perf record -q -F 499 -g -p "$(cat "$REFD_TMP/daemon-main.pid")" -o "$REFD_TMP/perf.data" \
+			>/dev/null 2>&1 &
+		PERF_PID=$!
+	fi
+}
+
+bench_profile_report() {
+	[ "${BENCH_PROFILE:-0}" = 1 ] || return 0
+	echo "  top 5 statements by total time (pg_stat_statements, nested included):"
+	refd_psql -At -F ' | ' -c "SELECT round(total_exec_time::numeric, 0) || ' ms',
+		calls || ' calls', round((total_exec_time / greatest(calls, 1))::numeric, 3) || ' ms/call',
+		left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		ORDER BY total_exec_time DESC LIMIT 5" | sed 's/^/    /'
+	echo "  top 5 PL/pgSQL functions by self time (pg_stat_user_functions):"
+	refd_psql -At -F ' | ' -c "SELECT funcname, calls || ' calls',
+		round(self_time::numeric / greatest(calls, 1), 3) || ' ms self/call',
+		round(total_time::numeric / greatest(calls, 1), 3) || ' ms total/call'
+		FROM pg_stat_user_functions ORDER BY self_time DESC LIMIT 5" | sed 's/^/    /'
+	if [ -n "${PERF_PID:-}" ]; then
+		kill -INT "$PERF_PID" 2>/dev/null
+		wait "$PERF_PID" 2>/dev/null
+		echo "  daemon: top 5 symbols by self samples (perf):"
+		perf report -q -i "$REFD_TMP/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
+			grep -E '^ +[0-9.]+%' | head -n 5 | sed 's/^ */    /'
+	fi
+}

@@ -10,7 +10,8 @@
 # commit limit (one audit record is one commit).
 #
 # Knobs: BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
-# BENCH_POOL_SIZE (default: what make demo configures), BENCH_READS_N (200).
+# BENCH_POOL_SIZE (default: what make demo configures), BENCH_READS_N (200),
+# BENCH_PROFILE=1 (top statements, functions and daemon symbols: tests/bench/README).
 # Owns: its own cluster and daemon (tests/lib/common.bash); stops both.
 # Must never: use fixed ports, or print tokens.
 set -u -o pipefail
@@ -101,11 +102,14 @@ function request()
 end
 EOF
 } >"$lua"
+bench_profile_setup || fail "profiling setup failed"
+bench_profile_start
 before=$(refd_psql -At -c "SELECT count(*) FROM audit_log")
 out=$REFD_TMP/wrk.out
 BENCH_TOKEN=$wtoken wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$lua" "$REFD_URL/" >"$out" 2>&1 ||
 	fail "wrk failed: $(cat "$out")"
 sed 's/^/  wrk: /' "$out"
+bench_profile_report
 after=$(refd_psql -At -c "SELECT count(*) FROM audit_log")
 rps=$(wrk_rps "$out")
 bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")

@@ -19,7 +19,8 @@
 # Prints the rates and the ratios.
 #
 # Knobs: BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
-# BENCH_POOL_SIZE (daemon's database pool; default: what make demo configures).
+# BENCH_POOL_SIZE (daemon's database pool; default: what make demo configures),
+# BENCH_PROFILE=1 (top statements, functions and daemon symbols: tests/bench/README).
 # Owns: its own cluster and daemon (tests/lib/common.bash); stops both.
 # Must never: use fixed ports, or print tokens.
 set -u
@@ -114,10 +115,13 @@ function request()
 end
 EOF
 wrk_out=$REFD_TMP/wrk.out
+bench_profile_setup || fail "profiling setup failed"
+bench_profile_start
 BENCH_NONCE=$(openssl rand -hex 4) BENCH_TOKEN=$otoken \
 	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$lua" "$REFD_URL/v1/referrals" >"$wrk_out" 2>&1 ||
 	fail "wrk failed: $(cat "$wrk_out")"
 sed 's/^/  wrk: /' "$wrk_out"
+bench_profile_report
 wrk_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$wrk_out")
 wrk_bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$wrk_out")
 made=$(refd_psql -At -c "SELECT count(*) FROM referrals WHERE external_ref LIKE 'W-%'")

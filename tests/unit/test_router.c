@@ -60,6 +60,13 @@ static const struct expect brief[] = {
 	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/harm_reduction/urgent", "deadline_policies.put",
 	  ROLE_ADMIN },
 	{ EVHTTP_REQ_POST, "/v1/webhooks", "webhooks.create", ROLE_ADMIN },
+	/* v1.1: follow-up, continued. */
+	{ EVHTTP_REQ_GET, "/v1/assignments/0b7a5f3e-0000-4000-8000-000000000001/history",
+	  "assignments.history", ROLE_WORKER | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_PUT, "/v1/organisations/0b7a5f3e-0000-4000-8000-000000000002/calendar",
+	  "organisations.calendar_put", ROLE_ADMIN },
+	{ EVHTTP_REQ_GET, "/v1/deadline-policies", "deadline_policies.list",
+	  ROLE_ADMIN | ROLE_SUPERVISOR },
 };
 
 static void test_every_brief_route(void **state)
@@ -94,6 +101,26 @@ static void test_table_invariants(void **state)
 		if (strncmp(t[i].pattern, "/v1/referrals", 13) == 0 ||
 		    strncmp(t[i].pattern, "/v1/assignments", 15) == 0)
 			assert_int_equal(t[i].roles & ROLE_ADMIN, 0);
+		/* Every row does something: a handler; every API route a
+		 * statement; only the health and metrics rows are on the ops
+		 * listener. A path id needs a {..} in the pattern; a body is
+		 * read only by methods that carry one. */
+		assert_non_null(t[i].handler);
+		if (strncmp(t[i].pattern, "/v1/", 4) == 0) {
+			assert_non_null(t[i].op.stmt);
+			assert_false(t[i].ops);
+		} else {
+			assert_true(t[i].ops);
+		}
+		if (t[i].op.flags & API_ID)
+			assert_non_null(strchr(t[i].pattern, '{'));
+		if (t[i].op.body)
+			assert_true(t[i].method == EVHTTP_REQ_POST || t[i].method == EVHTTP_REQ_PUT ||
+				    t[i].method == EVHTTP_REQ_PATCH);
+		if (t[i].method == EVHTTP_REQ_POST || t[i].method == EVHTTP_REQ_PATCH)
+			assert_true(t[i].op.body != NULL);
+		if (t[i].handler == api_call_op && t[i].op.body == NULL)
+			assert_true(t[i].method == EVHTTP_REQ_GET || (t[i].op.flags & API_NO_BODY));
 		for (int j = 0; j < i; j++) {
 			assert_string_not_equal(t[i].name, t[j].name);
 			assert_false(t[i].method == t[j].method &&
