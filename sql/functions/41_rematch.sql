@@ -1,12 +1,11 @@
--- 0041_rematch.sql - unassigned is never the end: re-matching.
+-- 41_rematch.sql - unassigned is never the end: re-matching.
 --
--- Owns: rematch_notices (left by any transaction after which a candidate may
--- exist), the workers trigger that leaves them, rematch_run() (the
--- re-matching job's statement: drain the notices, or every
--- [matching] rematch_interval look at every region and kind), and
--- match_assignment() as revised: `assignment.unassigned` is emitted once per
--- fall-through (when the open escalation is created, not at each failed
--- attempt) and carries the organisation that last held the assignment.
+-- Owns: the notices (table rematch_notices, migration 0040: left by any
+-- transaction after which a candidate may exist), the workers trigger that
+-- leaves them, and rematch_run() (the re-matching job's statement: drain
+-- the notices, or every [matching] rematch_interval look at every region and
+-- kind). match_assignment() (05_matching.sql) emits `assignment.unassigned`
+-- once per fall-through, with the organisation that last held it.
 -- Must never: offer one assignment twice or a worker over capacity when
 -- several daemons re-match at once; cost one candidate query per unassigned
 -- assignment when nobody is free.
@@ -32,17 +31,7 @@
 -- another transaction is a retry (the pair's notice is put back), never a
 -- wrong "nobody".
 
-CREATE TABLE rematch_notices (
-	id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	region      text NOT NULL,
-	need        text NOT NULL,
-	created_at  timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE INDEX assignments_unassigned_pair ON assignments (region, need, created_at, id)
-	WHERE status = 'unassigned';
-
-CREATE FUNCTION worker_rematch_notice_trg() RETURNS trigger
+CREATE OR REPLACE FUNCTION worker_rematch_notice_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	IF NOT NEW.active OR NEW.on_leave OR NEW.open_count >= NEW.capacity THEN
@@ -58,11 +47,11 @@ BEGIN
 	RETURN NULL;
 END $$;
 
-CREATE TRIGGER worker_rematch_notice AFTER INSERT OR UPDATE ON workers
+CREATE OR REPLACE TRIGGER worker_rematch_notice AFTER INSERT OR UPDATE ON workers
 	FOR EACH ROW EXECUTE FUNCTION worker_rematch_notice_trg();
 
 -- Is any worker of kind p_need serving p_region free now? (one GIN probe)
-CREATE FUNCTION rematch_free_worker(p_region text, p_need text) RETURNS boolean
+CREATE OR REPLACE FUNCTION rematch_free_worker(p_region text, p_need text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
 	SELECT EXISTS (SELECT 1 FROM workers w
 	               WHERE w.regions @> ARRAY[p_region] AND w.kind = p_need
@@ -71,7 +60,7 @@ $$;
 
 -- Every (region, need) with an unassigned assignment, with its oldest: a skip
 -- scan of assignments_unassigned_pair, one probe per pair.
-CREATE FUNCTION rematch_pairs_all() RETURNS TABLE (region text, need text, oldest timestamptz)
+CREATE OR REPLACE FUNCTION rematch_pairs_all() RETURNS TABLE (region text, need text, oldest timestamptz)
 LANGUAGE sql STABLE AS $$
 	WITH RECURSIVE p AS (
 		(SELECT a.region, a.need, a.created_at FROM assignments a WHERE a.status = 'unassigned'
@@ -85,13 +74,11 @@ LANGUAGE sql STABLE AS $$
 	SELECT * FROM p
 $$;
 
-CREATE TYPE rematch_pair AS (region text, need text, oldest timestamptz);
-
 -- The oldest unassigned assignment of a pair after (p_at, p_id) that some
 -- free worker could take (kind, region, a shared language, and no decline or
 -- expiry of this assignment by that worker), locked; NULL when none. Runs
 -- only for pairs where rematch_free_worker() said someone is free.
-CREATE FUNCTION rematch_next(p_region text, p_need text, p_at timestamptz, p_id uuid)
+CREATE OR REPLACE FUNCTION rematch_next(p_region text, p_need text, p_at timestamptz, p_id uuid)
 RETURNS assignments LANGUAGE sql AS $$
 	SELECT x.* FROM assignments x
 	WHERE x.status = 'unassigned' AND x.region = p_region AND x.need = p_need
@@ -107,11 +94,38 @@ RETURNS assignments LANGUAGE sql AS $$
 	FOR UPDATE OF x SKIP LOCKED
 $$;
 
+-- The pairs to look at, oldest waiting first: every pair (p_full), or those
+-- the notices name (the notices taken are deleted: this transaction owns
+-- them; SKIP LOCKED leaves other runs' notices to them).
+CREATE OR REPLACE FUNCTION rematch_pairs(p_full boolean) RETURNS rematch_pair[]
+LANGUAGE plpgsql AS $$
+DECLARE
+	pairs rematch_pair[];
+BEGIN
+	IF p_full THEN
+		SELECT array_agg(ROW(p.region, p.need, p.oldest)::rematch_pair ORDER BY p.oldest)
+		INTO pairs FROM rematch_pairs_all() p;
+		RETURN pairs;
+	END IF;
+	WITH gone AS (
+		DELETE FROM rematch_notices WHERE id IN (
+			SELECT id FROM rematch_notices ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
+		RETURNING region, need
+	)
+	SELECT array_agg(ROW(g.region, g.need, o.created_at)::rematch_pair ORDER BY o.created_at)
+	INTO pairs
+	FROM (SELECT DISTINCT region, need FROM gone) g
+	CROSS JOIN LATERAL (SELECT a.created_at FROM assignments a
+	                    WHERE a.status = 'unassigned' AND a.region = g.region AND a.need = g.need
+	                    ORDER BY a.created_at LIMIT 1) o;
+	RETURN pairs;
+END $$;
+
 -- Re-match what the notices point at (p_full: every pair instead), oldest
 -- first, at most p_limit attempts. Returns {"offered", "attempts", "probes",
 -- "busy", "more"}: "more" when the limit cut the pass short (the pair's
 -- notice is put back for the next run).
-CREATE FUNCTION rematch_run(p_full boolean, p_limit integer DEFAULT 100) RETURNS jsonb
+CREATE OR REPLACE FUNCTION rematch_run(p_full boolean, p_limit integer DEFAULT 100) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
 	sys jsonb := jsonb_build_object('role', 'system');
@@ -132,23 +146,7 @@ DECLARE
 BEGIN
 	PERFORM ctx_set(sys, 'rematch');
 	PERFORM set_config('lock_timeout', '1s', true);
-	IF p_full THEN
-		SELECT array_agg(ROW(p.region, p.need, p.oldest)::rematch_pair ORDER BY p.oldest)
-		INTO pairs FROM rematch_pairs_all() p;
-	ELSE
-		WITH gone AS (
-			DELETE FROM rematch_notices WHERE id IN (
-				SELECT id FROM rematch_notices ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
-			RETURNING region, need
-		)
-		SELECT array_agg(ROW(g.region, g.need, o.created_at)::rematch_pair ORDER BY o.created_at)
-		INTO pairs
-		FROM (SELECT DISTINCT region, need FROM gone) g
-		CROSS JOIN LATERAL (SELECT a.created_at FROM assignments a
-		                    WHERE a.status = 'unassigned' AND a.region = g.region AND a.need = g.need
-		                    ORDER BY a.created_at LIMIT 1) o;
-	END IF;
-
+	pairs := rematch_pairs(p_full);
 	FOREACH pr IN ARRAY coalesce(pairs, '{}') LOOP
 		probes := probes + 1;
 		CONTINUE WHEN NOT rematch_free_worker(pr.region, pr.need);
@@ -191,74 +189,9 @@ BEGIN
 	                          'busy', busy, 'more', more);
 END $$;
 
--- As in 0005, with the unassigned event emitted once per fall-through.
-CREATE OR REPLACE FUNCTION match_assignment(p_id uuid, p_prefer uuid DEFAULT NULL) RETURNS assignments
-LANGUAGE plpgsql AS $$
-DECLARE
-	a assignments;
-	w workers;
-	rule text := 'least_loaded';
-	prev_org uuid;
-	esc uuid;
-BEGIN
-	SELECT * INTO STRICT a FROM assignments WHERE id = p_id;
-	IF a.status NOT IN ('unassigned', 'declined', 'expired') THEN
-		RAISE EXCEPTION 'match_assignment on % assignment', a.status USING ERRCODE = 'RF409';
-	END IF;
-
-	-- Continuity of care is a preference: if that worker is busy for long,
-	-- fall back to ordinary matching rather than fail.
-	IF p_prefer IS NOT NULL THEN
-		w := match_candidate_waiting(a, p_prefer, false);
-		IF w.id IS NOT NULL THEN
-			rule := 'continuity_of_care';
-		END IF;
-	END IF;
-	IF w.id IS NULL THEN
-		w := match_candidate(a, NULL, true);
-	END IF;
-	IF w.id IS NULL THEN
-		w := match_candidate_waiting(a, NULL, true);
-	END IF;
-
-	IF w.id IS NOT NULL THEN
-		RETURN offer_make(a, w, jsonb_build_object(
-			'rule', CASE WHEN a.status = 'unassigned' AND rule = 'least_loaded'
-			             AND current_setting('app.request_id', true) = 'rematch'
-			             THEN 'rematch' ELSE rule END,
-			'open_before', w.open_count,
-			'capacity', w.capacity,
-			'idle_since', w.last_assigned_at,
-			'region', a.region,
-			'shared_languages', (SELECT to_jsonb(array_agg(l ORDER BY l))
-			                     FROM unnest(w.languages) l WHERE l = ANY (a.languages))));
-	END IF;
-
-	IF a.status <> 'unassigned' THEN
-		prev_org := a.organisation_id;
-		UPDATE assignments SET status = 'unassigned', worker_id = NULL,
-		       organisation_id = NULL, offer_expires_at = NULL, match_reason = NULL
-		WHERE id = a.id RETURNING * INTO a;
-	END IF;
-	INSERT INTO escalations (reason, assignment_id, organisation_id)
-	VALUES ('unassigned', a.id, NULL)
-	ON CONFLICT (assignment_id) WHERE reason = 'unassigned' AND resolved_at IS NULL DO NOTHING
-	RETURNING id INTO esc;
-	IF esc IS NOT NULL THEN
-		INSERT INTO outbox (type, payload, organisation_id)
-		VALUES ('assignment.unassigned',
-		        jsonb_strip_nulls(jsonb_build_object('assignment_id', a.id,
-		                                             'organisation_id', prev_org,
-		                                             'detail_url', '/v1/assignments/' || a.id)),
-		        prev_org);
-	END IF;
-	RETURN a;
-END $$;
-
 DO $$
 BEGIN
 	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
-		EXECUTE 'GRANT SELECT, INSERT, DELETE ON rematch_notices TO referrald_app';
 		EXECUTE 'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO referrald_app';
 	END IF;
 END $$;

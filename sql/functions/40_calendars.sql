@@ -1,10 +1,9 @@
--- 0040_calendars.sql - working calendars and working-time deadlines.
+-- 40_calendars.sql - working calendars and working-time deadlines.
 --
--- Owns: org_calendars, the policy's clock and remind_before, the pure
--- due-time functions working_due() and working_between(), deadline_due()
+-- Owns (tables in migration 0040): the pure due-time functions working_due() and working_between(), deadline_due()
 -- (what every new deadline's due time comes from), and the calendar and
--- policy API (api_calendar_put, api_deadline_policy_list, the extended
--- api_deadline_policy_put).
+-- policy-list API (api_calendar_put, api_deadline_policy_list; clock and
+-- remind_before of api_deadline_policy_put are in 09_admin.sql).
 -- Must never: let a calendar that cannot be read (unknown zone, inverted or
 -- malformed range, impossible date) be stored; loop without a bound.
 --
@@ -18,28 +17,14 @@
 -- The functions read nothing but their arguments (STABLE only because zone
 -- rules are data), so they are tested directly (tests/integration/sql_calendar.bats).
 
-CREATE TABLE org_calendars (
-	organisation_id  uuid PRIMARY KEY REFERENCES organisations(id),
-	timezone         text NOT NULL CHECK (length(timezone) BETWEEN 1 AND 64),
-	-- {"mon": ["09:00", "18:00"], ..., "sun": []}: each day an even list of
-	-- HH:MM, pairs ascending and not overlapping ("24:00" may end a day).
-	hours            jsonb NOT NULL,
-	holidays         date[] NOT NULL DEFAULT '{}',
-	updated_at       timestamptz NOT NULL DEFAULT now()
-);
-
-ALTER TABLE deadline_policies
-	ADD COLUMN clock text NOT NULL DEFAULT 'wall' CHECK (clock IN ('wall', 'working')),
-	ADD COLUMN remind_before interval CHECK (remind_before > interval '0');
-
 -- The day key of a date in a calendar's hours object.
-CREATE FUNCTION cal_day_key(d date) RETURNS text
+CREATE OR REPLACE FUNCTION cal_day_key(d date) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT (ARRAY['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'])[extract(dow FROM d)::int + 1]
 $$;
 
 -- Start and end (as instants) of the working ranges of local day d.
-CREATE FUNCTION cal_day_ranges(d date, p_tz text, p_hours jsonb,
+CREATE OR REPLACE FUNCTION cal_day_ranges(d date, p_tz text, p_hours jsonb,
                                OUT r_start timestamptz, OUT r_end timestamptz)
 RETURNS SETOF record LANGUAGE sql STABLE AS $$
 	SELECT (d + (h->>(2 * i))::time) AT TIME ZONE p_tz,
@@ -57,7 +42,7 @@ $$;
 -- falls due at that closing. Real elapsed time is counted inside a range,
 -- so a range crossing a daylight-saving change is an hour shorter or longer.
 -- NULL when the calendar offers no working time within ten years.
-CREATE FUNCTION working_due(p_start timestamptz, p_amount interval, p_tz text, p_hours jsonb,
+CREATE OR REPLACE FUNCTION working_due(p_start timestamptz, p_amount interval, p_tz text, p_hours jsonb,
                             p_holidays date[]) RETURNS timestamptz
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -85,7 +70,7 @@ BEGIN
 END $$;
 
 -- Working time between two instants (zero when p_to <= p_from).
-CREATE FUNCTION working_between(p_from timestamptz, p_to timestamptz, p_tz text, p_hours jsonb,
+CREATE OR REPLACE FUNCTION working_between(p_from timestamptz, p_to timestamptz, p_tz text, p_hours jsonb,
                                 p_holidays date[]) RETURNS interval
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -111,13 +96,13 @@ END $$;
 
 -- The calendar a deadline of organisation p_org runs on, when its clock is
 -- 'working' and the organisation has one.
-CREATE FUNCTION deadline_calendar(p_clock text, p_org uuid) RETURNS org_calendars
+CREATE OR REPLACE FUNCTION deadline_calendar(p_clock text, p_org uuid) RETURNS org_calendars
 LANGUAGE sql STABLE AS $$
 	SELECT c.* FROM org_calendars c WHERE p_clock = 'working' AND c.organisation_id = p_org
 $$;
 
 -- Move p_start on by p_amount on the deadline's clock.
-CREATE FUNCTION clock_add(p_clock text, p_org uuid, p_start timestamptz, p_amount interval)
+CREATE OR REPLACE FUNCTION clock_add(p_clock text, p_org uuid, p_start timestamptz, p_amount interval)
 RETURNS timestamptz LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	c org_calendars := deadline_calendar(p_clock, p_org);
@@ -130,7 +115,7 @@ BEGIN
 END $$;
 
 -- Time left from p_from to p_due on the deadline's clock.
-CREATE FUNCTION clock_left(p_clock text, p_org uuid, p_from timestamptz, p_due timestamptz)
+CREATE OR REPLACE FUNCTION clock_left(p_clock text, p_org uuid, p_from timestamptz, p_due timestamptz)
 RETURNS interval LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	c org_calendars := deadline_calendar(p_clock, p_org);
@@ -146,7 +131,7 @@ END $$;
 -- 'working' clock without a calendar counts wall time), the clock itself,
 -- and when to remind (remind_before ahead of the due time, never before the
 -- start).
-CREATE FUNCTION deadline_due(p_kind text, p_need text, p_urgency text, p_org uuid,
+CREATE OR REPLACE FUNCTION deadline_due(p_kind text, p_need text, p_urgency text, p_org uuid,
                              p_start timestamptz,
                              OUT due_at timestamptz, OUT clock text, OUT remind_at timestamptz)
 LANGUAGE plpgsql STABLE AS $$
@@ -167,7 +152,7 @@ END $$;
 
 -- Validation the C side cannot do (zone names, ranges, real dates): NULL
 -- when valid, else the 422 error.
-CREATE FUNCTION calendar_check(p_args jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION calendar_check(p_args jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	day text;
@@ -230,7 +215,7 @@ BEGIN
 	RETURN NULL;
 END $$;
 
-CREATE FUNCTION calendar_json(c org_calendars) RETURNS jsonb
+CREATE OR REPLACE FUNCTION calendar_json(c org_calendars) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('organisation_id', c.organisation_id, 'timezone', c.timezone,
 		'hours', c.hours,
@@ -239,7 +224,7 @@ LANGUAGE sql STABLE AS $$
 		'updated_at', ts(c.updated_at))
 $$;
 
-CREATE FUNCTION api_calendar_put(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_calendar_put(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'calendar.put');
@@ -266,17 +251,7 @@ END $$;
 
 -- Deadline policies ----------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION policy_json(p deadline_policies) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object('need', p.need, 'urgency', p.urgency,
-		'accept_within', iso_duration(p.accept_within),
-		'first_contact_within', iso_duration(p.first_contact_within),
-		'consultation_within', iso_duration(p.consultation_within),
-		'clock', p.clock, 'remind_before', iso_duration(p.remind_before),
-		'updated_at', ts(p.updated_at))
-$$;
-
-CREATE FUNCTION api_deadline_policy_list(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_deadline_policy_list(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
@@ -290,78 +265,9 @@ BEGIN
 		'next', NULL));
 END $$;
 
--- ISO 8601 durations as received (PT24H, P7D, PT2S); PostgreSQL's interval
--- input reads that format. Applies to deadlines created afterwards only.
--- remind_before must be shorter than each of the policy's deadlines (as
--- they are after this change): 422 otherwise.
-CREATE OR REPLACE FUNCTION api_deadline_policy_put(p_who jsonb, p_request_id text, p_args jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	err jsonb := admin_check(p_who, p_request_id, 'deadline_policy.put');
-	f text;
-	iv interval;
-	p deadline_policies;
-	rb interval;
-BEGIN
-	IF err IS NOT NULL THEN RETURN err; END IF;
-	IF p_args->>'need' NOT IN ('harm_reduction', 'legal_support') OR p_args->>'need' IS NULL THEN
-		RETURN api_error(404, 'not_found', 'no such need');
-	END IF;
-	IF p_args->>'urgency' NOT IN ('normal', 'urgent') OR p_args->>'urgency' IS NULL THEN
-		RETURN api_error(404, 'not_found', 'no such urgency');
-	END IF;
-	IF p_args->>'clock' IS NOT NULL AND p_args->>'clock' NOT IN ('wall', 'working') THEN
-		RETURN api_error(400, 'invalid_value', 'clock is wall or working', '/clock');
-	END IF;
-	FOREACH f IN ARRAY ARRAY['accept_within', 'first_contact_within', 'consultation_within',
-	                         'remind_before'] LOOP
-		CONTINUE WHEN p_args->>f IS NULL;
-		BEGIN
-			IF p_args->>f !~ '^P(?!$)([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$' THEN
-				RAISE invalid_datetime_format;
-			END IF;
-			iv := (p_args->>f)::interval;
-			IF iv <= interval '0' THEN
-				RAISE invalid_datetime_format;
-			END IF;
-		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow
-		               OR interval_field_overflow THEN
-			RETURN api_error(400, 'invalid_field', 'not a positive ISO 8601 duration', '/' || f);
-		END;
-	END LOOP;
-	IF p_args->>'consultation_within' IS NOT NULL AND p_args->>'need' <> 'legal_support' THEN
-		RETURN api_error(400, 'invalid_field', 'only legal support has a consultation deadline',
-		                 '/consultation_within');
-	END IF;
-	SELECT * INTO STRICT p FROM deadline_policies
-	WHERE need = p_args->>'need' AND urgency = p_args->>'urgency' FOR UPDATE;
-	rb := coalesce((p_args->>'remind_before')::interval, p.remind_before);
-	IF rb IS NOT NULL AND (
-	   rb >= coalesce((p_args->>'accept_within')::interval, p.accept_within)
-	   OR rb >= coalesce((p_args->>'first_contact_within')::interval, p.first_contact_within)
-	   OR rb >= coalesce((p_args->>'consultation_within')::interval, p.consultation_within)) THEN
-		RETURN api_error(422, 'invalid_value',
-		                 'remind_before must be shorter than each deadline of the policy',
-		                 '/remind_before');
-	END IF;
-	UPDATE deadline_policies SET
-		accept_within = coalesce((p_args->>'accept_within')::interval, accept_within),
-		first_contact_within = coalesce((p_args->>'first_contact_within')::interval, first_contact_within),
-		consultation_within = coalesce((p_args->>'consultation_within')::interval, consultation_within),
-		clock = coalesce(p_args->>'clock', clock),
-		remind_before = rb,
-		updated_at = now()
-	WHERE need = p_args->>'need' AND urgency = p_args->>'urgency'
-	RETURNING * INTO p;
-	PERFORM audit_write(p_who, p_request_id, 'deadline_policy.put', 'deadline_policy',
-	                    p.need || ':' || p.urgency, 'ok');
-	RETURN api_result(200, policy_json(p));
-END $$;
-
 DO $$
 BEGIN
 	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
-		EXECUTE 'GRANT SELECT, INSERT, UPDATE ON org_calendars TO referrald_app';
 		EXECUTE 'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO referrald_app';
 	END IF;
 END $$;
