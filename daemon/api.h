@@ -1,3 +1,7 @@
+/*
+ * api.h - the handler type, struct api_op, and the handlers with code of their own.
+ * Owns: only declarations (daemon/README: a leaf of layer 0).
+ */
 #ifndef REFD_API_H
 #define REFD_API_H
 
@@ -39,6 +43,10 @@ void api_supervisor_create(struct req *r, const struct api_op *op);
 void api_token_create(struct req *r, const struct api_op *op);
 void api_deadline_policy_put(struct req *r, const struct api_op *op);
 void api_webhook_create(struct req *r, const struct api_op *op);
+
+/* api_audit_head.c: GET /v1/audit/head (signed) and GET /v1/audit/keys. */
+void api_audit_head(struct req *r, const struct api_op *op);
+void api_audit_keys(struct req *r, const struct api_op *op);
 
 /* api_reports.c */
 void api_report_follow_up(struct req *r, const struct api_op *op);

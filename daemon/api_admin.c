@@ -34,9 +34,7 @@ void api_supervisor_create(struct req *r, const struct api_op *op)
 	const char *scope;
 	int has_org;
 
-	if (api_call_no_query(r) < 0)
-		return;
-	args = api_call_body(r, op->body, 0);
+	args = api_call_args(r, op);
 	if (!args)
 		return;
 	scope = json_string_value(json_object_get(args, "scope"));
@@ -82,9 +80,7 @@ void api_token_create(struct req *r, const struct api_op *op)
 	char *token;
 	size_t tl;
 
-	if (api_call_no_query(r) < 0)
-		return;
-	args = api_call_body(r, op->body, 0);
+	args = api_call_args(r, op);
 	if (!args)
 		return;
 	if (crypto_random_b64url(32, rnd, sizeof(rnd)) != 0) {
@@ -137,9 +133,7 @@ void api_webhook_create(struct req *r, const struct api_op *op)
 {
 	json_t *args;
 
-	if (api_call_no_query(r) < 0)
-		return;
-	args = api_call_body(r, op->body, 0);
+	args = api_call_args(r, op);
 	if (!args)
 		return;
 	if (json_object_get(args, "organisation_id") && json_object_get(args, "office_id")) {

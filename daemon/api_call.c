@@ -6,7 +6,8 @@
  * Owns: the per-call state (freed before the reply), turning sealed fields of
  * a result (contact_sealed, note_sealed, detail_sealed) into clear fields for
  * the reply, and the small input helpers shared by the api_*.c handlers.
- * Must never: log args, results or opened plaintext; open a field the SQL side
+ * Must never: log args, results or opened plaintext; echo input in an
+ * error; open a field the SQL side
  * left out (it decides who may see what); keep plaintext longer than the reply
  * needs it (buffers are cleansed).
  */
@@ -306,12 +307,13 @@ static void api_call_start(struct req *r, const char *stmt, json_t *args, api_ca
 	char *who_s = NULL, *args_s = NULL;
 	const char *values[3];
 	size_t args_len = 0;
+	int reply = 500;      /* 0: submitted; 503: no pool; 500: out of memory */
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		if (free_arg && arg)
 			free_arg(arg);
-		goto fail;
+		goto out;
 	}
 	c->r = r;
 	c->post = post;
@@ -319,48 +321,35 @@ static void api_call_start(struct req *r, const char *stmt, json_t *args, api_ca
 	c->arg = arg;
 	c->free_arg = free_arg;
 	who = auth_who_json(&r->who);
-	if (!who || !args)
-		goto fail;
-	who_s = json_dumps(who, JSON_COMPACT);
-	args_s = json_dumps(args, JSON_COMPACT);
+	who_s = who ? json_dumps(who, JSON_COMPACT) : NULL;
+	args_s = args ? json_dumps(args, JSON_COMPACT) : NULL;
 	if (!who_s || !args_s)
-		goto fail;
+		goto out;
 	args_len = strlen(args_s);
 	values[0] = who_s;
 	values[1] = r->id;
 	values[2] = args_s;
-	if (!r->app || !r->app->pool ||
-	    !db_submit(r->app->pool, stmt, 3, values, api_call_done, c, 0)) {
-		api_call_free(c);
-		c = NULL;
-		goto unavailable;
-	}
+	if (r->app && r->app->pool &&
+	    db_submit(r->app->pool, stmt, 3, values, api_call_done, c, 0))
+		reply = 0;
+	else
+		reply = 503;
+out:
 	/* The pool copied the parameters; the args text may hold sealed blobs
 	 * and hashes, so wipe it rather than leave it in the heap. */
-	OPENSSL_cleanse(args_s, args_len);
-	free(args_s);
-	free(who_s);
-	json_decref(who);
-	json_decref(args);
-	return;
-unavailable:
 	if (args_s)
 		OPENSSL_cleanse(args_s, args_len);
 	free(args_s);
 	free(who_s);
 	json_decref(who);
 	json_decref(args);
-	req_reply_unavailable(r, 1);
-	return;
-fail:
-	if (args_s)
-		OPENSSL_cleanse(args_s, args_len);
-	free(args_s);
-	free(who_s);
-	json_decref(who);
-	json_decref(args);
+	if (reply == 0)
+		return;
 	api_call_free(c);
-	req_reply_error(r, 500, "internal_error", "internal error", NULL);
+	if (reply == 503)
+		req_reply_unavailable(r, 1);
+	else
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
 }
 
 void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_post post,
@@ -424,7 +413,7 @@ static json_t *api_call_op_args(struct req *r, const struct api_op *op)
 	return args;
 }
 
-void api_call_op(struct req *r, const struct api_op *op)
+json_t *api_call_args(struct req *r, const struct api_op *op)
 {
 	int empty_ok = (op->flags & API_EMPTY_OK) != 0;
 	json_t *args;
@@ -435,16 +424,23 @@ void api_call_op(struct req *r, const struct api_op *op)
 		args = api_call_body_with_id(r, op->body, empty_ok);
 	else
 		args = api_call_no_query(r) < 0 ? NULL : api_call_body(r, op->body, empty_ok);
-	if (!args)
-		return;
 	/* With API_ID the args hold "id" beside the body's members. */
-	if ((op->flags & API_NONEMPTY) &&
+	if (args && (op->flags & API_NONEMPTY) &&
 	    json_object_size(args) < ((op->flags & API_ID) ? 2u : 1u)) {
 		json_decref(args);
 		req_reply_error(r, 400, "missing_field", "at least one field to change is required",
 				"");
-		return;
+		return NULL;
 	}
+	return args;
+}
+
+void api_call_op(struct req *r, const struct api_op *op)
+{
+	json_t *args = api_call_args(r, op);
+
+	if (!args)
+		return;
 	if ((op->flags & API_SEAL_DETAIL) && api_call_seal(r, args, "detail", "detail_sealed") < 0) {
 		json_decref(args);
 		return;

@@ -155,9 +155,7 @@ void api_referral_submit(struct req *r, const struct api_op *op)
 				"Idempotency-Key must be 1 to 128 printable characters", NULL);
 		return;
 	}
-	if (api_call_no_query(r) < 0)
-		return;
-	body = api_call_body(r, op->body, 0);
+	body = api_call_args(r, op);
 	if (!body)
 		return;
 	if (api_referral_rules(body, &e) < 0) {

@@ -1,3 +1,7 @@
+/*
+ * api_schema.h - the bodies and query strings of the API.
+ * What it owns and must never do: api_schema.c.
+ */
 #ifndef REFD_API_SCHEMA_H
 #define REFD_API_SCHEMA_H
 

@@ -1,9 +1,6 @@
 /*
  * auth.h - who is calling: bearer token or office client certificate.
- *
- * Owns: extracting the credential (Authorization: Bearer only; never the query
- * string), hashing it, the asynchronous lookup in the database, and the 401.
- * Must never: log or store a token in clear; compare secrets with memcmp.
+ * What it owns and must never do: auth.c.
  */
 #ifndef REFD_AUTH_H
 #define REFD_AUTH_H

@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "log.h"
+#include "ratelimit.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -62,6 +63,7 @@ static const char *const log_format_values[] = { "logfmt", "json", NULL };
 static const char *check_methods(const char *v);
 static const char *check_tls_version(const char *v);
 static const char *check_no_space(const char *v);
+static const char *check_limit_spec(const char *v);
 
 #define OFF(f) offsetof(struct config, f)
 #define SEC_MS 1000LL
@@ -88,7 +90,8 @@ static const struct key_def keys[] = {
 	  "Optional TLS listener for /metrics, /healthz and /readyz; keep it on loopback." },
 	{ "server", "max_connections", KT_INT, "1024", KEY_RELOAD, 1, 1000000, NULL, NULL,
 	  OFF(max_connections),
-	  "Open connections across all listeners; beyond it accepting pauses." },
+	  "Open connections across listen and mtls_listen together; beyond it accepting "
+	  "pauses. The metrics listener has a budget of the same size of its own." },
 	{ "server", "max_header_size", KT_SIZE, "8k", KEY_RELOAD, 1024, 1024 * 1024, NULL, NULL,
 	  OFF(max_header_size), "Largest request header block; larger is refused." },
 	{ "server", "max_body_size", KT_SIZE, "64k", KEY_RELOAD, 1024, 64 * 1024 * 1024, NULL, NULL,
@@ -221,6 +224,41 @@ static const struct key_def keys[] = {
 	{ "retention", "interval", KT_DURATION, "10m", KEY_RELOAD, 100, 24 * HOUR_MS, NULL, NULL,
 	  OFF(retention_interval_ms), "How often the retention purge runs." },
 
+	{ "audit", "signing_key_file", KT_PATH, NULL, 0, 0, 0, NULL, NULL,
+	  OFF(audit_signing_key_file),
+	  "Ed25519 private key (PEM) that signs audit heads; its key id is the first 16 hex digits "
+	  "of SHA-256 of the public key. Without it GET /v1/audit/head answers 503 and no "
+	  "audit.head event is sent." },
+	{ "audit", "head_interval", KT_DURATION, "10m", KEY_RELOAD, 100, 24 * HOUR_MS, NULL, NULL,
+	  OFF(audit_head_interval_ms),
+	  "An audit.head event goes to programme-wide webhooks at least this often." },
+	{ "audit", "seal_interval", KT_DURATION, "100ms", KEY_RELOAD, 10, MIN_MS, NULL, NULL,
+	  OFF(audit_seal_interval_ms),
+	  "How often the sealer looks for committed, unsealed audit records (at once again "
+	  "after a full batch)." },
+	{ "audit", "seal_batch", KT_INT, "5000", KEY_RELOAD, 1, 100000, NULL, NULL,
+	  OFF(audit_seal_batch), "Audit records sealed per sealer transaction at most." },
+	{ "audit", "max_unsealed_age", KT_DURATION, "5m", KEY_RELOAD, SEC_MS, 30 * 24 * HOUR_MS,
+	  NULL, NULL, OFF(audit_max_unsealed_age_ms),
+	  "--verify-audit fails when an unsealed record is older than this (a stopped sealer or a "
+	  "transaction held open for that long)." },
+
+	{ "limits", "auth_failures", KT_STRING, "20/1m", KEY_RELOAD, 0, 0, NULL, check_limit_spec,
+	  OFF(limit_auth_failures),
+	  "Failed authentications allowed per address (IPv6: per /64) per window, written "
+	  "COUNT/DURATION or off; beyond it every request from there answers 429 until the "
+	  "window passes." },
+	{ "limits", "credential_requests", KT_STRING, "off", KEY_RELOAD, 0, 0, NULL,
+	  check_limit_spec, OFF(limit_credential_requests),
+	  "Requests allowed per credential (token or certificate) per window, COUNT/DURATION, or "
+	  "off." },
+	{ "limits", "connections_per_address", KT_INT, "64", KEY_RELOAD, 0, 1000000, NULL, NULL,
+	  OFF(limit_connections_per_address),
+	  "Open connections allowed from one address (IPv6: one /64); 0 = no cap." },
+	{ "limits", "tracked", KT_INT, "16384", 0, 64, 16777216, NULL, NULL, OFF(limit_tracked),
+	  "Addresses and credentials each limit table remembers (fixed memory, least recently "
+	  "seen replaced first)." },
+
 	{ "log", "level", KT_ENUM, "info", KEY_RELOAD, 0, 0, log_level_values, NULL, OFF(log_level),
 	  "debug, info, warn or error." },
 	{ "log", "format", KT_ENUM, "logfmt", KEY_RELOAD, 0, 0, log_format_values, NULL,
@@ -269,6 +307,16 @@ static const char *check_no_space(const char *v)
 		if (isspace((unsigned char)*v))
 			return "must not contain spaces";
 	return NULL;
+}
+
+static const char *check_limit_spec(const char *v)
+{
+	struct limit_spec spec;
+	char err[160];
+
+	return limit_spec_parse(v, &spec, err, sizeof(err)) == 0
+		       ? NULL
+		       : "must be off or COUNT/DURATION (COUNT 1-1000000, DURATION 1s-1d)";
 }
 
 static int parse_ll(const char *s, long long *out, const char **rest)
@@ -411,22 +459,23 @@ __attribute__((format(printf, 3, 4))) static int fail_at(struct parse_ctx *c, in
 	return -1;
 }
 
+/* Each type's name (the reference table) and hint (error messages). */
+static const struct {
+	const char *name, *hint;
+} key_types[] = {
+	[KT_STRING] = { "string", "a value" },
+	[KT_PATH] = { "path", "a value" },
+	[KT_ADDR] = { "IP:port", "IP:port" },
+	[KT_INT] = { "int", "an integer" },
+	[KT_BOOL] = { "bool", "true or false" },
+	[KT_SIZE] = { "size", "a size like 512, 64k, 1m" },
+	[KT_DURATION] = { "duration", "a duration like 500ms, 10s, 5m, 1h" },
+	[KT_ENUM] = { "enum", "a value" },
+};
+
 static const char *type_hint(const struct key_def *k)
 {
-	switch (k->type) {
-	case KT_INT:
-		return "an integer";
-	case KT_BOOL:
-		return "true or false";
-	case KT_SIZE:
-		return "a size like 512, 64k, 1m";
-	case KT_DURATION:
-		return "a duration like 500ms, 10s, 5m, 1h";
-	case KT_ADDR:
-		return "IP:port";
-	default:
-		return "a value";
-	}
+	return key_types[k->type].hint;
 }
 
 static void fmt_limit(const struct key_def *k, long long v, char *buf, size_t n);
@@ -842,25 +891,7 @@ int config_check_reload(const struct config *old, const struct config *neu, char
 
 static const char *type_name(const struct key_def *k)
 {
-	switch (k->type) {
-	case KT_STRING:
-		return "string";
-	case KT_PATH:
-		return "path";
-	case KT_ADDR:
-		return "IP:port";
-	case KT_INT:
-		return "int";
-	case KT_BOOL:
-		return "bool";
-	case KT_SIZE:
-		return "size";
-	case KT_DURATION:
-		return "duration";
-	case KT_ENUM:
-		return "enum";
-	}
-	return "?";
+	return key_types[k->type].name;
 }
 
 /* Markdown table; README's copy is compared with this output byte for byte. */

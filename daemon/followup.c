@@ -108,8 +108,7 @@ static long rematch_next(void *arg, enum db_status st, const PGresult *res)
 	more = json_is_true(json_object_get(r, "more"));
 	json_decref(r);
 	if (offered > 0) {
-		metrics_count(m->app->metrics, "referrald_rematch_offers_total",
-			      (unsigned long)offered);
+		metrics_add(m->app->metrics, M_REMATCH_OFFERS, (unsigned long)offered);
 		log_info("rematch_offered", "offered=%ld full=%d", offered, m->full);
 	}
 	if (more)
@@ -180,11 +179,9 @@ static long steps_next(void *arg, enum db_status st, const PGresult *res)
 		sleep_ms = json_integer_value(in) < 5 ? 5 : (long)json_integer_value(in);
 	json_decref(r);
 	if (reminded > 0)
-		metrics_count(app->metrics, "referrald_deadline_reminders_total",
-			      (unsigned long)reminded);
+		metrics_add(app->metrics, M_DEADLINE_REMINDERS, (unsigned long)reminded);
 	if (escalated > 0)
-		metrics_count(app->metrics, "referrald_deadline_escalations_level2_total",
-			      (unsigned long)escalated);
+		metrics_add(app->metrics, M_ESCALATIONS_LEVEL2, (unsigned long)escalated);
 	if (reminded > 0 || escalated > 0)
 		log_info("deadline_steps", "reminded=%ld escalated=%ld", reminded, escalated);
 	return more ? JOB_NOW : sleep_ms;
@@ -199,7 +196,5 @@ static const struct job_def steps_job = {
 
 struct job *steps_start(struct app *app)
 {
-	/* The counter shows from the first scrape, at zero until a reminder. */
-	metrics_count(app->metrics, "referrald_deadline_reminders_total", 0);
 	return job_start(app, &steps_job, app, 100);
 }

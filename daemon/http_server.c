@@ -6,8 +6,8 @@
  * when the connection's SSL does), the TLS bufferevent of each connection,
  * the limits (header and body size, timeout, methods, connection count,
  * spare descriptors), the refusal of ambiguous requests, and handing each
- * request to the router (API listener) or to the health routes (ops
- * listener).
+ * request to the router (which knows which routes each listener serves),
+ * with the reply hooks request.c calls back through.
  * Must never: return NULL from the bevcb (evhttp 2.1 would then speak
  * plaintext on the TLS port); let EMFILE spin the loop; pass a request whose
  * framing is ambiguous to a handler.
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,12 +33,13 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
-#include "api.h"
 #include "app.h"
 #include "clock.h"
 #include "config.h"
 #include "http_limits.h"
+#include "auth_limits.h"
 #include "http_server.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -53,13 +55,16 @@ struct http_server;
  * the SSL is freed), so it can never outlive or predecease the connection. */
 struct hs_conn {
 	struct http_server *s;          /* NULL once the server is gone */
-	struct hs_conn *prev, *next;
+	LIST_ENTRY(hs_conn) link;       /* in s->conn_list */
 	struct http_head_scan scan;     /* raw check of the current request head */
 	struct bufferevent *bev;        /* the connection's TLS bufferevent */
 	struct event *deadline;         /* whole-request read deadline (slowloris), or
 					   the reply's write deadline (write_deadline) */
+	struct event *admit;            /* once, just after accept: the per-address cap */
+	unsigned char addr_key[16];     /* the peer's address as a limit key */
 	unsigned nodelay_set : 1;
 	unsigned write_deadline : 1;    /* deadline is armed for the reply being sent */
+	unsigned addr_counted : 1;      /* counted against its address (auth_limits.c) */
 };
 
 struct http_server {
@@ -77,7 +82,7 @@ struct http_server {
 	int paused_err;                 /* accept failed without spare fds */
 	int listening;                  /* current state of the listener */
 	int freed;                      /* http_server_free ran; waiting for in_flight */
-	struct hs_conn *conn_list;
+	LIST_HEAD(, hs_conn) conn_list;
 	unsigned methods;               /* allowed methods (EVHTTP_REQ_* mask) */
 	int spare[HS_MAX_SPARE];
 	int nspare;
@@ -224,8 +229,7 @@ static void hs_accept_error(struct evconnlistener *lev, void *arg)
 		if (fd >= 0)
 			close(fd);
 		hs_spare_fill(s);
-		if (s->app->metrics)
-			metrics_count(s->app->metrics, "accept_refused_total", 1);
+		metrics_add(s->app->metrics, M_ACCEPT_REFUSED, 1);
 		return;
 	}
 	log_warn("accept_failed", "errno=%d spare=%d", err, s->nspare);
@@ -282,14 +286,13 @@ static void hs_conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 	 * event base is alive; here only for connections closing before. */
 	if (c->deadline != NULL)
 		event_free(c->deadline);
+	if (c->admit != NULL)
+		event_free(c->admit);
 	s = c->s;
 	if (s != NULL) {
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			s->conn_list = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
+		if (c->addr_counted)
+			limits_conn_close(s->app->limits, c->addr_key);
+		LIST_REMOVE(c, link);
 		s->conns--;
 		if (!s->freed)
 			hs_balance(s);
@@ -370,26 +373,55 @@ static void hs_scan_rearm(struct hs_conn *c, struct bufferevent *bev)
 static void hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hs_conn *c = arg;
+	int writing;
 
 	(void)fd;
 	(void)what;
-	if (c->write_deadline) {
-		c->write_deadline = 0;
-		/* Written out in time (the buffer drained): nothing to do. */
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			return;
-		log_info("write_timeout", "listener=%s",
-			 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
-		if (c->s != NULL && c->s->app->metrics != NULL)
-			metrics_count(c->s->app->metrics, "write_timeouts_total", 1);
-		bufferevent_trigger_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT, 0);
+	writing = c->write_deadline;
+	c->write_deadline = 0;
+	/* Written out in time (the buffer drained): nothing to do. */
+	if (writing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		return;
+	log_info(writing ? "write_timeout" : "request_timeout", "listener=%s",
+		 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
+	if (c->s != NULL)
+		metrics_add(c->s->app->metrics, writing ? M_WRITE_TIMEOUTS : M_REQUEST_TIMEOUTS, 1);
+	bufferevent_trigger_event(c->bev, (writing ? BEV_EVENT_WRITING : BEV_EVENT_READING) |
+					  BEV_EVENT_TIMEOUT, 0);
+}
+
+/*
+ * Just after accept, on the next loop turn (evhttp has given the bufferevent
+ * its socket by then; the bufferevent callback runs before it has one): count
+ * the connection against its address, or end it at once when that address
+ * has [limits] connections_per_address open already. Idle connections from
+ * one place can thus never fill max_connections and pause every listener.
+ */
+static void hs_admit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hs_conn *c = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	evutil_socket_t sock;
+
+	(void)fd;
+	(void)what;
+	if (c->s == NULL || c->bev == NULL)
+		return;
+	sock = bufferevent_getfd(c->bev);
+	if (sock < 0 || getpeername(sock, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	ratelimit_addr_key((struct sockaddr *)&ss, c->addr_key);
+	if (limits_conn_open(c->s->app->limits, c->s->app->cfg, c->addr_key) == 0) {
+		c->addr_counted = 1;
 		return;
 	}
-	log_info("request_timeout", "listener=%s",
-		 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
-	if (c->s != NULL && c->s->app->metrics != NULL)
-		metrics_count(c->s->app->metrics, "request_timeouts_total", 1);
-	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
+	log_info("connection_refused", "reason=connections_per_address listener=%s",
+		 c->s->kind == LISTENER_OPS ? "ops" : "api");
+	if (c->s->app->metrics != NULL)
+		metrics_count(c->s->app->metrics, "referrald_connections_refused_per_address_total", 1);
+	shutdown(sock, SHUT_RDWR);
+	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, 0);
 }
 
 /* A bufferevent that can never carry data: evhttp's bufferevent_setfd on it
@@ -431,15 +463,13 @@ static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
 		goto reject;
 	}
 	c->deadline = evtimer_new(base, hs_deadline_cb, c);
-	if (c->deadline == NULL) {
+	c->admit = evtimer_new(base, hs_admit_cb, c);
+	if (c->deadline == NULL || c->admit == NULL) {
 		SSL_free(ssl);          /* frees c (not yet counted) */
 		goto reject;
 	}
 	c->s = s;
-	c->next = s->conn_list;
-	if (c->next)
-		c->next->prev = c;
-	s->conn_list = c;
+	LIST_INSERT_HEAD(&s->conn_list, c, link);
 	s->conns++;
 	http_head_scan_reset(&c->scan);
 
@@ -457,6 +487,10 @@ static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
 		goto reject;
 	}
 	hs_balance(s);
+	if (s->kind == LISTENER_API) {
+		struct timeval now = { 0, 0 };
+		evtimer_add(c->admit, &now);
+	}
 	return bev;
 reject:
 	log_warn("tls_setup_failed", "listener=%s", s->kind == LISTENER_OPS ? "ops" : "api");
@@ -717,14 +751,24 @@ void http_server_free(struct http_server *s)
 	s->freed = 1;
 	hs_registry_set(s, 0);
 	/* Connections' records outlive us only as orphans. */
-	for (c = s->conn_list; c != NULL; c = c->next) {
+	LIST_FOREACH(c, &s->conn_list, link) {
 		c->s = NULL;
 		if (c->deadline != NULL) {
 			event_free(c->deadline);
 			c->deadline = NULL;
 		}
+		if (c->admit != NULL) {
+			event_free(c->admit);
+			c->admit = NULL;
+		}
+		/* The limit tables outlive the server, and these will close
+		 * now without it: give their counts back. */
+		if (c->addr_counted) {
+			limits_conn_close(s->app->limits, c->addr_key);
+			c->addr_counted = 0;
+		}
 	}
-	s->conn_list = NULL;
+	LIST_INIT(&s->conn_list);
 	s->conns = 0;
 	/* Frees the listener and every connection; requests still being
 	 * handled are detached by request.c's close callback. */

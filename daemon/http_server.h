@@ -1,11 +1,6 @@
 /*
- * http_server.h - evhttp listeners wired to TLS through evhttp_set_bevcb.
- *
- * Owns: listening sockets (TCP_NODELAY), per-connection TLS bufferevents, the
- * limits (header/body size, timeouts, methods, connection count, spare fds),
- * the rejection of ambiguous requests (smuggling), and hands each request to
- * the router (public listener) or the ops routes (metrics listener).
- * Must never: return NULL from the bevcb (evhttp would speak plaintext).
+ * http_server.h - evhttp listeners wired to TLS.
+ * What it owns and must never do: http_server.c.
  */
 #ifndef REFD_HTTP_SERVER_H
 #define REFD_HTTP_SERVER_H

@@ -2,7 +2,10 @@
  * jsonv.c - strict JSON input for the API: parse with caps, then validate
  * against small tables that say, per member, its type, range and format.
  *
- * Owns: the validation error codes and the JSON pointer of the field at fault.
+ * Owns: the error codes of input validation (malformed_json, duplicate_key,
+ * nesting_too_deep, unknown_field, missing_field, invalid_type, invalid_value,
+ * invalid_cursor) and the JSON pointer naming the field at fault; the field
+ * kinds (JV_ENUM and JQ_ENUM check a value against a vocab.c set).
  * Must never: copy a client's value into an error or a log line. Field names
  * from the client (unknown members) are shown only when they are plain
  * identifiers, so a stray value pasted as a key cannot be echoed back.

@@ -1,12 +1,6 @@
 /*
- * jsonv.h - strict JSON input: parsing with caps, and table-driven validation
- * of request bodies and query strings against the protocol's formats.
- *
- * Owns: the error codes of input validation (malformed_json, duplicate_key,
- * nesting_too_deep, unknown_field, missing_field, invalid_type, invalid_value,
- * invalid_cursor) and the JSON pointer naming the field at fault.
- * Must never: put a client's value into an error (only field names, which come
- * from our own tables or are shown only when they are plain identifiers); do I/O.
+ * jsonv.h - strict JSON input and table-driven validation.
+ * What it owns and must never do: jsonv.c.
  */
 #ifndef REFD_JSONV_H
 #define REFD_JSONV_H

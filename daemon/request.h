@@ -1,12 +1,6 @@
 /*
  * request.h - one HTTP request from arrival to its single reply.
- *
- * Owns: the evhttp request while it is ours, the request id, the peer's
- * verified certificate identity, the authenticated principal, the access-log
- * line and the metrics observation. Every path ends in exactly one
- * req_reply_*() call, which also frees the struct req, also when the client
- * has gone away while the database was working.
- * Must never: log bodies, tokens or query values; echo client data in errors.
+ * What it owns and must never do: request.c.
  */
 #ifndef REFD_REQUEST_H
 #define REFD_REQUEST_H
@@ -54,6 +48,7 @@ struct req {
 	unsigned replied : 1;
 	void *state;                     /* handler's own state; the handler frees it before replying */
 	const struct req_hooks *hooks;   /* the listener's, or NULL */
+	unsigned char peer_key[16];      /* the peer's address as a limit key (ratelimit.h) */
 };
 
 /* Created by http_server.c for each incoming request. Returns NULL only on

@@ -1,3 +1,7 @@
+/*
+ * router.h - the one route table and dispatch.
+ * What it owns and must never do: router.c.
+ */
 #ifndef REFD_ROUTER_H
 #define REFD_ROUTER_H
 

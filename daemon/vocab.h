@@ -1,3 +1,7 @@
+/*
+ * vocab.h - the protocol's closed value sets.
+ * What it owns and must never do: vocab.c.
+ */
 #ifndef REFD_VOCAB_H
 #define REFD_VOCAB_H
 

@@ -6,7 +6,7 @@
 #
 # On a private cluster and daemon: N submissions (both needs, the brief's
 # body), then the harm-reduction worker takes each through its life: accept,
-# contact_made, complete. For each step it prints WAL bytes, rows written
+# contact_made, complete, a read of the assignment and an inbox poll. For each step it prints WAL bytes, rows written
 # (pg_stat_user_tables), audit records and requests per referral, and the
 # database bytes a referral occupies (tables + indexes, divided by N).
 # Rates come from referrals.sh (submissions/s); this script measures amounts.
@@ -111,9 +111,15 @@ for a in $ids; do api "$wtok" POST "/v1/assignments/$a/complete" '{"outcome":"en
 step complete 1
 for a in $ids; do api "$wtok" GET "/v1/assignments/$a" >/dev/null || fail "read"; done
 step "read (GET)" 1
+# The worker's inbox, as a page polls it (one call per referral here).
+for _ in $ids; do api "$wtok" GET "/v1/assignments?status=offered" >/dev/null || fail "inbox"; done
+step "inbox poll" 1
 
 bytes=$(q "select round(sum(pg_total_relation_size(relid)) / $N) from pg_stat_user_tables
 	where relname in ('referrals', 'assignments', 'offers', 'deadlines', 'escalations',
 	'assignment_events', 'outbox', 'idempotency_keys', 'audit_log', 'clients', 'assignment_history')")
 echo "  stored: $bytes bytes per referral (tables and indexes, both needs, after its life)"
 bench_row "cost: stored bytes (per referral)" "$bytes" - "bytes" - - - "tables + indexes after the whole life"
+abytes=$(q "select round(pg_total_relation_size('audit_log') / greatest(count(*), 1)) from audit_log")
+echo "  audit trail: $abytes bytes per audit record (table and indexes)"
+bench_row "cost: stored bytes (per audit record)" "$abytes" - "bytes" - - - "audit_log table + indexes"

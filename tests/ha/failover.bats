@@ -159,6 +159,27 @@ client() {
 	done
 }
 
+@test "a session that lands on a standby: writes answer 503 with Retry-After, change nothing, and it is dropped" {
+	local c=$REFD_TMP/d3.conf n0 key
+	# No target_session_attrs: libpq accepts the standby as it is.
+	refd_config_write "$c" "$(refd_free_port)" "$(refd_free_port)" "$(refd_free_port)"
+	refd_config_set "$c" database conninfo \
+		"host=127.0.0.1 port=$SB_PORT dbname=$REFD_DB user=$REFD_APP_USER connect_timeout=2"
+	refd_config_set "$c" database migrate_conninfo \
+		"host=127.0.0.1 port=$PRIMARY_PORT dbname=$REFD_DB user=$REFD_DB_USER"
+	refd_daemon_start d3 "$c"
+	n0=$(sql "select count(*) from referrals")
+	key=$(new_key)
+	API_URL=https://127.0.0.1:$(awk '$1 == "listen" { split($3, a, ":"); print a[2] }' "$c") \
+		submit "$OFFICE_TOKEN" "$(referral_json)" "$key"
+	expect_status 503
+	[ -n "$(header Retry-After)" ]
+	[ "$(sql "select count(*) from referrals")" = "$n0" ]
+	[ "$(sql "select count(*) from idempotency_keys where key = '$key'")" = 0 ]
+	grep -q 'event=db_conn_lost .*reason=read_only' "$REFD_TMP/d3.log"
+	refd_daemon_stop d3
+}
+
 @test "500 submissions through a primary SIGKILL and a promotion: every acknowledged one once, none lost" {
 	local i n pids=() t_kill t_prom acks
 	: >"$FO/all.attempts"
