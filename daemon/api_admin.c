@@ -182,7 +182,7 @@ void api_deadline_policy_put(struct req *r, const struct api_op *op)
 		return;
 	if (json_object_size(args) == 0) {
 		json_decref(args);
-		req_reply_error(r, 400, "missing_field", "at least one duration is required", "");
+		req_reply_error(r, 400, "missing_field", "at least one field to change is required", "");
 		return;
 	}
 	json_object_set_new(args, "need", json_string(need));

@@ -82,6 +82,7 @@ const struct jv_field api_body_fail[] = {
 
 const struct jv_field api_body_reassign[] = {
 	JVF_STR("worker_id", JV_REQUIRED, 36, 36, jsonv_is_uuid),
+	JVF_STR("reason", JV_REQUIRED, 1, 500, jsonv_is_text),
 	JV_END,
 };
 
@@ -136,6 +137,25 @@ const struct jv_field api_body_policy[] = {
 	JVF_STR("accept_within", 0, 3, 32, jsonv_is_duration),
 	JVF_STR("first_contact_within", 0, 3, 32, jsonv_is_duration),
 	JVF_STR("consultation_within", 0, 3, 32, jsonv_is_duration),
+	JVF_ENUM("clock", 0, 1, 16, vocab_clock),
+	JVF_STR("remind_before", 0, 3, 32, jsonv_is_duration),
+	JV_END,
+};
+
+/* PUT /v1/organisations/{id}/calendar: the shape only; whether the zone
+ * exists, ranges ascend and dates are real is the database's 422
+ * (api_calendar_put). Up to ten years of holidays. */
+#define CAL_DAY(d) JVF_ARRAY(d, 0, 0, 16, NULL, 8)
+static const struct jv_field calendar_hours[] = {
+	CAL_DAY("mon"), CAL_DAY("tue"), CAL_DAY("wed"), CAL_DAY("thu"), CAL_DAY("fri"),
+	CAL_DAY("sat"), CAL_DAY("sun"),
+	JV_END,
+};
+
+const struct jv_field api_body_calendar[] = {
+	JVF_STR("timezone", JV_REQUIRED, 1, 64, jsonv_is_printable),
+	JVF_OBJ("hours", JV_REQUIRED, calendar_hours),
+	JVF_ARRAY("holidays", 0, 0, 3660, jsonv_is_printable, 32),
 	JV_END,
 };
 
@@ -189,6 +209,12 @@ const struct jv_qparam api_query_audit[] = {
 	JQP_STR("from", jsonv_is_time),
 	JQP_STR("to", jsonv_is_time),
 	JQP_STR("object", jsonv_is_uuid),
+	JQP_LIMIT,
+	JQP_CURSOR,
+	JQ_END,
+};
+
+const struct jv_qparam api_query_history[] = {
 	JQP_LIMIT,
 	JQP_CURSOR,
 	JQ_END,

@@ -23,6 +23,7 @@ extern const struct jv_field api_body_supervisor[];
 extern const struct jv_field api_body_token[];
 extern const struct jv_field api_body_policy[];
 extern const struct jv_field api_body_webhook[];
+extern const struct jv_field api_body_calendar[];
 extern const struct jv_field api_body_revoke_subject[];
 extern const struct jv_field api_body_active[];
 
@@ -32,6 +33,7 @@ extern const struct jv_qparam api_query_assignments[];
 extern const struct jv_qparam api_query_deadlines[];
 extern const struct jv_qparam api_query_audit[];
 extern const struct jv_qparam api_query_report[];
+extern const struct jv_qparam api_query_history[];
 extern const struct jv_qparam api_query_tokens[];
 
 /* POST /v1/referrals' rules that span fields or depend on the clock

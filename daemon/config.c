@@ -190,6 +190,21 @@ static const struct key_def keys[] = {
 	  "waited for, is acted on; an idle sweep is one index probe." },
 	{ "deadlines", "sweeper_batch", KT_INT, "100", KEY_RELOAD, 1, 10000, NULL, NULL,
 	  OFF(sweeper_batch), "Due deadlines claimed per transaction." },
+	{ "deadlines", "escalate_after", KT_DURATION, "24h", KEY_RELOAD, 100, 365LL * 24 * HOUR_MS,
+	  NULL, NULL, OFF(escalate_after_ms),
+	  "How long after a missed deadline's escalation to the organisation's supervisors "
+	  "(level 1) it escalates to programme supervisors (level 2), if its assignment is still "
+	  "not acted on." },
+
+	{ "matching", "rematch_interval", KT_DURATION, "1m", KEY_RELOAD, 100, 24 * HOUR_MS, NULL,
+	  NULL, OFF(rematch_interval_ms),
+	  "How often every unassigned assignment is matched again, oldest first, besides the "
+	  "re-matching that follows each change that may free a candidate." },
+	{ "matching", "rematch_poll", KT_DURATION, "1s", KEY_RELOAD, 10, HOUR_MS, NULL, NULL,
+	  OFF(rematch_poll_ms),
+	  "How often the notices left by such changes (a slot freed, capacity raised, a worker "
+	  "added, back from leave, or serving other regions or languages) are drained; bounds how "
+	  "late an unassigned assignment is offered to a worker who became free." },
 
 	{ "webhooks", "timeout", KT_DURATION, "10s", KEY_RELOAD, 100, 10 * MIN_MS, NULL, NULL,
 	  OFF(webhook_timeout_ms), "Deadline of one webhook delivery." },

@@ -63,6 +63,11 @@ struct config {
 	/* [deadlines] */
 	long sweeper_max_sleep_ms;    /* upper bound between sweeps when nothing is due */
 	int sweeper_batch;            /* deadlines claimed per transaction */
+	long escalate_after_ms;       /* level 1 -> level 2 (programme supervisors) */
+
+	/* [matching] */
+	long rematch_interval_ms;     /* full re-matching pass over every region and kind */
+	long rematch_poll_ms;         /* how often the re-matching notices are drained */
 
 	/* [webhooks] */
 	long webhook_timeout_ms;

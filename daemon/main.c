@@ -35,6 +35,7 @@
 #include "queries.h"
 #include "clock.h"
 #include "job.h"
+#include "followup.h"
 #include "purge.h"
 #include "audit_head.h"
 #include "audit_seal.h"
@@ -215,6 +216,8 @@ static const struct {
 	{ "purge", purge_start },       /* retention */
 	{ "audit_seal", audit_seal_start }, /* audit ledger v2: chains committed records */
 	{ "audit_head", audit_head_start }, /* signed audit heads to the outbox */
+	{ "rematch", rematch_start },   /* unassigned assignments matched again */
+	{ "deadline_steps", steps_start }, /* reminders, level-2 escalation */
 };
 
 _Static_assert(sizeof(main_jobs) / sizeof(main_jobs[0]) <= APP_MAX_JOBS, "app.jobs too small");

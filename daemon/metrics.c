@@ -6,12 +6,15 @@
  * the Prometheus text exposition format 0.0.4.
  * Must never: take a label from client input: route names come from the
  * static route table, statuses are integers, counter names are literals in
- * the code. Tables are fixed, so a bug elsewhere cannot grow memory without
+ * the code. (The follow-up gauges' region label is a region slug the
+ * database constrains to [a-z0-9-], checked again and capped in number where
+ * they are rendered, api_health.c.) Tables are fixed, so a bug elsewhere cannot grow memory without
  * bound; what does not fit is counted under "other".
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -63,6 +66,8 @@ struct metrics_job {
 };
 
 struct metrics {
+	char *gauges;            /* rendered follow-up gauges (api_health.c), or NULL */
+	long long gauges_at_ms;  /* monotonic time they were read */
 	int njobs;
 	struct metrics_job job[METRICS_MAX_JOBS];
 	int nroutes;
@@ -79,7 +84,33 @@ struct metrics *metrics_new(void)
 
 void metrics_free(struct metrics *m)
 {
+	if (m)
+		free(m->gauges);
 	free(m);
+}
+
+static long long metrics_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int metrics_gauges_fresh(const struct metrics *m, long max_age_ms)
+{
+	return m && m->gauges && metrics_now_ms() - m->gauges_at_ms <= max_age_ms;
+}
+
+void metrics_set_gauges(struct metrics *m, char *text)
+{
+	if (!m) {
+		free(text);
+		return;
+	}
+	free(m->gauges);
+	m->gauges = text;
+	m->gauges_at_ms = metrics_now_ms();
 }
 
 /* Route names are short identifiers such as "referrals.create"; anything
@@ -227,6 +258,12 @@ static const struct {
 	[M_WEBHOOK_OK] = { "referrald_webhook_deliveries_ok_total", "Webhook POSTs answered 2xx." },
 	[M_WEBHOOK_FAILED] = { "referrald_webhook_deliveries_failed_total",
 			       "Webhook POSTs that failed (status, timeout, TLS, ...)." },
+	[M_REMATCH_OFFERS] = { "referrald_rematch_offers_total",
+			       "Unassigned assignments offered by the re-matching job." },
+	[M_DEADLINE_REMINDERS] = { "referrald_deadline_reminders_total",
+				   "deadline.due_soon reminders sent (this process)." },
+	[M_ESCALATIONS_LEVEL2] = { "referrald_deadline_escalations_level2_total",
+				   "Missed deadlines escalated to programme supervisors (level 2)." },
 };
 
 void metrics_add(struct metrics *m, enum metric id, unsigned long n)
@@ -371,6 +408,8 @@ void metrics_render(const struct metrics *m, const struct db_pool_stats *pool,
 	metrics_render_value(out, "referrald_db_reconnects_total",
 			     "Database reconnections.", "counter", pool->reconnects);
 
+	if (m && m->gauges)
+		evbuffer_add(out, m->gauges, strlen(m->gauges));
 	if (m)
 		metrics_render_jobs(m, out);
 	for (i = 0; m && i < M_NCOUNTERS; i++)

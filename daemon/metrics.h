@@ -31,6 +31,9 @@ enum metric {
 	M_OUTBOX_RETRIES,          /* referrald_outbox_retries_total */
 	M_WEBHOOK_OK,              /* referrald_webhook_deliveries_ok_total */
 	M_WEBHOOK_FAILED,          /* referrald_webhook_deliveries_failed_total */
+	M_REMATCH_OFFERS,          /* referrald_rematch_offers_total */
+	M_DEADLINE_REMINDERS,      /* referrald_deadline_reminders_total */
+	M_ESCALATIONS_LEVEL2,      /* referrald_deadline_escalations_level2_total */
 	M_NCOUNTERS
 };
 void metrics_add(struct metrics *m, enum metric id, unsigned long n);
@@ -38,6 +41,10 @@ void metrics_add(struct metrics *m, enum metric id, unsigned long n);
  * for code on other branches not yet in the table (prefer metrics_add). */
 void metrics_count(struct metrics *m, const char *name, unsigned long n);
 
+/* The follow-up gauges read from the database: a rendered text block (owned
+ * by m from then on) and whether the one held is younger than max_age_ms. */
+void metrics_set_gauges(struct metrics *m, char *text);
+int metrics_gauges_fresh(const struct metrics *m, long max_age_ms);
 /* A periodic job's runs, failures and run durations, by job name. The
  * handle is kept by its job; NULL is accepted by metrics_job_observe. */
 struct metrics_job *metrics_job(struct metrics *m, const char *name);

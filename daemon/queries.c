@@ -73,6 +73,15 @@ static const struct query queries[] = {
 	  "WHERE id = $1::uuid AND delivered_at IS NULL",
 	  3 },
 
+	/* followup.c: re-matching (notices, or a full pass) and the reminder /
+	 * level-2 escalation step, both FOR UPDATE SKIP LOCKED in the database. */
+	{ "rematch_run", "SELECT rematch_run($1::boolean, $2::int)", 2 },
+	{ "deadline_steps", "SELECT deadline_steps($1::int, $2::interval)", 2 },
+	/* api_health.c: the follow-up gauges of /metrics (cached a few seconds). */
+	{ "followup_gauges", "SELECT followup_gauges()", 0 },
+	{ "api_calendar_put", "SELECT api_calendar_put($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_deadline_policy_list", "SELECT api_deadline_policy_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_assignment_history", "SELECT api_assignment_history($1::jsonb, $2, $3::jsonb)", 3 },
 	/* audit_seal.c: the ledger v2 sealer and the signed head's publisher;
 	 * api_audit_head.c: GET /v1/audit/head. */
 	{ "audit_seal", "SELECT audit_seal($1::int)", 1 },

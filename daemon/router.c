@@ -81,6 +81,8 @@ static const struct route routes[] = {
 	  OP("api_assignment_fail", api_body_fail, NULL, API_ID | API_SEAL_DETAIL) },
 	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/reassign", R_SUP, "assignments.reassign",
 	  OP("api_assignment_reassign", api_body_reassign, NULL, API_ID) },
+	{ EVHTTP_REQ_GET, "/v1/assignments/{id}/history", R_WRK | R_SUP, "assignments.history",
+	  OP("api_assignment_history", NULL, api_query_history, API_ID) },
 
 	/* Supervisors: deadlines, the audit trail, the follow-up report. */
 	{ EVHTTP_REQ_GET, "/v1/deadlines", R_SUP, "deadlines.list",
@@ -124,6 +126,12 @@ static const struct route routes[] = {
 	  CALL(api_deadline_policy_put, "api_deadline_policy_put", api_body_policy, NULL) },
 	{ EVHTTP_REQ_POST, "/v1/webhooks", R_ADM, "webhooks.create",
 	  CALL(api_webhook_create, "api_webhook_create", api_body_webhook, NULL) },
+
+	/* Follow-up, continued: working calendars and the policies' list. */
+	{ EVHTTP_REQ_PUT, "/v1/organisations/{id}/calendar", R_ADM, "organisations.calendar_put",
+	  OP("api_calendar_put", api_body_calendar, NULL, API_ID) },
+	{ EVHTTP_REQ_GET, "/v1/deadline-policies", R_ADM | R_SUP, "deadline_policies.list",
+	  OP("api_deadline_policy_list", NULL, NULL, 0) },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))

@@ -31,6 +31,8 @@ const char *const vocab_supervisor_scope[] = { "programme", "organisation", NULL
 const char *const vocab_report_group_by[] = { "organisation", "office", "worker", "region",
 					      "need", NULL };
 
+const char *const vocab_clock[] = { "wall", "working", NULL };
+
 const struct vocab_set vocab_sets[] = {
 	{ "need", vocab_need },
 	{ "urgency", vocab_urgency },
@@ -44,6 +46,7 @@ const struct vocab_set vocab_sets[] = {
 	{ "deadline_state", vocab_deadline_state },
 	{ "supervisor_scope", vocab_supervisor_scope },
 	{ "report_group_by", vocab_report_group_by },
+	{ "clock", vocab_clock },
 	{ NULL, NULL },
 };
 

@@ -127,6 +127,16 @@ t_w=$(token worker "$w_aibek")
 t_off1=$(token office "$office1")
 t_off2=$(token office "$office2")
 t_sup2=$(token supervisor "$sup2")
+# Both organisations work on the Kyrgyz calendar (deploy/calendars/README.md).
+cal=$(dirname "$0")/calendars/kyrgyzstan.json
+for o in "$org1" "$org2"; do
+	_out=$(curl -sS --http1.1 -X PUT --cacert "$CA_CERT" --max-time 20 -o /dev/null \
+		-w '%{http_code}' -H "Authorization: Bearer $ADMIN_TOKEN" \
+		-H 'Content-Type: application/json' --data-binary "@$cal" \
+		"$BASE_URL/v1/organisations/$o/calendar") || _out=000
+	[ "$_out" = 200 ] || { say "calendar for $o answered $_out"; exit 1; }
+done
+
 t_prog=$(token supervisor "$prog")
 t_wru=$(token worker "$w_olga")
 t_legal=$(token worker "$w_timur")

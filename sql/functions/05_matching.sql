@@ -1,8 +1,9 @@
 -- 05_matching.sql - choosing the worker for an assignment, and offers.
 --
--- Owns: match_assignment() (used by submission, decline, expiry, leave and
--- reassignment), offer_make() and offer_end(), and the accept deadline each
--- offer carries.
+-- Owns: match_assignment() (used by submission, decline, expiry, leave,
+-- reassignment and re-matching, 41_rematch.sql), offer_make() and
+-- offer_end(), and the accept deadline each offer carries (due on its
+-- policy's clock, deadline_due() of 40_calendars.sql).
 -- Must never: offer a worker above capacity, make two live offers for one
 -- assignment, re-offer an assignment to a worker who declined it or let it
 -- expire, or run without the assignment row locked by the caller.
@@ -97,12 +98,12 @@ END $$;
 CREATE OR REPLACE FUNCTION offer_make(a assignments, w workers, p_reason jsonb) RETURNS assignments
 LANGUAGE plpgsql AS $$
 DECLARE
-	pol deadline_policies := policy_for(a.need, a.urgency);
+	dd record := deadline_due('accept', a.need, a.urgency, w.organisation_id, now());
 	o offers;
 	r assignments;
 BEGIN
 	INSERT INTO offers (assignment_id, worker_id, expires_at, match_reason)
-	VALUES (a.id, w.id, now() + pol.accept_within, p_reason)
+	VALUES (a.id, w.id, dd.due_at, p_reason)
 	RETURNING * INTO o;
 
 	-- A new worker sees none of what the previous one wrote (its decline
@@ -114,8 +115,9 @@ BEGIN
 
 	UPDATE workers SET last_assigned_at = now() WHERE id = w.id;
 
-	INSERT INTO deadlines (kind, assignment_id, offer_id, worker_id, organisation_id, due_at)
-	VALUES ('accept', a.id, o.id, w.id, w.organisation_id, o.expires_at);
+	INSERT INTO deadlines (kind, assignment_id, offer_id, worker_id, organisation_id, due_at,
+	                       clock, remind_at)
+	VALUES ('accept', a.id, o.id, w.id, w.organisation_id, o.expires_at, dd.clock, dd.remind_at);
 
 	UPDATE escalations SET resolved_at = now()
 	WHERE assignment_id = a.id AND reason = 'unassigned' AND resolved_at IS NULL;
@@ -161,6 +163,8 @@ DECLARE
 	a assignments;
 	w workers;
 	rule text := 'least_loaded';
+	prev_org uuid;
+	esc uuid;
 BEGIN
 	SELECT * INTO STRICT a FROM assignments WHERE id = p_id;
 	IF a.status NOT IN ('unassigned', 'declined', 'expired') THEN
@@ -184,7 +188,9 @@ BEGIN
 
 	IF w.id IS NOT NULL THEN
 		RETURN offer_make(a, w, jsonb_build_object(
-			'rule', rule,
+			'rule', CASE WHEN a.status = 'unassigned' AND rule = 'least_loaded'
+			             AND current_setting('app.request_id', true) = 'rematch'
+			             THEN 'rematch' ELSE rule END,
 			'open_before', w.open_count,
 			'capacity', w.capacity,
 			'idle_since', w.last_assigned_at,
@@ -194,16 +200,23 @@ BEGIN
 	END IF;
 
 	IF a.status <> 'unassigned' THEN
+		prev_org := a.organisation_id;
 		UPDATE assignments SET status = 'unassigned', worker_id = NULL,
 		       organisation_id = NULL, offer_expires_at = NULL, match_reason = NULL
 		WHERE id = a.id RETURNING * INTO a;
 	END IF;
 	INSERT INTO escalations (reason, assignment_id, organisation_id)
 	VALUES ('unassigned', a.id, NULL)
-	ON CONFLICT (assignment_id) WHERE reason = 'unassigned' AND resolved_at IS NULL DO NOTHING;
-	INSERT INTO outbox (type, payload)
-	VALUES ('assignment.unassigned',
-	        jsonb_build_object('assignment_id', a.id, 'detail_url', '/v1/assignments/' || a.id));
+	ON CONFLICT (assignment_id) WHERE reason = 'unassigned' AND resolved_at IS NULL DO NOTHING
+	RETURNING id INTO esc;
+	IF esc IS NOT NULL THEN
+		INSERT INTO outbox (type, payload, organisation_id)
+		VALUES ('assignment.unassigned',
+		        jsonb_strip_nulls(jsonb_build_object('assignment_id', a.id,
+		                                             'organisation_id', prev_org,
+		                                             'detail_url', '/v1/assignments/' || a.id)),
+		        prev_org);
+	END IF;
 	RETURN a;
 END $$;
 

@@ -153,11 +153,9 @@ BEGIN
 	pol := policy_for(a.need, a.urgency);
 	PERFORM offer_end(a.id, 'accepted', NULL);
 	UPDATE assignments SET status = 'accepted' WHERE id = a.id;
-	INSERT INTO deadlines (kind, assignment_id, worker_id, organisation_id, due_at)
-	VALUES ('first_contact', a.id, a.worker_id, a.organisation_id, now() + pol.first_contact_within);
+	PERFORM deadline_start('first_contact', a);
 	IF pol.consultation_within IS NOT NULL THEN
-		INSERT INTO deadlines (kind, assignment_id, worker_id, organisation_id, due_at)
-		VALUES ('consultation', a.id, a.worker_id, a.organisation_id, now() + pol.consultation_within);
+		PERFORM deadline_start('consultation', a);
 	END IF;
 	INSERT INTO outbox (type, payload, organisation_id, office_id)
 	VALUES ('assignment.accepted',
@@ -332,10 +330,14 @@ DECLARE
 	a assignments;
 	n assignments;
 	w workers;
+	why text := p_args->>'reason';
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
 	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
 		RETURN api_forbidden(p_who, p_request_id, 'assignment.reassign');
+	END IF;
+	IF why IS NULL OR length(why) NOT BETWEEN 1 AND 500 THEN
+		RETURN api_error(400, 'invalid_value', 'reason is required (1 to 500 characters)', '/reason');
 	END IF;
 	a := assignment_lock(p_who, p_args->>'id');
 	IF a.id IS NULL THEN
@@ -358,14 +360,16 @@ BEGIN
 		                 '/worker_id');
 	END IF;
 
+	PERFORM set_config('app.reason', why, true);
 	INSERT INTO assignments (referral_id, office_id, need, urgency, region, languages, replaces)
 	VALUES (a.referral_id, a.office_id, a.need, a.urgency, a.region, a.languages, a.id)
 	RETURNING * INTO n;
 	PERFORM offer_end(a.id, 'reassigned', 'supervisor');
-	UPDATE assignments SET status = 'reassigned', replaced_by = n.id WHERE id = a.id;
+	UPDATE assignments SET status = 'reassigned', replaced_by = n.id, reason = why WHERE id = a.id;
 	PERFORM deadlines_void(a.id);
 	UPDATE escalations SET resolved_at = now() WHERE assignment_id = a.id AND resolved_at IS NULL;
 	PERFORM offer_make(n, w, jsonb_build_object('rule', 'supervisor', 'supervisor_id', p_who->>'id',
 	                                            'open_before', w.open_count, 'capacity', w.capacity));
+	PERFORM set_config('app.reason', '', true);
 	RETURN assignment_reply(p_who, p_request_id, 'assignment.reassign', n.id, 200);
 END $$;

@@ -218,6 +218,7 @@ LANGUAGE sql STABLE AS $$
 		'accept_within', iso_duration(p.accept_within),
 		'first_contact_within', iso_duration(p.first_contact_within),
 		'consultation_within', iso_duration(p.consultation_within),
+		'clock', p.clock, 'remind_before', iso_duration(p.remind_before),
 		'updated_at', ts(p.updated_at))
 $$;
 
@@ -230,6 +231,7 @@ DECLARE
 	f text;
 	iv interval;
 	p deadline_policies;
+	rb interval;
 BEGIN
 	IF err IS NOT NULL THEN RETURN err; END IF;
 	IF p_args->>'need' NOT IN ('harm_reduction', 'legal_support') OR p_args->>'need' IS NULL THEN
@@ -238,7 +240,11 @@ BEGIN
 	IF p_args->>'urgency' NOT IN ('normal', 'urgent') OR p_args->>'urgency' IS NULL THEN
 		RETURN api_error(404, 'not_found', 'no such urgency');
 	END IF;
-	FOREACH f IN ARRAY ARRAY['accept_within', 'first_contact_within', 'consultation_within'] LOOP
+	IF p_args->>'clock' IS NOT NULL AND p_args->>'clock' NOT IN ('wall', 'working') THEN
+		RETURN api_error(400, 'invalid_value', 'clock is wall or working', '/clock');
+	END IF;
+	FOREACH f IN ARRAY ARRAY['accept_within', 'first_contact_within', 'consultation_within',
+	                         'remind_before'] LOOP
 		CONTINUE WHEN p_args->>f IS NULL;
 		BEGIN
 			IF p_args->>f !~ '^P(?!$)([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$' THEN
@@ -257,10 +263,23 @@ BEGIN
 		RETURN api_error(400, 'invalid_field', 'only legal support has a consultation deadline',
 		                 '/consultation_within');
 	END IF;
+	SELECT * INTO STRICT p FROM deadline_policies
+	WHERE need = p_args->>'need' AND urgency = p_args->>'urgency' FOR UPDATE;
+	rb := coalesce((p_args->>'remind_before')::interval, p.remind_before);
+	IF rb IS NOT NULL AND (
+	   rb >= coalesce((p_args->>'accept_within')::interval, p.accept_within)
+	   OR rb >= coalesce((p_args->>'first_contact_within')::interval, p.first_contact_within)
+	   OR rb >= coalesce((p_args->>'consultation_within')::interval, p.consultation_within)) THEN
+		RETURN api_error(422, 'invalid_value',
+		                 'remind_before must be shorter than each deadline of the policy',
+		                 '/remind_before');
+	END IF;
 	UPDATE deadline_policies SET
 		accept_within = coalesce((p_args->>'accept_within')::interval, accept_within),
 		first_contact_within = coalesce((p_args->>'first_contact_within')::interval, first_contact_within),
 		consultation_within = coalesce((p_args->>'consultation_within')::interval, consultation_within),
+		clock = coalesce(p_args->>'clock', clock),
+		remind_before = rb,
 		updated_at = now()
 	WHERE need = p_args->>'need' AND urgency = p_args->>'urgency'
 	RETURNING * INTO p;

@@ -118,9 +118,19 @@ CREATE OR REPLACE FUNCTION deadline_json(d deadlines) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('id', d.id, 'kind', d.kind, 'assignment_id', d.assignment_id,
 		'worker_id', d.worker_id, 'organisation_id', d.organisation_id,
-		'due_at', ts(d.due_at), 'state', d.state, 'met_at', ts(d.met_at),
+		'due_at', CASE WHEN d.state = 'pending' AND d.paused_at IS NOT NULL THEN NULL
+		               ELSE ts(d.due_at) END,
+		'on_hold', d.state = 'pending' AND d.paused_at IS NOT NULL,
+		'clock', d.clock, 'remind_at', ts(d.remind_at), 'reminded_at', ts(d.reminded_at),
+		'state', d.state, 'met_at', ts(d.met_at),
 		'elapsed_seconds', extract(epoch FROM d.elapsed)::bigint,
-		'missed_at', ts(d.missed_at), 'escalated', d.escalated, 'created_at', ts(d.created_at))
+		'missed_at', ts(d.missed_at), 'escalated', d.escalated,
+		'escalations', coalesce((
+			SELECT jsonb_agg(jsonb_build_object('level', s.level, 'at', ts(s.at)) ORDER BY s.level)
+			FROM escalations e,
+			     LATERAL (VALUES (1, e.created_at), (2, e.level2_at)) s(level, at)
+			WHERE e.deadline_id = d.id AND s.at IS NOT NULL), '[]'),
+		'created_at', ts(d.created_at))
 $$;
 
 CREATE OR REPLACE FUNCTION api_deadline_list(p_who jsonb, p_request_id text, p_args jsonb)

@@ -193,7 +193,7 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	fresh_offer harm_reduction
 	as "$W_TOKEN" POST "/v1/assignments/$ASG/accept"
 	expect_json .status accepted
-	as "$SUP_A_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$W2\"}"
+	as "$SUP_A_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$W2\",\"reason\":\"test reassignment\"}"
 	expect_status 200
 	new=$(jget .id)
 	[ "$new" != "$ASG" ]
@@ -208,9 +208,9 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_status 200
 	expect_json .status accepted
 	# A worker cannot reassign; a supervisor of another organisation cannot see it.
-	as "$W2_TOKEN" POST "/v1/assignments/$new/reassign" "{\"worker_id\":\"$W\"}"
+	as "$W2_TOKEN" POST "/v1/assignments/$new/reassign" "{\"worker_id\":\"$W\",\"reason\":\"test reassignment\"}"
 	expect_error 403 forbidden
-	as "$SUP_B_TOKEN" POST "/v1/assignments/$new/reassign" "{\"worker_id\":\"$W\"}"
+	as "$SUP_B_TOKEN" POST "/v1/assignments/$new/reassign" "{\"worker_id\":\"$W\",\"reason\":\"test reassignment\"}"
 	expect_error 404 not_found
 }
 
@@ -236,7 +236,7 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 		# The new holder, created now so that it did not compete for the offer
 		# (w, whose assignments all end in reassignment, stays the least loaded).
 		read -r w2 w2t < <(worker_with_token "$ORG_A" legal_support "$r" ky,ru 3)
-		as "$PROG_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$w2\"}"
+		as "$PROG_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$w2\",\"reason\":\"test reassignment\"}"
 		expect_status 200
 		new=$(jget .id)
 		expect_json .worker_id "$w2"
@@ -256,7 +256,7 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	asg=$(assignment_for harm_reduction)
 	expect_json '.assignments[0].status' unassigned
 	read -r w wt < <(worker_with_token "$ORG_A" harm_reduction "$region" ky 2)
-	as "$PROG_TOKEN" POST "/v1/assignments/$asg/reassign" "{\"worker_id\":\"$w\"}"
+	as "$PROG_TOKEN" POST "/v1/assignments/$asg/reassign" "{\"worker_id\":\"$w\",\"reason\":\"test reassignment\"}"
 	expect_status 200
 	expect_json .status offered
 	expect_json .worker_id "$w"
@@ -268,9 +268,9 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	local other
 	fresh_offer harm_reduction
 	other=$(mk_worker "$ORG_A" legal_support "$(new_region)" ky 2)
-	as "$SUP_A_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$other\"}"
+	as "$SUP_A_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$other\",\"reason\":\"test reassignment\"}"
 	expect_error 400 "" /worker_id
-	as "$SUP_A_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$(new_uuid)\"}"
+	as "$SUP_A_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$(new_uuid)\",\"reason\":\"test reassignment\"}"
 	expect_status 400 404
 }
 
@@ -319,7 +319,7 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_error 409 invalid_transition
 	as "$W_TOKEN" POST "/v1/assignments/$ASG/events" '{"type":"note"}'
 	expect_status 404 409
-	as "$SUP_A_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$W2\"}"
+	as "$SUP_A_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$W2\",\"reason\":\"test reassignment\"}"
 	expect_error 409 invalid_transition
 	as_office POST "/v1/referrals/$REF/withdraw" '{"reason":"x"}'
 	expect_error 409 invalid_transition

@@ -187,7 +187,7 @@ matrix_cases() {
 403 OFFICE2_TOKEN POST /v1/assignments/$A1/resume
 403 OFFICE2_TOKEN POST /v1/assignments/$A1/complete {"outcome":"engaged"}
 403 OFFICE2_TOKEN POST /v1/assignments/$A1/fail {"reason":"other"}
-403 OFFICE2_TOKEN POST /v1/assignments/$A1/reassign {"worker_id":"$WA2"}
+403 OFFICE2_TOKEN POST /v1/assignments/$A1/reassign {"worker_id":"$WA2","reason":"test reassignment"}
 404 WA2_T GET /v1/assignments/$A1
 404 WA2_T POST /v1/assignments/$A1/accept
 404 WA2_T POST /v1/assignments/$A1/decline $re
@@ -200,13 +200,13 @@ matrix_cases() {
 404 WB_T POST /v1/assignments/$A1/accept
 404 WB_T POST /v1/assignments/$A1/decline $re
 404 WB_T POST /v1/assignments/$A1/events $ev
-403 WB_T POST /v1/assignments/$A1/reassign {"worker_id":"$WB"}
+403 WB_T POST /v1/assignments/$A1/reassign {"worker_id":"$WB","reason":"test reassignment"}
 403 WB_T GET /v1/referrals/$R1
 403 WB_T POST /v1/referrals/$R1/withdraw $re
 403 WB_T POST /v1/referrals
 403 WB_T GET /v1/referrals
 404 SUP_B_TOKEN GET /v1/assignments/$A1
-404 SUP_B_TOKEN POST /v1/assignments/$A1/reassign {"worker_id":"$WB"}
+404 SUP_B_TOKEN POST /v1/assignments/$A1/reassign {"worker_id":"$WB","reason":"test reassignment"}
 404 SUP_B_TOKEN GET /v1/referrals/$R1
 403 SUP_B_TOKEN POST /v1/assignments/$A1/accept
 403 SUP_B_TOKEN POST /v1/assignments/$A1/decline $re
@@ -219,7 +219,7 @@ matrix_cases() {
 403 SUP_B_TOKEN POST /v1/referrals
 404 SUP_A_TOKEN GET /v1/referrals/$R2
 404 SUP_A_TOKEN GET /v1/assignments/$A2
-404 SUP_A_TOKEN POST /v1/assignments/$A2/reassign {"worker_id":"$WA2"}
+404 SUP_A_TOKEN POST /v1/assignments/$A2/reassign {"worker_id":"$WA2","reason":"test reassignment"}
 403 ADMIN_TOKEN GET /v1/referrals/$R1
 403 ADMIN_TOKEN GET /v1/referrals
 403 ADMIN_TOKEN POST /v1/referrals
@@ -229,7 +229,7 @@ matrix_cases() {
 403 ADMIN_TOKEN POST /v1/assignments/$A1/accept
 403 ADMIN_TOKEN POST /v1/assignments/$A1/events $ev
 403 ADMIN_TOKEN POST /v1/assignments/$A1/complete {"outcome":"engaged"}
-403 ADMIN_TOKEN POST /v1/assignments/$A1/reassign {"worker_id":"$WA2"}
+403 ADMIN_TOKEN POST /v1/assignments/$A1/reassign {"worker_id":"$WA2","reason":"test reassignment"}
 403 ADMIN_TOKEN POST /v1/assignments/$A1/decline $re
 403 ADMIN_TOKEN POST /v1/assignments/$A1/hold $re
 403 ADMIN_TOKEN POST /v1/assignments/$A1/resume

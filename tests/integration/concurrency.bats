@@ -268,7 +268,7 @@ EOF
 		dir=$BATS_TEST_TMPDIR/ar.$round
 		race "$dir" <<EOF
 $xt POST /v1/assignments/$asg/accept
-$SUP_A_TOKEN POST /v1/assignments/$asg/reassign {"worker_id":"$y"}
+$SUP_A_TOKEN POST /v1/assignments/$asg/reassign {"worker_id":"$y","reason":"test reassignment"}
 EOF
 		a=$(cat "$dir/1.code")
 		s=$(cat "$dir/2.code")

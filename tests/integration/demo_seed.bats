@@ -48,6 +48,9 @@ val() { sed -n "s/^$2=//p" "$BATS_FILE_TMPDIR/seed$1.env"; }
 	[ "$(sql "SELECT count(*) FROM offices")" = 2 ]
 	[ "$(sql "SELECT count(*) FROM organisations")" = 2 ]
 	[ "$(sql "SELECT count(*) FROM supervisors")" = 3 ]
+	# Both organisations on the Kyrgyz calendar of deploy/calendars/.
+	[ "$(sql "SELECT count(*) FROM org_calendars WHERE timezone = 'Asia/Bishkek'
+	           AND '2027-03-21' = ANY (holidays) AND hours->'sat' = '[]'")" = 2 ]
 }
 
 @test "the walk printed by make demo: submission to completed assignment" {

@@ -179,7 +179,7 @@ act() { # ACTION WORKER ASSIGNMENT [EXTRA_JSON]
 	w=$(jget "$res" '.body.assignments[0].worker_id')
 	if [ "$w" = "$W1" ]; then other=$W2; else other=$W1; fi
 	act accept "$w" "$aid" >/dev/null
-	res=$(api assignment_reassign "$(who_sup 00000000-0000-4000-8000-00000000000a "$ORG")" "{\"id\":\"$aid\",\"worker_id\":\"$other\"}")
+	res=$(api assignment_reassign "$(who_sup 00000000-0000-4000-8000-00000000000a "$ORG")" "{\"id\":\"$aid\",\"worker_id\":\"$other\",\"reason\":\"test\"}")
 	[ "$(jget "$res" .status)" = 200 ]
 	[ "$(jget "$res" .body.status)" = offered ]
 	[ "$(jget "$res" .body.worker_id)" = "$other" ]

@@ -117,6 +117,31 @@ static void test_pool_and_counters(void **state)
 	metrics_free(m);
 }
 
+/* The follow-up gauges: a block set from the database's answer, rendered as
+ * given, replaced by the next one, and "fresh" only within its age. */
+static void test_gauges_block(void **state)
+{
+	struct metrics *m = metrics_new();
+	char *t;
+
+	(void)state;
+	assert_false(metrics_gauges_fresh(m, 5000));
+	metrics_set_gauges(m, strdup("# TYPE referrald_escalations_open gauge\n"
+				     "referrald_escalations_open{level=\"1\"} 3\n"));
+	assert_true(metrics_gauges_fresh(m, 5000));
+	assert_false(metrics_gauges_fresh(m, -1));
+	t = render(m, NULL);
+	has(t, "referrald_escalations_open{level=\"1\"} 3");
+	free(t);
+	metrics_set_gauges(m, strdup("referrald_escalations_open{level=\"1\"} 0\n"));
+	t = render(m, NULL);
+	has(t, "referrald_escalations_open{level=\"1\"} 0");
+	assert_null(strstr(t, "} 3\n"));
+	free(t);
+	metrics_set_gauges(NULL, strdup("x")); /* no metrics: freed, no crash */
+	metrics_free(m);
+}
+
 static void test_labels_are_fixed(void **state)
 {
 	struct metrics *m = metrics_new();
@@ -158,6 +183,7 @@ int main(void)
 		cmocka_unit_test(test_requests_and_histogram),
 		cmocka_unit_test(test_pool_and_counters),
 		cmocka_unit_test(test_labels_are_fixed),
+		cmocka_unit_test(test_gauges_block),
 	};
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }

@@ -63,6 +63,13 @@ static const struct expect brief[] = {
 	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/harm_reduction/urgent", "deadline_policies.put",
 	  ROLE_ADMIN },
 	{ EVHTTP_REQ_POST, "/v1/webhooks", "webhooks.create", ROLE_ADMIN },
+	/* v1.1: follow-up, continued. */
+	{ EVHTTP_REQ_GET, "/v1/assignments/0b7a5f3e-0000-4000-8000-000000000001/history",
+	  "assignments.history", ROLE_WORKER | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_PUT, "/v1/organisations/0b7a5f3e-0000-4000-8000-000000000002/calendar",
+	  "organisations.calendar_put", ROLE_ADMIN },
+	{ EVHTTP_REQ_GET, "/v1/deadline-policies", "deadline_policies.list",
+	  ROLE_ADMIN | ROLE_SUPERVISOR },
 	/* v1.1 Credentials. */
 	{ EVHTTP_REQ_GET, "/v1/tokens", "tokens.list", ROLE_ADMIN | ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_POST, "/v1/tokens/revoke", "tokens.revoke_subject", ROLE_ADMIN },
