@@ -265,9 +265,3 @@ BEGIN
 		'next', NULL));
 END $$;
 
-DO $$
-BEGIN
-	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
-		EXECUTE 'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO referrald_app';
-	END IF;
-END $$;

@@ -189,9 +189,3 @@ BEGIN
 	                          'busy', busy, 'more', more);
 END $$;
 
-DO $$
-BEGIN
-	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
-		EXECUTE 'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO referrald_app';
-	END IF;
-END $$;

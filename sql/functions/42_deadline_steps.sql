@@ -268,9 +268,3 @@ BEGIN
 			GROUP BY level) x), '{}'));
 END $$;
 
-DO $$
-BEGIN
-	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
-		EXECUTE 'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO referrald_app';
-	END IF;
-END $$;
