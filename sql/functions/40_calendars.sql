@@ -265,9 +265,19 @@ BEGIN
 		'next', NULL));
 END $$;
 
+-- EXECUTE for the daemon on this file's functions only (11_security.sql
+-- grants the core's and keeps some, such as mint_admin_token, from it).
 DO $$
+DECLARE
+	f regprocedure;
 BEGIN
-	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
-		EXECUTE 'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO referrald_app';
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
+		RETURN;
 	END IF;
+	FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+	         JOIN pg_namespace n ON n.oid = p.pronamespace
+	         WHERE n.nspname = 'public'
+	           AND p.proname = ANY (ARRAY['cal_day_key', 'cal_day_ranges', 'working_due', 'working_between', 'deadline_calendar', 'clock_add', 'clock_left', 'deadline_due', 'calendar_check', 'calendar_json', 'api_calendar_put', 'api_deadline_policy_list']) LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO referrald_app', f);
+	END LOOP;
 END $$;

@@ -189,9 +189,19 @@ BEGIN
 	                          'busy', busy, 'more', more);
 END $$;
 
+-- EXECUTE for the daemon on this file's functions only (11_security.sql
+-- grants the core's and keeps some, such as mint_admin_token, from it).
 DO $$
+DECLARE
+	f regprocedure;
 BEGIN
-	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
-		EXECUTE 'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO referrald_app';
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
+		RETURN;
 	END IF;
+	FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+	         JOIN pg_namespace n ON n.oid = p.pronamespace
+	         WHERE n.nspname = 'public'
+	           AND p.proname = ANY (ARRAY['worker_rematch_notice_trg', 'rematch_free_worker', 'rematch_pairs_all', 'rematch_next', 'rematch_pairs', 'rematch_run']) LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO referrald_app', f);
+	END LOOP;
 END $$;

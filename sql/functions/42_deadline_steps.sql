@@ -268,9 +268,19 @@ BEGIN
 			GROUP BY level) x), '{}'));
 END $$;
 
+-- EXECUTE for the daemon on this file's functions only (11_security.sql
+-- grants the core's and keeps some, such as mint_admin_token, from it).
 DO $$
+DECLARE
+	f regprocedure;
 BEGIN
-	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
-		EXECUTE 'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO referrald_app';
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
+		RETURN;
 	END IF;
+	FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+	         JOIN pg_namespace n ON n.oid = p.pronamespace
+	         WHERE n.nspname = 'public'
+	           AND p.proname = ANY (ARRAY['deadline_parked', 'assignment_steps_trg', 'deadline_met_trg', 'deadline_start', 'deadline_remind_due', 'deadline_escalate_due', 'deadline_steps', 'api_assignment_history', 'followup_gauges']) LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO referrald_app', f);
+	END LOOP;
 END $$;
