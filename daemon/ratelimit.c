@@ -196,16 +196,19 @@ static struct rl_entry *rl_find(struct ratelimit *rl, const void *key, size_t ke
 	return victim;
 }
 
+/* Times are whole seconds: a window lasts from its first second through
+ * window_s more, so it is never shorter than window_s (it may be up to one
+ * second longer). */
 static uint32_t rl_left(struct rl_entry *e, const struct limit_spec *spec, uint32_t now_s)
 {
-	if (now_s - e->window_start >= spec->window_s) {
+	if (now_s - e->window_start > spec->window_s) {
 		e->window_start = now_s;
 		e->count = 0;
 		return 0;
 	}
 	if (e->count < spec->count)
 		return 0;
-	return spec->window_s - (now_s - e->window_start);
+	return spec->window_s + 1 - (now_s - e->window_start);
 }
 
 uint32_t ratelimit_blocked(struct ratelimit *rl, const void *key, size_t keylen,

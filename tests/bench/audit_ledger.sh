@@ -16,7 +16,8 @@
 # 3. Before and after: tests/bench/referrals.sh and tests/bench/reads.sh (each
 #    beside pgbench's one-row commits on its own cluster) run with this build
 #    and with the daemon of BENCH_LEDGER_BEFORE (default e4f7de6, main just
-#    before ledger v2, built here in a temporary git worktree). Skipped with
+#    before ledger v2, built here in a temporary git worktree; both at the
+#    same BENCH_POOL_SIZE). Skipped with
 #    BENCH_LEDGER_BEFORE=none.
 # Prints figures only (and rows for the results table); fails when setup
 # fails, the chain is not reported intact or a submission is refused.
@@ -32,6 +33,9 @@ BUILD=${1:-${BUILD:-build}}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 export BUILD
 RECORDS=${BENCH_LEDGER_RECORDS:-1000000}
+# What tests/bench/run.sh exports, for a run on its own.
+export BENCH_DURATION=${BENCH_DURATION:-10s} BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-32} \
+	BENCH_THREADS=${BENCH_THREADS:-2}
 BEFORE=${BENCH_LEDGER_BEFORE:-e4f7de6}
 
 # shellcheck source=../lib/common.bash

@@ -29,26 +29,32 @@ restart_with() { # SECTION KEY VALUE ...
 bad_token() { printf 'bad%s' "$(rand_hex 20)"; }
 
 @test "60 bad tokens: 20 answers 401, each audited without the secret; then 429 with Retry-After, a valid token too" {
-	local i tok codes=() n401=0 n429=0 ra
+	local i tok args=() codes=() n401=0 n429=0 ra= code r
 	: >"$BATS_TEST_TMPDIR/tokens"
+	# One curl process, one keep-alive connection: the 60 arrive within
+	# seconds even on a loaded machine (the window is a minute).
 	for i in $(seq 1 60); do
 		tok=$(bad_token)
 		printf '%s\n' "$tok" >>"$BATS_TEST_TMPDIR/tokens"
-		call "$tok" GET /v1/referrals
-		codes+=("$HTTP_STATUS")
-		case $HTTP_STATUS in
-		401) n401=$((n401 + 1)) ;;
-		429) n429=$((n429 + 1)); ra=$(header Retry-After) ;;
-		esac
+		[ "$i" = 1 ] || args+=(--next)
+		args+=(-sS --http1.1 --cacert "$API_CA" -o /dev/null -H "Authorization: Bearer $tok"
+			-w '%{http_code} %header{retry-after}\n' "$API_URL/v1/referrals")
 	done
-	echo "401: $n401 429: $n429"
+	while read -r code r; do
+		codes+=("$code")
+		case $code in
+		401) n401=$((n401 + 1)) ;;
+		429) n429=$((n429 + 1)); [ -n "$ra" ] || ra=$r ;;
+		esac
+	done < <(curl "${args[@]}")
+	echo "401: $n401 429: $n429 (${codes[*]}) retry-after: $ra"
+	[ "${#codes[@]}" = 60 ]
 	[ "$n401" = 20 ]
 	[ "$n429" = 40 ]
-	# The first 20 are the 401s, in order.
-	[ "${codes[19]}" = 401 ]
+	# The first 20 are the 401s, in order; then refused before any lookup.
+	for i in $(seq 0 19); do [ "${codes[$i]}" = 401 ]; done
 	[ "${codes[20]}" = 429 ]
-	expect_error 429 rate_limited
-	[ "$ra" -ge 1 ] && [ "$ra" -le 60 ]
+	[ "$ra" -ge 1 ] && [ "$ra" -le 61 ]
 	# A valid token from the same address is held back too.
 	as "$SUP_A_TOKEN" GET /v1/audit
 	expect_status 429
@@ -70,16 +76,21 @@ bad_token() { printf 'bad%s' "$(rand_hex 20)"; }
 }
 
 @test "the limit holds until its window passes, then a valid token works again" {
-	local i
-	restart_with limits auth_failures 5/3s
+	local i ra
+	restart_with limits auth_failures 5/8s
 	for i in 1 2 3 4 5; do
 		call "$(bad_token)" GET /v1/referrals
 		expect_status 401
 	done
 	as_office GET /v1/referrals
 	expect_error 429 rate_limited
-	[ "$(header Retry-After)" -le 3 ]
-	sleep 3.2
+	ra=$(header Retry-After)
+	[ "$ra" -ge 1 ] && [ "$ra" -le 9 ]
+	# Held again at once (a valid token, the same address) ...
+	as_office GET /v1/referrals
+	expect_error 429 rate_limited
+	# ... and free once the window has passed.
+	sleep "$ra.3"
 	as_office GET /v1/referrals
 	expect_status 200
 	# A failed certificate counts as well: an unbound certificate is a 401.
