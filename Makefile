@@ -31,8 +31,10 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
-DAEMON_OBJ := $(patsubst daemon/%.c,$(BUILD)/%.o,$(DAEMON_SRC)) $(BUILD)/migrations.o
+DAEMON_OBJ := $(patsubst daemon/%.c,$(BUILD)/%.o,$(DAEMON_SRC)) $(BUILD)/migrations.o \
+              $(BUILD)/ui_files.o
 MIGRATIONS := $(sort $(wildcard sql/migrations/*.sql))
+UI_FILES   := $(sort $(shell find ui -type f ! -name '.*' 2>/dev/null))
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -52,6 +54,12 @@ $(BUILD)/migrations.c: $(MIGRATIONS) daemon/gen_migrations.sh | $(BUILD)
 
 $(BUILD)/migrations.o: $(BUILD)/migrations.c daemon/migrate.h
 	$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
+
+$(BUILD)/ui_files.c: $(UI_FILES) daemon/gen_ui.sh | $(BUILD)
+	sh daemon/gen_ui.sh $@ ui $(UI_FILES)
+
+$(BUILD)/ui_files.o: $(BUILD)/ui_files.c daemon/ui_files.h
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/referrald: $(BUILD)/main.o $(DAEMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

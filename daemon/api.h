@@ -49,5 +49,13 @@ void api_deadline_list(struct req *r);
 void api_audit_list(struct req *r);
 /* api_reports.c */
 void api_report_follow_up(struct req *r);
+/* api_sign_in.c (web sign-in: codes, sign-in, sign-out; supervisors' workers) */
+void api_sign_in_code_create(struct req *r);
+void api_sign_in(struct req *r);
+void api_sign_out(struct req *r);
+void api_worker_list(struct req *r);
+void api_me(struct req *r);
+/* ui.c: the web pages under /ui/ (no authentication: static files) */
+void ui_serve(struct req *r);
 
 #endif

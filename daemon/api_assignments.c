@@ -82,6 +82,9 @@ static const struct jv_field fail_fields[] = {
 
 static const struct jv_field reassign_fields[] = {
 	{ "worker_id", JV_STR, JV_REQUIRED, 36, 36, jsonv_is_uuid, NULL, 0 },
+	/* v1.1 makes it required and records it (issue 11); accepted here so the
+	 * web pages can send it already. */
+	{ "reason", JV_STR, 0, 1, 500, jsonv_is_text, NULL, 0 },
 	JV_END,
 };
 

@@ -202,6 +202,10 @@ static const struct key_def keys[] = {
 	{ "retention", "interval", KT_DURATION, "10m", KEY_RELOAD, 100, 24 * HOUR_MS, NULL, NULL,
 	  OFF(retention_interval_ms), "How often the retention purge runs." },
 
+	{ "ui", "session_lifetime", KT_DURATION, "7d", KEY_RELOAD, MIN_MS, 90LL * 24 * HOUR_MS,
+	  NULL, NULL, OFF(ui_session_lifetime_ms),
+	  "How long a token bought with a one-time sign-in code (the web pages) lives." },
+
 	{ "log", "level", KT_ENUM, "info", KEY_RELOAD, 0, 0, log_level_values, NULL, OFF(log_level),
 	  "debug, info, warn or error." },
 	{ "log", "format", KT_ENUM, "logfmt", KEY_RELOAD, 0, 0, log_format_values, NULL,

@@ -75,6 +75,9 @@ struct config {
 	long retention_idempotency_ms; /* idempotency records older than this are purged */
 	long retention_interval_ms;    /* between purge runs */
 
+	/* [ui] */
+	long ui_session_lifetime_ms;  /* lifetime of a token a sign-in code buys */
+
 	/* [log] */
 	int log_level;                /* enum log_level */
 	int log_format;               /* enum log_format */

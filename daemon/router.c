@@ -85,6 +85,14 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/{need}/{urgency}", R_ADM, api_deadline_policy_put,
 	  "deadline_policies.put" },
 	{ EVHTTP_REQ_POST, "/v1/webhooks", R_ADM, api_webhook_create, "webhooks.create" },
+
+	/* Web sign-in (issue 14): codes, sign-in (no credential yet), sign-out. */
+	{ EVHTTP_REQ_POST, "/v1/sign-in-codes", R_SUP | R_ADM, api_sign_in_code_create,
+	  "sign_in_codes.create" },
+	{ EVHTTP_REQ_POST, "/v1/sign-in", 0, api_sign_in, "sign_in" },
+	{ EVHTTP_REQ_POST, "/v1/sign-out", R_OFF | R_WRK | R_SUP | R_ADM, api_sign_out, "sign_out" },
+	{ EVHTTP_REQ_GET, "/v1/workers", R_SUP | R_ADM, api_worker_list, "workers.list" },
+	{ EVHTTP_REQ_GET, "/v1/me", R_OFF | R_WRK | R_SUP | R_ADM, api_me, "me" },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
@@ -265,6 +273,11 @@ void router_dispatch(struct req *r)
 	int known = 0;
 	const struct route *rt;
 
+	/* The web pages: static files, a subtree rather than a route row. */
+	if (r->path && strncmp(r->path, "/ui", 3) == 0 && (r->path[3] == '\0' || r->path[3] == '/')) {
+		ui_serve(r);
+		return;
+	}
 	rt = router_match(r->path, r->method, r->params, REQ_MAX_PARAMS, &known);
 	if (rt == NULL) {
 		if (known) {

@@ -20,6 +20,13 @@
 --                          was missed still counts in the durations (met_at
 --                          is recorded late), and as not on time
 --   assignments            assignments created in [from, to) in the group
+--   accept.histogram       time-to-accept of the met ones in five buckets:
+--   first_contact.histogram  [0, 1 h), [1 h, 4 h), [4 h, 24 h), [24 h, 72 h),
+--                          72 h or more (histogram_bounds_seconds names the
+--                          bounds; the web pages draw the distributions)
+--   weeks                  over all groups: per UTC week (Monday 00:00) that
+--                          deadlines started in, judged / on time / on-time
+--                          rate of accept and of first-contact deadlines
 -- Grouping: organisation and worker are those the deadline was set for (the
 -- worker holding the offer or assignment then); office, region and need come
 -- from the assignment. A group with no key (offers never accepted by anyone
@@ -48,6 +55,23 @@ LANGUAGE sql STABLE AS $$
 	END
 $$;
 
+CREATE FUNCTION report_histogram_bounds() RETURNS double precision[]
+LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY[3600, 14400, 86400, 259200]::double precision[] $$;
+
+-- Bucket numbers (width_bucket over the bounds, 0..4) -> five counts.
+CREATE FUNCTION report_histogram(p_b integer[]) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_agg((SELECT count(*) FROM unnest(coalesce(p_b, '{}')) x WHERE x = i) ORDER BY i)
+	FROM generate_series(0, 4) i
+$$;
+
+-- {"judged", "on_time", "on_time_rate"} of one week's deadlines of a kind.
+CREATE FUNCTION report_rate(p_judged bigint, p_on_time bigint) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_build_object('judged', p_judged, 'on_time', p_on_time, 'on_time_rate',
+		CASE WHEN p_judged > 0 THEN round(p_on_time::numeric / p_judged, 4) END)
+$$;
+
 CREATE FUNCTION api_report_follow_up(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -57,6 +81,7 @@ DECLARE
 	t_from timestamptz;
 	t_to timestamptz;
 	groups jsonb;
+	weeks jsonb;
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
 	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
@@ -79,7 +104,10 @@ BEGIN
 	WITH d AS (
 		SELECT coalesce(report_group_key(grp, dl.organisation_id, dl.worker_id, a), '') AS key,
 		       dl.kind, dl.state, dl.due_at, dl.met_at,
-		       extract(epoch FROM dl.elapsed)::double precision AS secs
+		       extract(epoch FROM dl.elapsed)::double precision AS secs,
+		       CASE WHEN dl.met_at IS NOT NULL THEN width_bucket(
+		           extract(epoch FROM dl.elapsed)::double precision, report_histogram_bounds())
+		       END AS b
 		FROM deadlines dl
 		JOIN assignments a ON a.id = dl.assignment_id
 		WHERE dl.starts_at >= t_from AND dl.starts_at < t_to
@@ -93,6 +121,8 @@ BEGIN
 		       count(*) FILTER (WHERE kind = 'accept' AND state IN ('met', 'missed')) AS acc_judged,
 		       percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) FILTER (WHERE kind = 'accept' AND met_at IS NOT NULL) AS acc_p50,
 		       percentile_cont(0.9) WITHIN GROUP (ORDER BY secs) FILTER (WHERE kind = 'accept' AND met_at IS NOT NULL) AS acc_p90,
+		       array_agg(b) FILTER (WHERE kind = 'accept' AND b IS NOT NULL) AS acc_b,
+		       array_agg(b) FILTER (WHERE kind <> 'accept' AND b IS NOT NULL) AS fc_b,
 		       count(*) FILTER (WHERE kind <> 'accept' AND met_at IS NOT NULL) AS fc_met,
 		       count(*) FILTER (WHERE kind <> 'accept' AND met_at IS NOT NULL AND met_at <= due_at) AS fc_on_time,
 		       count(*) FILTER (WHERE kind <> 'accept' AND state = 'missed') AS fc_missed,
@@ -121,19 +151,38 @@ BEGIN
 			'missed', coalesce(g.acc_missed, 0),
 			'on_time_rate', CASE WHEN g.acc_judged > 0 THEN round(g.acc_on_time::numeric / g.acc_judged, 4) END,
 			'median_seconds', round(g.acc_p50::numeric, 3),
-			'p90_seconds', round(g.acc_p90::numeric, 3)),
+			'p90_seconds', round(g.acc_p90::numeric, 3),
+			'histogram', report_histogram(g.acc_b)),
 		'first_contact', jsonb_build_object(
 			'met', coalesce(g.fc_met, 0), 'on_time', coalesce(g.fc_on_time, 0),
 			'missed', coalesce(g.fc_missed, 0),
 			'on_time_rate', CASE WHEN g.fc_judged > 0 THEN round(g.fc_on_time::numeric / g.fc_judged, 4) END,
 			'median_seconds', round(g.fc_p50::numeric, 3),
-			'p90_seconds', round(g.fc_p90::numeric, 3)))
+			'p90_seconds', round(g.fc_p90::numeric, 3),
+			'histogram', report_histogram(g.fc_b)))
 		ORDER BY g.gkey NULLS LAST), '[]'::jsonb)
 	INTO groups
 	FROM g;
 
+	SELECT coalesce(jsonb_agg(jsonb_build_object('week', ts(w.wk),
+		'accept', report_rate(w.acc_judged, w.acc_on_time),
+		'first_contact', report_rate(w.fc_judged, w.fc_on_time)) ORDER BY w.wk), '[]'::jsonb)
+	INTO weeks
+	FROM (
+		SELECT date_trunc('week', dl.starts_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS wk,
+		       count(*) FILTER (WHERE kind = 'accept' AND state IN ('met', 'missed')) AS acc_judged,
+		       count(*) FILTER (WHERE kind = 'accept' AND met_at IS NOT NULL AND met_at <= due_at) AS acc_on_time,
+		       count(*) FILTER (WHERE kind <> 'accept' AND state IN ('met', 'missed')) AS fc_judged,
+		       count(*) FILTER (WHERE kind <> 'accept' AND met_at IS NOT NULL AND met_at <= due_at) AS fc_on_time
+		FROM deadlines dl
+		WHERE dl.starts_at >= t_from AND dl.starts_at < t_to
+		  AND (prog OR dl.organisation_id = org)
+		GROUP BY 1) w;
+
 	PERFORM audit_write(p_who, p_request_id, 'report.follow_up', 'report', NULL, 'ok');
 	RETURN api_result(200, jsonb_build_object('from', ts(t_from), 'to', ts(t_to),
-	                                          'group_by', grp, 'groups', groups));
+	                                          'group_by', grp, 'groups', groups,
+	                                          'histogram_bounds_seconds', to_jsonb(report_histogram_bounds()),
+	                                          'weeks', weeks));
 END $$;
 
