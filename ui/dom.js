@@ -22,7 +22,12 @@
     return n;
   }
   function clear(n) { while (n.firstChild) n.removeChild(n.firstChild); return n; }
-  function replace(n, ...kids) { clear(n); for (const k of kids.flat()) if (k) n.appendChild(k); return n; }
+  function replace(n, ...kids) {
+    clear(n);
+    for (const k of kids.flat()) if (k !== null && k !== undefined && k !== false)
+      n.appendChild(typeof k === 'string' ? document.createTextNode(k) : k);
+    return n;
+  }
   function main() { return document.getElementById('main'); }
   /* A short message for screen readers and eyes. */
   function say(msg, kind) {

@@ -193,12 +193,15 @@
     if (a.overdue) parts.push(el('p', { class: 'warn', 'data-testid': 'overdue-flag' }, t('inbox.overdue_one')));
     /* The client's contact and the note exist in the answer only when the API
      * chose to show them (this worker, once accepted). */
-    if (a.contact || a.note) {
+    const client = a.client || {};
+    const contact = client.contact || a.contact;
+    if (client.birth_year) dl.append(...field(t('field.client'), `${t('gender.' + client.gender)}, ${client.birth_year}`));
+    if (contact || a.note) {
       const c = el('section', { class: 'card contact', 'aria-labelledby': 'h-contact' },
         el('h2', { id: 'h-contact' }, t('contact.title')));
-      if (a.contact && a.contact.phone) {
-        c.append(el('a', { class: 'btn btn-call', href: 'tel:' + String(a.contact.phone).replace(/[^+0-9]/g, ''),
-          'data-testid': 'call' }, t('contact.call'), ' ', el('span', { class: 'phone' }, a.contact.phone)));
+      if (contact && contact.phone) {
+        c.append(el('a', { class: 'btn btn-call', href: 'tel:' + String(contact.phone).replace(/[^+0-9]/g, ''),
+          'data-testid': 'call' }, t('contact.call'), ' ', el('span', { class: 'phone' }, contact.phone)));
       }
       if (a.note) c.append(el('h3', {}, t('contact.note')), el('p', { class: 'note-text', 'data-testid': 'note' }, a.note));
       parts.push(c);

@@ -100,13 +100,13 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	c sign_in_codes;
 	t tokens;
-	addr text := left(coalesce(p_args->>'addr', ''), 64);
+	v_addr text := left(coalesce(p_args->>'addr', ''), 64);
 	oldest timestamptz;
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
 	DELETE FROM sign_in_failures WHERE at < now() - interval '1 minute';
 	SELECT min(at) INTO oldest FROM (
-		SELECT at FROM sign_in_failures f WHERE f.addr = api_sign_in.addr
+		SELECT at FROM sign_in_failures f WHERE f.addr = v_addr
 		ORDER BY at DESC LIMIT (p_args->>'max_failures')::integer) x
 	HAVING count(*) >= (p_args->>'max_failures')::integer;
 	IF oldest IS NOT NULL THEN
@@ -120,7 +120,7 @@ BEGIN
 	WHERE code_hash = lower(p_args->>'code_hash') AND used_at IS NULL AND expires_at > now()
 	FOR UPDATE;
 	IF c.id IS NULL OR subject_role(c.subject_id) IS DISTINCT FROM c.role THEN
-		INSERT INTO sign_in_failures (addr) VALUES (addr);
+		INSERT INTO sign_in_failures (addr) VALUES (v_addr);
 		PERFORM audit_write(p_who, p_request_id, 'authenticate', 'sign_in_code', NULL, 'denied');
 		RETURN api_error(401, 'unauthorized', 'invalid or expired sign-in code');
 	END IF;
