@@ -12,7 +12,7 @@
 
   /* rows: [{key, label, counts: [n0..n4], median, p90}] ; bucketLabels: 5 strings */
   function distribution(title, rows, bucketLabels, fmt) {
-    const W = 640, rowH = 34, left = 170, right = 150, top = 8;
+    const W = 760, rowH = 34, left = 210, right = 170, top = 8;
     const H = top + rows.length * rowH + 46;
     const barW = W - left - right;
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img',
@@ -21,7 +21,7 @@
       const y = top + i * rowH;
       const total = r.counts.reduce((a, b) => a + b, 0);
       const g = s('g', { class: 'chart-row', 'data-group': r.key == null ? '' : r.key, 'data-total': total });
-      g.append(s('text', { x: left - 8, y: y + 20, class: 'chart-label', 'text-anchor': 'end' }, clip(r.label, 24)));
+      g.append(s('text', { x: left - 8, y: y + 20, class: 'chart-label', 'text-anchor': 'end' }, clip(r.label, 26)));
       let x = left;
       r.counts.forEach((n, b) => {
         const w = total ? barW * n / total : 0;
@@ -52,7 +52,7 @@
 
   /* weeks: [{week, accept: {on_time_rate, judged}, first_contact: {...}}] */
   function weekly(title, weeks, series, fmt) {
-    const W = 640, H = 240, left = 46, right = 16, top = 14, bottom = 56;
+    const W = 760, H = 240, left = 50, right = 40, top = 14, bottom = 56, inset = 24;
     const pw = W - left - right, ph = H - top - bottom;
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title });
     for (let p = 0; p <= 100; p += 25) {
@@ -61,7 +61,7 @@
       svg.append(s('text', { x: left - 6, y: y + 4, class: 'axis', 'text-anchor': 'end' }, fmt.percent(p / 100)));
     }
     const n = weeks.length;
-    const xOf = i => left + (n <= 1 ? pw / 2 : pw * i / (n - 1));
+    const xOf = i => left + inset + (n <= 1 ? (pw - 2 * inset) / 2 : (pw - 2 * inset) * i / (n - 1));
     weeks.forEach((w, i) => {
       svg.append(s('text', { x: xOf(i), y: top + ph + 18, class: 'axis', 'text-anchor': 'middle' }, fmt.day(w.week)));
     });

@@ -287,21 +287,45 @@
     return s;
   }
 
+  /* Kyrgyz: browsers' locale data for ky is often partial (months as "M01",
+   * "66.7%"), so its formats are written out here as CLDR gives them:
+   * "2026-ж., 5-янв. 11:30", decimal comma, thin spaces between thousands. */
+  const KY_MONTHS = ['янв.', 'фев.', 'мар.', 'апр.', 'май', 'июн.', 'июл.', 'авг.', 'сен.', 'окт.', 'ноя.', 'дек.'];
+  function parts(v) {
+    return Object.fromEntries(new Intl.DateTimeFormat('en-GB', { timeZone: timeZone(), hourCycle: 'h23',
+      year: 'numeric', month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit' })
+      .formatToParts(new Date(v)).map(x => [x.type, x.value]));
+  }
+  const ky = {
+    day(v) { const p = parts(v); return `${Number(p.day)}-${KY_MONTHS[Number(p.month) - 1]}`; },
+    date(v) { const p = parts(v); return `${p.year}-ж., ${ky.day(v)}`; },
+    time(v) { const p = parts(v); return `${p.hour}:${p.minute}`; },
+    number(v, frac) {
+      return new Intl.NumberFormat('ru-RU', { maximumFractionDigits: frac == null ? 3 : frac }).format(v);
+    }
+  };
+
   const fmt = {
     dateTime(v) {
+      if (cur === 'ky') return `${ky.date(v)} ${ky.time(v)}`;
       return new Intl.DateTimeFormat(LOCALE[cur], { timeZone: timeZone(), dateStyle: 'medium', timeStyle: 'short' })
         .format(new Date(v));
     },
     time(v) {
+      if (cur === 'ky') return ky.time(v);
       return new Intl.DateTimeFormat(LOCALE[cur], { timeZone: timeZone(), hour: '2-digit', minute: '2-digit' })
         .format(new Date(v));
     },
     day(v) {
+      if (cur === 'ky') return ky.day(v);
       return new Intl.DateTimeFormat(LOCALE[cur], { timeZone: timeZone(), day: 'numeric', month: 'short' })
         .format(new Date(v));
     },
-    number(v) { return new Intl.NumberFormat(LOCALE[cur]).format(v); },
-    percent(v) { return new Intl.NumberFormat(LOCALE[cur], { style: 'percent', maximumFractionDigits: 1 }).format(v); },
+    number(v) { return cur === 'ky' ? ky.number(v) : new Intl.NumberFormat(LOCALE[cur]).format(v); },
+    percent(v) {
+      if (cur === 'ky') return ky.number(v * 100, 1) + '%';
+      return new Intl.NumberFormat(LOCALE[cur], { style: 'percent', maximumFractionDigits: 1 }).format(v);
+    },
     /* Two largest units: 1 h 30 min, 3 d 2 h, 45 s. */
     duration(secs) {
       if (secs == null || isNaN(secs)) return '—';

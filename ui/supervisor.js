@@ -35,7 +35,7 @@
     const send = el('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'reassign-confirm' },
       t('reassign.confirm'));
     const key = R.api.newKey();
-    const form = el('form', { class: 'subform', onsubmit: async (e) => {
+    const form = el('form', { class: 'subform', novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
       if (!reason.value.trim()) { err.textContent = t('reassign.reason_required'); reason.focus(); return; }
       if (!sel.value) { err.textContent = t('reassign.no_worker'); return; }
@@ -81,7 +81,8 @@
         el('td', {}, a.created_at ? el('time', { datetime: a.created_at }, f().dateTime(a.created_at)) : '—'),
         el('td', {}, btn)), tr2];
     });
-    return el('div', { class: 'table-wrap' }, el('table', { class: 'table', 'data-testid': testid },
+    return el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption },
+      el('table', { class: 'table', 'data-testid': testid },
       el('caption', { class: 'sr-only' }, caption),
       el('thead', {}, el('tr', {}, ['col.need', 'region.label', 'field.urgency', 'field.status', 'col.worker',
         'col.created', 'col.action'].map(k => el('th', { scope: 'col' }, t(k))))),
@@ -213,7 +214,7 @@
     const figure = (id, title, svg, note) => el('figure', { class: 'card figure', 'data-testid': 'report-chart', 'data-chart': id },
       el('figcaption', { id: 'cap-' + id }, el('strong', {}, title), note ? el('span', { class: 'help' }, ' ', note) : null), svg);
     const model = tableModel(rep);
-    const tbl = el('div', { class: 'table-wrap' }, el('table', { class: 'table table-report', 'data-testid': 'report-table' },
+    const tbl = el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': t('report.table_title') }, el('table', { class: 'table table-report', 'data-testid': 'report-table' },
       el('caption', {}, t('report.table', { by: t('group.' + by) })),
       el('thead', {}, el('tr', {}, model.head.map(h => el('th', { scope: 'col' }, h)))),
       el('tbody', {}, model.rows.map(r => el('tr', {}, r.map((c, i) => i === 0
@@ -262,7 +263,8 @@
         el('td', {}, btn, out));
     });
     replace(m, el('h1', {}, t('workers.title')), el('p', { class: 'help' }, t('workers.help')),
-      el('div', { class: 'table-wrap' }, el('table', { class: 'table', 'data-testid': 'workers-table' },
+      el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': t('workers.title') },
+        el('table', { class: 'table', 'data-testid': 'workers-table' },
         el('caption', { class: 'sr-only' }, t('workers.title')),
         el('thead', {}, el('tr', {}, ['col.worker', 'col.kind', 'col.regions', 'col.load', 'field.status', 'col.sign_in']
           .map(k => el('th', { scope: 'col' }, t(k))))),
