@@ -34,6 +34,7 @@ DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 DAEMON_OBJ := $(patsubst daemon/%.c,$(BUILD)/%.o,$(DAEMON_SRC)) $(BUILD)/migrations.o \
               $(BUILD)/ui_files.o
 MIGRATIONS := $(sort $(wildcard sql/migrations/*.sql))
+SQL_FUNCTIONS := $(sort $(wildcard sql/functions/*.sql))
 UI_FILES   := $(sort $(shell find ui -type f ! -name '.*' 2>/dev/null))
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -49,8 +50,8 @@ $(BUILD):
 $(BUILD)/%.o: daemon/%.c $(wildcard daemon/*.h) | $(BUILD)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/migrations.c: $(MIGRATIONS) daemon/gen_migrations.sh | $(BUILD)
-	sh daemon/gen_migrations.sh $@ $(MIGRATIONS)
+$(BUILD)/migrations.c: $(MIGRATIONS) $(SQL_FUNCTIONS) daemon/gen_migrations.sh | $(BUILD)
+	sh daemon/gen_migrations.sh $@ $(MIGRATIONS) -- $(SQL_FUNCTIONS)
 
 $(BUILD)/migrations.o: $(BUILD)/migrations.c daemon/migrate.h
 	$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<

@@ -4,7 +4,7 @@
  *
  * Owns: validating the report's query, choosing the representation, and the
  * CSV rendering of the JSON the database computed (api_report_follow_up in
- * sql/migrations/0020_reports.sql does all counting and percentiles).
+ * sql/functions/20_reports.sql does all counting and percentiles).
  * Must never: compute figures in C (the database is the one source), or let a
  * label start a spreadsheet formula in the CSV.
  */

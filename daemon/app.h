@@ -17,12 +17,11 @@ struct http_server;
 struct db_pool;
 struct metrics;
 struct keyring;
-struct sweeper;
-struct outbox;
-struct purge;
+struct job;
 
 #define REFD_VERSION "0.1.0"
 #define REFD_NAME "referrald"
+#define APP_MAX_JOBS 16
 
 struct app {
 	struct event_base *base;
@@ -35,9 +34,8 @@ struct app {
 	struct db_pool *pool;
 	struct metrics *metrics;
 	struct keyring *keys;       /* UIC HMAC key and data encryption keys */
-	struct sweeper *sweeper;    /* deadline sweeper (periodic job) */
-	struct outbox *outbox;      /* webhook sender (periodic job) */
-	struct purge *purge;        /* retention purge (periodic job) */
+	struct job *jobs[APP_MAX_JOBS]; /* periodic jobs (job.c), in main_jobs' order */
+	int njobs;
 	int draining;               /* set by SIGTERM/SIGINT: stop accepting, finish in-flight */
 	int schema_current;         /* migrations applied and matching the binary */
 };

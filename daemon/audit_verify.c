@@ -5,7 +5,7 @@
  * The chain is streamed with one COPY ... TO STDOUT (no paging, no server-side
  * hashing) and every hash is recomputed here, so the check trusts neither the
  * database's functions nor its stored hashes: only the raw fields. The
- * canonical content is defined in sql/migrations/0003_audit.sql:
+ * canonical content is defined in sql/functions/03_audit.sql:
  *   seq|at (UTC, microseconds)|actor_role|actor_id|action|object_type|
  *   object_id|outcome|request_id          (NULL as the empty string)
  *   hash = SHA-256(prev_hash || canonical), prev_hash of seq 1 = 32 zero bytes

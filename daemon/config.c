@@ -111,6 +111,10 @@ static const struct key_def keys[] = {
 	  "Comma list of HTTP methods accepted; others answer 405." },
 	{ "server", "spare_fds", KT_INT, "8", 0, 0, 1024, NULL, NULL, OFF(spare_fds),
 	  "File descriptors kept in reserve so running out of them never spins the loop." },
+	{ "server", "user", KT_STRING, NULL, 0, 0, 0, NULL, check_no_space, OFF(run_user),
+	  "System user the daemon switches to after binding its listeners and reading its key "
+	  "files when started as root (it refuses to run as root without one); --init-keys gives "
+	  "the key files it creates to this user." },
 
 	{ "tls", "cert_file", KT_PATH, NULL, KEY_REQUIRED | KEY_RELOAD, 0, 0, NULL, NULL,
 	  OFF(tls_cert_file), "Server certificate chain (PEM)." },
@@ -377,6 +381,7 @@ struct parse_ctx {
 	char *err;
 	size_t errlen;
 	int line_of[NKEYS];  /* line where each key was set, 0 = not set */
+	unsigned flags;      /* CONFIG_LOAD_* */
 };
 
 __attribute__((format(printf, 3, 4))) static int fail_at(struct parse_ctx *c, int line,
@@ -446,7 +451,7 @@ static int set_value(struct parse_ctx *c, int line, const struct key_def *k, con
 				return fail_at(c, line, "bad value for %s.%s: %s", k->section,
 					       k->name, why);
 		}
-		if (k->type == KT_PATH && access(v, R_OK) != 0)
+		if (k->type == KT_PATH && !(c->flags & CONFIG_LOAD_NO_FILES) && access(v, R_OK) != 0)
 			return fail_at(c, line, "%s.%s: cannot read \"%s\": %s", k->section,
 				       k->name, v, strerror(errno));
 		dup = strdup(v);
@@ -720,11 +725,18 @@ static int check_cross(struct parse_ctx *c, const struct config *cfg)
 
 int config_load(const char *path, struct config *out, char *err, size_t errlen)
 {
+	return config_load_flags(path, out, err, errlen, 0);
+}
+
+int config_load_flags(const char *path, struct config *out, char *err, size_t errlen,
+		      unsigned flags)
+{
 	struct parse_ctx c;
 	FILE *f = NULL;
 
 	memset(out, 0, sizeof(*out));
 	memset(&c, 0, sizeof(c));
+	c.flags = flags;
 	c.path = path;
 	c.err = err;
 	c.errlen = errlen;

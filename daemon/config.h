@@ -33,6 +33,7 @@ struct config {
 	long drain_timeout_ms;
 	char *allowed_methods;        /* comma list, e.g. "GET,POST,PUT,PATCH,DELETE" */
 	int spare_fds;                /* descriptors kept in reserve so EMFILE never spins */
+	char *run_user;               /* [server] user: switched to after binding, when root */
 
 	/* [tls] */
 	char *tls_cert_file;
@@ -87,6 +88,11 @@ struct config {
  * "FILE: reason") into err. On success *out is filled (caller config_free()s). */
 int config_load(const char *path, struct config *out, char *err, size_t errlen);
 void config_free(struct config *c);
+/* CONFIG_LOAD_NO_FILES: path keys need not exist yet (--init-keys creates
+ * the key files a configuration names). */
+#define CONFIG_LOAD_NO_FILES 0x1u
+int config_load_flags(const char *path, struct config *out, char *err, size_t errlen,
+		      unsigned flags);
 
 /* For SIGHUP: returns 0 if every changed key is reloadable, else -1 with the
  * first non-reloadable key named in err. A reload then replaces the whole

@@ -38,6 +38,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "db_pool.h"
 #include "db_pool_int.h"
 #include "log.h"
@@ -157,7 +158,7 @@ static void conn_fail(struct db_conn *c, const char *reason)
 	delay = c->backoff_ms / 2 + (long)(db_pool_rand(p) % (uint64_t)(c->backoff_ms / 2 + 1));
 	c->backoff_ms = c->backoff_ms * 2 > p->o.reconnect_max_ms ? p->o.reconnect_max_ms
 								   : c->backoff_ms * 2;
-	tv = db_pool_ms_tv(delay);
+	tv = clock_tv(delay);
 	event_add(c->timer, &tv);
 	db_pool_check_down(p);
 }
@@ -284,6 +285,17 @@ static enum db_status result_status(const PGresult *res)
 	}
 }
 
+/* 25006 read_only_sql_transaction: a write reached a standby (or a
+ * primary being demoted). 57P01-57P03: the server is shutting down or not
+ * yet accepting - a session worth dropping, not a bad statement. */
+static int conn_on_standby(const PGresult *res)
+{
+	const char *st = db_sqlstate(res);
+
+	return strcmp(st, "25006") == 0 || strcmp(st, "57P01") == 0 || strcmp(st, "57P02") == 0 ||
+	       strcmp(st, "57P03") == 0;
+}
+
 /* The current step's results are all in (PQgetResult returned NULL). */
 static void conn_step_done(struct db_conn *c)
 {
@@ -342,6 +354,16 @@ static void conn_step_done(struct db_conn *c)
 								     : "db_sql_error",
 						   op->stmt, res);
 		}
+		if (st == DB_SQL_ERROR && conn_on_standby(res)) {
+			/* This session is no longer on the primary (a failover,
+			 * or a standby behind the conninfo): nothing was written,
+			 * the operation answers unavailable (503 + Retry-After),
+			 * and a new session finds the writable server
+			 * (target_session_attrs=read-write in the conninfo). */
+			PQclear(res);
+			conn_fail(c, "read_only");
+			return;
+		}
 		c->op = NULL;
 		if (st == DB_TIMEOUT || st == DB_UNAVAILABLE) {
 			PQclear(res);
@@ -363,7 +385,7 @@ static void conn_step_done(struct db_conn *c)
 			event_del(c->timer);
 			conn_idle(c);
 		} else {
-			tv = db_pool_ms_tv(DB_CANCEL_POLL_MS);
+			tv = clock_tv(DB_CANCEL_POLL_MS);
 			event_add(c->timer, &tv);
 			if (conn_watch(c, EV_READ, 0) != 0)
 				conn_fail(c, "no_socket");
@@ -432,7 +454,7 @@ static void conn_poll_connect(struct db_conn *c)
 	 * connect budget (a lock can hold a PREPARE that long). */
 	setup_ms = p->o.connect_timeout_ms +
 		   (p->o.statement_timeout_ms > 0 ? p->o.statement_timeout_ms : p->o.query_timeout_ms);
-	tv = db_pool_ms_tv(setup_ms);
+	tv = clock_tv(setup_ms);
 	event_add(c->timer, &tv);
 	/* The server enforces the deadline too, so an abandoned query cannot
 	 * run for ever even if our cancel never arrives. */
@@ -528,7 +550,7 @@ void db_conn_start(struct db_conn *c)
 		conn_fail(c, "connect_failed");
 		return;
 	}
-	tv = db_pool_ms_tv(p->o.connect_timeout_ms);
+	tv = clock_tv(p->o.connect_timeout_ms);
 	event_add(c->timer, &tv);
 	/* The first PQconnectPoll step is "writing" (the socket connects). */
 	if (conn_watch(c, EV_WRITE, 1) != 0)
@@ -571,7 +593,7 @@ void db_conn_cancel(struct db_conn *c)
 
 	c->state = CS_DRAINING;
 	c->drained = 0;
-	c->drain_deadline = db_pool_now_ms() + DB_CANCEL_GRACE_MS;
+	c->drain_deadline = clock_mono_ms() + DB_CANCEL_GRACE_MS;
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
 		goto fallback;
@@ -596,7 +618,7 @@ void db_conn_cancel(struct db_conn *c)
 		goto fallback;
 	}
 	c->cancel = j;
-	tv = db_pool_ms_tv(DB_CANCEL_GRACE_MS);
+	tv = clock_tv(DB_CANCEL_GRACE_MS);
 	event_add(c->timer, &tv);
 	return;
 fallback:
@@ -625,7 +647,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_fail(c, "connect_timeout");
 		return;
 	case CS_DRAINING:
-		now = db_pool_now_ms();
+		now = clock_mono_ms();
 		if (c->drained && (c->cancel == NULL || atomic_load(&c->cancel->done))) {
 			if (c->cancel != NULL) {
 				cancel_job_release(c->cancel);
@@ -638,7 +660,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 			conn_fail(c, "cancel_timeout");
 			return;
 		}
-		tv = db_pool_ms_tv(c->drained ? DB_CANCEL_POLL_MS : (long)(c->drain_deadline - now));
+		tv = clock_tv(c->drained ? DB_CANCEL_POLL_MS : (long)(c->drain_deadline - now));
 		event_add(c->timer, &tv);
 		return;
 	default:

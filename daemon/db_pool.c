@@ -35,6 +35,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "db_pool.h"
 #include "db_pool_int.h"
 #include "log.h"
@@ -68,25 +69,6 @@ const char *db_sqlstate(const PGresult *res)
 		return "";
 	s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	return s != NULL ? s : "";
-}
-
-uint64_t db_pool_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-struct timeval db_pool_ms_tv(long ms)
-{
-	struct timeval tv;
-
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	return tv;
 }
 
 /* xorshift64*: only for backoff jitter, which needs spread, not secrecy. */
@@ -207,10 +189,10 @@ void db_pool_check_down(struct db_pool *p)
 
 	if (!p->started || p->closed || pool_ready_count(p) > 0 || p->down_since != 0)
 		return;
-	p->down_since = db_pool_now_ms();
+	p->down_since = clock_mono_ms();
 	if (p->down_since == 0)
 		p->down_since = 1;
-	tv = db_pool_ms_tv(DB_DOWN_GRACE_MS);
+	tv = clock_tv(DB_DOWN_GRACE_MS);
 	event_add(p->down_timer, &tv);
 }
 
@@ -282,7 +264,7 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *
 		p->o.reconnect_max_ms = DB_BACKOFF_MIN_MS;
 	TAILQ_INIT(&p->queue);
 	TAILQ_INIT(&p->done);
-	p->rng = ((uint64_t)getpid() << 32) ^ db_pool_now_ms() ^ (uint64_t)(uintptr_t)p;
+	p->rng = ((uint64_t)getpid() << 32) ^ clock_mono_ms() ^ (uint64_t)(uintptr_t)p;
 	if (p->rng == 0)
 		p->rng = 0x9e3779b97f4a7c15ULL;
 	p->down_timer = evtimer_new(base, pool_down_cb, p);
@@ -385,7 +367,7 @@ struct db_op *db_submit(struct db_pool *p, const char *stmt, int nparams,
 	}
 	if (op->stmt_idx < 0)
 		log_error("db_unknown_statement", "stmt=%s", op->stmt);
-	tv = db_pool_ms_tv(timeout_ms > 0 ? timeout_ms : p->o.query_timeout_ms);
+	tv = clock_tv(timeout_ms > 0 ? timeout_ms : p->o.query_timeout_ms);
 	if (event_add(op->timer, &tv) != 0)
 		goto fail;
 	if (p->down) {

@@ -106,8 +106,6 @@ struct db_pool {
 /* ---- db_pool.c, for db_conn.c ---- */
 
 /* Monotonic clock in ms, and ms as a timeval for event_add. */
-uint64_t db_pool_now_ms(void);
-struct timeval db_pool_ms_tv(long ms);
 /* Backoff jitter from the pool's generator. */
 uint64_t db_pool_rand(struct db_pool *p);
 /* Finish op (detached from the queue and from any connection): the loop runs

@@ -35,6 +35,7 @@
 
 #include "api.h"
 #include "app.h"
+#include "clock.h"
 #include "config.h"
 #include "http_limits.h"
 #include "http_server.h"
@@ -256,8 +257,7 @@ static void hs_apply_limits(struct http_server *s)
 	 * (head and body) of our own, see hs_deadline_cb; a stalled write is
 	 * bounded by the idle timeout. */
 	ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : 60000;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	tv = clock_tv(ms);
 	evhttp_set_timeout_tv(s->http, &tv);
 	if (s->kind == LISTENER_API) {
 		if (http_methods_parse(cfg->allowed_methods, &methods) != 0)
@@ -715,8 +715,7 @@ void http_server_reply_starts(struct http_server *s, struct evhttp_connection *e
 	if (c == NULL || c->deadline == NULL || s->app->cfg == NULL)
 		return;
 	ms = s->app->cfg->write_timeout_ms;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	tv = clock_tv(ms);
 	evtimer_del(c->deadline);
 	c->write_deadline = 1;
 	evtimer_add(c->deadline, &tv);

@@ -15,17 +15,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 /* The one piece of process-wide state this header allows. */
 static enum log_level cur_level = LOG_INFO;
 static enum log_format cur_format = LOG_FMT_LOGFMT;
+/* stderr is the journal's stream: each line starts with its syslog
+ * priority (<3> error ... <7> debug), which journald strips and records. */
+static int to_journal;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
+/* $JOURNAL_STREAM is "<device>:<inode>" of the stream systemd connected;
+ * it counts only while stderr is still that very stream. */
+static int log_stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 void log_setup(enum log_level level, enum log_format fmt)
 {
+	to_journal = log_stderr_is_journal();
 	if ((int)level >= LOG_DEBUG && level <= LOG_ERROR)
 		cur_level = level;
 	cur_format = fmt == LOG_FMT_JSON ? LOG_FMT_JSON : LOG_FMT_LOGFMT;
@@ -298,6 +316,11 @@ void log_event(enum log_level level, const char *reqid, const char *event, const
 		return;
 	lvl = level_names[level <= LOG_ERROR ? level : LOG_ERROR];
 	stackbuf[0] = '\0';
+	if (to_journal) {
+		static const char *const prio[] = { "<7>", "<6>", "<4>", "<3>" };
+
+		line_puts(&l, prio[level <= LOG_ERROR ? level : LOG_ERROR]);
+	}
 
 	va_start(ap, kvfmt);
 	n = kvfmt ? vsnprintf(kvstack, sizeof(kvstack), kvfmt, ap) : 0;

@@ -24,11 +24,16 @@
 #include "config.h"
 #include "db_pool.h"
 #include "http_server.h"
+#include "initkeys.h"
 #include "keyring.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "notify.h"
+#include "privdrop.h"
 #include "queries.h"
+#include "clock.h"
+#include "job.h"
 #include "purge.h"
 #include "sweeper.h"
 #include "outbox.h"
@@ -50,8 +55,9 @@ struct proc {
 	struct app *app;
 	struct event *sighup, *sigterm, *sigint;
 	struct event *drain_timer;
+	struct notify *notify;  /* the service manager's readiness protocol */
 	enum run_phase phase;
-	struct timespec phase_start;
+	uint64_t phase_start_ms;       /* clock_mono_ms() when the phase began */
 	int forced;             /* a second SIGTERM/SIGINT: stop waiting for requests */
 	/* Configurations built by SIGHUP. Each replaced one stays allocated until
 	 * exit: reloads are rare, and no module can then be left holding a freed
@@ -63,13 +69,13 @@ struct proc {
 struct cmdline {
 	const char *config;
 	const char *mint_name;
-	int check_config, migrate, verify_audit, reference, version, help;
+	int check_config, migrate, verify_audit, reference, version, help, init_keys;
 };
 
 static void main_usage(FILE *out, int full)
 {
 	fprintf(out,
-		"usage: " REFD_NAME " -c FILE [--check-config] [--migrate]\n"
+		"usage: " REFD_NAME " -c FILE [--check-config] [--init-keys] [--migrate]\n"
 		"                 [--mint-admin-token NAME] [--verify-audit]\n"
 		"       " REFD_NAME " --config-reference | --version | --help\n");
 	if (!full) {
@@ -81,6 +87,8 @@ static void main_usage(FILE *out, int full)
 		"  -c, --config FILE         configuration file (INI: [section] key = value)\n"
 		"      --check-config        validate the configuration (and load its TLS\n"
 		"                            certificate and key files) and exit\n"
+		"      --init-keys           create every key file the configuration names\n"
+		"                            (mode 0600; an existing one is never overwritten)\n"
 		"      --migrate             apply pending database migrations and exit\n"
 		"      --mint-admin-token NAME\n"
 		"                            create admin NAME and print a bearer token for it once\n"
@@ -105,11 +113,13 @@ static void main_usage(FILE *out, int full)
 
 static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 {
-	enum { OPT_CHECK = 256, OPT_MIGRATE, OPT_MINT, OPT_VERIFY, OPT_REFERENCE, OPT_VERSION };
+	enum { OPT_CHECK = 256, OPT_MIGRATE, OPT_MINT, OPT_VERIFY, OPT_REFERENCE, OPT_VERSION,
+	       OPT_INIT_KEYS };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "migrate", no_argument, NULL, OPT_MIGRATE },
+		{ "init-keys", no_argument, NULL, OPT_INIT_KEYS },
 		{ "mint-admin-token", required_argument, NULL, OPT_MINT },
 		{ "verify-audit", no_argument, NULL, OPT_VERIFY },
 		{ "config-reference", no_argument, NULL, OPT_REFERENCE },
@@ -131,6 +141,9 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 			break;
 		case OPT_MIGRATE:
 			cl->migrate = 1;
+			break;
+		case OPT_INIT_KEYS:
+			cl->init_keys = 1;
 			break;
 		case OPT_MINT:
 			cl->mint_name = optarg;
@@ -157,9 +170,10 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 	}
 	if (cl->help || cl->version || cl->reference)
 		return 0;
-	commands = cl->check_config + cl->migrate + (cl->mint_name != NULL) + cl->verify_audit;
+	commands = cl->check_config + cl->migrate + (cl->mint_name != NULL) + cl->verify_audit +
+		   cl->init_keys;
 	if (commands > 1) {
-		fprintf(stderr, REFD_NAME ": choose one of --check-config, --migrate, "
+		fprintf(stderr, REFD_NAME ": choose one of --check-config, --init-keys, --migrate, "
 				"--mint-admin-token, --verify-audit\n");
 		return -1;
 	}
@@ -174,12 +188,26 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 	return 0;
 }
 
-static long main_elapsed_ms(const struct timespec *since)
-{
-	struct timespec now;
+/* Periodic jobs on the loop (job.c), started in this order, stopped in the
+ * reverse one. A new job is one row. */
+static const struct {
+	const char *name;
+	struct job *(*start)(struct app *app);
+} main_jobs[] = {
+	{ "sweeper", sweeper_start },   /* deadlines */
+	{ "outbox", outbox_start },     /* webhooks */
+	{ "purge", purge_start },       /* retention */
+};
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - since->tv_sec) * 1000L + (now.tv_nsec - since->tv_nsec) / 1000000L;
+_Static_assert(sizeof(main_jobs) / sizeof(main_jobs[0]) <= APP_MAX_JOBS, "app.jobs too small");
+
+static void main_stop_jobs(struct app *app)
+{
+	while (app->njobs > 0) {
+		app->njobs--;
+		job_stop(app->jobs[app->njobs]);
+		app->jobs[app->njobs] = NULL;
+	}
 }
 
 static int main_in_flight(const struct app *app)
@@ -197,7 +225,7 @@ static int main_in_flight(const struct app *app)
 
 static void main_arm_drain_timer(struct proc *p)
 {
-	struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+	struct timeval tv = clock_tv(DRAIN_POLL_MS);
 
 	evtimer_add(p->drain_timer, &tv);
 }
@@ -205,7 +233,7 @@ static void main_arm_drain_timer(struct proc *p)
 static void main_set_phase(struct proc *p, enum run_phase ph)
 {
 	p->phase = ph;
-	clock_gettime(CLOCK_MONOTONIC, &p->phase_start);
+	p->phase_start_ms = clock_mono_ms();
 }
 
 /*
@@ -221,7 +249,7 @@ static void main_drain_tick(evutil_socket_t fd, short what, void *arg)
 	struct proc *p = arg;
 	struct app *app = p->app;
 	int inflight = main_in_flight(app);
-	long elapsed = main_elapsed_ms(&p->phase_start);
+	long elapsed = (long)(clock_mono_ms() - p->phase_start_ms);
 
 	(void)fd;
 	(void)what;
@@ -264,6 +292,7 @@ static void main_start_drain(struct proc *p, const char *signame)
 		return;
 	}
 	app->draining = 1;
+	notify_stopping(p->notify);
 	log_info("drain.start", "signal=%s in_flight=%d drain_timeout_ms=%ld", signame,
 		 main_in_flight(app), app->cfg->drain_timeout_ms);
 	if (app->api)
@@ -272,20 +301,9 @@ static void main_start_drain(struct proc *p, const char *signame)
 		http_server_stop_accepting(app->mtls);
 	if (app->ops)
 		http_server_stop_accepting(app->ops);
-	/* Periodic jobs stop now: no new sweep may start during the drain. The
-	 * sweeper frees itself when the pool returns its in-flight operation. */
-	if (app->sweeper) {
-		sweeper_stop(app->sweeper);
-		app->sweeper = NULL;
-	}
-	if (app->outbox) {
-		outbox_stop(app->outbox);
-		app->outbox = NULL;
-	}
-	if (app->purge) {
-		purge_stop(app->purge);
-		app->purge = NULL;
-	}
+	/* Periodic jobs stop now: no new run may start during the drain. A job
+	 * frees itself when the pool returns its operations in flight. */
+	main_stop_jobs(app);
 	main_set_phase(p, PHASE_DRAINING);
 	event_active(p->drain_timer, EV_TIMEOUT, 0);
 }
@@ -303,16 +321,26 @@ static void main_on_sigterm(evutil_socket_t sig, short what, void *arg)
  * old one) and only then point app->cfg at the new configuration, which the
  * modules read at their next use (limits at the next accepted connection).
  */
+static void main_on_sighup_apply(struct proc *p, struct config *neu);
+
 static void main_on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct proc *p = arg;
-	struct app *app = p->app;
 	struct config *neu = calloc(1, sizeof(*neu));
-	struct config **list;
-	char err[512], esc[600];
 
 	(void)sig;
 	(void)what;
+	notify_reloading(p->notify);
+	main_on_sighup_apply(p, neu);
+	notify_reloaded(p->notify);
+}
+
+static void main_on_sighup_apply(struct proc *p, struct config *neu)
+{
+	struct app *app = p->app;
+	struct config **list;
+	char err[512], esc[600];
+
 	list = realloc(p->reloaded, (p->nreloaded + 1) * sizeof(*list));
 	if (!neu || !list) {
 		free(neu);
@@ -322,7 +350,10 @@ static void main_on_sighup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	p->reloaded = list;
-	if (config_load(app->config_path, neu, err, sizeof(err)) < 0) {
+	/* Files are checked by their users: TLS material is loaded below, and
+	 * key files are read only at start (after which the daemon may no
+	 * longer be allowed to read them). */
+	if (config_load_flags(app->config_path, neu, err, sizeof(err), CONFIG_LOAD_NO_FILES) < 0) {
 		log_error("reload.failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
 		goto fail;
 	}
@@ -489,22 +520,28 @@ static int main_run(struct app *app)
 	/* main_prepare_database() ran before us: the schema matches this binary. */
 	app->schema_current = 1;
 
-	/* Periodic jobs on the loop: the deadline sweeper, the outbox/webhook
-	 * sender and the retention purge. */
-	app->sweeper = sweeper_start(app);
-	if (!app->sweeper) {
-		log_error("start.failed", "step=sweeper");
+	/* Listeners bound and key files read: root, if we had it, goes now. */
+	switch (privdrop_to(cfg->run_user, err, sizeof(err))) {
+	case -1:
+		log_error("start.failed", "step=privdrop reason=\"%s\"",
+			  log_esc(esc, sizeof(esc), err));
 		goto fail;
+	case 1:
+		log_info("privdrop", "user=\"%s\" uid=%ld", log_esc(esc, sizeof(esc), cfg->run_user),
+			 (long)getuid());
+		break;
+	default:
+		break;
 	}
-	app->outbox = outbox_start(app);
-	if (!app->outbox) {
-		log_error("start.failed", "step=outbox");
-		goto fail;
-	}
-	app->purge = purge_start(app);
-	if (!app->purge) {
-		log_error("start.failed", "step=purge");
-		goto fail;
+
+	/* Periodic jobs on the loop (main_jobs above). */
+	for (size_t i = 0; i < sizeof(main_jobs) / sizeof(main_jobs[0]); i++) {
+		app->jobs[app->njobs] = main_jobs[i].start(app);
+		if (!app->jobs[app->njobs]) {
+			log_error("start.failed", "step=%s", main_jobs[i].name);
+			goto fail;
+		}
+		app->njobs++;
 	}
 
 	p.sighup = evsignal_new(app->base, SIGHUP, main_on_sighup, &p);
@@ -518,6 +555,11 @@ static int main_run(struct app *app)
 		goto fail;
 	}
 
+	p.notify = notify_start(app);
+	if (!p.notify) {
+		log_error("start.failed", "step=notify");
+		goto fail;
+	}
 	log_info("ready", "pid=%ld", (long)getpid());
 	if (event_base_dispatch(app->base) < 0) {
 		log_error("loop.failed", "%s", "");
@@ -528,18 +570,7 @@ static int main_run(struct app *app)
 fail:
 	/* Reverse order of creation. A failure before the loop ran never had
 	 * requests in flight, so closing the pool here is safe. */
-	if (app->purge) {
-		purge_stop(app->purge);
-		app->purge = NULL;
-	}
-	if (app->outbox) {
-		outbox_stop(app->outbox);
-		app->outbox = NULL;
-	}
-	if (app->sweeper) {
-		sweeper_stop(app->sweeper);
-		app->sweeper = NULL;
-	}
+	main_stop_jobs(app);
 	if (app->pool && rc != EXIT_OK)
 		db_pool_close(app->pool);
 	if (p.sighup)
@@ -550,6 +581,7 @@ fail:
 		event_free(p.sigint);
 	if (p.drain_timer)
 		event_free(p.drain_timer);
+	notify_free(p.notify);
 	if (app->ops)
 		http_server_free(app->ops);
 	if (app->mtls)
@@ -605,9 +637,15 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 
-	if (config_load(cl.config, &cfg, err, sizeof(err)) < 0) {
+	if (config_load_flags(cl.config, &cfg, err, sizeof(err),
+			      cl.init_keys ? CONFIG_LOAD_NO_FILES : 0) < 0) {
 		fprintf(stderr, REFD_NAME ": %s\n", err);
 		return EXIT_CONFIG;
+	}
+	if (cl.init_keys) {
+		rc = initkeys_run(&cfg);
+		config_free(&cfg);
+		return rc;
 	}
 	if (cl.check_config) {
 		rc = main_check_material(&cfg);

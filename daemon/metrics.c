@@ -21,6 +21,7 @@
 #define METRICS_MAX_ROUTES 64
 #define METRICS_MAX_STATUSES 24   /* distinct statuses kept per route */
 #define METRICS_MAX_COUNTERS 64
+#define METRICS_MAX_JOBS 16
 #define METRICS_NAME_MAX 64
 
 /* Upper bounds of the latency buckets, in microseconds. */
@@ -50,7 +51,16 @@ struct metrics_counter {
 	unsigned long value;
 };
 
+struct metrics_job {
+	char name[METRICS_NAME_MAX];
+	unsigned long runs, failures;
+	unsigned long bucket[NBUCKETS];      /* non-cumulative, as for routes */
+	uint64_t sum_us;
+};
+
 struct metrics {
+	int njobs;
+	struct metrics_job job[METRICS_MAX_JOBS];
 	int nroutes;
 	struct metrics_route route[METRICS_MAX_ROUTES];
 	int ncounters;
@@ -180,6 +190,77 @@ void metrics_count(struct metrics *m, const char *name, unsigned long n)
 	m->counter[i].value = n;
 }
 
+struct metrics_job *metrics_job(struct metrics *m, const char *name)
+{
+	struct metrics_job *h;
+
+	if (m == NULL || name == NULL || !metrics_name_ok(name))
+		return NULL;
+	for (int i = 0; i < m->njobs; i++)
+		if (strcmp(m->job[i].name, name) == 0)
+			return &m->job[i];
+	if (m->njobs == METRICS_MAX_JOBS)
+		return NULL;
+	h = &m->job[m->njobs++];
+	strcpy(h->name, name);
+	return h;
+}
+
+void metrics_job_observe(struct metrics_job *h, int failed, uint64_t duration_us)
+{
+	int i;
+
+	if (h == NULL)
+		return;
+	h->runs++;
+	if (failed)
+		h->failures++;
+	for (i = 0; i < NBUCKETS; i++)
+		if (duration_us <= bucket_us[i])
+			break;
+	if (i < NBUCKETS)
+		h->bucket[i]++;
+	h->sum_us += duration_us;
+}
+
+static void metrics_render_jobs(const struct metrics *m, struct evbuffer *out)
+{
+	int i, j;
+
+	evbuffer_add_printf(out, "# HELP referrald_job_runs_total Runs of each periodic job.\n"
+				 "# TYPE referrald_job_runs_total counter\n");
+	for (i = 0; i < m->njobs; i++)
+		evbuffer_add_printf(out, "referrald_job_runs_total{job=\"%s\"} %lu\n",
+				    m->job[i].name, m->job[i].runs);
+	evbuffer_add_printf(out, "# HELP referrald_job_failures_total Runs of each periodic job "
+				 "that failed.\n"
+				 "# TYPE referrald_job_failures_total counter\n");
+	for (i = 0; i < m->njobs; i++)
+		evbuffer_add_printf(out, "referrald_job_failures_total{job=\"%s\"} %lu\n",
+				    m->job[i].name, m->job[i].failures);
+	evbuffer_add_printf(out, "# HELP referrald_job_duration_seconds Time from the start of "
+				 "a run to its end.\n"
+				 "# TYPE referrald_job_duration_seconds histogram\n");
+	for (i = 0; i < m->njobs; i++) {
+		const struct metrics_job *h = &m->job[i];
+		unsigned long cum = 0;
+
+		for (j = 0; j < NBUCKETS; j++) {
+			cum += h->bucket[j];
+			evbuffer_add_printf(out,
+					    "referrald_job_duration_seconds_bucket{job=\"%s\","
+					    "le=\"%g\"} %lu\n",
+					    h->name, (double)bucket_us[j] / 1e6, cum);
+		}
+		evbuffer_add_printf(out,
+				    "referrald_job_duration_seconds_bucket{job=\"%s\",le=\"+Inf\"} %lu\n"
+				    "referrald_job_duration_seconds_sum{job=\"%s\"} %.6f\n"
+				    "referrald_job_duration_seconds_count{job=\"%s\"} %lu\n",
+				    h->name, h->runs, h->name, (double)h->sum_us / 1e6, h->name,
+				    h->runs);
+	}
+}
+
 static void metrics_render_gauge(struct evbuffer *out, const char *name, const char *help,
 				 const char *type, unsigned long v)
 {
@@ -256,6 +337,8 @@ void metrics_render(const struct metrics *m, const struct db_pool_stats *pool,
 	metrics_render_gauge(out, "referrald_db_reconnects_total",
 			     "Database reconnections.", "counter", pool->reconnects);
 
+	if (m)
+		metrics_render_jobs(m, out);
 	for (i = 0; m && i < m->ncounters; i++) {
 		const char *name = m->counter[i].name;
 		const char *prefix = strncmp(name, "referrald_", 10) == 0 ? "" : "referrald_";

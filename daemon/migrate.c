@@ -1,11 +1,18 @@
 /*
- * migrate.c - applies the forward-only migrations embedded in the binary and
- * checks that the server runs with durability on.
+ * migrate.c - applies the database code embedded in the binary and checks
+ * that the server runs with durability on.
  *
- * Owns: the schema_migrations table (created here, before any migration) and
- * the advisory lock that serialises migrations between daemons starting
- * together. One transaction per migration: a failed migration leaves the
- * schema at the previous version, never half applied.
+ * Two kinds of code (sql/README.md): forward-only migrations
+ * (sql/migrations/, schema only, each applied once, in order) and functions
+ * (sql/functions/: functions, triggers, policies, all CREATE OR REPLACE),
+ * re-applied together, in file order, whenever their checksum differs from
+ * the one recorded or a migration was just applied.
+ *
+ * Owns: the schema_migrations and schema_functions tables (created here,
+ * before any migration) and the advisory lock that serialises migrations
+ * between daemons starting together. One transaction per migration, and one
+ * for all the functions: a failure leaves the database as it was before that
+ * step, never half applied.
  * Must never: run inside the event loop (it uses blocking libpq on purpose:
  * it runs before the loop starts, or from `--migrate`); put server error
  * texts that could hold data into its error string (only sqlstate, and the
@@ -210,11 +217,76 @@ fail:
 	return -1;
 }
 
+/* 1 when schema_functions records this binary's checksum, 0 when not (or
+ * the table does not exist yet), -1 on error. */
+static int migrate_functions_current(PGconn *c, char *err, size_t errlen)
+{
+	const char *params[1] = { refd_functions_checksum };
+	PGresult *r;
+	int cur;
+
+	r = PQexec(c, "SELECT to_regclass('schema_functions') IS NOT NULL");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		migrate_res_err(r, "reading schema_functions", err, errlen);
+		PQclear(r);
+		return -1;
+	}
+	cur = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	if (!cur)
+		return 0;
+	r = PQexecParams(c, "SELECT count(*) FROM schema_functions WHERE checksum = $1",
+			 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		migrate_res_err(r, "reading schema_functions", err, errlen);
+		PQclear(r);
+		return -1;
+	}
+	cur = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+	PQclear(r);
+	return cur;
+}
+
+/* Every file of sql/functions/ in one transaction, then the checksum. */
+static int migrate_apply_functions(PGconn *c, char *err, size_t errlen)
+{
+	const char *params[1] = { refd_functions_checksum };
+	char what[160];
+	PGresult *r;
+	int i;
+
+	if (migrate_exec(c, "BEGIN", "functions", err, errlen) != 0)
+		return -1;
+	for (i = 0; i < refd_functions_count; i++) {
+		snprintf(what, sizeof(what), "functions %s", refd_functions[i].name);
+		if (migrate_exec(c, refd_functions[i].sql, what, err, errlen) != 0)
+			goto fail;
+	}
+	r = PQexecParams(c,
+			 "INSERT INTO schema_functions (one, checksum, applied_at) "
+			 "VALUES (true, $1, now()) "
+			 "ON CONFLICT (one) DO UPDATE SET checksum = EXCLUDED.checksum, "
+			 "applied_at = EXCLUDED.applied_at",
+			 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		migrate_res_err(r, "recording the functions' checksum", err, errlen);
+		PQclear(r);
+		goto fail;
+	}
+	PQclear(r);
+	if (migrate_exec(c, "COMMIT", "functions", err, errlen) != 0)
+		goto fail;
+	return 0;
+fail:
+	PQclear(PQexec(c, "ROLLBACK"));
+	return -1;
+}
+
 int migrate_run(const char *conninfo, int apply, char *err, size_t errlen)
 {
 	PGconn *c;
 	char *applied = NULL;
-	int pending, i;
+	int pending, i, fn_current, ran = 0;
 
 	if (conninfo == NULL) {
 		migrate_err(err, errlen, "no database conninfo");
@@ -245,9 +317,19 @@ int migrate_run(const char *conninfo, int apply, char *err, size_t errlen)
 				 " applied_at timestamptz NOT NULL DEFAULT now())",
 				 "creating schema_migrations", err, errlen) != 0)
 			goto fail;
+		if (migrate_exec(c,
+				 "CREATE TABLE IF NOT EXISTS schema_functions ("
+				 " one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+				 " checksum text NOT NULL,"
+				 " applied_at timestamptz NOT NULL DEFAULT now())",
+				 "creating schema_functions", err, errlen) != 0)
+			goto fail;
 	}
 	pending = migrate_scan(c, applied, err, errlen);
 	if (pending < 0)
+		goto fail;
+	fn_current = migrate_functions_current(c, err, errlen);
+	if (fn_current < 0)
 		goto fail;
 	if (apply) {
 		/* The generator emits files in sorted order, so versions ascend. */
@@ -257,12 +339,21 @@ int migrate_run(const char *conninfo, int apply, char *err, size_t errlen)
 			if (migrate_apply_one(c, &refd_migrations[i], err, errlen) != 0)
 				goto fail;
 			pending--;
+			ran++;
+		}
+		/* A migration may have dropped or changed what a function uses:
+		 * re-create them all after any schema change, not only when their
+		 * text changed. */
+		if (ran > 0 || !fn_current) {
+			if (migrate_apply_functions(c, err, errlen) != 0)
+				goto fail;
+			fn_current = 1;
 		}
 		PQclear(PQexec(c, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
 	}
 	free(applied);
 	PQfinish(c);
-	return pending;
+	return pending + !fn_current;
 fail:
 	/* Closing the session releases the advisory lock too. */
 	free(applied);

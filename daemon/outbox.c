@@ -1,5 +1,6 @@
 /*
- * outbox.c - launch -> run -> handler -> parse -> retry, for webhooks.
+ * outbox.c - the partner notification sender, a client of job.c: it delivers
+ * the transactional outbox's events as signed webhooks.
  *
  * Each run claims due events with the "outbox_claim" statement: the SQL
  * function picks rows whose next_attempt_at has come (partial index on it)
@@ -27,9 +28,13 @@
  * every poll_interval (events are written by any daemon on the database, so
  * there is no due time to sleep until).
  *
- * Owns: its timer, its events in delivery, the webhook client, and the
- * count of its operations the pool still owes a callback.
- * Must never: log the URL, the secret, the body or the endpoint's answer;
+ * Owns: at most [webhooks] max_inflight events being delivered (each to its
+ * endpoints one after another, so never more deliveries than that in
+ * flight), and the webhook client (TLS context, resolver) they use. At
+ * job_stop it abandons deliveries in flight: their events stay leased in the
+ * outbox and are sent again when the lease runs out (at-least-once).
+ * Must never: log or send client data, a secret, a URL or an endpoint's
+ * answer (event ids, webhook ids, outcome classes and status codes only);
  * keep an event only in memory (the database lease covers a crash).
  */
 #include <stdio.h>
@@ -37,14 +42,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/event.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "app.h"
 #include "config.h"
-#include "db_pool.h"
+#include "job.h"
 #include "keyring.h"
 #include "log.h"
 #include "metrics.h"
@@ -59,13 +63,10 @@ struct outbox_event;
 struct outbox {
 	struct app *app;
 	struct webhook_client *client;
-	struct event *timer;
+	struct job *job;
 	struct outbox_event *events;  /* events being delivered */
 	int active;                   /* length of events */
-	int claiming;                 /* a claim is with the pool */
-	int db_ops;                   /* operations the pool still owes us */
 	int more;                     /* the last claim was full: more may be due */
-	int stopping;
 };
 
 struct outbox_event {
@@ -83,7 +84,6 @@ struct outbox_event {
 	char hook_id[OUTBOX_ID_MAX];  /* the endpoint d talks to */
 };
 
-static void outbox_run(struct outbox *o);
 static void outbox_event_next(struct outbox_event *ev);
 
 long outbox_backoff_ms(int n, long base_ms, long max_ms, double jitter01)
@@ -99,40 +99,6 @@ long outbox_backoff_ms(int n, long base_ms, long max_ms, double jitter01)
 		d = (double)max_ms;
 	d *= 0.8 + 0.4 * jitter01;
 	return d < 1 ? 1 : (long)d;
-}
-
-static void outbox_arm(struct outbox *o, long ms)
-{
-	struct timeval tv;
-
-	if (o->stopping)
-		return;
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_del(o->timer);
-	evtimer_add(o->timer, &tv);
-}
-
-static void outbox_free(struct outbox *o)
-{
-	if (o->timer)
-		event_free(o->timer);
-	webhook_client_free(o->client);
-	free(o);
-}
-
-/* A pool callback came back: the last one after a stop frees us. */
-static int outbox_op_returned(struct outbox *o)
-{
-	o->db_ops--;
-	if (o->stopping) {
-		if (o->db_ops == 0)
-			outbox_free(o);
-		return 1;
-	}
-	return 0;
 }
 
 static void outbox_event_free(struct outbox_event *ev)
@@ -163,7 +129,6 @@ static void outbox_ack_cb(void *arg, enum db_status st, const PGresult *res)
 			 res ? db_sqlstate(res) : "");
 		metrics_count(o->app->metrics, "referrald_outbox_errors_total", 1);
 	}
-	outbox_op_returned(o);
 }
 
 /* Every endpoint has had its try: record the event's fate, free it, and let
@@ -209,11 +174,10 @@ static void outbox_event_done(struct outbox_event *ev)
 		stmt = "outbox_retry_in";
 		nparams = 3;
 	}
-	if (db_submit(o->app->pool, stmt, nparams, params, outbox_ack_cb, o, 0))
-		o->db_ops++;
+	job_submit_op(o->job, stmt, nparams, params, outbox_ack_cb, o);
 	outbox_event_free(ev);
-	if (o->more && !o->claiming)
-		outbox_arm(o, 0);
+	if (o->more)
+		job_run_now(o->job); /* a slot is free; no-op while a claim runs */
 }
 
 static void outbox_delivered_cb(void *arg, enum webhook_outcome oc, int status)
@@ -351,21 +315,16 @@ fail:
 	return -1;
 }
 
-static void outbox_claim_cb(void *arg, enum db_status st, const PGresult *res)
+/* The claim returned: start its events; say when to claim again. */
+static long outbox_next(void *arg, enum db_status st, const PGresult *res)
 {
 	struct outbox *o = arg;
 	int limit, n, bad = 0;
 
-	o->claiming = 0;
-	if (outbox_op_returned(o))
-		return;
 	if (st != DB_OK) {
-		log_warn("outbox_claim_failed", "status=%s sqlstate=%s", db_status_to_str(st),
-			 res ? db_sqlstate(res) : "");
 		metrics_count(o->app->metrics, "referrald_outbox_errors_total", 1);
 		o->more = 0;
-		outbox_arm(o, OUTBOX_RETRY_MS);
-		return;
+		return JOB_FAILED;
 	}
 	n = PQntuples(res);
 	limit = o->app->cfg->webhook_max_inflight - o->active;
@@ -380,51 +339,62 @@ static void outbox_claim_cb(void *arg, enum db_status st, const PGresult *res)
 		metrics_count(o->app->metrics, "referrald_outbox_errors_total", (unsigned long)bad);
 	}
 	/* A full claim: more may be due. Claim again once a slot is free (an
-	 * event finishing re-arms us); right now if one already is. */
+	 * event finishing re-runs us); right now if one already is. */
 	o->more = n > 0 && n >= limit;
 	if (o->more && o->active < o->app->cfg->webhook_max_inflight)
-		outbox_arm(o, 0);
-	else
-		outbox_arm(o, o->app->cfg->webhook_poll_ms);
+		return JOB_NOW;
+	return o->app->cfg->webhook_poll_ms;
 }
 
-static void outbox_run(struct outbox *o)
+static long outbox_run(struct job *j, void *arg)
 {
+	struct outbox *o = arg;
 	const struct config *cfg = o->app->cfg;
 	char batch[24];
-	const char *params[1];
+	const char *params[1] = { batch };
 	int limit;
 
-	if (o->stopping || o->claiming)
-		return;
 	limit = cfg->webhook_max_inflight - o->active;
 	if (limit > cfg->webhook_batch)
 		limit = cfg->webhook_batch;
 	if (limit <= 0) {
-		/* Every slot busy: an event finishing re-arms us; poll meanwhile. */
+		/* Every slot busy: an event finishing re-runs us; poll meanwhile. */
 		o->more = 1;
-		outbox_arm(o, cfg->webhook_poll_ms);
-		return;
+		return cfg->webhook_poll_ms;
 	}
 	snprintf(batch, sizeof(batch), "%d", limit);
-	params[0] = batch;
-	o->claiming = 1;
-	if (!db_submit(o->app->pool, "outbox_claim", 1, params, outbox_claim_cb, o, 0)) {
-		/* Pool closed: we are shutting down; nothing to retry. */
-		o->claiming = 0;
-		return;
-	}
-	o->db_ops++;
+	return job_submit(j, "outbox_claim", 1, params) < 0 ? JOB_FAILED : JOB_RUNNING;
 }
 
-static void outbox_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void outbox_abandon(void *arg)
 {
-	(void)fd;
-	(void)what;
-	outbox_run(arg);
+	struct outbox *o = arg;
+	int abandoned = o->active;
+
+	while (o->events)
+		outbox_event_free(o->events);
+	if (abandoned)
+		log_info("outbox_stop", "abandoned_events=%d", abandoned);
 }
 
-struct outbox *outbox_start(struct app *app)
+static void outbox_free(void *arg)
+{
+	struct outbox *o = arg;
+
+	webhook_client_free(o->client);
+	free(o);
+}
+
+static const struct job_def outbox_job = {
+	.name = "outbox",
+	.retry_ms = OUTBOX_RETRY_MS,
+	.run = outbox_run,
+	.next = outbox_next,
+	.stop = outbox_abandon,
+	.free = outbox_free,
+};
+
+struct job *outbox_start(struct app *app)
 {
 	struct outbox *o = calloc(1, sizeof(*o));
 	char err[256], esc[300];
@@ -438,29 +408,10 @@ struct outbox *outbox_start(struct app *app)
 		free(o);
 		return NULL;
 	}
-	o->timer = evtimer_new(app->base, outbox_timer_cb, o);
-	if (!o->timer) {
-		webhook_client_free(o->client);
-		free(o);
+	o->job = job_start(app, &outbox_job, o, 0);
+	if (!o->job) {
+		outbox_free(o);
 		return NULL;
 	}
-	outbox_arm(o, 0);
-	return o;
-}
-
-void outbox_stop(struct outbox *o)
-{
-	int abandoned;
-
-	if (!o || o->stopping)
-		return;
-	evtimer_del(o->timer);
-	abandoned = o->active;
-	while (o->events)
-		outbox_event_free(o->events);
-	if (abandoned)
-		log_info("outbox_stop", "abandoned_events=%d", abandoned);
-	o->stopping = 1;
-	if (o->db_ops == 0)
-		outbox_free(o);
+	return o->job;
 }

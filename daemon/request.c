@@ -27,20 +27,13 @@
 #include <openssl/rand.h>
 
 #include "app.h"
+#include "clock.h"
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
 #include "router.h"
 #include "tls.h"
-
-static uint64_t req_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * The connection closed while the request was ours. Two cases:
@@ -96,7 +89,7 @@ struct req *req_new(struct app *app, struct evhttp_request *ev)
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
-	r->start_ns = req_now_ns();
+	r->start_ns = clock_mono_ns();
 	r->app = app;
 	r->ev = ev;
 	r->conn = evhttp_request_get_connection(ev);
@@ -276,7 +269,7 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 		req_coalesce(r);
 	}
 
-	dur_us = (req_now_ns() - r->start_ns) / 1000u;
+	dur_us = (clock_mono_ns() - r->start_ns) / 1000u;
 	log_event(LOG_INFO, r->id, "access",
 		  "method=%s route=%s status=%d bytes=%zu duration_ms=%.3f cert=%s role=%s%s",
 		  req_method_str(r->method), route, status, nbytes, (double)dur_us / 1000.0,

@@ -48,6 +48,7 @@
 #include <openssl/x509v3.h>
 
 #include "app.h"
+#include "clock.h"
 #include "webhook.h"
 
 #define WH_MAX_HEADERS 8192
@@ -488,8 +489,7 @@ struct webhook_delivery *webhook_post(struct webhook_client *c, const struct web
 	evhttp_connection_set_retries(d->conn, 0);
 	evhttp_connection_set_max_headers_size(d->conn, WH_MAX_HEADERS);
 	evhttp_connection_set_max_body_size(d->conn, rq->max_response);
-	tv.tv_sec = rq->timeout_ms / 1000;
-	tv.tv_usec = (rq->timeout_ms % 1000) * 1000;
+	tv = clock_tv(rq->timeout_ms);
 	evhttp_connection_set_timeout_tv(d->conn, &tv);
 
 	d->req = evhttp_request_new(webhook_done_cb, d);

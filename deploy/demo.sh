@@ -1,35 +1,60 @@
 #!/bin/sh
-# demo.sh - run referrald locally: private PostgreSQL under var/pg, dev
-# certificates under var/certs, keys under var/keys, config and credentials
-# under var/demo, a seeded demo network, and the daemon in the foreground on
-# https://127.0.0.1:8443 (metrics on https://127.0.0.1:9443).
+# demo.sh - run referrald locally: a private PostgreSQL cluster belonging to
+# this checkout (var/pg), dev certificates under var/certs, keys under
+# var/keys, config and credentials under var/demo, a seeded demo network, and
+# the daemon in the foreground on https://127.0.0.1:8443 (metrics on
+# https://127.0.0.1:9443).
 #
 #   sh deploy/demo.sh [path/to/referrald]       (make demo)
 #
-# Ctrl-C (SIGINT) or SIGTERM stops the daemon, then the cluster. Running it
-# again reuses var/: the cluster, the keys (so sealed data stays readable), the
-# certificates and, while its admin token still works, the seeded network.
+# Works from a checkout in any directory the invoking user can write:
+#  - as an ordinary user, the cluster runs as that user inside var/pg;
+#  - as root, initdb refuses to run, so the cluster runs as the postgres user.
+#    That user may not be able to enter the checkout (a 0700 home, mktemp -d),
+#    so the cluster's files live in a directory of its own under
+#    /var/lib/postgresql/referrald-demo/ named after this checkout, and var/pg
+#    is a symbolic link to it. The directory holds a file `checkout` naming
+#    the checkout it belongs to. No permission of the checkout or its parents
+#    is changed, no system PostgreSQL service is touched and port 5432 is
+#    never used (the cluster listens on a random free loopback port).
 #
-# Owns: everything under var/. Must never: touch a system PostgreSQL, use
-# port 5432, or print key material (tokens go to var/demo/credentials.env,
-# which the demo also prints, since they are throwaway dev credentials).
+# Ctrl-C (SIGINT) or SIGTERM stops the daemon, then the cluster, within 15 s.
+# Running it again reuses var/: the cluster, the keys (so sealed data stays
+# readable), the certificates and, while its admin token still works, the
+# seeded network.
+#
+# Environment (all optional):
+#   DEMO_PORT, DEMO_OPS_PORT  the API and metrics ports (8443, 9443)
+#   DEMO_STATE_DIR            where root keeps clusters
+#                             (/var/lib/postgresql/referrald-demo)
+#   DEMO_MIN_FREE_MB          free disk space required before anything is
+#                             created (300 for a new cluster, 50 to reuse)
+#   DEMO_PG_TEMPLATE          an initdb'ed, stopped cluster to copy instead of
+#                             running initdb (the test suite passes its own)
+#   DEMO_CERTS_FROM           a directory of dev certificates to copy first
+#   PG_BIN                    PostgreSQL 15's binaries
+#
+# Owns: everything under var/ and, as root, this checkout's directory under
+# DEMO_STATE_DIR. Must never: touch a system PostgreSQL, use port 5432,
+# change permissions outside var/, or print key material (tokens go to
+# var/demo/credentials.env, which the demo also prints, since they are
+# throwaway dev credentials).
 set -eu
 
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+ROOT=$(pwd -P)
 BIN=${1:-build/referrald}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 VAR=$ROOT/var
-PGDIR=$VAR/pg
-PGDATA=$PGDIR/data
 CERTS=$VAR/certs
 KEYS=$VAR/keys
 DEMO=$VAR/demo
 CONF=$DEMO/referrald.conf
 CREDS=$DEMO/credentials.env
-API_PORT=8443
-OPS_PORT=9443
+API_PORT=${DEMO_PORT:-8443}
+OPS_PORT=${DEMO_OPS_PORT:-9443}
+STATE_DIR=${DEMO_STATE_DIR:-/var/lib/postgresql/referrald-demo}
 DB=referrald
 DB_USER=referrald          # owns the database and applies migrations
 APP_USER=referrald_app     # the daemon's runtime role (grants from the migrations)
@@ -40,10 +65,11 @@ die() {
 	exit 1
 }
 
-[ -x "$BIN" ] || die "$BIN not found: run make first"
+IS_ROOT=no
+[ "$(id -u)" -eq 0 ] && IS_ROOT=yes
 
 as_pg() {
-	if [ "$(id -u)" -eq 0 ]; then
+	if [ "$IS_ROOT" = yes ]; then
 		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
@@ -54,7 +80,7 @@ port_busy() { [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
 
 free_port() {
 	for _ in $(seq 1 100); do
-		p=$(awk -v s="$(od -An -N2 -tu2 /dev/urandom)" 'BEGIN { print 20000 + s % 40000 }')
+		p=$(awk -v s="$(od -An -N2 -tu2 /dev/urandom)" 'BEGIN { print 20000 + s % 30000 }')
 		port_busy "$p" || {
 			echo "$p"
 			return 0
@@ -63,68 +89,192 @@ free_port() {
 	return 1
 }
 
-port_busy "$API_PORT" && die "port $API_PORT is in use (another demo running?)"
-port_busy "$OPS_PORT" && die "port $OPS_PORT is in use (another demo running?)"
+# The checkout whose demo listens on PORT, if it is one: from the listening
+# process's command line (referrald -c DIR/var/demo/referrald.conf), which ss
+# shows to root and to the process's own user, else from the hint file a
+# running demo leaves in the temp directory for other users.
+demo_on_port() {
+	pid=$(ss -Htlnp "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1)
+	if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
+		conf=$(tr '\0' '\n' <"/proc/$pid/cmdline" | sed -n '/^-c$/{n;p;q}')
+		case $conf in */var/demo/referrald.conf)
+			echo "${conf%/var/demo/referrald.conf}"
+			return 0
+			;;
+		esac
+	fi
+	hint=${TMPDIR:-/tmp}/referrald-demo.$1
+	if [ -r "$hint" ]; then
+		read -r hpid hdir <"$hint" || true
+		if [ -n "${hpid:-}" ] && kill -0 "$hpid" 2>/dev/null; then
+			echo "$hdir"
+			return 0
+		fi
+	fi
+	return 1
+}
 
-mkdir -p "$VAR" "$DEMO"
+check_port() { # check_port PORT WHAT
+	port_busy "$1" || return 0
+	if other=$(demo_on_port "$1"); then
+		if [ "$other" = "$ROOT" ]; then
+			die "port $1 ($2) is in use by the demo of this checkout, already running"
+		fi
+		die "port $1 ($2) is in use by the demo of $other: stop it there (Ctrl-C) or set DEMO_PORT/DEMO_OPS_PORT"
+	fi
+	die "port $1 ($2) is in use by another program: stop it or set DEMO_PORT/DEMO_OPS_PORT"
+}
 
-# ------------------------------------------------------------ PostgreSQL
-mkdir -p "$PGDIR"
-if [ "$(id -u)" -eq 0 ]; then
-	chown postgres: "$PGDIR"
-	# initdb refuses root, so the cluster runs as postgres, which must be able
-	# to reach var/pg through every parent directory of the checkout.
-	if ! (cd / && runuser -u postgres -- test -w "$PGDIR" -a -x "$PGDIR"); then
-		die "the postgres user cannot reach $PGDIR (a parent directory is not
-      traversable for it). Move the checkout somewhere world-traversable (e.g. under /srv or
-      /opt), or run: chmod o+x on each parent directory of $ROOT"
+# Free space in MB on the file system that holds PATH (or its nearest
+# existing parent).
+free_mb() {
+	d=$1
+	while [ ! -e "$d" ]; do d=$(dirname "$d"); done
+	df -Pk "$d" | awk 'NR == 2 { print int($4 / 1024) }'
+}
+
+# ------------------------------------------------- checks (change nothing)
+# Everything that can be known to fail is checked before anything is
+# created, so a refused run leaves the checkout and the machine as they were.
+[ -x "$BIN" ] || die "$BIN not found or not executable: the build failed or did not run (make)"
+for c in curl jq openssl ss psql; do
+	command -v "$c" >/dev/null 2>&1 || die "$c is missing: run make deps (or make demo) as root or with sudo"
+done
+[ -x "$PG_BIN/pg_ctl" ] || die "PostgreSQL 15 is not installed ($PG_BIN/pg_ctl missing): run make deps"
+if [ "$IS_ROOT" = yes ]; then
+	id postgres >/dev/null 2>&1 || die "there is no postgres user to run the cluster as (install postgresql-15)"
+fi
+[ "$API_PORT" != 5432 ] && [ "$OPS_PORT" != 5432 ] || die "port 5432 belongs to a system PostgreSQL; pick another"
+check_port "$API_PORT" API
+check_port "$OPS_PORT" metrics
+
+# Where the cluster lives.
+if [ -L "$VAR/pg" ]; then
+	PGDIR=$(readlink "$VAR/pg")
+elif [ -d "$VAR/pg" ] || [ "$IS_ROOT" = no ]; then
+	PGDIR=$VAR/pg
+else
+	name=$(basename "$ROOT" | tr -c 'A-Za-z0-9._\n-' '_')
+	PGDIR=$STATE_DIR/$name-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)
+fi
+PGDATA=$PGDIR/data
+if [ -f "$PGDATA/PG_VERSION" ]; then
+	NEW_CLUSTER=no
+	need_mb=${DEMO_MIN_FREE_MB:-50}
+else
+	NEW_CLUSTER=yes
+	need_mb=${DEMO_MIN_FREE_MB:-300}
+	if [ -z "${DEMO_PG_TEMPLATE:-}" ] && [ ! -x "$PG_BIN/initdb" ]; then
+		die "initdb is missing ($PG_BIN/initdb): install postgresql-15 (make deps)"
 	fi
 fi
+for d in "$VAR" "$PGDIR"; do
+	have=$(free_mb "$d")
+	[ "$have" -ge "$need_mb" ] ||
+		die "not enough free disk space for $d: ${have} MB free, $need_mb MB needed"
+done
+if [ "$IS_ROOT" = yes ] && [ -f "$PGDATA/PG_VERSION" ] &&
+	! (cd / && runuser -u postgres -- test -r "$PGDATA/PG_VERSION"); then
+	die "the postgres user cannot reach $PGDIR; remove var/pg to let the demo place the cluster where it can"
+fi
 
-if [ ! -f "$PGDATA/PG_VERSION" ]; then
-	say "creating a PostgreSQL 15 cluster in var/pg"
-	as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C \
-		>"$PGDIR/initdb.log" 2>&1 || {
-		cat "$PGDIR/initdb.log" >&2
-		die "initdb failed"
+mkdir -p "$VAR" "$DEMO"
+chmod 0700 "$DEMO"
+# One demo per checkout at a time (a second one would stop the first's cluster).
+exec 9>"$DEMO/.lock"
+flock -n 9 || die "another demo of this checkout is running (var/demo/.lock is held)"
+
+# ------------------------------------------------------------ PostgreSQL
+if [ "$NEW_CLUSTER" = yes ]; then
+	# Only what this run creates is removed when it fails.
+	created=
+	if [ ! -d "$PGDIR" ]; then
+		mkdir -p "$PGDIR"
+		created=$PGDIR
+	fi
+	if [ "$PGDIR" != "$VAR/pg" ]; then
+		# root: the directory postgres owns, outside the checkout.
+		chmod 0755 "$STATE_DIR" 2>/dev/null || true
+		chown postgres: "$PGDIR"
+		chmod 0700 "$PGDIR"
+		(cd / && runuser -u postgres -- test -w "$PGDIR") ||
+			die "the postgres user cannot write $PGDIR (set DEMO_STATE_DIR to a directory it can reach)"
+		printf '%s\n' "$ROOT" >"$PGDIR/checkout"
+		ln -sfn "$PGDIR" "$VAR/pg"
+	elif [ "$IS_ROOT" = yes ]; then
+		chown postgres: "$PGDIR"
+	fi
+	fail_new() {
+		[ -n "$created" ] && rm -rf "$created"
+		[ -L "$VAR/pg" ] && [ -n "$created" ] && rm -f "$VAR/pg"
+		die "$@"
 	}
-	# The socket lives in var/pg when that path is short enough for a unix
-	# socket name; TCP on loopback is used either way.
+	if [ -n "${DEMO_PG_TEMPLATE:-}" ]; then
+		say "creating a PostgreSQL 15 cluster in var/pg (from a template)"
+		cp -a "$DEMO_PG_TEMPLATE" "$PGDATA" || fail_new "copying $DEMO_PG_TEMPLATE failed"
+		if [ "$IS_ROOT" = yes ]; then
+			chown -R postgres: "$PGDATA" && chmod 0700 "$PGDATA" || fail_new "cannot hand $PGDATA to postgres"
+		fi
+	else
+		say "creating a PostgreSQL 15 cluster in var/pg"
+		as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C \
+			>"$DEMO/initdb.log" 2>&1 || {
+			cat "$DEMO/initdb.log" >&2
+			fail_new "initdb failed (log above; a full disk shows as 'No space left on device')"
+		}
+	fi
+	# The socket lives in the cluster's directory when that path is short
+	# enough for a unix socket name; TCP on loopback is used either way.
 	sock=$PGDIR
 	[ ${#PGDIR} -lt 90 ] || sock=
-	as_pg sh -c "cat >>'$PGDATA/postgresql.conf'" <<EOF
+	as_pg sh -c "cat >>'$PGDATA/postgresql.conf'" <<PGEOF || fail_new "cannot write postgresql.conf"
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$sock'
 fsync = on
 full_page_writes = on
 synchronous_commit = on
 max_connections = 50
-EOF
+PGEOF
 fi
 
-# A cluster left running by an interrupted run: stop it, then start on a
-# port that is free now (the port is chosen at every start).
+# A cluster left running by an interrupted run (the lock above says no demo
+# of this checkout is running now): stop it, then start on a port that is
+# free now (the port is chosen at every start).
 if as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
 	say "stopping a cluster left running by an earlier run"
-	as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+	as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 20 stop >/dev/null
 fi
 PGPORT=$(free_port) || die "no free port for PostgreSQL"
+# (9>&-: the cluster and the daemon must not inherit the lock.)
 as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDIR/server.log" -o "-p $PGPORT" -w -t 60 start \
-	>/dev/null || {
+	>/dev/null 9>&- || {
 	tail -n 20 "$PGDIR/server.log" >&2
 	die "PostgreSQL did not start (log: var/pg/server.log)"
 }
 
 DAEMON_PID=
+HINT_PID=
+HINT=${TMPDIR:-/tmp}/referrald-demo.$API_PORT
 stop_all() {
 	trap - INT TERM EXIT
 	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
 		say "stopping the daemon"
 		kill -TERM "$DAEMON_PID" 2>/dev/null || true
+		# Its drain is bounded by drain_timeout (5 s here); never hang.
+		i=0
+		while kill -0 "$DAEMON_PID" 2>/dev/null && [ "$i" -lt 80 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -KILL "$DAEMON_PID" 2>/dev/null || true
 		wait "$DAEMON_PID" 2>/dev/null || true
 	fi
+	if [ -n "$HINT_PID" ] && [ "$(cut -d' ' -f1 "$HINT" 2>/dev/null)" = "$HINT_PID" ]; then
+		rm -f "$HINT"
+	fi
 	say "stopping PostgreSQL"
-	as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+	as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 5 stop >/dev/null 2>&1 ||
+		as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w -t 5 stop >/dev/null 2>&1 || true
 }
 trap 'stop_all' EXIT
 # Ctrl-C is the normal way to end the demo: clean stop, exit 0.
@@ -143,7 +293,10 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner')
 EOF
 
 # ------------------------------------------------- certificates and keys
-sh "$ROOT/deploy/gen-certs.sh" "$CERTS"
+if [ -n "${DEMO_CERTS_FROM:-}" ] && [ ! -s "$CERTS/ca.crt" ]; then
+	mkdir -p "$CERTS" && cp -p "$DEMO_CERTS_FROM"/* "$CERTS"/
+fi
+sh "$ROOT/deploy/gen-certs.sh" "$CERTS" >/dev/null
 mkdir -p "$KEYS"
 chmod 0700 "$KEYS"
 (
@@ -156,12 +309,19 @@ chmod 0700 "$KEYS"
 # The daemon runs as the unprivileged APP_USER; migrations run as the owner.
 conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$APP_USER application_name=referrald-demo"
 migrate_conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$DB_USER application_name=referrald-demo-migrate"
+# Started as root, the daemon refuses to stay root: it becomes nobody once
+# its listeners are bound and its keys read.
+run_user=""
+[ "$(id -u)" -eq 0 ] && run_user="user = nobody"
 cat >"$CONF" <<EOF
 # written by deploy/demo.sh at every run (the PostgreSQL port changes)
 [server]
+$run_user
 listen = 127.0.0.1:$API_PORT
 client_cert = optional
 metrics_listen = 127.0.0.1:$OPS_PORT
+# Ctrl-C must end the demo quickly, even with a client connected.
+drain_timeout = 5s
 
 [tls]
 cert_file = $CERTS/server.crt
@@ -190,11 +350,19 @@ say "starting referrald on https://127.0.0.1:$API_PORT (metrics on https://127.0
 # Its own session: Ctrl-C reaches only this script, whose trap then sends the
 # daemon one SIGTERM (a second signal would cut its drain short).
 if command -v setsid >/dev/null 2>&1; then
-	setsid "$BIN" -c "$CONF" &
+	setsid "$BIN" -c "$CONF" 9>&- &
 else
-	"$BIN" -c "$CONF" &
+	"$BIN" -c "$CONF" 9>&- &
 fi
 DAEMON_PID=$!
+# For a demo of another user, which cannot see this process's sockets.
+HINT_PID=$DAEMON_PID
+# Written aside and renamed: a rename replaces whatever is at that name
+# (even a planted symbolic link) instead of writing through it.
+if hint_tmp=$(mktemp "${TMPDIR:-/tmp}/referrald-demo.XXXXXX" 2>/dev/null); then
+	printf '%s %s\n' "$DAEMON_PID" "$ROOT" >"$hint_tmp" && chmod 0644 "$hint_tmp" &&
+		mv -f "$hint_tmp" "$HINT" 2>/dev/null || rm -f "$hint_tmp"
+fi
 
 CA_CERT=var/certs/ca.crt
 BASE_URL=https://127.0.0.1:$API_PORT
@@ -277,6 +445,10 @@ else
 	say "this build cannot mint tokens yet (no --mint-admin-token): TLS entries only"
 fi
 
+if [ "$seeded" = yes ] && ! grep -qx "BASE_URL=$BASE_URL" "$CREDS"; then
+	# Same network, another port this time (DEMO_PORT).
+	sed "s|^BASE_URL=.*|BASE_URL=$BASE_URL|" "$CREDS" >"$CREDS.tmp" && mv "$CREDS.tmp" "$CREDS"
+fi
 if [ "$seeded" = no ]; then
 	tmp=$CREDS.tmp
 	umask 077

@@ -3,7 +3,8 @@
 # test, benchmark and demo, and nothing else.
 #
 # Owns: the package list. Fast no-op when everything is installed.
-# Must never: install anything when not root (it prints the command instead),
+# Must never: install anything when not root other than through sudo (without
+# sudo it prints the command instead),
 # or touch configuration outside the package manager.
 set -eu
 
@@ -44,15 +45,23 @@ if [ -z "$missing" ]; then
 	exit 0
 fi
 
+SUDO=
 if [ "$(id -u)" -ne 0 ]; then
-	echo "install-deps: missing Debian packages:$missing" >&2
-	echo "install-deps: run as root:" >&2
-	echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$missing" >&2
-	exit 1
+	# An ordinary user: the package step goes through sudo when there is one
+	# (it asks for a password if its policy wants one); nothing else needs root.
+	if command -v sudo >/dev/null 2>&1; then
+		echo "install-deps: missing Debian packages:$missing (installing with sudo)" >&2
+		SUDO=sudo
+	else
+		echo "install-deps: missing Debian packages:$missing" >&2
+		echo "install-deps: run as root:" >&2
+		echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$missing" >&2
+		exit 1
+	fi
 fi
 
 echo "install-deps: installing:$missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update </dev/null
-# shellcheck disable=SC2086 # the list is meant to split into words
-apt-get install -y --no-install-recommends $missing </dev/null
+# shellcheck disable=SC2086 # the lists are meant to split into words
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing </dev/null

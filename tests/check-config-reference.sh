@@ -89,10 +89,11 @@ fi
 	umask 077
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 		-subj /CN=localhost -keyout "$TMP/server.key" -out "$TMP/server.crt" 2>/dev/null &&
-	openssl rand -hex 32 >"$TMP/uic.key" &&
-	echo "k1 $(openssl rand -hex 32)" >"$TMP/data.keys"
+	mkdir "$TMP/keydir" &&
+	openssl rand -hex 32 >"$TMP/keydir/uic.key" &&
+	echo "k1 $(openssl rand -hex 32)" >"$TMP/keydir/data.keys"
 ) || { echo "not ok 3 cannot create scratch certificate and keys" >&2; exit 1; }
-sed -e "s|/etc/referrald/|$TMP/|" deploy/referrald.conf.example >"$TMP/example.conf"
+sed -e "s|/etc/referrald/keys/|$TMP/keydir/|; s|/etc/referrald/|$TMP/|" deploy/referrald.conf.example >"$TMP/example.conf"
 if out=$("$BIN" -c "$TMP/example.conf" --check-config 2>&1) && [ "$out" = "configuration ok" ]; then
 	echo "ok 3 the example file passes --check-config"
 else

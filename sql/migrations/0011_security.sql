@@ -1,7 +1,8 @@
 -- 0011_security.sql - least privilege for the daemon and row-level security.
 --
--- Owns: the referrald_app role and its grants, and the RLS policies on
--- referrals, assignments and assignment_events.
+-- Owns: the referrald_app role and its grants on tables, and row-level
+-- security switched on for referrals, assignments and assignment_events (the
+-- policies, being code, are in sql/functions/11_security.sql).
 -- Must never: give the daemon UPDATE, DELETE or TRUNCATE on audit_log, or any
 -- right on audit_chain_head (only the SECURITY DEFINER chain trigger moves it).
 --
@@ -46,44 +47,13 @@ BEGIN
 		EXECUTE 'GRANT SELECT ON schema_migrations TO referrald_app';
 	END IF;
 	EXECUTE 'REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM referrald_app';
-	EXECUTE 'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO referrald_app';
 END $$;
-
--- Policies ---------------------------------------------------------------------
-
-CREATE FUNCTION app_role() RETURNS text
-LANGUAGE sql STABLE AS $$ SELECT coalesce(current_setting('app.role', true), '') $$;
-CREATE FUNCTION app_subject() RETURNS text
-LANGUAGE sql STABLE AS $$ SELECT coalesce(current_setting('app.subject', true), '') $$;
-CREATE FUNCTION app_org() RETURNS text
-LANGUAGE sql STABLE AS $$ SELECT coalesce(current_setting('app.org', true), '') $$;
-CREATE FUNCTION app_programme() RETURNS boolean
-LANGUAGE sql STABLE AS $$ SELECT coalesce(nullif(current_setting('app.programme', true), ''), 'false')::boolean $$;
 
 ALTER TABLE assignments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE assignments FORCE ROW LEVEL SECURITY;
-CREATE POLICY assignments_scope ON assignments USING (
-	app_role() = 'system'
-	OR (app_role() = 'office' AND office_id::text = app_subject())
-	OR (app_role() = 'worker' AND worker_id::text = app_subject())
-	OR (app_role() = 'supervisor' AND (app_programme() OR organisation_id::text = app_org()
-	    OR (worker_id IS NULL AND EXISTS (
-	        SELECT 1 FROM workers w WHERE w.organisation_id::text = app_org()
-	          AND w.kind = assignments.need AND w.regions @> ARRAY[assignments.region]))))
-);
 
 ALTER TABLE referrals ENABLE ROW LEVEL SECURITY;
 ALTER TABLE referrals FORCE ROW LEVEL SECURITY;
-CREATE POLICY referrals_scope ON referrals USING (
-	app_role() = 'system'
-	OR (app_role() = 'office' AND office_id::text = app_subject())
-	OR (app_role() IN ('worker', 'supervisor')
-	    AND (app_programme() OR EXISTS (SELECT 1 FROM assignments a WHERE a.referral_id = referrals.id)))
-);
 
 ALTER TABLE assignment_events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE assignment_events FORCE ROW LEVEL SECURITY;
-CREATE POLICY assignment_events_scope ON assignment_events USING (
-	app_role() = 'system'
-	OR EXISTS (SELECT 1 FROM assignments a WHERE a.id = assignment_events.assignment_id)
-);

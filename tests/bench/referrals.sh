@@ -13,10 +13,14 @@
 #    (api_referral_submit) with the same argument shape the daemon sends
 #    (hashed UIC, sealed contact and note of realistic sizes), one statement
 #    per transaction like the daemon.
-# Prints both rates and the ratio daemon/pgbench.
+# 3. pgbench's one-row INSERT per transaction on the same cluster: the
+#    database's own commit limit, the baseline of the table's row (goal:
+#    submissions >= 0.15x of it, p99 <= 3x pgbench's p99).
+# Prints the rates and the ratios.
 #
 # Knobs: BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
-# BENCH_POOL_SIZE (daemon's database pool, 8).
+# BENCH_POOL_SIZE (daemon's database pool; default: what make demo configures),
+# BENCH_PROFILE=1 (top statements, functions and daemon symbols: tests/bench/README).
 # Owns: its own cluster and daemon (tests/lib/common.bash); stops both.
 # Must never: use fixed ports, or print tokens.
 set -u
@@ -28,10 +32,13 @@ export BUILD
 DURATION=${BENCH_DURATION:-10s}
 CONNS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
-POOL=${BENCH_POOL_SIZE:-8}
+# The pool make demo configures (a newcomer measures that).
+POOL=${BENCH_POOL_SIZE:-$(sed -n "s/^pool_size = //p" deploy/demo.sh)}
 
 # shellcheck source=../lib/common.bash
 . tests/lib/common.bash
+# shellcheck source=lib.sh
+. tests/bench/lib.sh
 
 trap 'refd_teardown_file' EXIT
 trap 'exit 130' INT TERM
@@ -73,6 +80,9 @@ done
 otoken=$(api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",
 	\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\"}" | jq -er .token) || fail "seed token"
 
+# ---- 0. the database's own commit limit ------------------------------------
+bench_commit_limit "$CONNS" || fail "pgbench commit limit failed"
+
 # ---- 1. the daemon under wrk ----------------------------------------------
 lua=$REFD_TMP/submit.lua
 cat >"$lua" <<'EOF'
@@ -105,10 +115,13 @@ function request()
 end
 EOF
 wrk_out=$REFD_TMP/wrk.out
+bench_profile_setup || fail "profiling setup failed"
+bench_profile_start
 BENCH_NONCE=$(openssl rand -hex 4) BENCH_TOKEN=$otoken \
-	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$lua" "$REFD_URL/v1/referrals" >"$wrk_out" 2>&1 ||
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$lua" "$REFD_URL/v1/referrals" >"$wrk_out" 2>&1 ||
 	fail "wrk failed: $(cat "$wrk_out")"
 sed 's/^/  wrk: /' "$wrk_out"
+bench_profile_report
 wrk_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$wrk_out")
 wrk_bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$wrk_out")
 made=$(refd_psql -At -c "SELECT count(*) FROM referrals WHERE external_ref LIKE 'W-%'")
@@ -177,3 +190,6 @@ echo "  pgbench: ${pg_tps:-?} referrals/s straight into api_referral_submit ($pg
 awk -v a="${wrk_rps:-0}" -v b="${pg_tps:-0}" \
 	'BEGIN { if (b > 0) printf "  ratio daemon/pgbench: %.2f\n", a / b; else print "  ratio: n/a" }'
 [ "${wrk_bad:-0}" = 0 ] || fail "the daemon answered $wrk_bad requests with non-2xx"
+bench_row "POST /v1/referrals (2 needs, matched)" "${wrk_rps:-}" "$COMMIT_TPS" req/s 0.15 \
+	"$(wrk_pct "$wrk_out" 50)" "$(wrk_pct "$wrk_out" 99)" \
+	"vs one-row commits; p99 goal <= 3x pgbench's $COMMIT_P99 ms; api_referral_submit under pgbench: ${pg_tps:-?}/s"

@@ -14,8 +14,13 @@
 #    its own private PostgreSQL and daemon. A failing hook is reported and
 #    makes this script exit non-zero, after the others ran.
 #
+# 3. At the end, one table of every figure (work, daemon, baseline, ratio,
+#    goal, p50/p99) from the rows each benchmark wrote through
+#    tests/bench/lib.sh, and the same rows as BUILD/bench.json for comparing
+#    runs. Every ratio is against a baseline measured in this run.
+#
 # Knobs: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
-# NGINX_WORKERS (default 1: one event loop against the daemon's one loop).
+# BENCH_ONLY (a name: run only tests/bench/NAME.sh after healthz).
 #
 # Owns: the healthz-vs-nginx comparison and the hook loop. Must never: use
 # fixed ports or leave nginx, PostgreSQL or the daemon running.
@@ -29,10 +34,13 @@ export BUILD
 DURATION=${BENCH_DURATION:-10s}
 CONNS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
-NGINX_WORKERS=${NGINX_WORKERS:-1}
+export BENCH_DURATION=$DURATION
 
 # shellcheck source=../lib/common.bash
 . tests/lib/common.bash
+# shellcheck source=lib.sh
+. tests/bench/lib.sh
+rm -f "$BENCH_ROWS"
 
 NGINX_PID=
 cleanup() {
@@ -42,23 +50,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
-
-bench_healthz() {
-	echo "== GET /healthz over TLS, keep-alive, $CONNS connections, $DURATION (wrk -t$THREADS)"
-	refd_setup_file || return 1
-	# Per-request access log lines would measure the terminal, not the daemon.
-	refd_config_set "$REFD_CONF" log level warn
-	refd_daemon_stop main >/dev/null || return 1
-	refd_daemon_start main "$REFD_CONF" || return 1
-
-	local nport ndir
-	nport=$(refd_free_port) || return 1
-	ndir=$REFD_TMP/nginx
-	mkdir -p "$ndir/tmp"
-	# The body is exactly 20 bytes: {"status":"healthy"}
+# nginx_start WORKERS: nginx on a free port serving the same 20-byte body from
+# a file through open_file_cache, with the daemon's certificate; NGINX_PORT.
+nginx_start() {
+	local ndir=$REFD_TMP/nginx
+	NGINX_PORT=$(refd_free_port) || return 1
+	mkdir -p "$ndir/tmp" "$ndir/html"
+	printf '%s' '{"status":"healthy"}' >"$ndir/html/healthz"
 	cat >"$ndir/nginx.conf" <<EOF
-worker_processes $NGINX_WORKERS;
+worker_processes $1;
 pid $ndir/nginx.pid;
 error_log $ndir/error.log warn;
 events { worker_connections 1024; }
@@ -70,44 +70,65 @@ http {
 	uwsgi_temp_path $ndir/tmp/uwsgi;
 	scgi_temp_path $ndir/tmp/scgi;
 	keepalive_requests 1000000;
+	open_file_cache max=16 inactive=60s;
+	open_file_cache_valid 60s;
 	server {
-		listen 127.0.0.1:$nport ssl;
+		listen 127.0.0.1:$NGINX_PORT ssl;
 		ssl_certificate $REFD_CERTS/server.crt;
 		ssl_certificate_key $REFD_CERTS/server.key;
 		ssl_protocols TLSv1.2 TLSv1.3;
-		location = /healthz {
-			default_type application/json;
-			return 200 '{"status":"healthy"}';
-		}
+		root $ndir/html;
+		location = /healthz { default_type application/json; }
 	}
 }
 EOF
 	nginx -p "$ndir" -c "$ndir/nginx.conf" -e "$ndir/error.log" -g 'daemon off;' 3>&- &
 	NGINX_PID=$!
-	refd_wait_status "https://127.0.0.1:$nport/healthz" 200 10 || {
+	refd_wait_status "https://127.0.0.1:$NGINX_PORT/healthz" 200 10 || {
 		cat "$ndir/error.log" >&2
 		return 1
 	}
+}
 
-	local r_daemon r_nginx
-	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$REFD_URL/healthz" >"$REFD_TMP/wrk-daemon.txt" 2>&1
-	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "https://127.0.0.1:$nport/healthz" >"$REFD_TMP/wrk-nginx.txt" 2>&1
-	echo "-- referrald"
-	cat "$REFD_TMP/wrk-daemon.txt"
-	echo "-- nginx $(nginx -v 2>&1 | sed 's/.*\///'), $NGINX_WORKERS worker(s), static 20-byte JSON"
-	cat "$REFD_TMP/wrk-nginx.txt"
-	r_daemon=$(rps "$REFD_TMP/wrk-daemon.txt")
-	r_nginx=$(rps "$REFD_TMP/wrk-nginx.txt")
-	if [ -z "$r_daemon" ] || [ -z "$r_nginx" ]; then
-		echo "wrk gave no figure" >&2
-		return 1
-	fi
-	grep -q 'Non-2xx' "$REFD_TMP/wrk-daemon.txt" && echo "warning: the daemon answered non-2xx" >&2
-	printf 'healthz: referrald %.0f req/s, nginx %.0f req/s, ratio %.2f\n' \
-		"$r_daemon" "$r_nginx" "$(awk -v a="$r_daemon" -v b="$r_nginx" 'BEGIN { print a / b }')"
+nginx_stop() {
+	[ -n "$NGINX_PID" ] || return 0
 	kill -TERM "$NGINX_PID" 2>/dev/null
 	wait "$NGINX_PID" 2>/dev/null
 	NGINX_PID=
+}
+
+bench_healthz() {
+	echo "== GET /healthz over TLS, keep-alive, $CONNS connections, $DURATION (wrk -t$THREADS)"
+	refd_setup_file || return 1
+	# Per-request access log lines would measure the terminal, not the daemon.
+	refd_config_set "$REFD_CONF" log level warn
+	refd_daemon_stop main >/dev/null || return 1
+	refd_daemon_start main "$REFD_CONF" || return 1
+
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$REFD_URL/healthz" >"$REFD_TMP/wrk-daemon.txt" 2>&1
+	echo "-- referrald (one event loop)"
+	cat "$REFD_TMP/wrk-daemon.txt"
+	local w r_daemon r_nginx
+	r_daemon=$(wrk_rps "$REFD_TMP/wrk-daemon.txt")
+	grep -q 'Non-2xx' "$REFD_TMP/wrk-daemon.txt" && echo "warning: the daemon answered non-2xx" >&2
+	for w in 1 2; do
+		nginx_start "$w" || return 1
+		wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "https://127.0.0.1:$NGINX_PORT/healthz" \
+			>"$REFD_TMP/wrk-nginx$w.txt" 2>&1
+		echo "-- nginx $(nginx -v 2>&1 | sed 's/.*\///'), $w worker(s), static 20-byte JSON, open_file_cache"
+		cat "$REFD_TMP/wrk-nginx$w.txt"
+		nginx_stop
+		r_nginx=$(wrk_rps "$REFD_TMP/wrk-nginx$w.txt")
+		if [ -z "$r_daemon" ] || [ -z "$r_nginx" ]; then
+			echo "wrk gave no figure" >&2
+			return 1
+		fi
+		printf 'healthz: referrald %.0f req/s, nginx (%s worker(s)) %.0f req/s, ratio %.2f\n' \
+			"$r_daemon" "$w" "$r_nginx" "$(awk -v a="$r_daemon" -v b="$r_nginx" 'BEGIN { print a / b }')"
+		bench_row "GET /healthz vs nginx, $w worker(s)" "$r_daemon" "$r_nginx" req/s ">=1.0" \
+			"$(wrk_pct "$REFD_TMP/wrk-daemon.txt" 50)" "$(wrk_pct "$REFD_TMP/wrk-daemon.txt" 99)" \
+			"daemon: one event loop; nginx p99 $(wrk_pct "$REFD_TMP/wrk-nginx$w.txt" 99) ms"
+	done
 	refd_daemon_stop main >/dev/null
 	refd_teardown_file
 	REFD_TMP=
@@ -118,8 +139,21 @@ bench_healthz || { echo "healthz benchmark failed" >&2; rc=1; }
 
 for f in tests/bench/*.sh; do
 	[ -e "$f" ] || continue
-	[ "$(basename "$f")" = run.sh ] && continue
+	case $(basename "$f") in run.sh | lib.sh) continue ;; esac
+	[ -z "${BENCH_ONLY:-}" ] || [ "$(basename "$f" .sh)" = "$BENCH_ONLY" ] || continue
 	echo "== $f"
 	bash "$f" "$BUILD" || { echo "$f failed" >&2; rc=1; }
 done
+# ---- the table and build/bench.json ----------------------------------------
+if [ -s "$BENCH_ROWS" ]; then
+	echo
+	echo "== results (ratios against baselines measured in this run; $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))"
+	jq -rs '(["work", "daemon", "baseline", "ratio", "goal", "p50/p99 ms", "note"] | @tsv),
+		(.[] | [.work, "\(.daemon // "-") \(.unit)", "\(.baseline // "-")",
+		        (.ratio // "-" | tostring), .goal, "\(.p50_ms // "-")/\(.p99_ms // "-")", .note] | @tsv)' \
+		"$BENCH_ROWS" | column -t -s "$(printf '\t')"
+	jq -s --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson cores "$(nproc)" \
+		'{at: $at, cores: $cores, rows: .}' "$BENCH_ROWS" >"$BUILD/bench.json"
+	echo "(also in $BUILD/bench.json)"
+fi
 exit "$rc"

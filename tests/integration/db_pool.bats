@@ -2,7 +2,8 @@
 # tests/integration/db_pool.bats - the database path against a private
 # PostgreSQL: the async pool (driven by the test_db_pool binary, including a
 # server stop/start), migrations (concurrent --migrate, schema newer than the
-# binary) and the start-up durability check.
+# binary), the re-applied functions and their checksum, and the start-up
+# durability check.
 #
 # The HTTP-level scenarios (/readyz 503 while the server is down, a client
 # leaving mid-query, SIGTERM draining) live in foundation.bats.
@@ -73,6 +74,52 @@ pg_ctl_cmd() {
 	echo "$output"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"newer than this binary"* ]]
+}
+
+# The checksum the binary embeds, rebuilt the way daemon/gen_migrations.sh
+# computes it: each file's name, then its contents, in file order.
+functions_checksum() {
+	local f
+	for f in "$REFD_ROOT"/sql/functions/*.sql; do
+		basename "$f"
+		cat "$f"
+	done | sha256sum | cut -c1-64
+}
+
+@test "migrate: functions are applied with their checksum, skipped when it matches, re-applied when not" {
+	"$REFD_BIN" -c "$REFD_CONF" --migrate >"$REFD_TMP/f1.log" 2>&1 || { cat "$REFD_TMP/f1.log"; false; }
+	[ "$(refd_psql -tAc 'select checksum from schema_functions')" = "$(functions_checksum)" ]
+	[ "$(refd_psql -tAc "select ts('2026-11-28 09:00:00+00')")" = 2026-11-28T09:00:00Z ]
+	# Same checksum: a second run does not touch the functions (a change
+	# made behind its back stays).
+	refd_psql -c "CREATE OR REPLACE FUNCTION ts(t timestamptz) RETURNS text
+		LANGUAGE sql IMMUTABLE AS \$\$ SELECT 'changed'::text \$\$"
+	local before
+	before=$(refd_psql -tAc 'select applied_at from schema_functions')
+	"$REFD_BIN" -c "$REFD_CONF" --migrate >"$REFD_TMP/f2.log" 2>&1 || { cat "$REFD_TMP/f2.log"; false; }
+	[ "$(refd_psql -tAc "select ts(now())")" = changed ]
+	[ "$(refd_psql -tAc 'select applied_at from schema_functions')" = "$before" ]
+	# Another checksum (an older binary's functions): all are re-applied.
+	refd_psql -c "update schema_functions set checksum = 'older'"
+	"$REFD_BIN" -c "$REFD_CONF" --migrate >"$REFD_TMP/f3.log" 2>&1 || { cat "$REFD_TMP/f3.log"; false; }
+	[ "$(refd_psql -tAc "select ts('2026-11-28 09:00:00+00')")" = 2026-11-28T09:00:00Z ]
+	[ "$(refd_psql -tAc 'select checksum from schema_functions')" = "$(functions_checksum)" ]
+	[ "$(refd_psql -tAc 'select applied_at from schema_functions')" != "$before" ]
+}
+
+@test "migrate = off: functions out of date are pending, and the daemon refuses to start" {
+	"$REFD_BIN" -c "$REFD_CONF" --migrate >/dev/null 2>&1
+	refd_psql -c "update schema_functions set checksum = 'older'"
+	cp "$REFD_CONF" "$REFD_TMP/off.conf"
+	refd_config_set "$REFD_TMP/off.conf" database migrate off
+	run timeout 30 "$REFD_BIN" -c "$REFD_TMP/off.conf"
+	echo "$output"
+	[ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+	[[ "$output" == *"1 migration(s) pending"* ]]
+	# Nothing was applied by the refusing daemon.
+	[ "$(refd_psql -tAc 'select checksum from schema_functions')" = older ]
+	"$REFD_BIN" -c "$REFD_CONF" --migrate >/dev/null 2>&1
+	[ "$(refd_psql -tAc 'select checksum from schema_functions')" = "$(functions_checksum)" ]
 }
 
 durability_refused() { # SETTING VALUE WORD

@@ -362,6 +362,7 @@ now_ms() { date +%s%3N; }
 	for i in $(seq 1 50); do grep -q 'HTTP/1.1 200' "$REFD_TMP/ka.out" && break; sleep 0.1; done
 
 	sh "$REFD_ROOT/deploy/gen-certs.sh" --renew-server "$REFD_CERTS"
+	refd_give "$REFD_CERTS"   # the daemon reads it as its own user
 	newserial=$(openssl x509 -in "$REFD_CERTS/server.crt" -noout -serial)
 	[ "$newserial" != "$before" ]
 	kill -HUP "$(refd_daemon_pid main)"

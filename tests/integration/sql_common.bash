@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # tests/integration/sql_common.bash - drive the SQL functions through psql.
 #
-# Owns: a private cluster per .bats file with the migrations applied as the
+# Owns: a private cluster per .bats file with the migrations and functions applied as the
 # database owner, and small fixture builders (organisations, offices, workers,
 # submissions) that call the api_ functions exactly as the daemon does, as the
 # least-privileged role referrald_app (so grants and row-level security are
@@ -26,7 +26,7 @@ sql_setup_file() {
 		    THEN CREATE ROLE referrald_app NOLOGIN; END IF; END \$\$" \
 		-c "GRANT referrald_app TO $REFD_DB_USER" >/dev/null || return 1
 	local f
-	for f in "$REFD_ROOT"/sql/migrations/*.sql; do
+	for f in "$REFD_ROOT"/sql/migrations/*.sql "$REFD_ROOT"/sql/functions/*.sql; do
 		psql -X -q -v ON_ERROR_STOP=1 -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U "$REFD_DB_USER" \
 			-d "$REFD_DB" -1 -f "$f" >/dev/null 2>"$REFD_TMP/migrate.err" || {
 			echo "migration $f failed:" >&2

@@ -229,6 +229,11 @@ teardown_file() {
 	printf '%s\n' "$REFD_BODY" | grep -Eq '^referrald_webhook_deliveries_ok_total [1-9]'
 	printf '%s\n' "$REFD_BODY" | grep -Eq '^referrald_webhook_deliveries_failed_total [1-9]'
 	printf '%s\n' "$REFD_BODY" | grep -Eq '^referrald_outbox_retries_total [1-9]'
+	# The periodic jobs (job.c): runs by job, no failed claim, durations.
+	printf '%s\n' "$REFD_BODY" | grep -Eq '^referrald_job_runs_total\{job="outbox"\} [1-9]'
+	printf '%s\n' "$REFD_BODY" | grep -Eq '^referrald_job_runs_total\{job="sweeper"\} [1-9]'
+	printf '%s\n' "$REFD_BODY" | grep -Eq '^referrald_job_failures_total\{job="outbox"\} 0$'
+	printf '%s\n' "$REFD_BODY" | grep -Eq '^referrald_job_duration_seconds_count\{job="outbox"\} [1-9]'
 }
 
 @test "an endpoint that is down is retried and receives the event once it is up" {

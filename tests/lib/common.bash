@@ -67,7 +67,12 @@ case ${BUILD:-build} in
 /*) REFD_BIN=${REFD_BIN:-$BUILD/referrald} ;;
 *) REFD_BIN=${REFD_BIN:-$REFD_ROOT/${BUILD:-build}/referrald} ;;
 esac
+# Started as root, the daemon switches to [server] user after binding (it
+# refuses to stay root): the harness names this one, and what the daemon reads
+# after the switch (certificates on SIGHUP) must be that user's (refd_give).
+REFD_RUN_USER=${REFD_RUN_USER:-postgres}
 export REFD_ROOT REFD_PG_BIN REFD_DB REFD_DB_USER REFD_APP_USER REFD_BIN REFD_START_TIMEOUT
+export REFD_RUN_USER
 
 _refd_err() { echo "harness: $*" >&2; }
 
@@ -222,6 +227,12 @@ refd_certs() {
 	sh "$REFD_ROOT/deploy/gen-certs.sh" "$1"
 }
 
+# refd_give PATH...: as root, hand PATH (recursively) to $REFD_RUN_USER.
+refd_give() {
+	[ "$(id -u)" -eq 0 ] || return 0
+	chown -R "$REFD_RUN_USER": "$@"
+}
+
 refd_keys() {
 	local d=$1
 	mkdir -p "$d" && chmod 0700 "$d" || return 1
@@ -236,10 +247,12 @@ refd_keys() {
 
 # refd_config_write FILE PORT MTLS_PORT OPS_PORT
 refd_config_write() {
-	local f=$1
+	local f=$1 user=""
+	[ "$(id -u)" -eq 0 ] && user="user = $REFD_RUN_USER"
 	cat >"$f" <<EOF
 # written by tests/lib/common.bash
 [server]
+$user
 listen = 127.0.0.1:$2
 client_cert = optional
 mtls_listen = 127.0.0.1:$3
@@ -464,7 +477,7 @@ refd_setup_file() {
 	REFD_CONNINFO="host=127.0.0.1 port=$REFD_PGPORT dbname=$REFD_DB user=$REFD_APP_USER application_name=referrald"
 	REFD_MIGRATE_CONNINFO="host=127.0.0.1 port=$REFD_PGPORT dbname=$REFD_DB user=$REFD_DB_USER application_name=referrald-migrate"
 	export REFD_CONNINFO REFD_MIGRATE_CONNINFO
-	refd_certs "$REFD_CERTS" || return 1
+	refd_certs "$REFD_CERTS" && refd_give "$REFD_CERTS" || return 1
 	refd_keys "$REFD_KEYS" || return 1
 	REFD_PORT=$(refd_free_port) && REFD_MTLS_PORT=$(refd_free_port) &&
 		REFD_OPS_PORT=$(refd_free_port) || return 1

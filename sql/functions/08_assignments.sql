@@ -1,4 +1,4 @@
--- 0008_api_assignments.sql - the worker's and supervisor's side of
+-- 08_assignments.sql - the worker's and supervisor's side of
 -- assignments: read, list, accept, decline, events, hold, resume, complete,
 -- fail, reassign.
 --
@@ -11,7 +11,7 @@
 -- Scope: a worker sees what is offered to or held by it; a supervisor its
 -- organisation's assignments, plus unassigned ones its organisation could
 -- serve (programme supervisors: all).
-CREATE FUNCTION assignment_in_scope(a assignments, p_who jsonb) RETURNS boolean
+CREATE OR REPLACE FUNCTION assignment_in_scope(a assignments, p_who jsonb) RETURNS boolean
 LANGUAGE sql STABLE AS $$
 	SELECT CASE p_who->>'role'
 	WHEN 'worker' THEN a.worker_id::text = p_who->>'id'
@@ -25,7 +25,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The caller's assignment, locked; NULL when absent or out of scope.
-CREATE FUNCTION assignment_lock(p_who jsonb, p_id text) RETURNS assignments
+CREATE OR REPLACE FUNCTION assignment_lock(p_who jsonb, p_id text) RETURNS assignments
 LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
@@ -39,7 +39,7 @@ END $$;
 
 -- End of every action: back to the caller's scope, audit (the action, and a
 -- read_client_data record when the answer carries client fields), answer.
-CREATE FUNCTION assignment_reply(p_who jsonb, p_request_id text, p_action text, p_id uuid,
+CREATE OR REPLACE FUNCTION assignment_reply(p_who jsonb, p_request_id text, p_action text, p_id uuid,
                                  p_status integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -56,19 +56,19 @@ BEGIN
 	RETURN api_result(p_status, assignment_json(a));
 END $$;
 
-CREATE FUNCTION invalid_transition(p_from text, p_action text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION invalid_transition(p_from text, p_action text) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT api_error(409, 'invalid_transition',
 	                 'cannot ' || p_action || ' an assignment that is ' || p_from)
 $$;
 
 -- Pending deadlines of an assignment that can no longer be met.
-CREATE FUNCTION deadlines_void(p_assignment uuid) RETURNS void
+CREATE OR REPLACE FUNCTION deadlines_void(p_assignment uuid) RETURNS void
 LANGUAGE sql AS $$
 	UPDATE deadlines SET state = 'void' WHERE assignment_id = p_assignment AND state = 'pending';
 $$;
 
-CREATE FUNCTION api_assignment_get(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_assignment_get(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
@@ -91,7 +91,7 @@ END $$;
 
 -- Items carry no client fields (each such read is fetched and audited one by
 -- one through api_assignment_get).
-CREATE FUNCTION api_assignment_list(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_assignment_list(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	lim integer := api_limit(p_args);
@@ -128,7 +128,7 @@ BEGIN
 		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
 END $$;
 
-CREATE FUNCTION api_assignment_accept(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_assignment_accept(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
@@ -167,7 +167,7 @@ BEGIN
 	RETURN assignment_reply(p_who, p_request_id, 'assignment.accept', a.id, 200);
 END $$;
 
-CREATE FUNCTION api_assignment_decline(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_assignment_decline(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
@@ -199,7 +199,7 @@ BEGIN
 	RETURN api_result(200, seen);
 END $$;
 
-CREATE FUNCTION api_assignment_event(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_assignment_event(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
@@ -247,7 +247,7 @@ BEGIN
 END $$;
 
 -- hold, resume, complete and fail: one status change each, by the worker.
-CREATE FUNCTION assignment_worker_step(p_who jsonb, p_request_id text, p_args jsonb,
+CREATE OR REPLACE FUNCTION assignment_worker_step(p_who jsonb, p_request_id text, p_args jsonb,
                                        p_action text, p_from text[], p_to text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -284,25 +284,25 @@ BEGIN
 	RETURN assignment_reply(p_who, p_request_id, 'assignment.' || p_action, a.id, 200);
 END $$;
 
-CREATE FUNCTION api_assignment_hold(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_assignment_hold(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE sql AS $$
 	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'hold',
 	                              ARRAY['accepted', 'in_progress'], 'on_hold')
 $$;
 
-CREATE FUNCTION api_assignment_resume(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_assignment_resume(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE sql AS $$
 	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'resume',
 	                              ARRAY['on_hold'], 'in_progress')
 $$;
 
-CREATE FUNCTION api_assignment_complete(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_assignment_complete(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE sql AS $$
 	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'complete',
 	                              ARRAY['in_progress'], 'completed')
 $$;
 
-CREATE FUNCTION api_assignment_fail(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_assignment_fail(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE sql AS $$
 	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'fail',
 	                              ARRAY['in_progress'], 'failed')
@@ -311,7 +311,7 @@ $$;
 -- A supervisor moves an open assignment to a worker of its organisation: the
 -- old row ends 'reassigned', a new row for the same need is offered to that
 -- worker at once (the new row first, so the referral never looks closed).
-CREATE FUNCTION api_assignment_reassign(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_assignment_reassign(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;

@@ -1,4 +1,4 @@
--- 0010_deadlines_outbox.sql - the sweeper's claim, the supervisor's
+-- 10_deadlines_outbox.sql - the sweeper's claim, the supervisor's
 -- deadline and audit lists, and the outbox claim/ack for webhook delivery.
 --
 -- Owns: deadline_sweep(), api_deadline_list(), api_audit_list(),
@@ -6,6 +6,59 @@
 -- Must never: act on a deadline twice (several daemons share one database),
 -- wait on a row an api_ function holds (that order would deadlock), or put
 -- client data into an outbox payload.
+
+-- One due deadline, already locked: mark it missed, escalate it once, tell
+-- the organisation, and for a live offer expire it and re-offer in this
+-- transaction. false when its assignment is held by someone else (skipped,
+-- retried on the next pass).
+CREATE OR REPLACE FUNCTION deadline_miss(d deadlines) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+BEGIN
+	SELECT * INTO a FROM assignments WHERE id = d.assignment_id FOR UPDATE SKIP LOCKED;
+	IF a.id IS NULL THEN
+		RETURN false;
+	END IF;
+	UPDATE deadlines SET state = 'missed', missed_at = now(), escalated = true
+	WHERE id = d.id;
+	INSERT INTO escalations (reason, deadline_id, assignment_id, organisation_id)
+	VALUES ('deadline_missed', d.id, d.assignment_id, d.organisation_id)
+	ON CONFLICT (deadline_id) DO NOTHING;
+	INSERT INTO outbox (type, payload, organisation_id)
+	VALUES ('deadline.missed',
+	        jsonb_build_object('deadline_id', d.id, 'kind', d.kind,
+	                           'assignment_id', d.assignment_id,
+	                           'detail_url', '/v1/assignments/' || d.assignment_id),
+	        d.organisation_id);
+	IF d.kind = 'accept' AND a.status = 'offered' AND EXISTS (
+		SELECT 1 FROM offers WHERE id = d.offer_id AND outcome = 'pending') THEN
+		PERFORM offer_end(a.id, 'expired', 'accept_deadline_missed');
+		UPDATE assignments SET status = 'expired' WHERE id = a.id;
+		PERFORM match_assignment(a.id);
+	END IF;
+	RETURN true;
+END $$;
+
+-- The sweeper's answer: what it did and when the next deadline falls due,
+-- on the database clock.
+CREATE OR REPLACE FUNCTION deadline_sweep_result(p_processed integer, p_skipped integer)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	next_due timestamptz;
+	wait_ms bigint;
+BEGIN
+	SELECT min(due_at) INTO next_due FROM deadlines WHERE state = 'pending';
+	wait_ms := CASE WHEN next_due IS NULL THEN NULL
+	                ELSE greatest(0, (extract(epoch FROM next_due - clock_timestamp()) * 1000)::bigint) END;
+	IF p_skipped > 0 THEN
+		-- Someone holds those rows right now: look again shortly, not in a spin.
+		wait_ms := greatest(coalesce(wait_ms, 50), 50);
+	END IF;
+	RETURN jsonb_build_object('processed', p_processed, 'skipped', p_skipped,
+	                          'next_due_at', to_char(next_due AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+	                          'next_due_in_ms', wait_ms);
+END $$;
 
 -- Claim due deadlines and act on them in this transaction. FOR UPDATE SKIP
 -- LOCKED rather than an advisory lock: each daemon takes a disjoint batch of
@@ -18,18 +71,15 @@
 -- deadline is retried on the next pass instead.
 -- Cost: the partial index deadlines_due_pending, so proportional to what is
 -- due, not to all pending deadlines.
-CREATE FUNCTION deadline_sweep(p_limit integer DEFAULT 100) RETURNS jsonb
+CREATE OR REPLACE FUNCTION deadline_sweep(p_limit integer DEFAULT 100) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
 	sys jsonb := jsonb_build_object('role', 'system');
 	d deadlines;
-	a assignments;
 	n integer := 0;
 	skipped integer := 0;
 	done uuid[] := '{}';
 	did uuid;
-	next_due timestamptz;
-	wait_ms bigint;
 BEGIN
 	PERFORM ctx_set(sys, 'sweeper');
 	-- Never wait long on a row some request holds: skip it, retry next pass.
@@ -45,34 +95,15 @@ BEGIN
 		-- timeout undoes only this deadline, which stays pending for the next
 		-- pass; the ones already done keep their effects.
 		BEGIN
-			SELECT * INTO a FROM assignments WHERE id = d.assignment_id FOR UPDATE SKIP LOCKED;
-			IF a.id IS NULL THEN
+			IF deadline_miss(d) THEN
+				done := done || d.id;
+				n := n + 1;
+			ELSE
 				skipped := skipped + 1;
-				CONTINUE;
 			END IF;
-			UPDATE deadlines SET state = 'missed', missed_at = now(), escalated = true
-			WHERE id = d.id;
-			INSERT INTO escalations (reason, deadline_id, assignment_id, organisation_id)
-			VALUES ('deadline_missed', d.id, d.assignment_id, d.organisation_id)
-			ON CONFLICT (deadline_id) DO NOTHING;
-			INSERT INTO outbox (type, payload, organisation_id)
-			VALUES ('deadline.missed',
-			        jsonb_build_object('deadline_id', d.id, 'kind', d.kind,
-			                           'assignment_id', d.assignment_id,
-			                           'detail_url', '/v1/assignments/' || d.assignment_id),
-			        d.organisation_id);
-			IF d.kind = 'accept' AND a.status = 'offered' AND EXISTS (
-				SELECT 1 FROM offers WHERE id = d.offer_id AND outcome = 'pending') THEN
-				PERFORM offer_end(a.id, 'expired', 'accept_deadline_missed');
-				UPDATE assignments SET status = 'expired' WHERE id = a.id;
-				PERFORM match_assignment(a.id);
-			END IF;
-			done := done || d.id;
-			n := n + 1;
 		EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
 			skipped := skipped + 1;
 		END;
-		a := NULL;
 	END LOOP;
 	-- Audit last: the chain head is the last lock a transaction takes, or a
 	-- sweeper holding it would wait on workers other transactions hold while
@@ -80,20 +111,10 @@ BEGIN
 	FOREACH did IN ARRAY done LOOP
 		PERFORM audit_write(sys, 'sweeper', 'deadline.missed', 'deadline', did::text, 'ok');
 	END LOOP;
-
-	SELECT min(due_at) INTO next_due FROM deadlines WHERE state = 'pending';
-	wait_ms := CASE WHEN next_due IS NULL THEN NULL
-	                ELSE greatest(0, (extract(epoch FROM next_due - clock_timestamp()) * 1000)::bigint) END;
-	IF skipped > 0 THEN
-		-- Someone holds those rows right now: look again shortly, not in a spin.
-		wait_ms := greatest(coalesce(wait_ms, 50), 50);
-	END IF;
-	RETURN jsonb_build_object('processed', n, 'skipped', skipped,
-	                          'next_due_at', to_char(next_due AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-	                          'next_due_in_ms', wait_ms);
+	RETURN deadline_sweep_result(n, skipped);
 END $$;
 
-CREATE FUNCTION deadline_json(d deadlines) RETURNS jsonb
+CREATE OR REPLACE FUNCTION deadline_json(d deadlines) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('id', d.id, 'kind', d.kind, 'assignment_id', d.assignment_id,
 		'worker_id', d.worker_id, 'organisation_id', d.organisation_id,
@@ -102,7 +123,7 @@ LANGUAGE sql STABLE AS $$
 		'missed_at', ts(d.missed_at), 'escalated', d.escalated, 'created_at', ts(d.created_at))
 $$;
 
-CREATE FUNCTION api_deadline_list(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_deadline_list(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	lim integer := api_limit(p_args);
@@ -139,7 +160,7 @@ END $$;
 
 -- A supervisor's audit scope: records about its organisation's assignments,
 -- referrals touching them, or made by its organisation's people.
-CREATE FUNCTION audit_in_scope(l audit_log, p_who jsonb) RETURNS boolean
+CREATE OR REPLACE FUNCTION audit_in_scope(l audit_log, p_who jsonb) RETURNS boolean
 LANGUAGE sql STABLE AS $$
 	SELECT coalesce((p_who->>'programme')::boolean, false)
 	    OR (l.object_type = 'assignment' AND EXISTS (
@@ -160,7 +181,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Newest first by seq; the cursor is the last seq shown (base64url).
-CREATE FUNCTION api_audit_list(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_audit_list(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	lim integer := api_limit(p_args);
@@ -210,7 +231,7 @@ END $$;
 -- transaction, then outbox_done() or outbox_retry(). A daemon dying mid-send
 -- leaves the lease to run out: at-least-once. Each row comes with its target
 -- webhooks (sealed secrets; the daemon opens them).
-CREATE FUNCTION outbox_claim(p_limit integer) RETURNS SETOF jsonb
+CREATE OR REPLACE FUNCTION outbox_claim(p_limit integer) RETURNS SETOF jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
 	RETURN QUERY
@@ -237,13 +258,13 @@ BEGIN
 	FROM claimed c;
 END $$;
 
-CREATE FUNCTION outbox_done(p_id uuid) RETURNS void
+CREATE OR REPLACE FUNCTION outbox_done(p_id uuid) RETURNS void
 LANGUAGE sql AS $$
 	UPDATE outbox SET delivered_at = now(), last_error = NULL WHERE id = p_id;
 $$;
 
 -- Exponential backoff: 2^attempts seconds, at most one hour.
-CREATE FUNCTION outbox_retry(p_id uuid, p_error text) RETURNS void
+CREATE OR REPLACE FUNCTION outbox_retry(p_id uuid, p_error text) RETURNS void
 LANGUAGE sql AS $$
 	UPDATE outbox SET last_error = left(p_error, 200),
 	       next_attempt_at = now() + least(power(2, least(attempts, 12)) * interval '1 second',
@@ -253,7 +274,7 @@ $$;
 
 -- Retention: stored submission answers are needed only while a client may
 -- still retry; the purge job drops older ones in small batches.
-CREATE FUNCTION idempotency_purge(p_older_than interval, p_limit integer DEFAULT 1000)
+CREATE OR REPLACE FUNCTION idempotency_purge(p_older_than interval, p_limit integer DEFAULT 1000)
 RETURNS integer LANGUAGE sql AS $$
 	WITH gone AS (
 		DELETE FROM idempotency_keys

@@ -1,4 +1,4 @@
--- 0006_api_common.sql - authentication lookups and the helpers every api_
+-- 06_common.sql - authentication lookups and the helpers every api_
 -- function shares: results, errors, times, cursors, JSON shapes.
 --
 -- Owns: auth_token(), auth_cert(), mint_admin_token(), api_result(),
@@ -7,17 +7,17 @@
 -- Must never: put client data into an error, or return sealed fields to a
 -- caller who may not see them.
 
-CREATE FUNCTION ts(t timestamptz) RETURNS text
+CREATE OR REPLACE FUNCTION ts(t timestamptz) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 $$;
 
-CREATE FUNCTION api_result(p_status integer, p_body jsonb, p_headers jsonb DEFAULT '{}')
+CREATE OR REPLACE FUNCTION api_result(p_status integer, p_body jsonb, p_headers jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
 	SELECT jsonb_build_object('status', p_status, 'body', p_body, 'headers', coalesce(p_headers, '{}'))
 $$;
 
-CREATE FUNCTION api_error(p_status integer, p_code text, p_message text, p_field text DEFAULT NULL,
+CREATE OR REPLACE FUNCTION api_error(p_status integer, p_code text, p_message text, p_field text DEFAULT NULL,
                           p_extra jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
 	SELECT api_result(p_status, jsonb_build_object('error',
@@ -27,7 +27,7 @@ $$;
 
 -- The object is absent or outside the caller's scope: the same 404 either
 -- way, and a 'denied' audit record that commits with it.
-CREATE FUNCTION api_not_found(p_who jsonb, p_request_id text, p_action text,
+CREATE OR REPLACE FUNCTION api_not_found(p_who jsonb, p_request_id text, p_action text,
                               p_object_type text, p_object_id text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
@@ -37,7 +37,7 @@ BEGIN
 	RETURN api_error(404, 'not_found', 'no such ' || p_object_type);
 END $$;
 
-CREATE FUNCTION api_forbidden(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION api_forbidden(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM audit_write(p_who, p_request_id, p_action, NULL, NULL, 'denied');
@@ -47,7 +47,7 @@ END $$;
 -- The router's refusal of a role that may never call a route (403): one
 -- `denied` record, whatever the route (metrics included, which has no
 -- function of its own). p_args: {"route", "method", "id"?}.
-CREATE FUNCTION audit_denied(p_who jsonb, p_request_id text, p_args jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION audit_denied(p_who jsonb, p_request_id text, p_args jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
@@ -59,7 +59,7 @@ BEGIN
 END $$;
 
 -- A uuid from text, or NULL when malformed (treated as not found).
-CREATE FUNCTION try_uuid(p text) RETURNS uuid
+CREATE OR REPLACE FUNCTION try_uuid(p text) RETURNS uuid
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
 	RETURN p::uuid;
@@ -69,7 +69,7 @@ END $$;
 
 -- List paging: newest first by (created_at, id). The cursor is base64url of
 -- "<epoch microseconds>,<uuid>": opaque to callers, stable under inserts.
-CREATE FUNCTION cursor_encode(p_at timestamptz, p_id uuid) RETURNS text
+CREATE OR REPLACE FUNCTION cursor_encode(p_at timestamptz, p_id uuid) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT rtrim(translate(encode(convert_to(
 		(extract(epoch FROM p_at) * 1000000)::bigint::text || ',' || p_id::text, 'UTF8'),
@@ -77,7 +77,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- Returns (at, id) or raises RF400 for anything that is not our cursor.
-CREATE FUNCTION cursor_decode(p text, OUT at timestamptz, OUT id uuid)
+CREATE OR REPLACE FUNCTION cursor_decode(p text, OUT at timestamptz, OUT id uuid)
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
 	s text;
@@ -91,12 +91,12 @@ EXCEPTION WHEN OTHERS THEN
 	RAISE EXCEPTION 'bad cursor' USING ERRCODE = 'RF400';
 END $$;
 
-CREATE FUNCTION api_limit(p_args jsonb) RETURNS integer
+CREATE OR REPLACE FUNCTION api_limit(p_args jsonb) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT least(greatest(coalesce((p_args->>'limit')::integer, 50), 1), 200)
 $$;
 
-CREATE FUNCTION jsonb_text_array(p jsonb) RETURNS text[]
+CREATE OR REPLACE FUNCTION jsonb_text_array(p jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT CASE WHEN p IS NULL OR jsonb_typeof(p) <> 'array' THEN NULL
 	            ELSE ARRAY(SELECT jsonb_array_elements_text(p)) END
@@ -104,7 +104,7 @@ $$;
 
 -- ISO 8601 duration text of an interval (PT24H, P7D, PT2S).
 -- The SET clause restores the caller's style when the function returns.
-CREATE FUNCTION iso_duration(p interval) RETURNS text
+CREATE OR REPLACE FUNCTION iso_duration(p interval) RETURNS text
 LANGUAGE plpgsql STABLE SET intervalstyle = 'iso_8601' AS $$
 BEGIN
 	RETURN p::text;
@@ -116,7 +116,7 @@ END $$;
 -- revoked (the daemon answers 401 without saying which). The hash is looked up
 -- by index: comparing hashes of a 256-bit secret leaks nothing usable.
 -- last_used_at is written at most once a minute to keep reads cheap.
-CREATE FUNCTION auth_token(p_token_hash text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION auth_token(p_token_hash text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
 	t tokens;
@@ -153,7 +153,7 @@ BEGIN
 	RETURN who || jsonb_build_object('token_id', t.id, 'token_hash', t.token_hash);
 END $$;
 
-CREATE FUNCTION auth_cert(p_fingerprint text, p_subject text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION auth_cert(p_fingerprint text, p_subject text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('role', 'office', 'id', c.office_id, 'org_id', NULL,
 	                          'programme', false, 'token_id', NULL)
@@ -165,7 +165,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The command-line bootstrap: the first admin and its token, no network.
-CREATE FUNCTION mint_admin_token(p_handle text, p_token_hash text, p_expires_at timestamptz)
+CREATE OR REPLACE FUNCTION mint_admin_token(p_handle text, p_token_hash text, p_expires_at timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	aid uuid;
@@ -186,7 +186,7 @@ END $$;
 -- The short assignment of a referral, as an office or supervisor sees it.
 -- contact_made_at only when the client consented to report-back (offices),
 -- always for supervisors.
-CREATE FUNCTION assignment_short_json(a assignments, p_report_back boolean) RETURNS jsonb
+CREATE OR REPLACE FUNCTION assignment_short_json(a assignments, p_report_back boolean) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('id', a.id, 'need', a.need, 'status', a.status,
 	                          'worker_id', a.worker_id, 'offer_expires_at', ts(a.offer_expires_at),
@@ -198,7 +198,7 @@ $$;
 
 -- A referral under the current row-level-security scope (so a supervisor
 -- sees only its organisation's assignments of it).
-CREATE FUNCTION referral_json(r referrals) RETURNS jsonb
+CREATE OR REPLACE FUNCTION referral_json(r referrals) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object(
 		'id', r.id, 'status', r.status, 'external_ref', r.external_ref,
@@ -215,7 +215,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Is the assignment overdue (a missed deadline not yet resolved by acting)?
-CREATE FUNCTION assignment_overdue(p_id uuid) RETURNS boolean
+CREATE OR REPLACE FUNCTION assignment_overdue(p_id uuid) RETURNS boolean
 LANGUAGE sql STABLE AS $$
 	SELECT EXISTS (SELECT 1 FROM deadlines d WHERE d.assignment_id = p_id AND d.state = 'missed')
 	    OR EXISTS (SELECT 1 FROM escalations e WHERE e.assignment_id = p_id AND e.resolved_at IS NULL)
@@ -223,7 +223,7 @@ $$;
 
 -- The full assignment. Client fields and sealed notes only for the worker
 -- holding it once accepted; the caller audits that read (read_client_data).
-CREATE FUNCTION assignment_json(a assignments) RETURNS jsonb
+CREATE OR REPLACE FUNCTION assignment_json(a assignments) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	role text := current_setting('app.role', true);
@@ -257,7 +257,7 @@ BEGIN
 END $$;
 
 -- Does this shape carry client data (so the read must be audited)?
-CREATE FUNCTION assignment_shows_client(a assignments) RETURNS boolean
+CREATE OR REPLACE FUNCTION assignment_shows_client(a assignments) RETURNS boolean
 LANGUAGE sql STABLE AS $$
 	SELECT current_setting('app.role', true) = 'worker'
 	   AND a.worker_id::text = current_setting('app.subject', true)

@@ -1,4 +1,4 @@
--- 0005_matching.sql - choosing the worker for an assignment, and offers.
+-- 05_matching.sql - choosing the worker for an assignment, and offers.
 --
 -- Owns: match_assignment() (used by submission, decline, expiry, leave and
 -- reassignment), offer_make() and offer_end(), and the accept deadline each
@@ -20,14 +20,14 @@
 -- offers_one_pending (unique) makes a double offer impossible even if a caller
 -- forgot to lock the assignment.
 
-CREATE FUNCTION policy_for(p_need text, p_urgency text) RETURNS deadline_policies
+CREATE OR REPLACE FUNCTION policy_for(p_need text, p_urgency text) RETURNS deadline_policies
 LANGUAGE sql STABLE AS $$
 	SELECT * FROM deadline_policies WHERE need = p_need AND urgency = p_urgency
 $$;
 
 -- The candidate query, shared by both attempts. p_skip_locked chooses the
 -- locking mode. Returns the locked worker row or NULL.
-CREATE FUNCTION match_candidate(a assignments, p_only uuid, p_skip_locked boolean)
+CREATE OR REPLACE FUNCTION match_candidate(a assignments, p_only uuid, p_skip_locked boolean)
 RETURNS workers LANGUAGE plpgsql AS $$
 DECLARE
 	w workers;
@@ -74,7 +74,7 @@ END $$;
 -- absorbs it and retries the deadline on its next pass; a request
 -- (submission, decline, leave) answers 503 with Retry-After and changes
 -- nothing, and the client retries (submissions idempotently).
-CREATE FUNCTION match_candidate_waiting(a assignments, p_only uuid, p_busy_is_error boolean)
+CREATE OR REPLACE FUNCTION match_candidate_waiting(a assignments, p_only uuid, p_busy_is_error boolean)
 RETURNS workers LANGUAGE plpgsql AS $$
 DECLARE
 	w workers;
@@ -94,7 +94,7 @@ BEGIN
 END $$;
 
 -- Offer assignment a (locked by the caller) to worker w (locked too).
-CREATE FUNCTION offer_make(a assignments, w workers, p_reason jsonb) RETURNS assignments
+CREATE OR REPLACE FUNCTION offer_make(a assignments, w workers, p_reason jsonb) RETURNS assignments
 LANGUAGE plpgsql AS $$
 DECLARE
 	pol deadline_policies := policy_for(a.need, a.urgency);
@@ -128,7 +128,7 @@ END $$;
 
 -- Close the live offer of an assignment (accepted, declined, expired,
 -- withdrawn, cancelled, reassigned) and settle its accept deadline.
-CREATE FUNCTION offer_end(p_assignment uuid, p_outcome text, p_reason text) RETURNS void
+CREATE OR REPLACE FUNCTION offer_end(p_assignment uuid, p_outcome text, p_reason text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
 	o offers;
@@ -153,7 +153,7 @@ END $$;
 -- locked and whose status is unassigned, declined or expired. p_prefer is a
 -- worker to try first (continuity of care). Returns the updated row: offered,
 -- or unassigned with an escalation when nobody can take it.
-CREATE FUNCTION match_assignment(p_id uuid, p_prefer uuid DEFAULT NULL) RETURNS assignments
+CREATE OR REPLACE FUNCTION match_assignment(p_id uuid, p_prefer uuid DEFAULT NULL) RETURNS assignments
 LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
@@ -208,7 +208,7 @@ END $$;
 -- A worker goes on leave or is deactivated: each offer it holds ends
 -- ('withdrawn', the assignment passes through 'expired') and goes to the next
 -- candidate. Accepted work stays with the worker: a supervisor reassigns it.
-CREATE FUNCTION worker_release_offers(p_worker uuid) RETURNS integer
+CREATE OR REPLACE FUNCTION worker_release_offers(p_worker uuid) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
 	aid uuid;

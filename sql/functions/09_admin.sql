@@ -1,11 +1,11 @@
--- 0009_api_admin.sql - the administration operations (admin role only).
+-- 09_admin.sql - the administration operations (admin role only).
 --
 -- Owns: organisations, offices and their certificate bindings, workers,
 -- supervisors, tokens, deadline policies and webhooks, each action audited.
 -- Must never: return or touch client data; store a token or webhook secret in
 -- clear (the daemon passes only the token's hash and the sealed secret).
 
-CREATE FUNCTION admin_check(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION admin_check(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
@@ -15,7 +15,7 @@ BEGIN
 	RETURN NULL;
 END $$;
 
-CREATE FUNCTION admin_done(p_who jsonb, p_request_id text, p_action text, p_type text,
+CREATE OR REPLACE FUNCTION admin_done(p_who jsonb, p_request_id text, p_action text, p_type text,
                            p_id uuid, p_status integer, p_body jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -23,7 +23,7 @@ BEGIN
 	RETURN api_result(p_status, p_body);
 END $$;
 
-CREATE FUNCTION api_organisation_create(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_organisation_create(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'organisation.create');
@@ -39,7 +39,7 @@ BEGIN
 		jsonb_build_object('id', o.id, 'name', o.name, 'created_at', ts(o.created_at)));
 END $$;
 
-CREATE FUNCTION api_office_create(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_office_create(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'office.create');
@@ -64,7 +64,7 @@ BEGIN
 		                   'created_at', ts(o.created_at)));
 END $$;
 
-CREATE FUNCTION worker_json(w workers) RETURNS jsonb
+CREATE OR REPLACE FUNCTION worker_json(w workers) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('id', w.id, 'organisation_id', w.organisation_id, 'kind', w.kind,
 		'handle', w.handle, 'regions', to_jsonb(w.regions), 'languages', to_jsonb(w.languages),
@@ -73,7 +73,7 @@ LANGUAGE sql STABLE AS $$
 		'updated_at', ts(w.updated_at))
 $$;
 
-CREATE FUNCTION api_worker_create(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_worker_create(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'worker.create');
@@ -98,7 +98,7 @@ END $$;
 
 -- Going on leave or inactive hands that worker's open offers to the next
 -- candidates in the same transaction.
-CREATE FUNCTION api_worker_patch(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_worker_patch(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'worker.patch');
@@ -127,7 +127,7 @@ BEGIN
 	RETURN admin_done(p_who, p_request_id, 'worker.patch', 'worker', w.id, 200, worker_json(w));
 END $$;
 
-CREATE FUNCTION api_supervisor_create(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_supervisor_create(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'supervisor.create');
@@ -154,14 +154,14 @@ BEGIN
 		                   'handle', s.handle, 'created_at', ts(s.created_at)));
 END $$;
 
-CREATE FUNCTION token_json(t tokens) RETURNS jsonb
+CREATE OR REPLACE FUNCTION token_json(t tokens) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT jsonb_build_object('id', t.id, 'role', t.role, 'subject_id', t.subject_id,
 		'expires_at', ts(t.expires_at), 'created_at', ts(t.created_at),
 		'revoked_at', ts(t.revoked_at), 'last_used_at', ts(t.last_used_at))
 $$;
 
-CREATE FUNCTION api_token_create(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_token_create(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'token.create');
@@ -188,7 +188,7 @@ BEGIN
 	RETURN admin_done(p_who, p_request_id, 'token.create', 'token', t.id, 201, token_json(t));
 END $$;
 
-CREATE FUNCTION api_token_revoke(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_token_revoke(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'token.revoke');
@@ -203,7 +203,7 @@ BEGIN
 	RETURN admin_done(p_who, p_request_id, 'token.revoke', 'token', t.id, 200, token_json(t));
 END $$;
 
-CREATE FUNCTION policy_json(p deadline_policies) RETURNS jsonb
+CREATE OR REPLACE FUNCTION policy_json(p deadline_policies) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('need', p.need, 'urgency', p.urgency,
 		'accept_within', iso_duration(p.accept_within),
@@ -214,7 +214,7 @@ $$;
 
 -- ISO 8601 durations as received (PT24H, P7D, PT2S); PostgreSQL's interval
 -- input reads that format. Applies to deadlines created afterwards only.
-CREATE FUNCTION api_deadline_policy_put(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_deadline_policy_put(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'deadline_policy.put');
@@ -260,7 +260,7 @@ BEGIN
 	RETURN api_result(200, policy_json(p));
 END $$;
 
-CREATE FUNCTION api_webhook_create(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION api_webhook_create(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'webhook.create');

@@ -1,0 +1,57 @@
+#ifndef REFD_JOB_H
+#define REFD_JOB_H
+
+#include "db_pool.h"
+
+struct app;
+struct job;
+
+/* Delays returned by run() and next() (milliseconds otherwise, >= 0). */
+#define JOB_NOW 0L          /* run again at once: the batch was full */
+#define JOB_FAILED (-1L)    /* the run failed: job.c logs, counts, retries */
+#define JOB_RUNNING (-2L)   /* from run(): a run is under way, its end follows */
+
+struct job_def {
+	const char *name;   /* log and metric label: a literal, [a-z_] */
+	long retry_ms;      /* delay after a failed run */
+	/* Start one run: job_submit() its statement (or start other work that
+	 * ends with job_done()) and return JOB_RUNNING; or return a delay
+	 * (nothing to do now, ask again then; not counted as a run); or
+	 * JOB_FAILED. */
+	long (*run)(struct job *j, void *arg);
+	/* The statement of job_submit() returned: read res, return the delay
+	 * until the next run or JOB_FAILED. Not called once the job is
+	 * stopped. Required when run() uses job_submit(). */
+	long (*next)(void *arg, enum db_status st, const PGresult *res);
+	/* Optional: job_stop() was called; abandon other work (no run starts
+	 * after it, next() is not called any more). */
+	void (*stop)(void *arg);
+	/* Optional: free arg; called once, when the job is stopped and nothing
+	 * it started is in flight any more. */
+	void (*free)(void *arg);
+};
+
+/* First run after first_ms. NULL when out of memory (def->free is not
+ * called then: the caller still owns arg). */
+struct job *job_start(struct app *app, const struct job_def *def, void *arg, long first_ms);
+/* Stop: no new run; free (def->free(arg), then the job) once every
+ * operation in flight has returned, which may be at once. NULL is a no-op. */
+void job_stop(struct job *j);
+/* Run at once unless a run is under way (its next() decides) or stopped. */
+void job_run_now(struct job *j);
+
+/* The run's statement; its result goes to def->next. 0, or -1 when the
+ * pool is closed (return JOB_FAILED from run() then). */
+int job_submit(struct job *j, const char *stmt, int nparams, const char *const *values);
+/* End a run that did not use job_submit (next_ms as next() returns it).
+ * When the job was stopped meanwhile this may free it and its arg: call it
+ * last. */
+void job_done(struct job *j, long next_ms);
+/* Another statement of the job's (not its run), e.g. an acknowledgement:
+ * cb is called exactly once, even after job_stop(), and the job and its arg
+ * are kept until it has returned. 0, or -1 when the pool is closed (cb is
+ * never called then). */
+int job_submit_op(struct job *j, const char *stmt, int nparams, const char *const *values,
+		  db_cb cb, void *arg);
+
+#endif

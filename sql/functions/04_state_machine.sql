@@ -1,0 +1,125 @@
+-- 04_state_machine.sql - the assignment status machine: the triggers that
+-- enforce it.
+--
+-- Owns: the trigger that refuses any status change assignment_transitions
+-- (migration 0004) does not list, whoever makes it (api function or a direct
+-- UPDATE); the writing of assignment_history; per-transition timestamps; workers.open_count, and the derived
+-- referral status (closed when every assignment has ended).
+-- Also the request context helpers every api_ function uses.
+-- Must never: let a status change bypass the table, or record client data.
+
+-- Request context -------------------------------------------------------------
+-- app.role/app.subject/app.org/app.programme drive row-level security;
+-- app.actor_role/app.actor_id/app.request_id name who acts in the history.
+-- All are transaction-local (set_config(..., true)).
+
+CREATE OR REPLACE FUNCTION ctx_set(p_who jsonb, p_request_id text) RETURNS void
+LANGUAGE sql AS $$
+	SELECT set_config('app.role', coalesce(p_who->>'role', ''), true),
+	       set_config('app.subject', coalesce(p_who->>'id', ''), true),
+	       set_config('app.org', coalesce(p_who->>'org_id', ''), true),
+	       set_config('app.programme', coalesce((p_who->>'programme')::boolean, false)::text, true),
+	       set_config('app.actor_role', coalesce(p_who->>'role', 'system'), true),
+	       set_config('app.actor_id', coalesce(p_who->>'id', ''), true),
+	       set_config('app.request_id', coalesce(p_request_id, ''), true);
+$$;
+
+-- Matching, duplicate detection and the sweeper must see rows outside the
+-- caller's scope (another office's open referral for the same client, every
+-- candidate's load). They run between ctx_system() and ctx_caller(); what
+-- they return to the caller is then shaped under the caller's own scope.
+CREATE OR REPLACE FUNCTION ctx_system() RETURNS void
+LANGUAGE sql AS $$ SELECT set_config('app.role', 'system', true) $$;
+
+CREATE OR REPLACE FUNCTION ctx_caller() RETURNS void
+LANGUAGE sql AS $$
+	SELECT set_config('app.role', coalesce(nullif(current_setting('app.actor_role', true), ''), 'system'), true)
+$$;
+
+CREATE OR REPLACE FUNCTION assignment_is_open(p_status text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT p_status IN ('offered', 'accepted', 'in_progress', 'on_hold')
+$$;
+
+CREATE OR REPLACE FUNCTION assignment_is_ended(p_status text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT p_status IN ('completed', 'failed', 'cancelled', 'reassigned')
+$$;
+
+-- BEFORE: refuse what the table does not allow; stamp the transition times.
+CREATE OR REPLACE FUNCTION assignment_guard_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		IF NEW.status <> 'unassigned' THEN
+			RAISE EXCEPTION 'an assignment starts unassigned'
+				USING ERRCODE = 'RF409';
+		END IF;
+		RETURN NEW;
+	END IF;
+	IF NEW.status IS DISTINCT FROM OLD.status THEN
+		PERFORM 1 FROM assignment_transitions
+			WHERE from_status = OLD.status AND to_status = NEW.status;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'invalid transition % -> %', OLD.status, NEW.status
+				USING ERRCODE = 'RF409';
+		END IF;
+		CASE NEW.status
+		WHEN 'offered' THEN NEW.offered_at := now();
+		WHEN 'accepted' THEN NEW.accepted_at := now();
+		WHEN 'on_hold' THEN NEW.on_hold_at := now();
+		WHEN 'completed', 'failed', 'cancelled', 'reassigned' THEN NEW.ended_at := now();
+		ELSE NULL;
+		END CASE;
+	END IF;
+	NEW.updated_at := now();
+	RETURN NEW;
+END $$;
+
+CREATE OR REPLACE TRIGGER assignment_guard BEFORE INSERT OR UPDATE ON assignments
+	FOR EACH ROW EXECUTE FUNCTION assignment_guard_trg();
+
+-- AFTER: history, the workers' open counts, the referral's derived status.
+CREATE OR REPLACE FUNCTION assignment_after_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	was_open boolean := TG_OP = 'UPDATE' AND assignment_is_open(OLD.status) AND OLD.worker_id IS NOT NULL;
+	is_open boolean := assignment_is_open(NEW.status) AND NEW.worker_id IS NOT NULL;
+BEGIN
+	IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status
+	   OR NEW.worker_id IS DISTINCT FROM OLD.worker_id THEN
+		INSERT INTO assignment_history (assignment_id, from_status, to_status, worker_id,
+		                                actor_role, actor_id, request_id)
+		VALUES (NEW.id, CASE WHEN TG_OP = 'UPDATE' THEN OLD.status END, NEW.status,
+		        NEW.worker_id,
+		        coalesce(nullif(current_setting('app.actor_role', true), ''), 'db:' || current_user),
+		        nullif(current_setting('app.actor_id', true), ''),
+		        nullif(current_setting('app.request_id', true), ''));
+	END IF;
+
+	IF was_open AND (NOT is_open OR NEW.worker_id IS DISTINCT FROM OLD.worker_id) THEN
+		UPDATE workers SET open_count = open_count - 1 WHERE id = OLD.worker_id;
+	END IF;
+	IF is_open AND (NOT was_open OR NEW.worker_id IS DISTINCT FROM OLD.worker_id) THEN
+		UPDATE workers SET open_count = open_count + 1 WHERE id = NEW.worker_id;
+	END IF;
+
+	-- A referral is closed once every one of its assignments has ended.
+	IF TG_OP = 'UPDATE' AND assignment_is_ended(NEW.status) AND NOT assignment_is_ended(OLD.status) THEN
+		UPDATE referrals r SET status = 'closed', closed_at = now(), updated_at = now()
+		WHERE r.id = NEW.referral_id AND r.status = 'open'
+		  AND NOT EXISTS (SELECT 1 FROM assignments a
+		                  WHERE a.referral_id = r.id AND NOT assignment_is_ended(a.status));
+		IF FOUND THEN
+			INSERT INTO outbox (type, payload, office_id)
+			SELECT 'referral.closed',
+			       jsonb_build_object('referral_id', NEW.referral_id,
+			                          'detail_url', '/v1/referrals/' || NEW.referral_id),
+			       NEW.office_id;
+		END IF;
+	END IF;
+	RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER assignment_after AFTER INSERT OR UPDATE ON assignments
+	FOR EACH ROW EXECUTE FUNCTION assignment_after_trg();

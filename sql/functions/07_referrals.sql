@@ -1,0 +1,303 @@
+-- 07_referrals.sql - submission, reading, listing and withdrawing
+-- referrals.
+--
+-- Owns: api_referral_submit (idempotency, duplicates, matching in the same
+-- transaction), api_referral_get, api_referral_list, api_referral_withdraw.
+-- Must never: show a referral outside the caller's scope (404 + 'denied'
+-- audit), return sealed client fields to offices or supervisors, or create
+-- anything twice for one Idempotency-Key.
+
+-- Submission, in five named steps: idempotency, duplicate link, insert,
+-- match, audit (with the stored answer). api_referral_submit only strings
+-- them together and turns each step's refusal into the answer.
+
+-- Step 1, idempotency. One transaction per (office, key) at a time: a second
+-- one arriving while the first is still running is told so instead of
+-- waiting. NULL when the key is new; otherwise the answer to give (the
+-- replayed one, or a refusal).
+CREATE OR REPLACE FUNCTION referral_submit_idempotency(p_who jsonb, p_request_id text,
+                                                       p_office uuid, p_key text, p_hash text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	stored idempotency_keys;
+BEGIN
+	IF NOT pg_try_advisory_xact_lock(hashtextextended('idem:' || p_office || ':' || p_key, 0)) THEN
+		RETURN api_error(409, 'idempotency_key_in_flight',
+		                 'a request with this Idempotency-Key is still being processed');
+	END IF;
+	SELECT * INTO stored FROM idempotency_keys WHERE office_id = p_office AND key = p_key;
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	IF stored.request_hash IS DISTINCT FROM p_hash THEN
+		RETURN api_error(422, 'idempotency_key_reused',
+		                 'this Idempotency-Key was used with a different request');
+	END IF;
+	PERFORM audit_write(p_who, p_request_id, 'referral.submit_replay', 'referral',
+	                    stored.response->>'id', 'ok');
+	RETURN api_result(stored.status, stored.response,
+	                  jsonb_build_object('Idempotent-Replayed', 'true',
+	                                     'Location', '/v1/referrals/' || (stored.response->>'id')));
+END $$;
+
+-- The office's referral with this external_ref, under the caller's scope.
+CREATE OR REPLACE FUNCTION referral_by_external_ref(p_office uuid, p_ref text) RETURNS uuid
+LANGUAGE sql STABLE AS $$
+	SELECT id FROM referrals WHERE office_id = p_office AND external_ref = p_ref
+$$;
+
+CREATE OR REPLACE FUNCTION referral_duplicate_ref_error(p_existing uuid) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT api_error(409, 'duplicate_referral',
+	                 'this office already submitted a referral with this external_ref',
+	                 '/external_ref', jsonb_build_object('existing_id', p_existing))
+$$;
+
+-- Step 2, duplicate link: the open referral of the same client (any office)
+-- the new one points at, or NULL. Runs in system scope. Submissions for one
+-- client queue on the lock, so the second sees the first once it commits and
+-- links to it: without the lock two concurrent ones would both look, find
+-- nothing, and both be originals.
+CREATE OR REPLACE FUNCTION referral_duplicate_of(p_uic_hash text) RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+	dup uuid;
+BEGIN
+	PERFORM pg_advisory_xact_lock(hashtextextended('uic:' || p_uic_hash, 0));
+	SELECT id INTO dup FROM referrals
+	WHERE uic_hash = p_uic_hash AND status = 'open'
+	ORDER BY created_at, id LIMIT 1;
+	RETURN dup;
+END $$;
+
+-- Step 3, insert. A unique_violation (another key raced us with the same
+-- external_ref and committed first) goes up to the caller.
+CREATE OR REPLACE FUNCTION referral_insert(p_office uuid, p_args jsonb, p_dup uuid) RETURNS referrals
+LANGUAGE plpgsql AS $$
+DECLARE
+	c jsonb := p_args->'client';
+	r referrals;
+BEGIN
+	INSERT INTO referrals (office_id, external_ref, uic_hash, birth_year, gender, languages,
+	                       region, needs, urgency, consent_services, consent_report_back,
+	                       consent_obtained_at, probation_starts_on, probation_ends_on,
+	                       contact_sealed, note_sealed, duplicate_of)
+	VALUES (p_office, p_args->>'external_ref', c->>'uic_hash', (c->>'birth_year')::integer,
+	        c->>'gender', jsonb_text_array(c->'languages'), c->>'region',
+	        ARRAY(SELECT DISTINCT n FROM jsonb_array_elements_text(p_args->'needs') n ORDER BY n),
+	        coalesce(p_args->>'urgency', 'normal'), true,
+	        coalesce((p_args->'consent'->>'report_back')::boolean, false),
+	        (p_args->'consent'->>'obtained_at')::timestamptz,
+	        (p_args->'probation'->>'starts_on')::date, (p_args->'probation'->>'ends_on')::date,
+	        c->>'contact_sealed', p_args->>'note_sealed', p_dup)
+	RETURNING * INTO r;
+	RETURN r;
+END $$;
+
+-- Continuity of care: the worker already holding this client's open
+-- assignment of the same need (offered last), or NULL.
+CREATE OR REPLACE FUNCTION referral_continuity(r referrals, p_need text) RETURNS uuid
+LANGUAGE sql STABLE AS $$
+	SELECT a.worker_id
+	FROM referrals o JOIN assignments a ON a.referral_id = o.id
+	WHERE o.uic_hash = r.uic_hash AND o.status = 'open' AND o.id <> r.id
+	  AND a.need = p_need AND a.worker_id IS NOT NULL
+	  AND a.status IN ('offered', 'accepted', 'in_progress', 'on_hold')
+	ORDER BY a.status = 'offered', a.created_at
+	LIMIT 1
+$$;
+
+-- Step 4, match: one assignment per need, each offered at once. Needs in a
+-- fixed order, so concurrent submissions lock workers of the two kinds in
+-- the same order.
+CREATE OR REPLACE FUNCTION referral_match(r referrals) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_need text;
+	aid uuid;
+BEGIN
+	FOREACH v_need IN ARRAY r.needs LOOP
+		INSERT INTO assignments (referral_id, office_id, need, urgency, region, languages)
+		VALUES (r.id, r.office_id, v_need, r.urgency, r.region, r.languages)
+		RETURNING id INTO aid;
+		PERFORM match_assignment(aid, CASE WHEN r.duplicate_of IS NOT NULL
+		                                   THEN referral_continuity(r, v_need) END);
+	END LOOP;
+END $$;
+
+-- Step 5, audit: the answer, shaped under the caller's scope, is stored for
+-- replays of the key; the audit record is the last write (it takes the
+-- chain head's lock).
+CREATE OR REPLACE FUNCTION referral_submit_done(p_who jsonb, p_request_id text, p_id uuid,
+                                                p_key text, p_hash text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	body jsonb;
+BEGIN
+	SELECT referral_json(x) INTO body FROM referrals x WHERE x.id = p_id;
+	INSERT INTO idempotency_keys (office_id, key, request_hash, status, response)
+	VALUES ((p_who->>'id')::uuid, p_key, coalesce(p_hash, ''), 201, body);
+	PERFORM audit_write(p_who, p_request_id, 'referral.submit', 'referral', p_id::text, 'ok');
+	RETURN api_result(201, body, jsonb_build_object('Location', '/v1/referrals/' || p_id));
+END $$;
+
+CREATE OR REPLACE FUNCTION api_referral_submit(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	office uuid := (p_who->>'id')::uuid;
+	k text := p_args->>'idempotency_key';
+	answer jsonb;
+	existing uuid;
+	dup uuid;
+	r referrals;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'office' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'referral.submit');
+	END IF;
+	IF k IS NULL OR length(k) NOT BETWEEN 1 AND 128 THEN
+		RETURN api_error(400, 'idempotency_key_required', 'Idempotency-Key header is required');
+	END IF;
+	answer := referral_submit_idempotency(p_who, p_request_id, office, k, p_args->>'request_hash');
+	IF answer IS NOT NULL THEN
+		RETURN answer;
+	END IF;
+	IF NOT coalesce((p_args->'consent'->>'services')::boolean, false) THEN
+		RETURN api_error(422, 'consent_required', 'the client must consent to services',
+		                 '/consent/services');
+	END IF;
+	existing := referral_by_external_ref(office, p_args->>'external_ref');
+	IF existing IS NOT NULL THEN
+		RETURN referral_duplicate_ref_error(existing);
+	END IF;
+
+	-- Duplicate detection and continuity of care look at every office's
+	-- referrals: system scope until the response is shaped.
+	PERFORM ctx_system();
+	dup := referral_duplicate_of(p_args->'client'->>'uic_hash');
+	BEGIN
+		r := referral_insert(office, p_args, dup);
+	EXCEPTION WHEN unique_violation THEN
+		PERFORM ctx_caller();
+		RETURN referral_duplicate_ref_error(referral_by_external_ref(office, p_args->>'external_ref'));
+	END;
+	PERFORM referral_match(r);
+	PERFORM ctx_caller();
+	RETURN referral_submit_done(p_who, p_request_id, r.id, k, p_args->>'request_hash');
+END $$;
+
+-- Scope of one referral for the caller (the explicit check; row-level
+-- security repeats it underneath).
+CREATE OR REPLACE FUNCTION referral_in_scope(r referrals, p_who jsonb) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT CASE p_who->>'role'
+	WHEN 'office' THEN r.office_id::text = p_who->>'id'
+	WHEN 'supervisor' THEN coalesce((p_who->>'programme')::boolean, false)
+		OR EXISTS (SELECT 1 FROM assignments a
+		           WHERE a.referral_id = r.id AND a.organisation_id::text = p_who->>'org_id')
+	ELSE false END
+$$;
+
+CREATE OR REPLACE FUNCTION api_referral_get(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	r referrals;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' NOT IN ('office', 'supervisor') THEN
+		RETURN api_forbidden(p_who, p_request_id, 'referral.get');
+	END IF;
+	SELECT * INTO r FROM referrals WHERE id = try_uuid(p_args->>'id');
+	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
+		RETURN api_not_found(p_who, p_request_id, 'referral.get', 'referral', p_args->>'id');
+	END IF;
+	PERFORM audit_write(p_who, p_request_id, 'referral.get', 'referral', r.id::text, 'ok');
+	RETURN api_result(200, referral_json(r));
+END $$;
+
+CREATE OR REPLACE FUNCTION api_referral_list(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	lim integer := api_limit(p_args);
+	cur record;
+	page referrals[];
+	n integer;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' NOT IN ('office', 'supervisor') THEN
+		RETURN api_forbidden(p_who, p_request_id, 'referral.list');
+	END IF;
+	BEGIN
+		cur := cursor_decode(p_args->>'cursor');
+	EXCEPTION WHEN SQLSTATE 'RF400' THEN
+		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
+	END;
+
+	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
+		SELECT r.* FROM referrals r
+		WHERE referral_in_scope(r, p_who)
+		  AND (p_who->>'role' <> 'office' OR r.office_id = (p_who->>'id')::uuid)
+		  AND (p_args->>'status' IS NULL OR r.status = p_args->>'status')
+		  AND (p_args->>'since' IS NULL OR r.created_at >= (p_args->>'since')::timestamptz)
+		  AND (cur.at IS NULL OR (r.created_at, r.id) < (cur.at, cur.id))
+		ORDER BY r.created_at DESC, r.id DESC
+		LIMIT lim + 1) x;
+	n := coalesce(cardinality(page), 0);
+
+	PERFORM audit_write(p_who, p_request_id, 'referral.list', 'referral', NULL, 'ok');
+	RETURN api_result(200, jsonb_build_object(
+		'items', coalesce((SELECT jsonb_agg(referral_json(page[i]) ORDER BY i)
+		                   FROM generate_series(1, least(n, lim)) i), '[]'),
+		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
+END $$;
+
+CREATE OR REPLACE FUNCTION api_referral_withdraw(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	r referrals;
+	aid uuid;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'office' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'referral.withdraw');
+	END IF;
+	SELECT * INTO r FROM referrals WHERE id = try_uuid(p_args->>'id') FOR UPDATE;
+	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
+		RETURN api_not_found(p_who, p_request_id, 'referral.withdraw', 'referral', p_args->>'id');
+	END IF;
+	IF r.status <> 'open' THEN
+		RETURN api_error(409, 'invalid_transition', 'only an open referral can be withdrawn');
+	END IF;
+
+	PERFORM ctx_system();
+	UPDATE referrals SET status = 'withdrawn', withdrawn_at = now(), updated_at = now(),
+	       withdrawn_reason = left(p_args->>'reason', 500)
+	WHERE id = r.id RETURNING * INTO r;
+	-- Lock the workers whose load goes down in id order first: two
+	-- withdrawals touching the same two workers then cannot deadlock.
+	PERFORM 1 FROM workers
+	WHERE id IN (SELECT worker_id FROM assignments
+	             WHERE referral_id = r.id AND assignment_is_open(status))
+	ORDER BY id FOR UPDATE;
+	FOR aid IN SELECT id FROM assignments
+	           WHERE referral_id = r.id AND NOT assignment_is_ended(status)
+	           ORDER BY id FOR UPDATE LOOP
+		PERFORM offer_end(aid, 'cancelled', 'referral_withdrawn');
+		-- declined/expired rows are matched again in the same transaction
+		-- that set them, so every live row here has a cancel transition.
+		UPDATE assignments SET status = 'cancelled', reason = 'referral_withdrawn' WHERE id = aid;
+		UPDATE deadlines SET state = 'void' WHERE assignment_id = aid AND state = 'pending';
+		UPDATE escalations SET resolved_at = now() WHERE assignment_id = aid AND resolved_at IS NULL;
+		INSERT INTO outbox (type, payload, organisation_id)
+		SELECT 'assignment.cancelled',
+		       jsonb_build_object('assignment_id', aid, 'detail_url', '/v1/assignments/' || aid),
+		       organisation_id
+		FROM assignments WHERE id = aid;
+	END LOOP;
+	INSERT INTO outbox (type, payload, office_id)
+	VALUES ('referral.withdrawn',
+	        jsonb_build_object('referral_id', r.id, 'detail_url', '/v1/referrals/' || r.id), r.office_id);
+	PERFORM ctx_caller();
+	PERFORM audit_write(p_who, p_request_id, 'referral.withdraw', 'referral', r.id::text, 'ok');
+	RETURN api_result(200, referral_json(r));
+END $$;

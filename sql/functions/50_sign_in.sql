@@ -1,0 +1,143 @@
+-- 50_sign_in.sql - one-time sign-in codes, sign-in and sign-out for the web
+-- pages (issue 14), and the supervisor's list of its workers.
+--
+-- Owns: subject_role(), api_sign_in_code_create(), api_sign_in(),
+-- api_sign_out() and api_worker_list().
+-- Must never: keep a code or a token in clear (the daemon passes only their
+-- keyed hashes); let a supervisor issue a code for anyone but a worker of its
+-- organisation; let a code be used twice or after expires_at; tell a caller
+-- of api_sign_in() why a code did not work (unknown, used and expired read
+-- the same).
+
+-- The role of a subject id, or NULL when no such (active) subject exists.
+CREATE OR REPLACE FUNCTION subject_role(p_id uuid) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE
+		WHEN EXISTS (SELECT 1 FROM workers WHERE id = p_id AND active) THEN 'worker'
+		WHEN EXISTS (SELECT 1 FROM supervisors WHERE id = p_id) THEN 'supervisor'
+		WHEN EXISTS (SELECT 1 FROM offices WHERE id = p_id) THEN 'office'
+		WHEN EXISTS (SELECT 1 FROM admins WHERE id = p_id) THEN 'admin'
+	END
+$$;
+
+-- p_args: {"subject_id", "code_hash", "lifetime_s"}. A supervisor may issue a
+-- code for a worker of its organisation (programme supervisors: any worker),
+-- an admin for any subject. Anyone else, or a subject out of scope: 404, as
+-- for a subject that does not exist.
+CREATE OR REPLACE FUNCTION api_sign_in_code_create(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	sid uuid := try_uuid(p_args->>'subject_id');
+	srole text;
+	c sign_in_codes;
+	ok boolean;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' NOT IN ('supervisor', 'admin') THEN
+		RETURN api_forbidden(p_who, p_request_id, 'sign_in_code.create');
+	END IF;
+	srole := subject_role(sid);
+	ok := CASE p_who->>'role'
+		WHEN 'admin' THEN srole IS NOT NULL
+		WHEN 'supervisor' THEN srole = 'worker' AND (
+			coalesce((p_who->>'programme')::boolean, false)
+			OR EXISTS (SELECT 1 FROM workers w WHERE w.id = sid
+			           AND w.organisation_id::text = p_who->>'org_id'))
+		ELSE false END;
+	IF NOT coalesce(ok, false) THEN
+		RETURN api_not_found(p_who, p_request_id, 'sign_in_code.create', 'subject',
+		                     p_args->>'subject_id');
+	END IF;
+	INSERT INTO sign_in_codes (role, subject_id, code_hash, issued_by_role, issued_by, expires_at)
+	VALUES (srole, sid, lower(p_args->>'code_hash'), p_who->>'role', (p_who->>'id')::uuid,
+	        now() + make_interval(secs => (p_args->>'lifetime_s')::double precision))
+	RETURNING * INTO c;
+	PERFORM audit_write(p_who, p_request_id, 'sign_in_code.create', 'sign_in_code', c.id::text, 'ok');
+	RETURN api_result(201, jsonb_build_object('id', c.id, 'subject_id', c.subject_id,
+	                                          'role', c.role, 'expires_at', ts(c.expires_at)));
+END $$;
+
+-- p_args: {"code_hash", "token_hash", "session_s", "addr", "max_failures"}.
+-- Spends the code (row lock: two sign-ins racing with one code, one wins) and
+-- creates a token for its subject. A code that is unknown, spent or expired:
+-- 401 and an 'authenticate' record with outcome 'denied', holding no secret.
+-- After max_failures failures from addr within a minute, every sign-in from
+-- it answers 429 until the minute has passed, a right code included.
+CREATE OR REPLACE FUNCTION api_sign_in(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	c sign_in_codes;
+	t tokens;
+	v_addr text := left(coalesce(p_args->>'addr', ''), 64);
+	oldest timestamptz;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	DELETE FROM sign_in_failures WHERE at < now() - interval '1 minute';
+	SELECT min(at) INTO oldest FROM (
+		SELECT at FROM sign_in_failures f WHERE f.addr = v_addr
+		ORDER BY at DESC LIMIT (p_args->>'max_failures')::integer) x
+	HAVING count(*) >= (p_args->>'max_failures')::integer;
+	IF oldest IS NOT NULL THEN
+		PERFORM audit_write(p_who, p_request_id, 'authenticate', 'sign_in_code', NULL, 'denied');
+		RETURN api_result(429, jsonb_build_object('error', jsonb_build_object(
+			'code', 'rate_limited', 'message', 'too many failed sign-ins; try again later')),
+			jsonb_build_object('Retry-After',
+				greatest(1, ceil(extract(epoch FROM oldest + interval '1 minute' - now())))::int::text));
+	END IF;
+	SELECT * INTO c FROM sign_in_codes
+	WHERE code_hash = lower(p_args->>'code_hash') AND used_at IS NULL AND expires_at > now()
+	FOR UPDATE;
+	IF c.id IS NULL OR subject_role(c.subject_id) IS DISTINCT FROM c.role THEN
+		INSERT INTO sign_in_failures (addr) VALUES (v_addr);
+		PERFORM audit_write(p_who, p_request_id, 'authenticate', 'sign_in_code', NULL, 'denied');
+		RETURN api_error(401, 'unauthorized', 'invalid or expired sign-in code');
+	END IF;
+	INSERT INTO tokens (role, subject_id, token_hash, expires_at)
+	VALUES (c.role, c.subject_id, lower(p_args->>'token_hash'),
+	        now() + make_interval(secs => (p_args->>'session_s')::double precision))
+	RETURNING * INTO t;
+	UPDATE sign_in_codes SET used_at = now(), token_id = t.id WHERE id = c.id;
+	PERFORM audit_write(jsonb_build_object('role', c.role, 'id', c.subject_id), p_request_id,
+	                    'sign_in', 'token', t.id::text, 'ok');
+	RETURN api_result(200, jsonb_build_object('role', t.role, 'subject_id', t.subject_id,
+	                                          'expires_at', ts(t.expires_at)));
+END $$;
+
+-- Revokes the token the request was made with (p_who.token_id).
+CREATE OR REPLACE FUNCTION api_sign_out(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	tid uuid := try_uuid(p_who->>'token_id');
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF tid IS NULL THEN
+		RETURN api_error(400, 'no_token', 'sign-out revokes a bearer token; this request has none');
+	END IF;
+	UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = tid;
+	PERFORM audit_write(p_who, p_request_id, 'sign_out', 'token', tid::text, 'ok');
+	RETURN api_result(204, NULL);
+END $$;
+
+-- A supervisor's workers (programme supervisors and admins: all), by handle.
+-- No client data: ids, handles, kinds, regions, languages and load.
+CREATE OR REPLACE FUNCTION api_worker_list(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	items jsonb;
+	prog boolean := coalesce((p_who->>'programme')::boolean, false) OR p_who->>'role' = 'admin';
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' NOT IN ('supervisor', 'admin') THEN
+		RETURN api_forbidden(p_who, p_request_id, 'worker.list');
+	END IF;
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+		'id', w.id, 'organisation_id', w.organisation_id, 'handle', w.handle, 'kind', w.kind,
+		'regions', to_jsonb(w.regions), 'languages', to_jsonb(w.languages),
+		'capacity', w.capacity, 'open', w.open_count, 'on_leave', w.on_leave, 'active', w.active)
+		ORDER BY w.handle), '[]')
+	INTO items
+	FROM workers w
+	WHERE prog OR w.organisation_id::text = p_who->>'org_id';
+	PERFORM audit_write(p_who, p_request_id, 'worker.list', 'worker', NULL, 'ok');
+	RETURN api_result(200, jsonb_build_object('items', items));
+END $$;
