@@ -68,6 +68,9 @@ $(BUILD)/referrald: $(BUILD)/main.o $(DAEMON_OBJ)
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(DAEMON_OBJ) | $(BUILD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(DAEMON_OBJ) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
+# test_ui inflates the embedded gzip files to check them.
+$(BUILD)/tests/test_ui: LDLIBS += -lz
+
 deps:
 	@sh deploy/install-deps.sh
 

@@ -14,7 +14,7 @@ set -eu
 # files at once with it), iproute2/procps (ports, pids).
 # Web pages' tests: Debian's Chromium (driven by playwright-core from npm,
 # which never downloads a browser of its own) and a font with Cyrillic for
-# its screenshots.
+# its screenshots; zlib (a unit test inflates the embedded gzip pages).
 # Bench: wrk and nginx-light (the reference server). Fuzz: clang and its
 # libFuzzer/sanitizer runtimes (clang only recommends them, and recommends are
 # not installed).
@@ -25,7 +25,7 @@ bats parallel jq curl openssl ca-certificates
 iproute2 procps
 wrk nginx-light
 clang libclang-rt-14-dev
-chromium fonts-dejavu-core"
+chromium fonts-dejavu-core zlib1g-dev"
 
 # The spec lint runs through npx and the browser tests through node and npm;
 # node only when npx is not already there
