@@ -107,6 +107,14 @@
     const s = R.api.session();
     say('');
     if (!s || !s.token) { signInPage(); return; }
+    if (!s.role) {
+      /* A sign-in interrupted before it learnt the role (a reload): ask. */
+      R.api.call('GET', '/v1/me').then((me) => {
+        R.api.setSession({ token: s.token, role: me.role, id: me.subject_id, org: me.organisation_id });
+        render();
+      }, () => {});
+      return;
+    }
     navFor(s.role);
     const view = params().get('view');
     if (s.role === 'worker') {

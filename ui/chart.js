@@ -9,11 +9,19 @@
 (function (R) {
   const { el } = R.dom;
   const s = (tag, attrs, ...kids) => el('svg:' + tag, attrs, ...kids);
+  /* Drawn at the width it will be shown at, so 13-px text stays 13 px on a
+   * phone as on a desktop. */
+  function width() {
+    const m = document.getElementById('main');
+    return Math.round(Math.max(300, Math.min(900, (m ? m.clientWidth : 760) - 32)));
+  }
 
   /* rows: [{key, label, counts: [n0..n4], median, p90}] ; bucketLabels: 5 strings */
   function distribution(title, rows, bucketLabels, fmt) {
-    const W = 760, rowH = 34, left = 210, right = 170, top = 8;
-    const H = top + rows.length * rowH + 46;
+    const W = width(), rowH = 34, top = 8;
+    const left = Math.round(W * 0.26), right = Math.round(Math.max(W * 0.22, Math.min(190, W * 0.3)));
+    const legendRows = W < 560 ? 2 : 1;
+    const H = top + rows.length * rowH + 28 + legendRows * 18;
     const barW = W - left - right;
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img',
       'aria-label': title, preserveAspectRatio: 'xMinYMin meet' });
@@ -21,7 +29,7 @@
       const y = top + i * rowH;
       const total = r.counts.reduce((a, b) => a + b, 0);
       const g = s('g', { class: 'chart-row', 'data-group': r.key == null ? '' : r.key, 'data-total': total });
-      g.append(s('text', { x: left - 8, y: y + 20, class: 'chart-label', 'text-anchor': 'end' }, clip(r.label, 26)));
+      g.append(s('text', { x: left - 8, y: y + 20, class: 'chart-label', 'text-anchor': 'end' }, clip(r.label, Math.max(10, Math.floor(left / 7.5)))));
       let x = left;
       r.counts.forEach((n, b) => {
         const w = total ? barW * n / total : 0;
@@ -35,24 +43,27 @@
         x += w;
       });
       if (!total) g.append(s('rect', { x: left, y: y + 4, width: barW, height: rowH - 10, class: 'bucket-none' }));
-      g.append(s('text', { x: left + barW + 8, y: y + 20, class: 'chart-side' },
+      g.append(s('text', { x: left + barW + 6, y: y + 20, class: 'chart-side' },
         r.median == null ? '—' : `${fmt.duration(r.median)} / ${fmt.duration(r.p90)}`));
       svg.append(g);
     });
     /* legend */
-    const ly = top + rows.length * rowH + 14;
-    let lx = left;
+    let ly = top + rows.length * rowH + 14;
+    let lx = 8;
     bucketLabels.forEach((lab, b) => {
+      const w = 16 + lab.length * 7 + 14;
+      if (lx + w > W && lx > 8) { lx = 8; ly += 18; }
       svg.append(s('rect', { x: lx, y: ly, width: 12, height: 12, class: 'bucket bucket-' + b }));
       svg.append(s('text', { x: lx + 16, y: ly + 11, class: 'chart-legend' }, lab));
-      lx += 16 + lab.length * 7 + 14;
+      lx += w;
     });
+    svg.setAttribute('viewBox', `0 0 ${W} ${ly + 20}`);
     return svg;
   }
 
   /* weeks: [{week, accept: {on_time_rate, judged}, first_contact: {...}}] */
   function weekly(title, weeks, series, fmt) {
-    const W = 760, H = 240, left = 50, right = 40, top = 14, bottom = 56, inset = 24;
+    const W = width(), H = 240, left = 50, right = 16, top = 14, bottom = 56, inset = 24;
     const pw = W - left - right, ph = H - top - bottom;
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title });
     for (let p = 0; p <= 100; p += 25) {
@@ -79,7 +90,7 @@
       });
       if (pts.length > 1) g.prepend(s('polyline', { points: pts.join(' '), class: 'line' }));
       svg.append(g);
-      const lx = left + k * 220, ly = H - 16;
+      const lx = left + k * Math.min(220, (W - left) / 2), ly = H - 16;
       svg.append(s('line', { x1: lx, x2: lx + 22, y1: ly - 4, y2: ly - 4, class: 'legend-line series-' + k }));
       svg.append(s('text', { x: lx + 28, y: ly, class: 'chart-legend' }, se.label));
     });

@@ -31,7 +31,7 @@
     const sel = el('select', { id: wid, class: 'input', 'data-testid': 'reassign-worker', required: true },
       cands.map(w => el('option', { value: w.id }, `${w.handle} (${f().number(w.open)}/${f().number(w.capacity)})`)));
     const reason = el('input', { id: rid, class: 'input', type: 'text', maxlength: '500', required: true,
-      'data-testid': 'reassign-reason' });
+      'data-testid': 'reassign-reason', oninput: () => { err.textContent = ''; } });
     const send = el('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'reassign-confirm' },
       t('reassign.confirm'));
     const key = R.api.newKey();

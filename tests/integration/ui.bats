@@ -87,6 +87,13 @@ ui_supervisor_fixture() {
 		| .note=\"$UI_XSS\"")"
 	[ "$HTTP_STATUS" = 201 ] || { _api_ctx; return 1; }
 	UI_WX_ASG=$(assignment_for harm_reduction)
+	# The worker's other actions: two offers to one worker.
+	export UI_WM_TOKEN UI_WM_DECLINE UI_WM_FAIL
+	local wm rm
+	rm=$(new_region)
+	wm=$(mk_worker "$UI_ORG" harm_reduction "$rm" ky 3 "nurlan-$(rand_hex 3)") || return 1
+	UI_WM_TOKEN=$(mk_token worker "$wm") || return 1
+	UI_WM_DECLINE=$(ui_referral "$rm" harm_reduction) && UI_WM_FAIL=$(ui_referral "$rm" harm_reduction) || return 1
 }
 
 # ui_referral REGION NEED -> the assignment id of a fresh referral.
@@ -111,6 +118,12 @@ ui_install_node_modules() {
 
 ui_run() { node "$REFD_ROOT/tests/ui/run.mjs" "$@"; }
 
+@test "ui: catalogues complete in Kyrgyz, Russian and English; scripts write no markup and name no other origin" {
+	run node "$REFD_ROOT/tests/ui/check_static.mjs"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
 @test "ui: worker on a phone signs in with a supervisor's code, accepts, records contact, completes, signs out" {
 	run ui_run worker
 	echo "$output"
@@ -123,6 +136,14 @@ ui_run() { node "$REFD_ROOT/tests/ui/run.mjs" "$@"; }
 	# Sign-in and sign-out are on the audit record.
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE action = 'sign_in' AND actor_id = '$UI_WORKER_ID'")" -ge 1 ]
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE action = 'sign_out' AND actor_id = '$UI_WORKER_ID'")" -ge 1 ]
+}
+
+@test "ui: worker declines with a reason code, records an attempt, holds, resumes, closes without result" {
+	run ui_run worker_more
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# The decline is on record with the reason code the worker chose.
+	[ "$(sql "SELECT count(*) FROM audit_log WHERE action = 'assignment.decline' AND object_id = '$UI_WM_DECLINE'")" = 1 ]
 }
 
 @test "ui: supervisor sees overdue and unassigned, reassigns with a reason, reads the charts against known numbers, downloads the CSV" {

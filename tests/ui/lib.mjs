@@ -133,6 +133,7 @@ export async function signIn(page, secret) {
   await page.goto(BASE() + '/ui/');
   await page.getByTestId('token-input').fill(secret);
   await page.getByTestId('sign-in').click();
+  await page.getByTestId('sign-out').waitFor();   // signed in and the first page drawn
 }
 
 // No sideways scrolling at this width.

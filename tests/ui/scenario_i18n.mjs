@@ -28,6 +28,10 @@ export default async function () {
     assert.equal(rate, '66,7%', 'Kyrgyz percent format');
     const day = await p.evaluate(() => window.RFD.i18n.fmt.dateTime('2026-01-05T06:30:00Z'));
     assert.equal(day, '2026-ж., 5-янв. 12:30', 'Kyrgyz date in Bishkek time');
+    await shot(p, 'supervisor-report-ky-phone');
+    await p.setViewportSize({ width: 1280, height: 900 });
+    await p.reload();
+    await p.locator('[data-testid="report-table"]').waitFor();
     await shot(p, 'supervisor-report-ky');
     await axe(p, 'report in Kyrgyz');
     // The switch.
