@@ -8,6 +8,8 @@
 #   make bench      benchmarks (print figures; never part of check)
 #   make fuzz       build and briefly run the parser fuzzers (clang libFuzzer)
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deb        the Debian package: build/deb/referrald_<version>_<arch>.deb
+#   make check-ha   the PostgreSQL failover test (about 2 minutes; CI runs it after check)
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -18,6 +20,11 @@ SANITIZE ?=
 PKGS     := libevent_core libevent_extra libevent_openssl openssl libpq jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# referralctl: libcurl for HTTPS (README says why), jansson, OpenSSL.
+CTL_PKGS   := libcurl jansson openssl
+CTL_CFLAGS := $(shell pkg-config --cflags $(CTL_PKGS) 2>/dev/null)
+CTL_LIBS   := $(shell pkg-config --libs $(CTL_PKGS) 2>/dev/null)
+VERSION    := $(shell sed -n 's/^\#define REFD_VERSION "\(.*\)"/\1/p' daemon/app.h)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wformat=2 -Wno-format-nonliteral
@@ -40,21 +47,49 @@ UI_FILES   := $(sort $(shell find ui -type f ! -name '.*' 2>/dev/null))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps check unit integration lint demo asan ubsan bench fuzz install clean
+CTL_SRC    := $(wildcard ctl/*.c)
+CTL_OBJ    := $(patsubst ctl/%.c,$(BUILD)/ctl/%.o,$(CTL_SRC))
+MANPAGES   := $(BUILD)/man/referrald.8 $(BUILD)/man/referrald.conf.5 $(BUILD)/man/referralctl.1
 
-all: $(BUILD)/referrald
+.PHONY: all deps check check-ha unit integration lint demo asan ubsan bench fuzz install clean \
+	man deb
+
+all: $(BUILD)/referrald $(BUILD)/referralctl
 
 $(BUILD):
 	@mkdir -p $(BUILD)/tests
 
 $(BUILD)/%.o: daemon/%.c $(wildcard daemon/*.h) | $(BUILD)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/ctl/%.o: ctl/%.c ctl/ctl.h | $(BUILD)
+	@mkdir -p $(BUILD)/ctl
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CTL_CFLAGS) -Ictl -c -o $@ $<
+
+$(BUILD)/referralctl: $(CTL_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
+
+# Manual pages; referrald.conf(5) is written from the daemon's key table.
+man: $(MANPAGES)
+
+$(BUILD)/man/referrald.conf.5: $(BUILD)/referrald man/gen-conf-man.sh
+	@mkdir -p $(BUILD)/man
+	sh man/gen-conf-man.sh $(BUILD)/referrald $(VERSION) >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/man/%: man/%
+	@mkdir -p $(BUILD)/man
+	cp $< $@
+
+# The Debian package, built by debhelper in a copy of the tree so that
+# dpkg-buildpackage's outputs (written beside the source) stay under build/.
+deb: deps
+	@sh deploy/build-deb.sh $(BUILD)/deb
 
 $(BUILD)/migrations.c: $(MIGRATIONS) $(SQL_FUNCTIONS) daemon/gen_migrations.sh | $(BUILD)
 	sh daemon/gen_migrations.sh $@ $(MIGRATIONS) -- $(SQL_FUNCTIONS)
 
 $(BUILD)/migrations.o: $(BUILD)/migrations.c daemon/migrate.h
-	$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
 $(BUILD)/ui_files.c: $(UI_FILES) daemon/gen_ui.sh | $(BUILD)
 	sh daemon/gen_ui.sh $@ ui $(UI_FILES)
@@ -78,6 +113,12 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@sh tests/run.sh $(BUILD)
+
+# Primary + synchronous standby, two daemons behind HAProxy, SIGKILL and
+# promotion under load (tests/ha/failover.bats). .ci/run runs it after check.
+check-ha: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(abspath $(BUILD)) bats tests/ha/failover.bats
 
 unit: all $(UNIT_BIN)
 	@sh tests/run.sh $(BUILD) unit
@@ -107,11 +148,19 @@ bench: deps all
 fuzz: deps
 	@sh tests/fuzz/run.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/referrald
+install: all man
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/referrald
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(BUILD)/referrald $(DESTDIR)$(PREFIX)/sbin/referrald
+	install -m 0755 $(BUILD)/referralctl $(DESTDIR)$(PREFIX)/bin/referralctl
+	install -m 0644 $(BUILD)/man/referrald.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 $(BUILD)/man/referrald.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 $(BUILD)/man/referralctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 deploy/referrald.conf.example $(DESTDIR)$(PREFIX)/share/referrald/referrald.conf.example
-	install -m 0644 deploy/referrald.service $(DESTDIR)$(PREFIX)/share/referrald/referrald.service
+	install -m 0644 deploy/referralctl.conf.example $(DESTDIR)$(PREFIX)/share/referrald/referralctl.conf.example
+	sed 's|/usr/sbin/referrald|$(PREFIX)/sbin/referrald|g' deploy/referrald.service \
+		>$(DESTDIR)$(PREFIX)/share/referrald/referrald.service
 	install -m 0644 README.md SECURITY.md $(DESTDIR)$(PREFIX)/share/referrald/
 	install -m 0644 deploy/README.md $(DESTDIR)$(PREFIX)/share/referrald/DEPLOY.md
 

@@ -1,61 +1,57 @@
 /*
- * api.h - every route handler the router can dispatch to.
- *
- * Owns: only declarations; each handler lives in its api_<resource>.c file.
- * Must never: hold state; a handler receives a struct req, and ends in exactly
- * one req_reply_*() call (also on every error path).
+ * api.h - the handler type, struct api_op, and the handlers with code of their own.
+ * Owns: only declarations (daemon/README: a leaf of layer 0).
  */
 #ifndef REFD_API_H
 #define REFD_API_H
 
 struct req;
+struct jv_field;
+struct jv_qparam;
+
+/* What a route row (router.c) tells its handler. */
+#define API_ID          0x1  /* path parameter 0 is an object's uuid: args.id (malformed: 404) */
+#define API_EMPTY_OK    0x2  /* an absent or empty body counts as {} */
+#define API_SEAL_DETAIL 0x4  /* args.detail (free text about a client) leaves only sealed */
+#define API_NO_BODY     0x8  /* a body is refused (DELETE) */
+#define API_NONEMPTY    0x10 /* the body must name at least one member (PATCH) */
+
+struct api_op {
+	const char *stmt;               /* statement registered in queries.c */
+	const struct jv_field *body;    /* body schema (api_schema.c); NULL: body not read */
+	const struct jv_qparam *query;  /* query parameters; NULL: no query string allowed */
+	unsigned flags;                 /* API_* */
+};
+
+/* Every handler ends in exactly one req_reply_*() call, also on error. */
+typedef void (*api_handler)(struct req *r, const struct api_op *op);
+
+/* api_call.c: the handler of most routes: query or path id, body, sealing
+ * per flags, then SELECT op->stmt(who, request_id, args). */
+void api_call_op(struct req *r, const struct api_op *op);
 
 /* api_health.c: unauthenticated liveness/readiness, and the metrics page. */
-void api_healthz(struct req *r);
-void api_readyz(struct req *r);
-void api_metrics(struct req *r);
+void api_healthz(struct req *r, const struct api_op *op);
+void api_readyz(struct req *r, const struct api_op *op);
+void api_metrics(struct req *r, const struct api_op *op);
 
-/* Other api_<resource>.c files append their handlers below. */
+/* api_referrals.c: POST /v1/referrals (UIC hashed, contact and note sealed). */
+void api_referral_submit(struct req *r, const struct api_op *op);
 
-/* api_referrals.c (office, supervisor) */
-void api_referral_submit(struct req *r);
-void api_referral_list(struct req *r);
-void api_referral_get(struct req *r);
-void api_referral_withdraw(struct req *r);
+/* api_admin.c: the administration calls that do more than validate. */
+void api_supervisor_create(struct req *r, const struct api_op *op);
+void api_token_create(struct req *r, const struct api_op *op);
+void api_deadline_policy_put(struct req *r, const struct api_op *op);
+void api_webhook_create(struct req *r, const struct api_op *op);
 
-/* api_assignments.c (worker, supervisor) */
-void api_assignment_list(struct req *r);
-void api_assignment_get(struct req *r);
-void api_assignment_accept(struct req *r);
-void api_assignment_decline(struct req *r);
-void api_assignment_event(struct req *r);
-void api_assignment_hold(struct req *r);
-void api_assignment_resume(struct req *r);
-void api_assignment_complete(struct req *r);
-void api_assignment_fail(struct req *r);
-void api_assignment_reassign(struct req *r);
-
-/* api_admin.c (admin), plus the supervisor's deadline and audit lists */
-void api_organisation_create(struct req *r);
-void api_office_create(struct req *r);
-void api_worker_create(struct req *r);
-void api_worker_patch(struct req *r);
-void api_supervisor_create(struct req *r);
-void api_token_create(struct req *r);
-void api_token_revoke(struct req *r);
-void api_deadline_policy_put(struct req *r);
-void api_webhook_create(struct req *r);
-void api_deadline_list(struct req *r);
-void api_audit_list(struct req *r);
 /* api_reports.c */
-void api_report_follow_up(struct req *r);
-/* api_sign_in.c (web sign-in: codes, sign-in, sign-out; supervisors' workers) */
-void api_sign_in_code_create(struct req *r);
-void api_sign_in(struct req *r);
-void api_sign_out(struct req *r);
-void api_worker_list(struct req *r);
-void api_me(struct req *r);
-/* ui.c: the web pages under /ui/ (no authentication: static files) */
+void api_report_follow_up(struct req *r, const struct api_op *op);
+
+/* api_sign_in.c: the web pages' sign-in (one-time codes, sign-in). */
+void api_sign_in_code_create(struct req *r, const struct api_op *op);
+void api_sign_in(struct req *r, const struct api_op *op);
+
+/* ui.c: the web pages under /ui/ (static files, no authentication). */
 void ui_serve(struct req *r);
 
 #endif

@@ -6,7 +6,8 @@
  * Owns: the per-call state (freed before the reply), turning sealed fields of
  * a result (contact_sealed, note_sealed, detail_sealed) into clear fields for
  * the reply, and the small input helpers shared by the api_*.c handlers.
- * Must never: log args, results or opened plaintext; open a field the SQL side
+ * Must never: log args, results or opened plaintext; echo input in an
+ * error; open a field the SQL side
  * left out (it decides who may see what); keep plaintext longer than the reply
  * needs it (buffers are cleansed).
  */
@@ -17,15 +18,16 @@
 #include <event2/http.h>
 #include <openssl/crypto.h>
 
+#include "api.h"
 #include "api_call.h"
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "db_pool.h"
 #include "jsonv.h"
 #include "keyring.h"
 #include "log.h"
 #include "request.h"
-#include "router.h"
 
 struct api_call {
 	struct req *r;
@@ -42,14 +44,6 @@ static void api_call_free(struct api_call *c)
 	if (c->free_arg && c->arg)
 		c->free_arg(c->arg);
 	free(c);
-}
-
-json_t *api_call_who(const struct principal *p)
-{
-	return json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "role", role_to_str(p->role), "id", p->id,
-			 "org_id", p->org_id[0] ? p->org_id : NULL, "programme",
-			 p->programme_scope ? 1 : 0, "token_id",
-			 p->token_id[0] ? p->token_id : NULL);
 }
 
 void api_call_reply_invalid(struct req *r, const struct jv_error *e)
@@ -124,7 +118,7 @@ int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args)
 
 int api_call_no_query(struct req *r)
 {
-	static const struct jv_qparam none[] = {{NULL, 0, NULL}};
+	static const struct jv_qparam none[] = { JQ_END };
 	json_t *scratch = json_object();
 	int rc = api_call_query(r, none, scratch);
 
@@ -213,7 +207,7 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 {
 	struct api_call *c = arg;
 	struct req *r = c->r;
-	const char *route = r->route ? r->route->name : "-";
+	const char *route = r->route_name ? r->route_name : "-";
 	json_t *result = NULL, *body = NULL, *headers;
 	json_error_t jerr;
 	int status;
@@ -313,61 +307,49 @@ static void api_call_start(struct req *r, const char *stmt, json_t *args, api_ca
 	char *who_s = NULL, *args_s = NULL;
 	const char *values[3];
 	size_t args_len = 0;
+	int reply = 500;      /* 0: submitted; 503: no pool; 500: out of memory */
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		if (free_arg && arg)
 			free_arg(arg);
-		goto fail;
+		goto out;
 	}
 	c->r = r;
 	c->post = post;
 	c->render = render;
 	c->arg = arg;
 	c->free_arg = free_arg;
-	who = api_call_who(&r->who);
-	if (!who || !args)
-		goto fail;
-	who_s = json_dumps(who, JSON_COMPACT);
-	args_s = json_dumps(args, JSON_COMPACT);
+	who = auth_who_json(&r->who);
+	who_s = who ? json_dumps(who, JSON_COMPACT) : NULL;
+	args_s = args ? json_dumps(args, JSON_COMPACT) : NULL;
 	if (!who_s || !args_s)
-		goto fail;
+		goto out;
 	args_len = strlen(args_s);
 	values[0] = who_s;
 	values[1] = r->id;
 	values[2] = args_s;
-	if (!r->app || !r->app->pool ||
-	    !db_submit(r->app->pool, stmt, 3, values, api_call_done, c, 0)) {
-		api_call_free(c);
-		c = NULL;
-		goto unavailable;
-	}
+	if (r->app && r->app->pool &&
+	    db_submit(r->app->pool, stmt, 3, values, api_call_done, c, 0))
+		reply = 0;
+	else
+		reply = 503;
+out:
 	/* The pool copied the parameters; the args text may hold sealed blobs
 	 * and hashes, so wipe it rather than leave it in the heap. */
-	OPENSSL_cleanse(args_s, args_len);
-	free(args_s);
-	free(who_s);
-	json_decref(who);
-	json_decref(args);
-	return;
-unavailable:
 	if (args_s)
 		OPENSSL_cleanse(args_s, args_len);
 	free(args_s);
 	free(who_s);
 	json_decref(who);
 	json_decref(args);
-	req_reply_unavailable(r, 1);
-	return;
-fail:
-	if (args_s)
-		OPENSSL_cleanse(args_s, args_len);
-	free(args_s);
-	free(who_s);
-	json_decref(who);
-	json_decref(args);
+	if (reply == 0)
+		return;
 	api_call_free(c);
-	req_reply_error(r, 500, "internal_error", "internal error", NULL);
+	if (reply == 503)
+		req_reply_unavailable(r, 1);
+	else
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
 }
 
 void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_post post,
@@ -385,4 +367,83 @@ void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call
 			 void *arg)
 {
 	api_call_start(r, stmt, args, NULL, render, arg, NULL);
+}
+
+int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key)
+{
+	json_t *v = json_object_get(args, key);
+	char *sealed;
+
+	if (!v)
+		return 0;
+	sealed = r->app && r->app->keys ?
+		keyring_seal(r->app->keys, json_string_value(v), json_string_length(v)) : NULL;
+	if (!sealed) {
+		log_event(LOG_ERROR, r->id, "seal_failed", "route=%s",
+			  r->route_name ? r->route_name : "-");
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return -1;
+	}
+	json_object_set_new(args, sealed_key, json_string(sealed));
+	json_object_del(args, key);
+	free(sealed);
+	return 0;
+}
+
+/* The args of a route without a body: its query string (or none) and the
+ * path id, in that order, as every GET has always checked them. */
+static json_t *api_call_op_args(struct req *r, const struct api_op *op)
+{
+	json_t *args = json_object();
+
+	if (!args) {
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return NULL;
+	}
+	if ((op->query ? api_call_query(r, op->query, args) : api_call_no_query(r)) < 0 ||
+	    ((op->flags & API_ID) && api_call_path_id(r, 0, args, "id") < 0)) {
+		json_decref(args);
+		return NULL;
+	}
+	if ((op->flags & API_NO_BODY) && r->body_len > 0) {
+		json_decref(args);
+		req_reply_error(r, 400, "invalid_value", "DELETE takes no body", NULL);
+		return NULL;
+	}
+	return args;
+}
+
+json_t *api_call_args(struct req *r, const struct api_op *op)
+{
+	int empty_ok = (op->flags & API_EMPTY_OK) != 0;
+	json_t *args;
+
+	if (!op->body)
+		args = api_call_op_args(r, op);
+	else if (op->flags & API_ID)
+		args = api_call_body_with_id(r, op->body, empty_ok);
+	else
+		args = api_call_no_query(r) < 0 ? NULL : api_call_body(r, op->body, empty_ok);
+	/* With API_ID the args hold "id" beside the body's members. */
+	if (args && (op->flags & API_NONEMPTY) &&
+	    json_object_size(args) < ((op->flags & API_ID) ? 2u : 1u)) {
+		json_decref(args);
+		req_reply_error(r, 400, "missing_field", "at least one field to change is required",
+				"");
+		return NULL;
+	}
+	return args;
+}
+
+void api_call_op(struct req *r, const struct api_op *op)
+{
+	json_t *args = api_call_args(r, op);
+
+	if (!args)
+		return;
+	if ((op->flags & API_SEAL_DETAIL) && api_call_seal(r, args, "detail", "detail_sealed") < 0) {
+		json_decref(args);
+		return;
+	}
+	api_call_run(r, op->stmt, args);
 }

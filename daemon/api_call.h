@@ -1,13 +1,6 @@
 /*
- * api_call.h - the one path every /v1 handler takes to the database:
- * api_<op>(who, request_id, args) through db_submit, and the mapping of its
- * {"status","body","headers"} result onto the reply.
- *
- * Owns: the principal's JSON form, the per-call state, opening the sealed
- * fields of a result for the reply, and the input helpers every handler uses
- * (body parse + validate, path id, query string).
- * Must never: log args or results (they may hold client data); echo input in
- * an error; open a sealed field the SQL side did not choose to include.
+ * api_call.h - the one path every /v1 handler takes to the database.
+ * What it owns and must never do: api_call.c.
  */
 #ifndef REFD_API_CALL_H
 #define REFD_API_CALL_H
@@ -17,7 +10,6 @@
 #include "jsonv.h"
 
 struct req;
-struct principal;
 
 /* Runs after a successful call, before the reply: may change *status or edit
  * body (for example to add a freshly minted token). */
@@ -36,9 +28,6 @@ void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_pos
 typedef void (*api_call_render)(struct req *r, int status, json_t *body, void *arg);
 void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call_render render,
 			 void *arg);
-
-/* {"role","id","org_id","programme","token_id"} for p_who. */
-json_t *api_call_who(const struct principal *p);
 
 /* Reply with a validation error. */
 void api_call_reply_invalid(struct req *r, const struct jv_error *e);
@@ -60,5 +49,14 @@ int api_call_query(struct req *r, const struct jv_qparam *params, json_t *args);
 
 /* The request must carry no query string (replies 400 and returns -1). */
 int api_call_no_query(struct req *r);
+
+/* The args a route row describes (api.h's struct api_op): its query string
+ * or none, its path id, its body; on failure replies and returns NULL. */
+struct api_op;
+json_t *api_call_args(struct req *r, const struct api_op *op);
+
+/* Replace args[key] (a string, if present) by args[sealed_key], its sealed
+ * form; on failure replies 500 and returns -1. */
+int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key);
 
 #endif

@@ -26,8 +26,9 @@
  * the general query deadline. */
 #define READYZ_TIMEOUT_MS 2000
 
-void api_healthz(struct req *r)
+void api_healthz(struct req *r, const struct api_op *op)
 {
+	(void)op;
 	req_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
@@ -57,8 +58,9 @@ static void readyz_done(void *arg, enum db_status st, const PGresult *res)
 	req_reply_json(r, 200, json_pack("{s:s,s:i}", "status", "ready", "schema_version", have));
 }
 
-void api_readyz(struct req *r)
+void api_readyz(struct req *r, const struct api_op *op)
 {
+	(void)op;
 	struct db_pool_stats st;
 	long timeout = READYZ_TIMEOUT_MS;
 
@@ -82,8 +84,9 @@ void api_readyz(struct req *r)
 		readyz_not_ready(r, "database unavailable");
 }
 
-void api_metrics(struct req *r)
+void api_metrics(struct req *r, const struct api_op *op)
 {
+	(void)op;
 	struct evbuffer *b = evbuffer_new();
 	struct db_pool_stats st;
 	unsigned char *text;

@@ -1,9 +1,9 @@
 /*
- * api_referrals.c - POST/GET /v1/referrals, GET /v1/referrals/{id} and
- * POST /v1/referrals/{id}/withdraw.
+ * api_referrals.c - POST /v1/referrals (the other referral routes are rows of
+ * the route table; the body's schema is api_body_referral in api_schema.c).
  *
- * Owns: the referral body's schema, the cross-field rules (consent, birth
- * year, probation dates), and turning client secrets into what the database
+ * Owns: the cross-field rules (consent, birth year, probation dates), and
+ * turning client secrets into what the database
  * may hold: the UIC becomes its keyed hash, contact and note are sealed, and
  * the idempotency fingerprint of the body is a keyed hash too.
  * Must never: pass a clear UIC, phone or note to the database, a log line or
@@ -17,74 +17,13 @@
 
 #include "api.h"
 #include "api_call.h"
+#include "api_schema.h"
 #include "app.h"
 #include "jsonv.h"
 #include "keyring.h"
 #include "log.h"
 #include "request.h"
-#include "router.h"
 
-static const struct jv_field contact_fields[] = {
-	{ "phone", JV_STR, JV_REQUIRED, 9, 16, jsonv_is_phone, NULL, 0 },
-	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
-};
-
-static const struct jv_field client_fields[] = {
-	{ "uic", JV_STR, JV_REQUIRED, 4, 32, jsonv_is_uic, NULL, 0 },
-	{ "birth_year", JV_INT, JV_REQUIRED, 1900, 9999, NULL, NULL, 0 },
-	{ "gender", JV_STR, JV_REQUIRED, 1, 1, jsonv_is_gender, NULL, 0 },
-	{ "languages", JV_STR_ARRAY, JV_REQUIRED | JV_UNIQUE, 1, 8, jsonv_is_lang, NULL, 2 },
-	{ "region", JV_STR, JV_REQUIRED, 1, 64, jsonv_is_slug, NULL, 0 },
-	{ "contact", JV_OBJ, 0, 0, 0, NULL, contact_fields, 0 },
-	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
-};
-
-static const struct jv_field consent_fields[] = {
-	{ "services", JV_BOOL, JV_REQUIRED, 0, 0, NULL, NULL, 0 },
-	{ "report_back", JV_BOOL, 0, 0, 0, NULL, NULL, 0 },
-	{ "obtained_at", JV_STR, JV_REQUIRED, 20, 40, jsonv_is_time, NULL, 0 },
-	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
-};
-
-static const struct jv_field probation_fields[] = {
-	{ "starts_on", JV_STR, JV_REQUIRED, 10, 10, jsonv_is_date, NULL, 0 },
-	{ "ends_on", JV_STR, JV_REQUIRED, 10, 10, jsonv_is_date, NULL, 0 },
-	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
-};
-
-/* Exposed (non-static) for the unit tests through api_referral_schema(). */
-static const struct jv_field referral_fields[] = {
-	{ "external_ref", JV_STR, JV_REQUIRED, 1, 64, jsonv_is_printable, NULL, 0 },
-	{ "client", JV_OBJ, JV_REQUIRED, 0, 0, NULL, client_fields, 0 },
-	{ "needs", JV_STR_ARRAY, JV_REQUIRED | JV_UNIQUE, 1, 2, jsonv_is_need, NULL, 32 },
-	{ "urgency", JV_STR, 0, 1, 16, jsonv_is_urgency, NULL, 0 },
-	{ "consent", JV_OBJ, JV_REQUIRED, 0, 0, NULL, consent_fields, 0 },
-	{ "probation", JV_OBJ, 0, 0, 0, NULL, probation_fields, 0 },
-	{ "note", JV_STR, 0, 0, 2000, jsonv_is_text, NULL, 0 },
-	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
-};
-
-static const struct jv_field withdraw_fields[] = {
-	{ "reason", JV_STR, JV_REQUIRED, 1, 500, jsonv_is_text, NULL, 0 },
-	{ NULL, 0, 0, 0, 0, NULL, NULL, 0 },
-};
-
-static const struct jv_qparam list_params[] = {
-	{ "status", JQ_STR, jsonv_is_referral_status },
-	{ "since", JQ_STR, jsonv_is_time },
-	{ "limit", JQ_LIMIT, NULL },
-	{ "cursor", JQ_CURSOR, NULL },
-	{ NULL, 0, NULL },
-};
-
-const struct jv_field *api_referral_schema(void);
-const struct jv_field *api_referral_schema(void)
-{
-	return referral_fields;
-}
-
-/* Rules that span fields or depend on the clock. 0 = fine, else *e is set. */
-int api_referral_rules(const json_t *body, struct jv_error *e);
 int api_referral_rules(const json_t *body, struct jv_error *e)
 {
 	const json_t *client = json_object_get(body, "client");
@@ -200,7 +139,7 @@ fail:
 	return NULL;
 }
 
-void api_referral_submit(struct req *r)
+void api_referral_submit(struct req *r, const struct api_op *op)
 {
 	const char *key = req_header(r, "Idempotency-Key");
 	struct jv_error e;
@@ -216,9 +155,7 @@ void api_referral_submit(struct req *r)
 				"Idempotency-Key must be 1 to 128 printable characters", NULL);
 		return;
 	}
-	if (api_call_no_query(r) < 0)
-		return;
-	body = api_call_body(r, referral_fields, 0);
+	body = api_call_args(r, op);
 	if (!body)
 		return;
 	if (api_referral_rules(body, &e) < 0) {
@@ -229,39 +166,9 @@ void api_referral_submit(struct req *r)
 	args = submit_args(r->app ? r->app->keys : NULL, body, key);
 	json_decref(body);
 	if (!args) {
-		log_event(LOG_ERROR, r->id, "seal_failed", "route=%s", r->route->name);
+		log_event(LOG_ERROR, r->id, "seal_failed", "route=%s", r->route_name);
 		req_reply_error(r, 500, "internal_error", "internal error", NULL);
 		return;
 	}
-	api_call_run(r, "api_referral_submit", args);
-}
-
-void api_referral_list(struct req *r)
-{
-	json_t *args = json_object();
-
-	if (api_call_query(r, list_params, args) < 0) {
-		json_decref(args);
-		return;
-	}
-	api_call_run(r, "api_referral_list", args);
-}
-
-void api_referral_get(struct req *r)
-{
-	json_t *args = json_object();
-
-	if (api_call_no_query(r) < 0 || api_call_path_id(r, 0, args, "id") < 0) {
-		json_decref(args);
-		return;
-	}
-	api_call_run(r, "api_referral_get", args);
-}
-
-void api_referral_withdraw(struct req *r)
-{
-	json_t *args = api_call_body_with_id(r, withdraw_fields, 0);
-
-	if (args)
-		api_call_run(r, "api_referral_withdraw", args);
+	api_call_run(r, op->stmt, args);
 }

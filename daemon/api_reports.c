@@ -2,9 +2,9 @@
  * api_reports.c - GET /v1/reports/follow-up: the supervisors' follow-up
  * report, as JSON or (Accept: text/csv) as CSV with a header row.
  *
- * Owns: validating the report's query, choosing the representation, and the
- * CSV rendering of the JSON the database computed (api_report_follow_up in
- * sql/functions/20_reports.sql does all counting and percentiles).
+ * Owns: choosing the representation, and the CSV rendering of the JSON the
+ * database computed (api_report_follow_up in sql/functions/20_reports.sql
+ * does all counting and percentiles). The query's schema is api_query_report.
  * Must never: compute figures in C (the database is the one source), or let a
  * label start a spreadsheet formula in the CSV.
  */
@@ -19,24 +19,6 @@
 #include "api_call.h"
 #include "jsonv.h"
 #include "request.h"
-
-static int is_group_by(const char *s, size_t len)
-{
-	static const char *const ok[] = { "organisation", "office", "worker", "region", "need" };
-	size_t i;
-
-	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (strlen(ok[i]) == len && memcmp(ok[i], s, len) == 0)
-			return 0;
-	return -1;
-}
-
-static const struct jv_qparam report_params[] = {
-	{ "from", JQ_STR, jsonv_is_time },
-	{ "to", JQ_STR, jsonv_is_time },
-	{ "group_by", JQ_STR, is_group_by },
-	{ NULL, 0, NULL },
-};
 
 /* Does the Accept header ask for CSV (and not JSON first)? A plain substring
  * test is enough here: we offer exactly two representations. */
@@ -144,15 +126,15 @@ static void report_render(struct req *r, int status, json_t *body, void *arg)
 	evbuffer_free(out);
 }
 
-void api_report_follow_up(struct req *r)
+void api_report_follow_up(struct req *r, const struct api_op *op)
 {
 	json_t *args = json_object();
 
-	if (!args || api_call_query(r, report_params, args) < 0) {
+	if (!args || api_call_query(r, op->query, args) < 0) {
 		json_decref(args);
 		if (!args)
 			req_reply_error(r, 500, "internal_error", "internal error", NULL);
 		return;
 	}
-	api_call_run_render(r, "api_report_follow_up", args, report_render, NULL);
+	api_call_run_render(r, op->stmt, args, report_render, NULL);
 }

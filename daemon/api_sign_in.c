@@ -1,12 +1,11 @@
 /*
- * api_sign_in.c - one-time sign-in codes for people on phones, sign-in,
- * sign-out, and the supervisor's list of its workers (issue 14).
+ * api_sign_in.c - one-time sign-in codes for people on phones, and sign-in
+ * (issue 14). Sign-out, who am I and the workers list are plain route rows
+ * (router.c).
  *
- * Owns: minting the 8-character code (40 random bits in Crockford's base32:
- * no I, L, O or U, and what a person types is normalised: lower case, O for
- * 0, I and L for 1, spaces and dashes dropped), minting the session token,
- * the keyed hashes of both that alone reach the database, and the bodies'
- * schemas.
+ * Owns: minting the 8-character code (40 random bits in Crockford's base32,
+ * sign_in_code.c), minting the session token, and the keyed hashes of both
+ * that alone reach the database.
  * Must never: log or keep a code or a token beyond the reply that shows it;
  * tell a caller why a code did not work; accept a code from anywhere but the
  * JSON body.
@@ -31,51 +30,12 @@
 #include "keyring.h"
 #include "log.h"
 #include "request.h"
-#include "router.h"
 #include "sign_in_code.h"
 
-#define JV_END { NULL, 0, 0, 0, 0, NULL, NULL, 0 }
 #define SIGN_IN_TOKEN_PREFIX "rfd_"
 #define SIGN_IN_CODE_LEN 8
 #define SIGN_IN_CODE_LIFETIME_S 900   /* 15 minutes, fixed by the protocol */
 #define SIGN_IN_MAX_FAILURES 20       /* per client address and minute */
-
-static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-/* What a person typed -> the canonical 8 characters, or -1. */
-int sign_in_code_normalise(const char *in, size_t len, char out[SIGN_IN_CODE_LEN + 1])
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		char c = in[i];
-
-		if (c == ' ' || c == '-')
-			continue;
-		if (c >= 'a' && c <= 'z')
-			c = (char)(c - 'a' + 'A');
-		if (c == 'O')
-			c = '0';
-		else if (c == 'I' || c == 'L')
-			c = '1';
-		if (c == '\0' || !strchr(crockford, c) || n >= SIGN_IN_CODE_LEN)
-			return -1;
-		out[n++] = c;
-	}
-	if (n != SIGN_IN_CODE_LEN)
-		return -1;
-	out[n] = '\0';
-	return 0;
-}
-
-static int is_code_text(const char *s, size_t len)
-{
-	char scratch[SIGN_IN_CODE_LEN + 1];
-	int rc = sign_in_code_normalise(s, len, scratch);
-
-	OPENSSL_cleanse(scratch, sizeof(scratch));
-	return rc;
-}
 
 /* Keyed hash of a canonical code. Until the token key file exists this is
  * the HMAC under the UIC key, with its own prefix so no code hash can equal
@@ -97,16 +57,6 @@ static void sign_in_token_hash(const char *token, char hex[65])
 {
 	crypto_sha256_hex(token, strlen(token), hex);
 }
-
-static const struct jv_field code_create_fields[] = {
-	{ "subject_id", JV_STR, JV_REQUIRED, 36, 36, jsonv_is_uuid, NULL, 0 },
-	JV_END,
-};
-
-static const struct jv_field sign_in_fields[] = {
-	{ "code", JV_STR, JV_REQUIRED, 8, 32, is_code_text, NULL, 0 },
-	JV_END,
-};
 
 /* The secret shown once: a code or a token, wiped after the reply. */
 static void secret_free(void *arg)
@@ -131,16 +81,14 @@ static void code_post(struct req *r, int *status, json_t *body, void *arg)
 	OPENSSL_cleanse(shown, sizeof(shown));
 }
 
-void api_sign_in_code_create(struct req *r)
+void api_sign_in_code_create(struct req *r, const struct api_op *op)
 {
 	unsigned char rnd[5];
 	char *code;
 	char hex[65];
 	json_t *args;
 
-	if (api_call_no_query(r) < 0)
-		return;
-	args = api_call_body(r, code_create_fields, 0);
+	args = api_call_args(r, op);
 	if (!args)
 		return;
 	code = calloc(1, SIGN_IN_CODE_LEN + 1);
@@ -152,7 +100,7 @@ void api_sign_in_code_create(struct req *r)
 
 		for (int b = 0; b < 5; b++, bit++)
 			v = (v << 1) | ((rnd[bit / 8] >> (7 - bit % 8)) & 1);
-		code[i] = crockford[v];
+		code[i] = sign_in_code_alphabet[v];
 	}
 	OPENSSL_cleanse(rnd, sizeof(rnd));
 	if (sign_in_code_hash(r, code, hex) != 0)
@@ -160,7 +108,7 @@ void api_sign_in_code_create(struct req *r)
 	json_object_set_new(args, "code_hash", json_string(hex));
 	json_object_set_new(args, "lifetime_s", json_integer(SIGN_IN_CODE_LIFETIME_S));
 	OPENSSL_cleanse(hex, sizeof(hex));
-	api_call_run_ex(r, "api_sign_in_code_create", args, code_post, code, secret_free);
+	api_call_run_ex(r, op->stmt, args, code_post, code, secret_free);
 	return;
 fail:
 	if (code)
@@ -189,7 +137,7 @@ static void peer_addr(const struct req *r, char *out, size_t outlen)
 	snprintf(out, outlen, "%s", host ? host : "unknown");
 }
 
-void api_sign_in(struct req *r)
+void api_sign_in(struct req *r, const struct api_op *op)
 {
 	char code[SIGN_IN_CODE_LEN + 1], hex[65], thex[65], rnd[64], addr[64];
 	const json_t *v;
@@ -198,9 +146,7 @@ void api_sign_in(struct req *r)
 	size_t tl;
 	long long session_s;
 
-	if (api_call_no_query(r) < 0)
-		return;
-	args = api_call_body(r, sign_in_fields, 0);
+	args = api_call_args(r, op);
 	if (!args)
 		return;
 	v = json_object_get(args, "code");
@@ -225,7 +171,7 @@ void api_sign_in(struct req *r)
 	json_object_set_new(args, "max_failures", json_integer(SIGN_IN_MAX_FAILURES));
 	OPENSSL_cleanse(hex, sizeof(hex));
 	OPENSSL_cleanse(thex, sizeof(thex));
-	api_call_run_ex(r, "api_sign_in", args, token_post, token, secret_free);
+	api_call_run_ex(r, op->stmt, args, token_post, token, secret_free);
 	return;
 fail:
 	OPENSSL_cleanse(code, sizeof(code));
@@ -234,41 +180,4 @@ fail:
 	json_decref(args);
 	log_event(LOG_ERROR, r->id, "sign_in_failed", "reason=internal");
 	req_reply_error(r, 500, "internal_error", "internal error", NULL);
-}
-
-void api_sign_out(struct req *r)
-{
-	if (api_call_no_query(r) < 0)
-		return;
-	if (r->body_len > 0) {
-		req_reply_error(r, 400, "invalid_value", "sign-out takes no body", NULL);
-		return;
-	}
-	api_call_run(r, "api_sign_out", json_object());
-}
-
-void api_worker_list(struct req *r)
-{
-	if (api_call_no_query(r) < 0)
-		return;
-	api_call_run(r, "api_worker_list", json_object());
-}
-
-/* Who the credential names, for the web pages after a sign-in or a reload:
- * the principal auth.c resolved, nothing from the database, no secret. */
-void api_me(struct req *r)
-{
-	const struct principal *p = &r->who;
-	json_t *body;
-
-	if (api_call_no_query(r) < 0)
-		return;
-	body = json_pack("{s:s, s:s, s:s?, s:b}", "role", role_to_str(p->role), "subject_id", p->id,
-			 "organisation_id", p->org_id[0] ? p->org_id : NULL, "programme",
-			 p->programme_scope ? 1 : 0);
-	if (!body) {
-		req_reply_error(r, 500, "internal_error", "internal error", NULL);
-		return;
-	}
-	req_reply_json(r, 200, body);
 }

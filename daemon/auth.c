@@ -26,7 +26,6 @@
 #include "keyring.h"
 #include "log.h"
 #include "request.h"
-#include "router.h"
 
 #define AUTH_TOKEN_MIN 20
 #define AUTH_TOKEN_MAX 512
@@ -37,10 +36,18 @@ struct auth_state {
 	char token_hash[65];  /* what we looked up, "" for a certificate */
 };
 
+json_t *auth_who_json(const struct principal *p)
+{
+	return json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "role", role_to_str(p->role), "id", p->id,
+			 "org_id", p->org_id[0] ? p->org_id : NULL, "programme",
+			 p->programme_scope ? 1 : 0, "token_id",
+			 p->token_id[0] ? p->token_id : NULL);
+}
+
 static void auth_reply_401(struct req *r, const char *reason, const char *message)
 {
 	log_event(LOG_INFO, r->id, "auth_failed", "route=%s reason=%s",
-		  r->route ? r->route->name : "-", reason);
+		  r->route_name ? r->route_name : "-", reason);
 	req_add_header(r, "WWW-Authenticate", "Bearer realm=\"referrald\"");
 	req_reply_error(r, 401, "unauthorized", message, NULL);
 }

@@ -1,3 +1,7 @@
+/*
+ * clock.h - milliseconds to timeouts, and the monotonic clock.
+ * What it owns and must never do: clock.c.
+ */
 #ifndef REFD_CLOCK_H
 #define REFD_CLOCK_H
 

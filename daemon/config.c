@@ -88,7 +88,8 @@ static const struct key_def keys[] = {
 	  "Optional TLS listener for /metrics, /healthz and /readyz; keep it on loopback." },
 	{ "server", "max_connections", KT_INT, "1024", KEY_RELOAD, 1, 1000000, NULL, NULL,
 	  OFF(max_connections),
-	  "Open connections across all listeners; beyond it accepting pauses." },
+	  "Open connections across listen and mtls_listen together; beyond it accepting "
+	  "pauses. The metrics listener has a budget of the same size of its own." },
 	{ "server", "max_header_size", KT_SIZE, "8k", KEY_RELOAD, 1024, 1024 * 1024, NULL, NULL,
 	  OFF(max_header_size), "Largest request header block; larger is refused." },
 	{ "server", "max_body_size", KT_SIZE, "64k", KEY_RELOAD, 1024, 64 * 1024 * 1024, NULL, NULL,
@@ -400,22 +401,23 @@ __attribute__((format(printf, 3, 4))) static int fail_at(struct parse_ctx *c, in
 	return -1;
 }
 
+/* Each type's name (the reference table) and hint (error messages). */
+static const struct {
+	const char *name, *hint;
+} key_types[] = {
+	[KT_STRING] = { "string", "a value" },
+	[KT_PATH] = { "path", "a value" },
+	[KT_ADDR] = { "IP:port", "IP:port" },
+	[KT_INT] = { "int", "an integer" },
+	[KT_BOOL] = { "bool", "true or false" },
+	[KT_SIZE] = { "size", "a size like 512, 64k, 1m" },
+	[KT_DURATION] = { "duration", "a duration like 500ms, 10s, 5m, 1h" },
+	[KT_ENUM] = { "enum", "a value" },
+};
+
 static const char *type_hint(const struct key_def *k)
 {
-	switch (k->type) {
-	case KT_INT:
-		return "an integer";
-	case KT_BOOL:
-		return "true or false";
-	case KT_SIZE:
-		return "a size like 512, 64k, 1m";
-	case KT_DURATION:
-		return "a duration like 500ms, 10s, 5m, 1h";
-	case KT_ADDR:
-		return "IP:port";
-	default:
-		return "a value";
-	}
+	return key_types[k->type].hint;
 }
 
 static void fmt_limit(const struct key_def *k, long long v, char *buf, size_t n);
@@ -831,25 +833,7 @@ int config_check_reload(const struct config *old, const struct config *neu, char
 
 static const char *type_name(const struct key_def *k)
 {
-	switch (k->type) {
-	case KT_STRING:
-		return "string";
-	case KT_PATH:
-		return "path";
-	case KT_ADDR:
-		return "IP:port";
-	case KT_INT:
-		return "int";
-	case KT_BOOL:
-		return "bool";
-	case KT_SIZE:
-		return "size";
-	case KT_DURATION:
-		return "duration";
-	case KT_ENUM:
-		return "enum";
-	}
-	return "?";
+	return key_types[k->type].name;
 }
 
 /* Markdown table; README's copy is compared with this output byte for byte. */

@@ -9,7 +9,8 @@
  * db_conn_cancel for why threads).
  * Must never: call a blocking libpq function on the loop thread (no PQexec,
  * PQprepare, PQconnectdb, PQcancel here); run an operation's callback (the
- * outcome goes to db_pool_op_complete, the loop runs it); log query
+ * outcome goes to the pool's events->op_done, the loop runs it); call into
+ * db_pool.c other than through its db_conn_events; log query
  * parameters or server error texts (sqlstate, statement name and connection
  * index only; libpq's connection-level errors - host, port, authentication -
  * are logged only while connecting, because after a query PQerrorMessage
@@ -150,17 +151,17 @@ static void conn_fail(struct db_conn *c, const char *reason)
 	db_conn_close(c);
 	c->state = CS_BACKOFF;
 	if (op != NULL)
-		db_pool_op_complete(op, DB_UNAVAILABLE, NULL);
+		c->events->op_done(op, DB_UNAVAILABLE, NULL);
 	if (p->closed)
 		return;
 	/* Full jitter on the upper half, so a restarted server is not hit by
 	 * every connection of every daemon in the same millisecond. */
-	delay = c->backoff_ms / 2 + (long)(db_pool_rand(p) % (uint64_t)(c->backoff_ms / 2 + 1));
+	delay = c->backoff_ms / 2 + (long)(c->events->rand(p) % (uint64_t)(c->backoff_ms / 2 + 1));
 	c->backoff_ms = c->backoff_ms * 2 > p->o.reconnect_max_ms ? p->o.reconnect_max_ms
 								   : c->backoff_ms * 2;
 	tv = clock_tv(delay);
 	event_add(c->timer, &tv);
-	db_pool_check_down(p);
+	c->events->lost(p);
 }
 
 /* Log a failed step's sqlstate (never its text). */
@@ -198,7 +199,7 @@ static void conn_ready(struct db_conn *c)
 		log_info("db_connected", "conn=%d after_failures=%d", c->idx, c->fail_streak);
 	c->fail_streak = 0;
 	c->backoff_ms = DB_BACKOFF_MIN_MS;
-	db_pool_mark_up(p);
+	c->events->up(p);
 	conn_idle(c);
 }
 
@@ -261,7 +262,7 @@ static void conn_idle(struct db_conn *c)
 		conn_fail(c, "no_socket");
 		return;
 	}
-	db_pool_dispatch(c->pool);
+	c->events->idle(c->pool);
 }
 
 static enum db_status result_status(const PGresult *res)
@@ -369,7 +370,7 @@ static void conn_step_done(struct db_conn *c)
 			PQclear(res);
 			res = NULL;
 		}
-		db_pool_op_complete(op, st, res);
+		c->events->op_done(op, st, res);
 		conn_idle(c);
 		return;
 	case CS_DRAINING:
@@ -414,11 +415,24 @@ static void conn_collect(struct db_conn *c, PGresult *r)
 	}
 }
 
+/* Before the session exists, libpq's error is about the connection only
+ * (host, port, TLS, authentication): safe to log, the first time. */
+static void conn_connect_failed(struct db_conn *c)
+{
+	char msg[256], esc[300];
+
+	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c->pg));
+	log_esc(esc, sizeof(esc), msg);
+	if (c->fail_streak == 0)
+		log_warn("db_connect_failed", "conn=%d error=\"%s\"", c->idx, esc);
+	conn_fail(c, "connect_failed");
+}
+
 static void conn_poll_connect(struct db_conn *c)
 {
 	struct db_pool *p = c->pool;
 	PostgresPollingStatusType r = PQconnectPoll(c->pg);
-	char setup[96], msg[256], esc[300];
+	char setup[96];
 	struct timeval tv;
 	long setup_ms;
 
@@ -432,13 +446,7 @@ static void conn_poll_connect(struct db_conn *c)
 			conn_fail(c, "no_socket");
 		return;
 	case PGRES_POLLING_FAILED:
-		/* Before the session exists, libpq's error is about the
-		 * connection only (host, port, TLS, authentication). */
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c->pg));
-		log_esc(esc, sizeof(esc), msg);
-		if (c->fail_streak == 0)
-			log_warn("db_connect_failed", "conn=%d error=\"%s\"", c->idx, esc);
-		conn_fail(c, "connect_failed");
+		conn_connect_failed(c);
 		return;
 	case PGRES_POLLING_OK:
 		break;
@@ -541,13 +549,7 @@ void db_conn_start(struct db_conn *c)
 		return;
 	}
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
-		char msg[256], esc[300];
-
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c->pg));
-		log_esc(esc, sizeof(esc), msg);
-		if (c->fail_streak == 0)
-			log_warn("db_connect_failed", "conn=%d error=\"%s\"", c->idx, esc);
-		conn_fail(c, "connect_failed");
+		conn_connect_failed(c);
 		return;
 	}
 	tv = clock_tv(p->o.connect_timeout_ms);
@@ -668,9 +670,23 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-int db_conn_init(struct db_conn *c, struct db_pool *p, int idx)
+/* Declared in db_pool.h for every caller; defined here, where results are
+ * read, so that calls between the two files go one way (pool -> conn). */
+const char *db_sqlstate(const PGresult *res)
+{
+	const char *s;
+
+	if (res == NULL)
+		return "";
+	s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	return s != NULL ? s : "";
+}
+
+int db_conn_init(struct db_conn *c, struct db_pool *p, int idx,
+		 const struct db_conn_events *events)
 {
 	c->pool = p;
+	c->events = events;
 	c->idx = idx;
 	c->state = CS_BACKOFF;
 	c->backoff_ms = DB_BACKOFF_MIN_MS;

@@ -48,31 +48,18 @@
 
 const char *db_status_to_str(enum db_status s)
 {
-	switch (s) {
-	case DB_OK:
-		return "ok";
-	case DB_SQL_ERROR:
-		return "sql_error";
-	case DB_UNAVAILABLE:
-		return "unavailable";
-	case DB_TIMEOUT:
-		return "timeout";
-	}
-	return "unknown";
-}
+	static const char *const names[] = {
+		[DB_OK] = "ok",
+		[DB_SQL_ERROR] = "sql_error",
+		[DB_UNAVAILABLE] = "unavailable",
+		[DB_TIMEOUT] = "timeout",
+	};
 
-const char *db_sqlstate(const PGresult *res)
-{
-	const char *s;
-
-	if (res == NULL)
-		return "";
-	s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	return s != NULL ? s : "";
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
 }
 
 /* xorshift64*: only for backoff jitter, which needs spread, not secrecy. */
-uint64_t db_pool_rand(struct db_pool *p)
+static uint64_t db_pool_rand(struct db_pool *p)
 {
 	p->rng ^= p->rng >> 12;
 	p->rng ^= p->rng << 25;
@@ -122,7 +109,7 @@ static void op_deliver(struct db_op *op, enum db_status st, PGresult *res)
 /* Finish an operation from inside pool code: record the outcome and let the
  * loop run the callback (see the header comment). The op must already be
  * detached from the queue and from any connection. */
-void db_pool_op_complete(struct db_op *op, enum db_status st, PGresult *res)
+static void db_pool_op_complete(struct db_op *op, enum db_status st, PGresult *res)
 {
 	struct db_pool *p = op->pool;
 
@@ -183,7 +170,7 @@ static int pool_ready_count(const struct db_pool *p)
 }
 
 /* Called whenever a connection leaves the ready states. */
-void db_pool_check_down(struct db_pool *p)
+static void db_pool_check_down(struct db_pool *p)
 {
 	struct timeval tv;
 
@@ -196,7 +183,7 @@ void db_pool_check_down(struct db_pool *p)
 	event_add(p->down_timer, &tv);
 }
 
-void db_pool_mark_up(struct db_pool *p)
+static void db_pool_mark_up(struct db_pool *p)
 {
 	p->down_since = 0;
 	p->down = 0;
@@ -225,7 +212,7 @@ static void pool_down_cb(evutil_socket_t fd, short what, void *arg)
 	log_warn("db_pool_down", "failed_waiting=%d", n);
 }
 
-void db_pool_dispatch(struct db_pool *p)
+static void db_pool_dispatch(struct db_pool *p)
 {
 	struct db_op *op;
 	int i;
@@ -240,6 +227,15 @@ void db_pool_dispatch(struct db_pool *p)
 		db_conn_send_op(c, op);
 	}
 }
+
+/* What each connection calls when it has news for the pool. */
+static const struct db_conn_events pool_conn_events = {
+	.op_done = db_pool_op_complete,
+	.up = db_pool_mark_up,
+	.lost = db_pool_check_down,
+	.idle = db_pool_dispatch,
+	.rand = db_pool_rand,
+};
 
 /* ---- public API ---------------------------------------------------------- */
 
@@ -317,7 +313,7 @@ int db_pool_start(struct db_pool *p)
 	if (p->conns == NULL)
 		return -1;
 	for (i = 0; i < p->o.size; i++)
-		if (db_conn_init(&p->conns[i], p, i) != 0)
+		if (db_conn_init(&p->conns[i], p, i, &pool_conn_events) != 0)
 			return -1;
 	p->started = 1;
 	/* Nothing is ready yet: start the down clock so requests during a

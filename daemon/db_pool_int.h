@@ -63,6 +63,7 @@ struct db_op {
 
 struct db_conn {
 	struct db_pool *pool;
+	const struct db_conn_events *events;  /* the pool's, see below */
 	int idx;
 	enum conn_state state;
 	PGconn *pg;
@@ -103,25 +104,28 @@ struct db_pool {
 	uint64_t rng;
 };
 
-/* ---- db_pool.c, for db_conn.c ---- */
-
-/* Monotonic clock in ms, and ms as a timeval for event_add. */
-/* Backoff jitter from the pool's generator. */
-uint64_t db_pool_rand(struct db_pool *p);
-/* Finish op (detached from the queue and from any connection): the loop runs
- * its callback later, never inside the caller. */
-void db_pool_op_complete(struct db_op *op, enum db_status st, PGresult *res);
-/* Hand waiting operations to idle connections. */
-void db_pool_dispatch(struct db_pool *p);
-/* A connection left the ready states: start the down clock if none is ready. */
-void db_pool_check_down(struct db_pool *p);
-/* A connection became ready: the pool is up again. */
-void db_pool_mark_up(struct db_pool *p);
+/* ---- how a connection reports to its pool ----
+ * db_pool.c hands these to each connection at db_conn_init, so db_conn.c
+ * never calls into db_pool.c by name: the dependency has one direction. */
+struct db_conn_events {
+	/* Finish op (detached from the queue and from any connection): the
+	 * loop runs its callback later, never inside the caller. */
+	void (*op_done)(struct db_op *op, enum db_status st, PGresult *res);
+	/* A connection became ready: the pool is up again. */
+	void (*up)(struct db_pool *p);
+	/* A connection left the ready states: start the down clock if none is. */
+	void (*lost)(struct db_pool *p);
+	/* A connection is idle: hand waiting operations to idle connections. */
+	void (*idle)(struct db_pool *p);
+	/* Backoff jitter from the pool's generator. */
+	uint64_t (*rand)(struct db_pool *p);
+};
 
 /* ---- db_conn.c, for db_pool.c ---- */
 
 /* Fill slot idx of p->conns (zeroed by the pool): BACKOFF, nothing open. */
-int db_conn_init(struct db_conn *c, struct db_pool *p, int idx);
+int db_conn_init(struct db_conn *c, struct db_pool *p, int idx,
+		 const struct db_conn_events *events);
 /* Free what db_conn_init allocated (the session must be closed already). */
 void db_conn_destroy(struct db_conn *c);
 /* Begin a non-blocking connect. */

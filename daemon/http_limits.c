@@ -1,7 +1,11 @@
 /*
  * http_limits.c - pure checks on HTTP/1.1 request framing.
  *
- * Owns: the ambiguity rules listed in http_limits.h. libevent 2.1's parser
+ * Owns: the rules that make a request unambiguous (one decimal
+ * Content-Length, no Content-Length beside Transfer-Encoding, only "chunked"
+ * as transfer coding, no control characters in header values, no obs-fold,
+ * no bare CR or LF in the header block) and the method list parser.
+ * libevent 2.1's parser
  * accepts duplicate or signed Content-Length values, NUL bytes, obs-fold and
  * bare LF; a proxy in front of us may read such a request differently than
  * we do (request smuggling), so anything ambiguous is refused outright.

@@ -1,13 +1,6 @@
 /*
- * http_limits.h - pure checks on HTTP/1.1 request framing, shared by
- * http_server.c and its unit tests.
- *
- * Owns: the rules that make a request unambiguous (one decimal
- * Content-Length, no Content-Length beside Transfer-Encoding, only "chunked"
- * as transfer coding, no control characters in header values, no obs-fold,
- * no bare CR or LF in the header block) and the method list parser.
- * Must never: do I/O or allocate; report a header's value (only its name or a
- * fixed reason) so nothing from the client reaches a log line.
+ * http_limits.h - pure checks on HTTP/1.1 request framing.
+ * What it owns and must never do: http_limits.c.
  */
 #ifndef REFD_HTTP_LIMITS_H
 #define REFD_HTTP_LIMITS_H

@@ -6,8 +6,8 @@
  * when the connection's SSL does), the TLS bufferevent of each connection,
  * the limits (header and body size, timeout, methods, connection count,
  * spare descriptors), the refusal of ambiguous requests, and handing each
- * request to the router (API listener) or to the health routes (ops
- * listener).
+ * request to the router (which knows which routes each listener serves),
+ * with the reply hooks request.c calls back through.
  * Must never: return NULL from the bevcb (evhttp 2.1 would then speak
  * plaintext on the TLS port); let EMFILE spin the loop; pass a request whose
  * framing is ambiguous to a handler.
@@ -16,10 +16,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,7 +33,6 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
-#include "api.h"
 #include "app.h"
 #include "clock.h"
 #include "config.h"
@@ -54,7 +53,7 @@ struct http_server;
  * the SSL is freed), so it can never outlive or predecease the connection. */
 struct hs_conn {
 	struct http_server *s;          /* NULL once the server is gone */
-	struct hs_conn *prev, *next;
+	LIST_ENTRY(hs_conn) link;       /* in s->conn_list */
 	struct http_head_scan scan;     /* raw check of the current request head */
 	struct bufferevent *bev;        /* the connection's TLS bufferevent */
 	struct event *deadline;         /* whole-request read deadline (slowloris), or
@@ -78,12 +77,16 @@ struct http_server {
 	int paused_err;                 /* accept failed without spare fds */
 	int listening;                  /* current state of the listener */
 	int freed;                      /* http_server_free ran; waiting for in_flight */
-	struct hs_conn *conn_list;
+	LIST_HEAD(, hs_conn) conn_list;
 	unsigned methods;               /* allowed methods (EVHTTP_REQ_* mask) */
 	int spare[HS_MAX_SPARE];
 	int nspare;
 	int want_spare;
+	struct req_hooks hooks;         /* handed to each request (request.c) */
 };
+
+static void hs_reply_starts(void *arg, struct evhttp_connection *evcon);
+static void hs_request_done(void *arg);
 
 /*
  * The one piece of process-wide state here. libevent 2.1 calls a listener's
@@ -120,12 +123,6 @@ static struct http_server *hs_registry_find(const void *http)
 			return hs_registry[i];
 	return NULL;
 }
-
-static const struct route ops_routes[] = {
-	{ EVHTTP_REQ_GET, "/healthz", 0, api_healthz, "healthz" },
-	{ EVHTTP_REQ_GET, "/readyz", 0, api_readyz, "readyz" },
-	{ EVHTTP_REQ_GET, "/metrics", 0, api_metrics, "metrics" },
-};
 
 static void hs_update_listener(struct http_server *s)
 {
@@ -227,8 +224,7 @@ static void hs_accept_error(struct evconnlistener *lev, void *arg)
 		if (fd >= 0)
 			close(fd);
 		hs_spare_fill(s);
-		if (s->app->metrics)
-			metrics_count(s->app->metrics, "accept_refused_total", 1);
+		metrics_add(s->app->metrics, M_ACCEPT_REFUSED, 1);
 		return;
 	}
 	log_warn("accept_failed", "errno=%d spare=%d", err, s->nspare);
@@ -287,12 +283,7 @@ static void hs_conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 		event_free(c->deadline);
 	s = c->s;
 	if (s != NULL) {
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			s->conn_list = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
+		LIST_REMOVE(c, link);
 		s->conns--;
 		if (!s->freed)
 			hs_balance(s);
@@ -373,26 +364,21 @@ static void hs_scan_rearm(struct hs_conn *c, struct bufferevent *bev)
 static void hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hs_conn *c = arg;
+	int writing;
 
 	(void)fd;
 	(void)what;
-	if (c->write_deadline) {
-		c->write_deadline = 0;
-		/* Written out in time (the buffer drained): nothing to do. */
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			return;
-		log_info("write_timeout", "listener=%s",
-			 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
-		if (c->s != NULL && c->s->app->metrics != NULL)
-			metrics_count(c->s->app->metrics, "write_timeouts_total", 1);
-		bufferevent_trigger_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT, 0);
+	writing = c->write_deadline;
+	c->write_deadline = 0;
+	/* Written out in time (the buffer drained): nothing to do. */
+	if (writing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		return;
-	}
-	log_info("request_timeout", "listener=%s",
+	log_info(writing ? "write_timeout" : "request_timeout", "listener=%s",
 		 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
-	if (c->s != NULL && c->s->app->metrics != NULL)
-		metrics_count(c->s->app->metrics, "request_timeouts_total", 1);
-	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
+	if (c->s != NULL)
+		metrics_add(c->s->app->metrics, writing ? M_WRITE_TIMEOUTS : M_REQUEST_TIMEOUTS, 1);
+	bufferevent_trigger_event(c->bev, (writing ? BEV_EVENT_WRITING : BEV_EVENT_READING) |
+					  BEV_EVENT_TIMEOUT, 0);
 }
 
 /* A bufferevent that can never carry data: evhttp's bufferevent_setfd on it
@@ -439,10 +425,7 @@ static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
 		goto reject;
 	}
 	c->s = s;
-	c->next = s->conn_list;
-	if (c->next)
-		c->next->prev = c;
-	s->conn_list = c;
+	LIST_INSERT_HEAD(&s->conn_list, c, link);
 	s->conns++;
 	http_head_scan_reset(&c->scan);
 
@@ -477,25 +460,6 @@ static struct hs_conn *hs_conn_of(struct http_server *s, struct evhttp_request *
 	return ssl ? SSL_get_ex_data(ssl, s->ssl_idx) : NULL;
 }
 
-static void hs_ops_dispatch(struct req *r)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(ops_routes) / sizeof(ops_routes[0]); i++) {
-		if (strcmp(ops_routes[i].pattern, r->path) != 0)
-			continue;
-		if (ops_routes[i].method != r->method) {
-			req_reply_error(r, 405, "method_not_allowed",
-					"method not allowed on this path", NULL);
-			return;
-		}
-		r->route = &ops_routes[i];
-		ops_routes[i].handler(r);
-		return;
-	}
-	req_reply_error(r, 404, "not_found", "no such resource", NULL);
-}
-
 static void hs_request_cb(struct evhttp_request *ev, void *arg)
 {
 	struct http_server *s = arg;
@@ -519,7 +483,7 @@ static void hs_request_cb(struct evhttp_request *ev, void *arg)
 		evhttp_send_error(ev, 503, NULL);
 		return;
 	}
-	r->server = s;
+	r->hooks = &s->hooks;
 	s->in_flight++;
 
 	if (c == NULL)
@@ -553,10 +517,7 @@ static void hs_request_cb(struct evhttp_request *ev, void *arg)
 		req_reply_error(r, 405, "method_not_allowed", "method not allowed", NULL);
 		return;
 	}
-	if (s->kind == LISTENER_OPS)
-		hs_ops_dispatch(r);
-	else
-		router_dispatch(r);
+	router_dispatch(r, s->kind == LISTENER_OPS ? ROUTE_OPS : ROUTE_API);
 }
 
 /* Socket of our own: options set before listen() so accepted sockets
@@ -609,16 +570,15 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 	struct http_server *s;
 	int fd = -1;
 
-	/* SSL_write on a socket the peer reset raises SIGPIPE; the error
-	 * return is what we want. */
-	signal(SIGPIPE, SIG_IGN);
-
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		snprintf(err, errlen, "listen: out of memory");
 		return NULL;
 	}
 	s->app = app;
+	s->hooks.reply_starts = hs_reply_starts;
+	s->hooks.done = hs_request_done;
+	s->hooks.arg = s;
 	s->kind = kind;
 	s->require_cert = require_cert;
 	s->ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, hs_conn_free_cb);
@@ -701,8 +661,11 @@ int http_server_connections(const struct http_server *s)
 	return s ? s->conns : 0;
 }
 
-void http_server_reply_starts(struct http_server *s, struct evhttp_connection *evcon)
+/* A reply is about to be queued on evcon: from now on it must be written out
+ * within write_timeout, or the connection is closed. */
+static void hs_reply_starts(void *arg, struct evhttp_connection *evcon)
 {
+	struct http_server *s = arg;
 	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
 	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 	struct hs_conn *c = ssl && s && !s->freed ? SSL_get_ex_data(ssl, s->ssl_idx) : NULL;
@@ -721,8 +684,11 @@ void http_server_reply_starts(struct http_server *s, struct evhttp_connection *e
 	evtimer_add(c->deadline, &tv);
 }
 
-void http_server_request_done(struct http_server *s)
+/* Called by request.c, through the hooks, exactly once per request. */
+static void hs_request_done(void *arg)
 {
+	struct http_server *s = arg;
+
 	s->in_flight--;
 	if (s->freed && s->in_flight <= 0)
 		free(s);
@@ -737,14 +703,14 @@ void http_server_free(struct http_server *s)
 	s->freed = 1;
 	hs_registry_set(s, 0);
 	/* Connections' records outlive us only as orphans. */
-	for (c = s->conn_list; c != NULL; c = c->next) {
+	LIST_FOREACH(c, &s->conn_list, link) {
 		c->s = NULL;
 		if (c->deadline != NULL) {
 			event_free(c->deadline);
 			c->deadline = NULL;
 		}
 	}
-	s->conn_list = NULL;
+	LIST_INIT(&s->conn_list);
 	s->conns = 0;
 	/* Frees the listener and every connection; requests still being
 	 * handled are detached by request.c's close callback. */

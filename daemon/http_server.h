@@ -1,11 +1,6 @@
 /*
- * http_server.h - evhttp listeners wired to TLS through evhttp_set_bevcb.
- *
- * Owns: listening sockets (TCP_NODELAY), per-connection TLS bufferevents, the
- * limits (header/body size, timeouts, methods, connection count, spare fds),
- * the rejection of ambiguous requests (smuggling), and hands each request to
- * the router (public listener) or the ops routes (metrics listener).
- * Must never: return NULL from the bevcb (evhttp would speak plaintext).
+ * http_server.h - evhttp listeners wired to TLS.
+ * What it owns and must never do: http_server.c.
  */
 #ifndef REFD_HTTP_SERVER_H
 #define REFD_HTTP_SERVER_H
@@ -30,11 +25,5 @@ int http_server_connections(const struct http_server *s);
 /* Free the listener. Requests still in flight stay valid: the server's
  * bookkeeping is released when the last of them replies. */
 void http_server_free(struct http_server *s);
-/* Called by request.c exactly once per request, when it replies. */
-void http_server_request_done(struct http_server *s);
-/* A reply is about to be queued on evcon: from now on it must be written out
- * within write_timeout, or the connection is closed. */
-struct evhttp_connection;
-void http_server_reply_starts(struct http_server *s, struct evhttp_connection *evcon);
 
 #endif

@@ -1,3 +1,7 @@
+/*
+ * job.h - periodic jobs on the loop; how to write one: job.c's header.
+ * What it owns and must never do: job.c.
+ */
 #ifndef REFD_JOB_H
 #define REFD_JOB_H
 

@@ -2,7 +2,10 @@
  * jsonv.c - strict JSON input for the API: parse with caps, then validate
  * against small tables that say, per member, its type, range and format.
  *
- * Owns: the validation error codes and the JSON pointer of the field at fault.
+ * Owns: the error codes of input validation (malformed_json, duplicate_key,
+ * nesting_too_deep, unknown_field, missing_field, invalid_type, invalid_value,
+ * invalid_cursor) and the JSON pointer naming the field at fault; the field
+ * kinds (JV_ENUM and JQ_ENUM check a value against a vocab.c set).
  * Must never: copy a client's value into an error or a log line. Field names
  * from the client (unknown members) are shown only when they are plain
  * identifiers, so a stray value pasted as a key cannot be echoed back.
@@ -18,6 +21,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "jsonv.h"
+#include "vocab.h"
 
 int jsonv_fail(struct jv_error *e, int status, const char *code, const char *message,
 	       const char *field)
@@ -199,6 +203,8 @@ static int check_string(const json_t *v, const struct jv_field *f, const char *p
 		return jsonv_fail(e, 400, "invalid_value", "length out of range", ptr);
 	if (f->check && f->check(s, bl) != 0)
 		return jsonv_fail(e, 400, "invalid_value", "invalid format", ptr);
+	if (f->set && !vocab_has(f->set, s, bl))
+		return jsonv_fail(e, 400, "invalid_value", "invalid format", ptr);
 	return 0;
 }
 
@@ -217,7 +223,7 @@ static int check_array(const json_t *v, const struct jv_field *f, const char *pt
 		return jsonv_fail(e, 400, "invalid_value", "number of items out of range", ptr);
 	json_array_foreach(v, i, it) {
 		struct jv_field one = {.name = "", .kind = JV_STR, .min = 1, .max = imax,
-				       .check = f->check};
+				       .check = f->check, .set = f->set};
 
 		snprintf(sub, sizeof(sub), "%s/%zu", ptr, i);
 		if (check_string(it, &one, sub, e) < 0)
@@ -237,6 +243,7 @@ static int check_member(const json_t *v, const struct jv_field *f, const char *p
 {
 	switch (f->kind) {
 	case JV_STR:
+	case JV_ENUM:
 		return check_string(v, f, ptr, e);
 	case JV_INT: {
 		json_int_t x;
@@ -376,7 +383,9 @@ int jsonv_query(const char *query, const struct jv_qparam *params, json_t *args,
 			json_object_set_new(args, p->name, json_stringn(val, vl));
 			break;
 		case JQ_STR:
-			if (vl == 0 || vl > 256 || (p->check && p->check(val, vl) != 0)) {
+		case JQ_ENUM:
+			if (vl == 0 || vl > 256 || (p->check && p->check(val, vl) != 0) ||
+			    (p->set && !vocab_has(p->set, val, vl))) {
 				jsonv_fail(e, 400, "invalid_value", "invalid value", ptr);
 				goto fail;
 			}
@@ -412,14 +421,6 @@ static int all_chars(const char *s, size_t len, const char *extra, int alnum, in
 		return -1;
 	}
 	return 0;
-}
-
-static int one_of(const char *s, size_t len, const char *const *set)
-{
-	for (; *set; set++)
-		if (strlen(*set) == len && memcmp(*set, s, len) == 0)
-			return 0;
-	return -1;
 }
 
 int jsonv_is_uic(const char *s, size_t len)
@@ -469,47 +470,14 @@ int jsonv_is_phone(const char *s, size_t len)
 	return 0;
 }
 
-int jsonv_is_need(const char *s, size_t len)
+int jsonv_is_hex64(const char *s, size_t len)
 {
-	static const char *const set[] = {"harm_reduction", "legal_support", NULL};
-	return one_of(s, len, set);
-}
-
-int jsonv_is_kind(const char *s, size_t len)
-{
-	return jsonv_is_need(s, len);
-}
-
-int jsonv_is_urgency(const char *s, size_t len)
-{
-	static const char *const set[] = {"normal", "urgent", NULL};
-	return one_of(s, len, set);
-}
-
-int jsonv_is_gender(const char *s, size_t len)
-{
-	static const char *const set[] = {"f", "m", "x", NULL};
-	return one_of(s, len, set);
-}
-
-int jsonv_is_role(const char *s, size_t len)
-{
-	static const char *const set[] = {"office", "worker", "supervisor", "admin", NULL};
-	return one_of(s, len, set);
-}
-
-int jsonv_is_referral_status(const char *s, size_t len)
-{
-	static const char *const set[] = {"open", "closed", "withdrawn", NULL};
-	return one_of(s, len, set);
-}
-
-int jsonv_is_assignment_status(const char *s, size_t len)
-{
-	static const char *const set[] = {"unassigned", "offered", "accepted", "declined",
-					  "expired", "in_progress", "on_hold", "completed",
-					  "failed", "cancelled", "reassigned", NULL};
-	return one_of(s, len, set);
+	if (len != 64)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return -1;
+	return 0;
 }
 
 static int digits(const char *s, size_t n, int *out)

@@ -1,9 +1,6 @@
 /*
  * log.h - one line per event on stderr, logfmt or JSON.
- *
- * Owns: the log level and format (process-wide, set once at start).
- * Must never: receive client data, tokens, bodies or query values. Callers
- * pass only identifiers, counts, route names and outcome codes.
+ * What it owns and must never do: log.c.
  */
 #ifndef REFD_LOG_H
 #define REFD_LOG_H

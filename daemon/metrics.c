@@ -31,6 +31,13 @@ static const uint64_t bucket_us[] = {
 };
 #define NBUCKETS ((int)(sizeof(bucket_us) / sizeof(bucket_us[0])))
 
+/* A latency histogram: non-cumulative buckets (summed when rendering). */
+struct metrics_hist {
+	unsigned long bucket[NBUCKETS];
+	unsigned long count;
+	uint64_t sum_us;
+};
+
 struct metrics_status {
 	int status;
 	unsigned long count;
@@ -41,9 +48,7 @@ struct metrics_route {
 	int nstatus;
 	struct metrics_status status[METRICS_MAX_STATUSES];
 	unsigned long other_status;          /* statuses beyond the table */
-	unsigned long bucket[NBUCKETS];      /* non-cumulative; summed when rendering */
-	unsigned long count;
-	uint64_t sum_us;
+	struct metrics_hist latency;
 };
 
 struct metrics_counter {
@@ -53,9 +58,8 @@ struct metrics_counter {
 
 struct metrics_job {
 	char name[METRICS_NAME_MAX];
-	unsigned long runs, failures;
-	unsigned long bucket[NBUCKETS];      /* non-cumulative, as for routes */
-	uint64_t sum_us;
+	unsigned long failures;
+	struct metrics_hist duration;        /* its count is the number of runs */
 };
 
 struct metrics {
@@ -63,7 +67,8 @@ struct metrics {
 	struct metrics_job job[METRICS_MAX_JOBS];
 	int nroutes;
 	struct metrics_route route[METRICS_MAX_ROUTES];
-	int ncounters;
+	unsigned long fixed[M_NCOUNTERS];    /* metrics_table's counters */
+	int ncounters;                       /* named on first use (metrics_count) */
 	struct metrics_counter counter[METRICS_MAX_COUNTERS];
 };
 
@@ -102,7 +107,7 @@ static int metrics_name_ok(const char *s)
 		      (n > 0 && c >= '0' && c <= '9')))
 			return 0;
 	}
-	return n > 0 && n < METRICS_NAME_MAX - 10;   /* room for the prefix */
+	return n > 0 && n < METRICS_NAME_MAX;
 }
 
 static struct metrics_route *metrics_route_find(struct metrics *m, const char *name)
@@ -137,6 +142,38 @@ static struct metrics_route *metrics_route_get(struct metrics *m, const char *na
 	return rt;
 }
 
+static void metrics_hist_observe(struct metrics_hist *h, uint64_t us)
+{
+	int i;
+
+	for (i = 0; i < NBUCKETS; i++)
+		if (us <= bucket_us[i])
+			break;
+	if (i < NBUCKETS)
+		h->bucket[i]++;
+	h->count++;
+	h->sum_us += us;
+}
+
+/* One series of a histogram family: family_bucket{label="value",le=...}... */
+static void metrics_hist_render(struct evbuffer *out, const char *family, const char *label,
+				const char *value, const struct metrics_hist *h)
+{
+	unsigned long cum = 0;
+
+	for (int j = 0; j < NBUCKETS; j++) {
+		cum += h->bucket[j];
+		evbuffer_add_printf(out, "%s_bucket{%s=\"%s\",le=\"%g\"} %lu\n", family, label,
+				    value, (double)bucket_us[j] / 1e6, cum);
+	}
+	evbuffer_add_printf(out,
+			    "%s_bucket{%s=\"%s\",le=\"+Inf\"} %lu\n"
+			    "%s_sum{%s=\"%s\"} %.6f\n"
+			    "%s_count{%s=\"%s\"} %lu\n",
+			    family, label, value, h->count, family, label, value,
+			    (double)h->sum_us / 1e6, family, label, value, h->count);
+}
+
 void metrics_observe_request(struct metrics *m, const char *route, int status,
 			     uint64_t duration_us)
 {
@@ -162,21 +199,55 @@ void metrics_observe_request(struct metrics *m, const char *route, int status,
 	else
 		rt->other_status++;
 
-	for (i = 0; i < NBUCKETS; i++)
-		if (duration_us <= bucket_us[i])
-			break;
-	if (i < NBUCKETS)
-		rt->bucket[i]++;
-	rt->count++;
-	rt->sum_us += duration_us;
+	metrics_hist_observe(&rt->latency, duration_us);
+}
+
+/* Every counter of enum metric: name and help, in the enum's order. */
+static const struct {
+	const char *name, *help;
+} metrics_table[M_NCOUNTERS] = {
+	[M_ACCEPT_REFUSED] = { "referrald_accept_refused_total",
+			       "Connections closed at once: no file descriptor left." },
+	[M_WRITE_TIMEOUTS] = { "referrald_write_timeouts_total",
+			       "Replies not written out within write_timeout." },
+	[M_REQUEST_TIMEOUTS] = { "referrald_request_timeouts_total",
+				 "Requests not received within read_timeout." },
+	[M_SWEEPER_MISSED] = { "referrald_sweeper_deadlines_missed_total",
+			       "Deadlines the sweeper found missed and acted on." },
+	[M_PURGED_IDEMPOTENCY_KEYS] = { "referrald_purged_idempotency_keys_total",
+					"Idempotency records deleted after their retention." },
+	[M_OUTBOX_ERRORS] = { "referrald_outbox_errors_total",
+			      "Outbox claims, acknowledgements or rows that failed." },
+	[M_OUTBOX_DELIVERED] = { "referrald_outbox_events_delivered_total",
+				 "Events every endpoint answered 2xx." },
+	[M_OUTBOX_GIVEN_UP] = { "referrald_outbox_events_given_up_total",
+				"Events parked after [webhooks] max_attempts." },
+	[M_OUTBOX_RETRIES] = { "referrald_outbox_retries_total",
+			       "Event attempts scheduled again after a failure." },
+	[M_WEBHOOK_OK] = { "referrald_webhook_deliveries_ok_total", "Webhook POSTs answered 2xx." },
+	[M_WEBHOOK_FAILED] = { "referrald_webhook_deliveries_failed_total",
+			       "Webhook POSTs that failed (status, timeout, TLS, ...)." },
+};
+
+void metrics_add(struct metrics *m, enum metric id, unsigned long n)
+{
+	if (m != NULL && id < M_NCOUNTERS)
+		m->fixed[id] += n;
 }
 
 void metrics_count(struct metrics *m, const char *name, unsigned long n)
 {
 	int i;
 
-	if (m == NULL || name == NULL || !metrics_name_ok(name))
+	if (m == NULL || name == NULL || strncmp(name, "referrald_", 10) != 0 ||
+	    !metrics_name_ok(name))
 		return;
+	for (i = 0; i < M_NCOUNTERS; i++) {
+		if (strcmp(metrics_table[i].name, name) == 0) {
+			m->fixed[i] += n;
+			return;
+		}
+	}
 	for (i = 0; i < m->ncounters; i++) {
 		if (strcmp(m->counter[i].name, name) == 0) {
 			m->counter[i].value += n;
@@ -208,30 +279,22 @@ struct metrics_job *metrics_job(struct metrics *m, const char *name)
 
 void metrics_job_observe(struct metrics_job *h, int failed, uint64_t duration_us)
 {
-	int i;
-
 	if (h == NULL)
 		return;
-	h->runs++;
 	if (failed)
 		h->failures++;
-	for (i = 0; i < NBUCKETS; i++)
-		if (duration_us <= bucket_us[i])
-			break;
-	if (i < NBUCKETS)
-		h->bucket[i]++;
-	h->sum_us += duration_us;
+	metrics_hist_observe(&h->duration, duration_us);
 }
 
 static void metrics_render_jobs(const struct metrics *m, struct evbuffer *out)
 {
-	int i, j;
+	int i;
 
 	evbuffer_add_printf(out, "# HELP referrald_job_runs_total Runs of each periodic job.\n"
 				 "# TYPE referrald_job_runs_total counter\n");
 	for (i = 0; i < m->njobs; i++)
 		evbuffer_add_printf(out, "referrald_job_runs_total{job=\"%s\"} %lu\n",
-				    m->job[i].name, m->job[i].runs);
+				    m->job[i].name, m->job[i].duration.count);
 	evbuffer_add_printf(out, "# HELP referrald_job_failures_total Runs of each periodic job "
 				 "that failed.\n"
 				 "# TYPE referrald_job_failures_total counter\n");
@@ -241,27 +304,13 @@ static void metrics_render_jobs(const struct metrics *m, struct evbuffer *out)
 	evbuffer_add_printf(out, "# HELP referrald_job_duration_seconds Time from the start of "
 				 "a run to its end.\n"
 				 "# TYPE referrald_job_duration_seconds histogram\n");
-	for (i = 0; i < m->njobs; i++) {
-		const struct metrics_job *h = &m->job[i];
-		unsigned long cum = 0;
-
-		for (j = 0; j < NBUCKETS; j++) {
-			cum += h->bucket[j];
-			evbuffer_add_printf(out,
-					    "referrald_job_duration_seconds_bucket{job=\"%s\","
-					    "le=\"%g\"} %lu\n",
-					    h->name, (double)bucket_us[j] / 1e6, cum);
-		}
-		evbuffer_add_printf(out,
-				    "referrald_job_duration_seconds_bucket{job=\"%s\",le=\"+Inf\"} %lu\n"
-				    "referrald_job_duration_seconds_sum{job=\"%s\"} %.6f\n"
-				    "referrald_job_duration_seconds_count{job=\"%s\"} %lu\n",
-				    h->name, h->runs, h->name, (double)h->sum_us / 1e6, h->name,
-				    h->runs);
-	}
+	for (i = 0; i < m->njobs; i++)
+		metrics_hist_render(out, "referrald_job_duration_seconds", "job", m->job[i].name,
+				    &m->job[i].duration);
 }
 
-static void metrics_render_gauge(struct evbuffer *out, const char *name, const char *help,
+/* One unlabelled series: a gauge or a counter. */
+static void metrics_render_value(struct evbuffer *out, const char *name, const char *help,
 				 const char *type, unsigned long v)
 {
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lu\n", name, help, name, type,
@@ -294,55 +343,40 @@ void metrics_render(const struct metrics *m, const struct db_pool_stats *pool,
 	evbuffer_add_printf(out, "# HELP referrald_http_request_duration_seconds Time from "
 				 "request to reply.\n"
 				 "# TYPE referrald_http_request_duration_seconds histogram\n");
-	for (i = 0; m && i < m->nroutes; i++) {
-		const struct metrics_route *rt = &m->route[i];
-		unsigned long cum = 0;
-		for (j = 0; j < NBUCKETS; j++) {
-			cum += rt->bucket[j];
-			evbuffer_add_printf(out,
-					    "referrald_http_request_duration_seconds_bucket"
-					    "{route=\"%s\",le=\"%g\"} %lu\n",
-					    rt->name, (double)bucket_us[j] / 1e6, cum);
-		}
-		evbuffer_add_printf(out,
-				    "referrald_http_request_duration_seconds_bucket"
-				    "{route=\"%s\",le=\"+Inf\"} %lu\n"
-				    "referrald_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-				    "referrald_http_request_duration_seconds_count{route=\"%s\"} %lu\n",
-				    rt->name, rt->count, rt->name, (double)rt->sum_us / 1e6, rt->name,
-				    rt->count);
-	}
+	for (i = 0; m && i < m->nroutes; i++)
+		metrics_hist_render(out, "referrald_http_request_duration_seconds", "route",
+				    m->route[i].name, &m->route[i].latency);
 
 	if (pool == NULL) {
 		memset(&zero, 0, sizeof(zero));
 		pool = &zero;
 	}
-	metrics_render_gauge(out, "referrald_db_pool_size", "Configured database connections.",
+	metrics_render_value(out, "referrald_db_pool_size", "Configured database connections.",
 			     "gauge", (unsigned long)pool->size);
-	metrics_render_gauge(out, "referrald_db_pool_connected",
+	metrics_render_value(out, "referrald_db_pool_connected",
 			     "Database connections ready for queries.", "gauge",
 			     (unsigned long)pool->connected);
-	metrics_render_gauge(out, "referrald_db_pool_busy",
+	metrics_render_value(out, "referrald_db_pool_busy",
 			     "Database connections with an operation in flight.", "gauge",
 			     (unsigned long)pool->busy);
-	metrics_render_gauge(out, "referrald_db_pool_waiting",
+	metrics_render_value(out, "referrald_db_pool_waiting",
 			     "Database operations waiting for a connection.", "gauge",
 			     (unsigned long)pool->waiting);
-	metrics_render_gauge(out, "referrald_db_errors_total",
+	metrics_render_value(out, "referrald_db_errors_total",
 			     "Database operations that failed (error, unavailable, timeout).",
 			     "counter", pool->errors);
-	metrics_render_gauge(out, "referrald_db_timeouts_total",
+	metrics_render_value(out, "referrald_db_timeouts_total",
 			     "Database operations cancelled at their deadline.", "counter",
 			     pool->timeouts);
-	metrics_render_gauge(out, "referrald_db_reconnects_total",
+	metrics_render_value(out, "referrald_db_reconnects_total",
 			     "Database reconnections.", "counter", pool->reconnects);
 
 	if (m)
 		metrics_render_jobs(m, out);
-	for (i = 0; m && i < m->ncounters; i++) {
-		const char *name = m->counter[i].name;
-		const char *prefix = strncmp(name, "referrald_", 10) == 0 ? "" : "referrald_";
-		evbuffer_add_printf(out, "# TYPE %s%s counter\n%s%s %lu\n", prefix, name, prefix,
-				    name, m->counter[i].value);
-	}
+	for (i = 0; m && i < M_NCOUNTERS; i++)
+		metrics_render_value(out, metrics_table[i].name, metrics_table[i].help, "counter",
+				     m->fixed[i]);
+	for (i = 0; m && i < m->ncounters; i++)
+		evbuffer_add_printf(out, "# TYPE %s counter\n%s %lu\n", m->counter[i].name,
+				    m->counter[i].name, m->counter[i].value);
 }

@@ -1,10 +1,6 @@
 /*
- * metrics.h - Prometheus text metrics: requests by route and status, a latency
- * histogram, pool gauges, database errors.
- *
- * Owns: counters in memory (per process).
- * Must never: carry labels derived from client input other than the route
- * name and status code.
+ * metrics.h - Prometheus text metrics.
+ * What it owns and must never do: metrics.c.
  */
 #ifndef REFD_METRICS_H
 #define REFD_METRICS_H
@@ -12,6 +8,7 @@
 #include <stdint.h>
 
 struct metrics;
+struct metrics_job;
 struct evbuffer;
 struct db_pool_stats;
 
@@ -19,12 +16,33 @@ struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
 void metrics_observe_request(struct metrics *m, const char *route, int status,
 			     uint64_t duration_us);
-void metrics_count(struct metrics *m, const char *name, unsigned long n);  /* free-form counters, e.g. "sweeper_missed_total" */
+
+/* The daemon's own counters: one table in metrics.c gives each its name and
+ * help text; the enum is the handle. */
+enum metric {
+	M_ACCEPT_REFUSED,          /* referrald_accept_refused_total */
+	M_WRITE_TIMEOUTS,          /* referrald_write_timeouts_total */
+	M_REQUEST_TIMEOUTS,        /* referrald_request_timeouts_total */
+	M_SWEEPER_MISSED,          /* referrald_sweeper_deadlines_missed_total */
+	M_PURGED_IDEMPOTENCY_KEYS, /* referrald_purged_idempotency_keys_total */
+	M_OUTBOX_ERRORS,           /* referrald_outbox_errors_total */
+	M_OUTBOX_DELIVERED,        /* referrald_outbox_events_delivered_total */
+	M_OUTBOX_GIVEN_UP,         /* referrald_outbox_events_given_up_total */
+	M_OUTBOX_RETRIES,          /* referrald_outbox_retries_total */
+	M_WEBHOOK_OK,              /* referrald_webhook_deliveries_ok_total */
+	M_WEBHOOK_FAILED,          /* referrald_webhook_deliveries_failed_total */
+	M_NCOUNTERS
+};
+void metrics_add(struct metrics *m, enum metric id, unsigned long n);
+/* A counter by its full name ("referrald_..._total"), added on first use:
+ * for code on other branches not yet in the table (prefer metrics_add). */
+void metrics_count(struct metrics *m, const char *name, unsigned long n);
+
 /* A periodic job's runs, failures and run durations, by job name. The
- * handle is kept by its job; NULL (metrics off or table full) is accepted by
- * metrics_job_observe. */
+ * handle is kept by its job; NULL is accepted by metrics_job_observe. */
 struct metrics_job *metrics_job(struct metrics *m, const char *name);
 void metrics_job_observe(struct metrics_job *h, int failed, uint64_t duration_us);
+
 void metrics_render(const struct metrics *m, const struct db_pool_stats *pool,
 		    struct evbuffer *out);
 

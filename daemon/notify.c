@@ -39,6 +39,7 @@ struct notify {
 	struct event *timer;
 	long watchdog_ms;           /* half of WATCHDOG_USEC; 0 = no watchdog */
 	int ready, stopping;
+	struct timespec last_watchdog; /* when WATCHDOG=1 was last sent */
 	char last_status[160];
 };
 
@@ -148,8 +149,19 @@ static void notify_tick(evutil_socket_t fd, short what, void *arg)
 	} else {
 		notify_status(n, NULL);
 	}
-	if (n->watchdog_ms > 0)
-		notify_send(n, "WATCHDOG=1");
+	if (n->watchdog_ms > 0) {
+		struct timespec now;
+		long ms;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (now.tv_sec - n->last_watchdog.tv_sec) * 1000L +
+		     (now.tv_nsec - n->last_watchdog.tv_nsec) / 1000000L;
+		/* Before READY the timer ticks fast; the keep-alive keeps its pace. */
+		if (ms >= n->watchdog_ms || n->last_watchdog.tv_sec == 0) {
+			notify_send(n, "WATCHDOG=1");
+			n->last_watchdog = now;
+		}
+	}
 	notify_arm(n);
 }
 

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/queue.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -64,14 +65,14 @@ struct outbox {
 	struct app *app;
 	struct webhook_client *client;
 	struct job *job;
-	struct outbox_event *events;  /* events being delivered */
+	LIST_HEAD(, outbox_event) events;  /* events being delivered */
 	int active;                   /* length of events */
 	int more;                     /* the last claim was full: more may be due */
 };
 
 struct outbox_event {
 	struct outbox *o;
-	struct outbox_event *prev, *next;
+	LIST_ENTRY(outbox_event) link; /* in o->events */
 	char id[OUTBOX_ID_MAX];
 	char *body;                   /* the exact bytes every endpoint gets and we sign */
 	size_t body_len;
@@ -105,12 +106,7 @@ static void outbox_event_free(struct outbox_event *ev)
 {
 	struct outbox *o = ev->o;
 
-	if (ev->prev)
-		ev->prev->next = ev->next;
-	else
-		o->events = ev->next;
-	if (ev->next)
-		ev->next->prev = ev->prev;
+	LIST_REMOVE(ev, link);
 	o->active--;
 	if (ev->d)
 		webhook_cancel(ev->d);
@@ -127,7 +123,7 @@ static void outbox_ack_cb(void *arg, enum db_status st, const PGresult *res)
 		/* The lease runs out and the event is sent again: at-least-once. */
 		log_warn("outbox_ack_failed", "status=%s sqlstate=%s", db_status_to_str(st),
 			 res ? db_sqlstate(res) : "");
-		metrics_count(o->app->metrics, "referrald_outbox_errors_total", 1);
+		metrics_add(o->app->metrics, M_OUTBOX_ERRORS, 1);
 	}
 }
 
@@ -146,7 +142,7 @@ static void outbox_event_done(struct outbox_event *ev)
 	if (ev->failed == 0) {
 		stmt = "outbox_done";
 		nparams = 1;
-		metrics_count(o->app->metrics, "referrald_outbox_events_delivered_total", 1);
+		metrics_add(o->app->metrics, M_OUTBOX_DELIVERED, 1);
 	} else {
 		long ms;
 
@@ -155,7 +151,7 @@ static void outbox_event_done(struct outbox_event *ev)
 			snprintf(error, sizeof(error), "gave_up:%s", ev->error);
 			log_error("webhook_gave_up", "event_id=%s attempts=%d error=%s", ev->id,
 				  ev->attempt, ev->error);
-			metrics_count(o->app->metrics, "referrald_outbox_events_given_up_total", 1);
+			metrics_add(o->app->metrics, M_OUTBOX_GIVEN_UP, 1);
 		} else {
 			uint32_t r = 0;
 
@@ -166,7 +162,7 @@ static void outbox_event_done(struct outbox_event *ev)
 			snprintf(error, sizeof(error), "%s", ev->error);
 			log_info("webhook_retry_scheduled", "event_id=%s attempt=%d retry_in_ms=%ld",
 				 ev->id, ev->attempt, ms);
-			metrics_count(o->app->metrics, "referrald_outbox_retries_total", 1);
+			metrics_add(o->app->metrics, M_OUTBOX_RETRIES, 1);
 		}
 		snprintf(delay, sizeof(delay), "%ld", ms);
 		params[1] = error;
@@ -189,11 +185,11 @@ static void outbox_delivered_cb(void *arg, enum webhook_outcome oc, int status)
 	if (oc == WH_DELIVERED) {
 		log_info("webhook_delivered", "event_id=%s webhook_id=%s status=%d attempt=%d",
 			 ev->id, ev->hook_id, status, ev->attempt);
-		metrics_count(o->app->metrics, "referrald_webhook_deliveries_ok_total", 1);
+		metrics_add(o->app->metrics, M_WEBHOOK_OK, 1);
 	} else {
 		log_warn("webhook_failed", "event_id=%s webhook_id=%s outcome=%s status=%d attempt=%d",
 			 ev->id, ev->hook_id, webhook_outcome_to_str(oc), status, ev->attempt);
-		metrics_count(o->app->metrics, "referrald_webhook_deliveries_failed_total", 1);
+		metrics_add(o->app->metrics, M_WEBHOOK_FAILED, 1);
 		if (ev->failed++ == 0) {
 			if (oc == WH_HTTP_STATUS)
 				snprintf(ev->error, sizeof(ev->error), "http_%d", status);
@@ -259,7 +255,7 @@ static int outbox_event_start(struct outbox *o, const char *text)
 	json_t *row, *data, *hooks, *env = NULL;
 	json_error_t jerr;
 	const char *id, *type, *created;
-	struct outbox_event *ev = NULL;
+	struct outbox_event *ev = NULL, *e;
 
 	row = json_loads(text, 0, &jerr);
 	if (!row)
@@ -275,7 +271,7 @@ static int outbox_event_start(struct outbox *o, const char *text)
 	/* Still in delivery here after its lease ran out (many slow endpoints):
 	 * the delivery under way will record the outcome; do not send it twice
 	 * at once from this process. */
-	for (struct outbox_event *e = o->events; e; e = e->next) {
+	LIST_FOREACH(e, &o->events, link) {
 		if (strcmp(e->id, id) == 0) {
 			json_decref(row);
 			return 0;
@@ -299,10 +295,7 @@ static int outbox_event_start(struct outbox *o, const char *text)
 	ev->hooks = json_incref(hooks);
 	json_decref(env);
 	json_decref(row);
-	ev->next = o->events;
-	if (o->events)
-		o->events->prev = ev;
-	o->events = ev;
+	LIST_INSERT_HEAD(&o->events, ev, link);
 	o->active++;
 	outbox_event_next(ev);
 	return 0;
@@ -322,7 +315,7 @@ static long outbox_next(void *arg, enum db_status st, const PGresult *res)
 	int limit, n, bad = 0;
 
 	if (st != DB_OK) {
-		metrics_count(o->app->metrics, "referrald_outbox_errors_total", 1);
+		metrics_add(o->app->metrics, M_OUTBOX_ERRORS, 1);
 		o->more = 0;
 		return JOB_FAILED;
 	}
@@ -336,7 +329,7 @@ static long outbox_next(void *arg, enum db_status st, const PGresult *res)
 	}
 	if (bad) {
 		log_error("outbox_claim_bad_rows", "rows=%d", bad);
-		metrics_count(o->app->metrics, "referrald_outbox_errors_total", (unsigned long)bad);
+		metrics_add(o->app->metrics, M_OUTBOX_ERRORS, (unsigned long)bad);
 	}
 	/* A full claim: more may be due. Claim again once a slot is free (an
 	 * event finishing re-runs us); right now if one already is. */
@@ -371,8 +364,8 @@ static void outbox_abandon(void *arg)
 	struct outbox *o = arg;
 	int abandoned = o->active;
 
-	while (o->events)
-		outbox_event_free(o->events);
+	while (!LIST_EMPTY(&o->events))
+		outbox_event_free(LIST_FIRST(&o->events));
 	if (abandoned)
 		log_info("outbox_stop", "abandoned_events=%d", abandoned);
 }
@@ -401,6 +394,7 @@ struct job *outbox_start(struct app *app)
 
 	if (!o)
 		return NULL;
+
 	o->app = app;
 	o->client = webhook_client_new(app->base, app->cfg->webhook_ca_file, err, sizeof(err));
 	if (!o->client) {

@@ -1,3 +1,7 @@
+/*
+ * outbox.h - the webhook sender, a job.
+ * What it owns and must never do: outbox.c.
+ */
 #ifndef REFD_OUTBOX_H
 #define REFD_OUTBOX_H
 

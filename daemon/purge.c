@@ -48,8 +48,7 @@ static long purge_next(void *arg, enum db_status st, const PGresult *res)
 	n = atol(PQgetvalue(res, 0, 0));
 	if (n > 0) {
 		log_info("purge_done", "idempotency_keys=%ld", n);
-		metrics_count(app->metrics, "referrald_purged_idempotency_keys_total",
-			      (unsigned long)n);
+		metrics_add(app->metrics, M_PURGED_IDEMPOTENCY_KEYS, (unsigned long)n);
 	}
 	return n >= PURGE_BATCH ? PURGE_AGAIN_MS : app->cfg->retention_interval_ms;
 }

@@ -1,3 +1,7 @@
+/*
+ * purge.h - the retention purge, a job.
+ * What it owns and must never do: purge.c.
+ */
 #ifndef REFD_PURGE_H
 #define REFD_PURGE_H
 

@@ -67,11 +67,12 @@ static const struct query queries[] = {
 	  "WHERE id = $1::uuid AND delivered_at IS NULL",
 	  3 },
 
-	/* api_sign_in.c: one-time sign-in codes, sign-in, sign-out, workers. */
+	/* The web pages' sign-in (api_sign_in.c and route rows). */
 	{ "api_sign_in_code_create", "SELECT api_sign_in_code_create($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_sign_in", "SELECT api_sign_in($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_sign_out", "SELECT api_sign_out($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_worker_list", "SELECT api_worker_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_me", "SELECT api_me($1::jsonb, $2, $3::jsonb)", 3 },
 
 	/* Other modules append their statements here. */
 };

@@ -1,9 +1,6 @@
 /*
- * queries.h - the prepared statements the daemon runs, in one table.
- *
- * Owns: the statement names, their SQL and parameter counts.
- * Must never: build SQL from request data; every statement here is static
- * text with $n parameters, prepared on each pool connection.
+ * queries.h - the prepared statements the daemon runs.
+ * What it owns and must never do: queries.c.
  */
 #ifndef REFD_QUERIES_H
 #define REFD_QUERIES_H

@@ -28,11 +28,9 @@
 
 #include "app.h"
 #include "clock.h"
-#include "http_server.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
-#include "router.h"
 #include "tls.h"
 
 /*
@@ -137,23 +135,6 @@ fail:
 	return NULL;
 }
 
-const char *role_to_str(enum role role)
-{
-	switch (role) {
-	case ROLE_OFFICE:
-		return "office";
-	case ROLE_WORKER:
-		return "worker";
-	case ROLE_SUPERVISOR:
-		return "supervisor";
-	case ROLE_ADMIN:
-		return "admin";
-	case ROLE_NONE:
-		break;
-	}
-	return "none";
-}
-
 const char *req_header(const struct req *r, const char *name)
 {
 	if (r->ev == NULL)
@@ -240,8 +221,8 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 	struct evkeyvalq *h;
 	size_t nbytes = body ? evbuffer_get_length(body) : 0;
 	uint64_t dur_us;
-	const char *route = r->route ? r->route->name : "unmatched";
-	struct http_server *server = r->server;
+	const char *route = r->route_name ? r->route_name : "unmatched";
+	const struct req_hooks *hooks = r->hooks;
 
 	r->replied = 1;
 	/* Clear first: once the reply is out, evhttp may close the
@@ -261,8 +242,8 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 		/* While draining, let keep-alive clients go. */
 		if (r->app != NULL && r->app->draining && evhttp_find_header(h, "Connection") == NULL)
 			evhttp_add_header(h, "Connection", "close");
-		if (server != NULL && !r->gone)
-			http_server_reply_starts(server, r->conn);
+		if (hooks != NULL && !r->gone)
+			hooks->reply_starts(hooks->arg, r->conn);
 		/* For a detached request (client gone) this only frees it. */
 		evhttp_send_reply(r->ev, status, NULL, body);
 		r->ev = NULL;
@@ -282,8 +263,8 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 	free(r->query);
 	free(r->body);
 	free(r);
-	if (server != NULL)
-		http_server_request_done(server);
+	if (hooks != NULL)
+		hooks->done(hooks->arg);
 }
 
 void req_reply_raw(struct req *r, int status, const char *content_type, const void *data,

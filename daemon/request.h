@@ -1,12 +1,6 @@
 /*
  * request.h - one HTTP request from arrival to its single reply.
- *
- * Owns: the evhttp request while it is ours, the request id, the peer's
- * verified certificate identity, the authenticated principal, the access-log
- * line and the metrics observation. Every path ends in exactly one
- * req_reply_*() call, which also frees the struct req, also when the client
- * has gone away while the database was working.
- * Must never: log bodies, tokens or query values; echo client data in errors.
+ * What it owns and must never do: request.c.
  */
 #ifndef REFD_REQUEST_H
 #define REFD_REQUEST_H
@@ -15,35 +9,21 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "principal.h"
+
 struct app;
-struct http_server;
 struct evhttp_request;
 struct evhttp_connection;
 struct route;
 
-enum role {
-	ROLE_NONE = 0,
-	ROLE_OFFICE = 1 << 0,
-	ROLE_WORKER = 1 << 1,
-	ROLE_SUPERVISOR = 1 << 2,
-	ROLE_ADMIN = 1 << 3,
-};
-const char *role_to_str(enum role r);
-
-/* The verified client certificate presented in the TLS handshake, if any. */
-struct peer_cert {
-	int present;
-	char fingerprint[65];   /* lowercase hex SHA-256 of the DER certificate */
-	char subject[256];      /* RFC 2253 one-line subject */
-};
-
-/* Who is calling, as resolved by auth.c from a bearer token or the cert. */
-struct principal {
-	enum role role;
-	char id[37];            /* uuid of the office/worker/supervisor/admin subject */
-	char org_id[37];        /* organisation (worker, supervisor), "" otherwise */
-	int programme_scope;    /* supervisor scoped to the whole programme */
-	char token_id[37];      /* token used, "" for certificate auth */
+/* What the listener that received a request wants to hear of it; set by the
+ * listener, so request.c never calls back into it by name. */
+struct req_hooks {
+	/* A reply is about to be queued on evcon (the client is still there). */
+	void (*reply_starts)(void *arg, struct evhttp_connection *evcon);
+	/* The request has replied and is freed: called exactly once. */
+	void (*done)(void *arg);
+	void *arg;
 };
 
 #define REQ_MAX_PARAMS 3
@@ -56,7 +36,8 @@ struct req {
 	int method;                      /* enum evhttp_cmd_type */
 	char *path;                      /* decoded path, no query string; owned */
 	char *query;                     /* raw query string or NULL; owned */
-	const struct route *route;       /* set by router; route->name used in logs/metrics */
+	const struct route *route;       /* the router's matched row (opaque to others) */
+	const char *route_name;          /* its name, for logs, metrics and audit; or NULL */
 	char params[REQ_MAX_PARAMS][64]; /* path parameters captured by the router */
 	struct principal who;
 	struct peer_cert cert;
@@ -66,7 +47,7 @@ struct req {
 	unsigned gone : 1;               /* client closed the connection before we replied */
 	unsigned replied : 1;
 	void *state;                     /* handler's own state; the handler frees it before replying */
-	struct http_server *server;      /* listener that received it; told when the reply is sent */
+	const struct req_hooks *hooks;   /* the listener's, or NULL */
 };
 
 /* Created by http_server.c for each incoming request. Returns NULL only on

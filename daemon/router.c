@@ -1,8 +1,11 @@
 /*
  * router.c - the method + path table and the policy of each route.
  *
- * Owns: the static route table (every path of the protocol with the roles it
- * admits), matching a decoded path against it, and the order of the checks:
+ * Owns: the one route table: every path of the protocol (and the ops
+ * listener's, rows marked OPS) with the roles it admits, and what it does: a
+ * statement, a body schema, query parameters and flags, which the generic
+ * handler api_call_op runs, or a handler of its own for the few routes that
+ * do more. Matching a decoded path against it, and the order of the checks:
  * 404 unknown path, 405 (with Allow) known path under another method, then
  * authentication (401), then the role (403 + a `denied` audit record), and
  * only then the handler.
@@ -17,7 +20,7 @@
 #include <jansson.h>
 
 #include "api.h"
-#include "api_call.h"
+#include "api_schema.h"
 #include "app.h"
 #include "auth.h"
 #include "db_pool.h"
@@ -31,68 +34,92 @@
 #define R_SUP ROLE_SUPERVISOR
 #define R_ADM ROLE_ADMIN
 
+/* A route the generic handler serves: statement, body, query, API_* flags. */
+#define OP(stmt, body, query, flags) api_call_op, { stmt, body, query, flags }, 0
+/* A route with a handler of its own (which still reads its row's op). */
+#define CALL(handler, stmt, body, query) handler, { stmt, body, query, 0 }, 0
+/* Health and metrics: on both listeners; on the ops one without a token. */
+#define OPS(handler) handler, { NULL, NULL, NULL, 0 }, 1
+
 static const struct route routes[] = {
-	/* Operations: unauthenticated health; metrics for admins only here
-	 * (the ops listener serves it without a token, on loopback). */
-	{ EVHTTP_REQ_GET, "/healthz", 0, api_healthz, "healthz" },
-	{ EVHTTP_REQ_GET, "/readyz", 0, api_readyz, "readyz" },
-	{ EVHTTP_REQ_GET, "/metrics", R_ADM, api_metrics, "metrics" },
+	/* Operations: health unauthenticated; metrics for admins here (the
+	 * ops listener, meant for loopback, serves it without a token). */
+	{ EVHTTP_REQ_GET, "/healthz", 0, "healthz", OPS(api_healthz) },
+	{ EVHTTP_REQ_GET, "/readyz", 0, "readyz", OPS(api_readyz) },
+	{ EVHTTP_REQ_GET, "/metrics", R_ADM, "metrics", OPS(api_metrics) },
 
 	/* Referrals. */
-	{ EVHTTP_REQ_POST, "/v1/referrals", R_OFF, api_referral_submit, "referrals.submit" },
-	{ EVHTTP_REQ_GET, "/v1/referrals", R_OFF | R_SUP, api_referral_list, "referrals.list" },
-	{ EVHTTP_REQ_GET, "/v1/referrals/{id}", R_OFF | R_SUP, api_referral_get, "referrals.get" },
-	{ EVHTTP_REQ_POST, "/v1/referrals/{id}/withdraw", R_OFF, api_referral_withdraw,
-	  "referrals.withdraw" },
+	{ EVHTTP_REQ_POST, "/v1/referrals", R_OFF, "referrals.submit",
+	  CALL(api_referral_submit, "api_referral_submit", api_body_referral, NULL) },
+	{ EVHTTP_REQ_GET, "/v1/referrals", R_OFF | R_SUP, "referrals.list",
+	  OP("api_referral_list", NULL, api_query_referrals, 0) },
+	{ EVHTTP_REQ_GET, "/v1/referrals/{id}", R_OFF | R_SUP, "referrals.get",
+	  OP("api_referral_get", NULL, NULL, API_ID) },
+	{ EVHTTP_REQ_POST, "/v1/referrals/{id}/withdraw", R_OFF, "referrals.withdraw",
+	  OP("api_referral_withdraw", api_body_reason, NULL, API_ID) },
 
-	/* Assignments. */
-	{ EVHTTP_REQ_GET, "/v1/assignments", R_WRK | R_SUP, api_assignment_list,
-	  "assignments.list" },
-	{ EVHTTP_REQ_GET, "/v1/assignments/{id}", R_WRK | R_SUP, api_assignment_get,
-	  "assignments.get" },
-	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/accept", R_WRK, api_assignment_accept,
-	  "assignments.accept" },
-	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/decline", R_WRK, api_assignment_decline,
-	  "assignments.decline" },
-	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/events", R_WRK, api_assignment_event,
-	  "assignments.events" },
-	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/hold", R_WRK, api_assignment_hold,
-	  "assignments.hold" },
-	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/resume", R_WRK, api_assignment_resume,
-	  "assignments.resume" },
-	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/complete", R_WRK, api_assignment_complete,
-	  "assignments.complete" },
-	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/fail", R_WRK, api_assignment_fail,
-	  "assignments.fail" },
-	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/reassign", R_SUP, api_assignment_reassign,
-	  "assignments.reassign" },
+	/* Assignments: the state machine's actions (the database's transition
+	 * table decides which are allowed). */
+	{ EVHTTP_REQ_GET, "/v1/assignments", R_WRK | R_SUP, "assignments.list",
+	  OP("api_assignment_list", NULL, api_query_assignments, 0) },
+	{ EVHTTP_REQ_GET, "/v1/assignments/{id}", R_WRK | R_SUP, "assignments.get",
+	  OP("api_assignment_get", NULL, NULL, API_ID) },
+	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/accept", R_WRK, "assignments.accept",
+	  OP("api_assignment_accept", api_body_empty, NULL, API_ID | API_EMPTY_OK) },
+	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/decline", R_WRK, "assignments.decline",
+	  OP("api_assignment_decline", api_body_reason, NULL, API_ID) },
+	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/events", R_WRK, "assignments.events",
+	  OP("api_assignment_event", api_body_event, NULL, API_ID | API_SEAL_DETAIL) },
+	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/hold", R_WRK, "assignments.hold",
+	  OP("api_assignment_hold", api_body_reason, NULL, API_ID) },
+	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/resume", R_WRK, "assignments.resume",
+	  OP("api_assignment_resume", api_body_empty, NULL, API_ID | API_EMPTY_OK) },
+	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/complete", R_WRK, "assignments.complete",
+	  OP("api_assignment_complete", api_body_complete, NULL, API_ID | API_SEAL_DETAIL) },
+	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/fail", R_WRK, "assignments.fail",
+	  OP("api_assignment_fail", api_body_fail, NULL, API_ID | API_SEAL_DETAIL) },
+	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/reassign", R_SUP, "assignments.reassign",
+	  OP("api_assignment_reassign", api_body_reassign, NULL, API_ID) },
 
-	/* Supervisors: deadlines and the audit trail. */
-	{ EVHTTP_REQ_GET, "/v1/deadlines", R_SUP, api_deadline_list, "deadlines.list" },
-	{ EVHTTP_REQ_GET, "/v1/audit", R_SUP, api_audit_list, "audit.list" },
-	{ EVHTTP_REQ_GET, "/v1/reports/follow-up", R_SUP, api_report_follow_up,
-	  "reports.follow_up" },
+	/* Supervisors: deadlines, the audit trail, the follow-up report. */
+	{ EVHTTP_REQ_GET, "/v1/deadlines", R_SUP, "deadlines.list",
+	  OP("api_deadline_list", NULL, api_query_deadlines, 0) },
+	{ EVHTTP_REQ_GET, "/v1/audit", R_SUP, "audit.list",
+	  OP("api_audit_list", NULL, api_query_audit, 0) },
+	{ EVHTTP_REQ_GET, "/v1/reports/follow-up", R_SUP, "reports.follow_up",
+	  CALL(api_report_follow_up, "api_report_follow_up", NULL, api_query_report) },
 
 	/* Administration. */
-	{ EVHTTP_REQ_POST, "/v1/organisations", R_ADM, api_organisation_create,
-	  "organisations.create" },
-	{ EVHTTP_REQ_POST, "/v1/offices", R_ADM, api_office_create, "offices.create" },
-	{ EVHTTP_REQ_POST, "/v1/workers", R_ADM, api_worker_create, "workers.create" },
-	{ EVHTTP_REQ_PATCH, "/v1/workers/{id}", R_ADM, api_worker_patch, "workers.patch" },
-	{ EVHTTP_REQ_POST, "/v1/supervisors", R_ADM, api_supervisor_create, "supervisors.create" },
-	{ EVHTTP_REQ_POST, "/v1/tokens", R_ADM, api_token_create, "tokens.create" },
-	{ EVHTTP_REQ_DELETE, "/v1/tokens/{id}", R_ADM, api_token_revoke, "tokens.revoke" },
-	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/{need}/{urgency}", R_ADM, api_deadline_policy_put,
-	  "deadline_policies.put" },
-	{ EVHTTP_REQ_POST, "/v1/webhooks", R_ADM, api_webhook_create, "webhooks.create" },
+	{ EVHTTP_REQ_POST, "/v1/organisations", R_ADM, "organisations.create",
+	  OP("api_organisation_create", api_body_organisation, NULL, 0) },
+	{ EVHTTP_REQ_POST, "/v1/offices", R_ADM, "offices.create",
+	  OP("api_office_create", api_body_office, NULL, 0) },
+	{ EVHTTP_REQ_POST, "/v1/workers", R_ADM, "workers.create",
+	  OP("api_worker_create", api_body_worker, NULL, 0) },
+	{ EVHTTP_REQ_PATCH, "/v1/workers/{id}", R_ADM, "workers.patch",
+	  OP("api_worker_patch", api_body_worker_patch, NULL, API_ID | API_NONEMPTY) },
+	{ EVHTTP_REQ_POST, "/v1/supervisors", R_ADM, "supervisors.create",
+	  CALL(api_supervisor_create, "api_supervisor_create", api_body_supervisor, NULL) },
+	{ EVHTTP_REQ_POST, "/v1/tokens", R_ADM, "tokens.create",
+	  CALL(api_token_create, "api_token_create", api_body_token, NULL) },
+	{ EVHTTP_REQ_DELETE, "/v1/tokens/{id}", R_ADM, "tokens.revoke",
+	  OP("api_token_revoke", NULL, NULL, API_ID | API_NO_BODY) },
+	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/{need}/{urgency}", R_ADM, "deadline_policies.put",
+	  CALL(api_deadline_policy_put, "api_deadline_policy_put", api_body_policy, NULL) },
+	{ EVHTTP_REQ_POST, "/v1/webhooks", R_ADM, "webhooks.create",
+	  CALL(api_webhook_create, "api_webhook_create", api_body_webhook, NULL) },
 
-	/* Web sign-in (issue 14): codes, sign-in (no credential yet), sign-out. */
-	{ EVHTTP_REQ_POST, "/v1/sign-in-codes", R_SUP | R_ADM, api_sign_in_code_create,
-	  "sign_in_codes.create" },
-	{ EVHTTP_REQ_POST, "/v1/sign-in", 0, api_sign_in, "sign_in" },
-	{ EVHTTP_REQ_POST, "/v1/sign-out", R_OFF | R_WRK | R_SUP | R_ADM, api_sign_out, "sign_out" },
-	{ EVHTTP_REQ_GET, "/v1/workers", R_SUP | R_ADM, api_worker_list, "workers.list" },
-	{ EVHTTP_REQ_GET, "/v1/me", R_OFF | R_WRK | R_SUP | R_ADM, api_me, "me" },
+	/* The web pages' sign-in (issue 14): codes, sign-in (the code is the
+	 * credential), sign-out, who am I, and the workers a supervisor sees. */
+	{ EVHTTP_REQ_POST, "/v1/sign-in-codes", R_SUP | R_ADM, "sign_in_codes.create",
+	  CALL(api_sign_in_code_create, "api_sign_in_code_create", api_body_sign_in_code, NULL) },
+	{ EVHTTP_REQ_POST, "/v1/sign-in", 0, "sign_in",
+	  CALL(api_sign_in, "api_sign_in", api_body_sign_in, NULL) },
+	{ EVHTTP_REQ_POST, "/v1/sign-out", R_OFF | R_WRK | R_SUP | R_ADM, "sign_out",
+	  OP("api_sign_out", api_body_empty, NULL, API_EMPTY_OK) },
+	{ EVHTTP_REQ_GET, "/v1/me", R_OFF | R_WRK | R_SUP | R_ADM, "me", OP("api_me", NULL, NULL, 0) },
+	{ EVHTTP_REQ_GET, "/v1/workers", R_SUP | R_ADM, "workers.list",
+	  OP("api_worker_list", NULL, NULL, 0) },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
@@ -138,8 +165,8 @@ static int router_match_pattern(const char *pat, const char *path, char params[]
 	return *pat == '\0' && *path == '\0';
 }
 
-const struct route *router_match(const char *path, int method, char params[][64], int nparams,
-				 int *path_known)
+static const struct route *router_find(enum route_where where, const char *path, int method,
+				      char params[][64], int nparams, int *path_known)
 {
 	int i;
 
@@ -147,6 +174,8 @@ const struct route *router_match(const char *path, int method, char params[][64]
 	if (!path)
 		return NULL;
 	for (i = 0; i < NROUTES; i++) {
+		if (where == ROUTE_OPS && !routes[i].ops)
+			continue;
 		if (!router_match_pattern(routes[i].pattern, path, params, nparams))
 			continue;
 		if (routes[i].method == method)
@@ -154,6 +183,12 @@ const struct route *router_match(const char *path, int method, char params[][64]
 		*path_known = 1;
 	}
 	return NULL;
+}
+
+const struct route *router_match(const char *path, int method, char params[][64], int nparams,
+				 int *path_known)
+{
+	return router_find(ROUTE_API, path, method, params, nparams, path_known);
 }
 
 static const char *router_method_name(int m)
@@ -171,7 +206,7 @@ static const char *router_method_name(int m)
 }
 
 /* "GET, POST" for the methods the path exists under (405's Allow header). */
-static void router_allow(const char *path, char *out, size_t outlen)
+static void router_allow(enum route_where where, const char *path, char *out, size_t outlen)
 {
 	char scratch[REQ_MAX_PARAMS][64];
 	size_t o = 0;
@@ -181,6 +216,8 @@ static void router_allow(const char *path, char *out, size_t outlen)
 		const char *m;
 		size_t ml;
 
+		if (where == ROUTE_OPS && !routes[i].ops)
+			continue;
 		if (!router_match_pattern(routes[i].pattern, path, scratch, REQ_MAX_PARAMS))
 			continue;
 		m = router_method_name(routes[i].method);
@@ -237,7 +274,7 @@ static void router_forbid(struct req *r)
 	}
 	has_id = strchr(r->route->pattern, '{') && jsonv_is_uuid(r->params[0],
 								  strlen(r->params[0])) == 0;
-	who = api_call_who(&r->who);
+	who = auth_who_json(&r->who);
 	args = json_pack("{s:s, s:s}", "route", r->route->name, "method",
 			 router_method_name(r->method));
 	if (args && has_id)
@@ -265,24 +302,26 @@ static void router_after_auth(struct req *r)
 		router_forbid(r);
 		return;
 	}
-	r->route->handler(r);
+	r->route->handler(r, &r->route->op);
 }
 
-void router_dispatch(struct req *r)
+void router_dispatch(struct req *r, enum route_where where)
 {
 	int known = 0;
 	const struct route *rt;
 
-	/* The web pages: static files, a subtree rather than a route row. */
-	if (r->path && strncmp(r->path, "/ui", 3) == 0 && (r->path[3] == '\0' || r->path[3] == '/')) {
+	/* The web pages: static files, a subtree rather than a row. */
+	if (where == ROUTE_API && r->path && strncmp(r->path, "/ui", 3) == 0 &&
+	    (r->path[3] == '\0' || r->path[3] == '/')) {
+		r->route_name = "ui";
 		ui_serve(r);
 		return;
 	}
-	rt = router_match(r->path, r->method, r->params, REQ_MAX_PARAMS, &known);
+	rt = router_find(where, r->path, r->method, r->params, REQ_MAX_PARAMS, &known);
 	if (rt == NULL) {
 		if (known) {
 			char allow[64];
-			router_allow(r->path, allow, sizeof(allow));
+			router_allow(where, r->path, allow, sizeof(allow));
 			req_add_header(r, "Allow", allow);
 			req_reply_error(r, 405, "method_not_allowed",
 					"method not allowed on this path", NULL);
@@ -292,8 +331,9 @@ void router_dispatch(struct req *r)
 		return;
 	}
 	r->route = rt;
-	if (rt->roles == 0) {
-		rt->handler(r);
+	r->route_name = rt->name;
+	if (rt->roles == 0 || where == ROUTE_OPS) {
+		rt->handler(r, &rt->op);
 		return;
 	}
 	auth_begin(r, router_after_auth);

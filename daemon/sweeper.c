@@ -106,8 +106,7 @@ static long sweeper_next(void *arg, enum db_status st, const PGresult *res)
 	if (st != DB_OK || sweeper_parse(res, &processed, &next_ms) < 0)
 		return JOB_FAILED;
 	if (processed > 0) {
-		metrics_count(app->metrics, "referrald_sweeper_deadlines_missed_total",
-			      (unsigned long)processed);
+		metrics_add(app->metrics, M_SWEEPER_MISSED, (unsigned long)processed);
 		log_info("sweeper_swept", "missed=%ld", processed);
 	}
 	if (processed >= app->cfg->sweeper_batch)

@@ -1,3 +1,7 @@
+/*
+ * sweeper.h - the deadline sweeper, a job.
+ * What it owns and must never do: sweeper.c.
+ */
 #ifndef REFD_SWEEPER_H
 #define REFD_SWEEPER_H
 

@@ -19,7 +19,7 @@
 #include <openssl/x509.h>
 
 #include "config.h"
-#include "request.h"
+#include "principal.h"
 #include "tls.h"
 
 /* Used when the configuration leaves the lists empty: forward-secret AEAD

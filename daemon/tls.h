@@ -1,11 +1,6 @@
 /*
- * tls.h - the server's OpenSSL context: protocol floor, ciphers, certificate,
- * client-certificate verification against the deployment CA.
- *
- * Owns: the current SSL_CTX (reference counted; SIGHUP builds a new one and
- * swaps it in, established connections keep the old one until they close).
- * Must never: hand out an SSL object without a certificate loaded; allow
- * renegotiation, compression or anything below TLS 1.2.
+ * tls.h - the server's OpenSSL context.
+ * What it owns and must never do: tls.c.
  */
 #ifndef REFD_TLS_H
 #define REFD_TLS_H

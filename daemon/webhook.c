@@ -23,16 +23,20 @@
  * from inside its request callback is unsafe) and guarantees the owner's
  * callback never runs inside webhook_post().
  *
- * Owns: the client SSL_CTX, the evdns base, every live delivery (a list, so
- * webhook_client_free can reap them all).
- * Must never: log or return the URL, secret, body or anything the endpoint
- * sent; follow redirects; call the owner's callback twice.
+ * Owns: the client SSL_CTX (TLS 1.2+, peer verification against the system CA
+ * store or a configured CA file), the evdns base, every live delivery (a
+ * list, so webhook_client_free can reap them all).
+ * Must never: send a body before the endpoint's certificate and name were
+ * verified; log or return the URL, secret, body or anything the endpoint
+ * sent; follow redirects; read more than the response cap; call the owner's
+ * callback twice.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -58,13 +62,13 @@ struct webhook_client {
 	struct event_base *base;
 	struct evdns_base *dns;
 	SSL_CTX *ctx;
-	struct webhook_delivery *live; /* doubly linked list of deliveries not yet freed */
+	LIST_HEAD(, webhook_delivery) live; /* deliveries not yet freed */
 	int nlive;
 };
 
 struct webhook_delivery {
 	struct webhook_client *c;
-	struct webhook_delivery *prev, *next;
+	LIST_ENTRY(webhook_delivery) link; /* in c->live */
 	struct evhttp_connection *conn;
 	struct evhttp_request *req;   /* owned by evhttp once made; NULL after its callback */
 	struct event *deadline;
@@ -202,12 +206,7 @@ static void webhook_free(struct webhook_delivery *d)
 {
 	struct webhook_client *c = d->c;
 
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		c->live = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
+	LIST_REMOVE(d, link);
 	c->nlive--;
 	/* Frees the pending request (without calling its callback) and the
 	 * bufferevent with its SSL. */
@@ -224,8 +223,8 @@ void webhook_client_free(struct webhook_client *c)
 {
 	if (!c)
 		return;
-	while (c->live)
-		webhook_free(c->live);
+	while (!LIST_EMPTY(&c->live))
+		webhook_free(LIST_FIRST(&c->live));
 	if (c->dns)
 		evdns_base_free(c->dns, 1);
 	SSL_CTX_free(c->ctx);
@@ -454,10 +453,7 @@ struct webhook_delivery *webhook_post(struct webhook_client *c, const struct web
 		free(d);
 		return NULL;
 	}
-	d->next = c->live;
-	if (c->live)
-		c->live->prev = d;
-	c->live = d;
+	LIST_INSERT_HEAD(&c->live, d, link);
 	c->nlive++;
 
 	/* From here every failure is reported through the callback, deferred. */

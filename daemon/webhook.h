@@ -1,14 +1,6 @@
 /*
  * webhook.h - one signed HTTPS POST to a partner's webhook endpoint.
- *
- * Owns: the client TLS context (TLS 1.2+, peer verification against the
- * system CA store or a configured CA file), the asynchronous resolver
- * (evdns on the daemon's loop: no blocking getaddrinfo), and each delivery's
- * connection until it is reaped.
- * Must never: send a body before the endpoint's certificate and name were
- * verified; follow a redirect; read more than the response cap; log a URL,
- * a secret, a body or anything the endpoint answered (only outcome classes
- * and status codes leave this module).
+ * What it owns and must never do: webhook.c.
  */
 #ifndef REFD_WEBHOOK_H
 #define REFD_WEBHOOK_H

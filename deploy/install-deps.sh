@@ -17,9 +17,11 @@ set -eu
 # its screenshots; zlib (a unit test inflates the embedded gzip pages).
 # Bench: wrk and nginx-light (the reference server). Fuzz: clang and its
 # libFuzzer/sanitizer runtimes (clang only recommends them, and recommends are
-# not installed).
+# not installed). referralctl: libcurl. Packaging: debhelper (dpkg-buildpackage)
+# and lintian. Failover test: haproxy in front of two daemons.
 PKGS="build-essential pkg-config
-libevent-dev libssl-dev libpq-dev libjansson-dev libcmocka-dev
+libevent-dev libssl-dev libpq-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev
+debhelper lintian haproxy
 postgresql-15 postgresql-client-15 postgresql-contrib
 bats parallel jq curl openssl ca-certificates
 iproute2 procps

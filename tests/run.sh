@@ -1,13 +1,14 @@
 #!/bin/sh
 # tests/run.sh - run the test stages and print one summary line for CI.
 #
-#   sh tests/run.sh BUILD [unit] [integration] [lint] [check-config-reference]
+#   sh tests/run.sh BUILD [unit] [integration] [lint] [check-config-reference] [check-layers]
 #
 # No stage given = all of them. unit: every BUILD/tests/test_* cmocka binary;
 # integration: bats tests/integration/*.bats (TAP; two files at a time when GNU
 # parallel is installed, REFD_TEST_JOBS=N to change) with BUILD exported; lint:
-# tests/lint-spec.sh; check-config-reference: tests/check-config-reference.sh
-# (each of the last two counts as one test case, skipped when absent).
+# tests/lint-spec.sh; check-config-reference: tests/check-config-reference.sh;
+# check-layers: tests/check-layers.sh (daemon/README's layer rule) (each of the
+# last three counts as one test case, skipped when absent).
 # The last line is always "N passed, M failed" (test cases across stages);
 # the exit code is non-zero when anything failed.
 #
@@ -20,7 +21,7 @@ BUILD=${1:?usage: tests/run.sh BUILD [stages...]}
 shift
 case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 export BUILD
-[ $# -gt 0 ] || set -- unit integration lint check-config-reference
+[ $# -gt 0 ] || set -- unit integration lint check-config-reference check-layers
 
 PASS=0
 FAIL=0
@@ -129,6 +130,7 @@ for stage in "$@"; do
 	integration) stage_integration ;;
 	lint) stage_script lint tests/lint-spec.sh ;;
 	check-config-reference) stage_script check-config-reference tests/check-config-reference.sh ;;
+	check-layers) stage_script check-layers tests/check-layers.sh ;;
 	*)
 		echo "unknown stage: $stage" >&2
 		BROKEN="$BROKEN $stage"

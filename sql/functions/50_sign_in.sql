@@ -2,7 +2,7 @@
 -- pages (issue 14), and the supervisor's list of its workers.
 --
 -- Owns: subject_role(), api_sign_in_code_create(), api_sign_in(),
--- api_sign_out() and api_worker_list().
+-- api_sign_out(), api_me() and api_worker_list().
 -- Must never: keep a code or a token in clear (the daemon passes only their
 -- keyed hashes); let a supervisor issue a code for anyone but a worker of its
 -- organisation; let a code be used twice or after expires_at; tell a caller
@@ -140,4 +140,28 @@ BEGIN
 	WHERE prog OR w.organisation_id::text = p_who->>'org_id';
 	PERFORM audit_write(p_who, p_request_id, 'worker.list', 'worker', NULL, 'ok');
 	RETURN api_result(200, jsonb_build_object('items', items));
+END $$;
+
+-- Who the credential of this request is: role, subject, organisation, its
+-- handle (a probation office: its name) and when the token expires (null for
+-- a certificate). No client data.
+CREATE OR REPLACE FUNCTION api_me(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	sid uuid := try_uuid(p_who->>'id');
+	exp timestamptz;
+	h text;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	SELECT expires_at INTO exp FROM tokens WHERE id = try_uuid(p_who->>'token_id');
+	h := CASE p_who->>'role'
+		WHEN 'worker' THEN (SELECT handle FROM workers WHERE id = sid)
+		WHEN 'supervisor' THEN (SELECT handle FROM supervisors WHERE id = sid)
+		WHEN 'admin' THEN (SELECT handle FROM admins WHERE id = sid)
+		WHEN 'office' THEN (SELECT name FROM offices WHERE id = sid)
+	END;
+	RETURN api_result(200, jsonb_build_object(
+		'role', p_who->>'role', 'subject_id', sid, 'organisation_id', try_uuid(p_who->>'org_id'),
+		'programme', coalesce((p_who->>'programme')::boolean, false),
+		'handle', h, 'expires_at', ts(exp)));
 END $$;

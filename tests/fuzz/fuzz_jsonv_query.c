@@ -17,26 +17,27 @@
 #include <jansson.h>
 
 #include "jsonv.h"
+#include "vocab.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The union of the list endpoints' tables (referrals, assignments, audit). */
 static const struct jv_qparam fuzz_params[] = {
-	{ "status", JQ_STR, jsonv_is_referral_status },
-	{ "astatus", JQ_STR, jsonv_is_assignment_status },
-	{ "since", JQ_STR, jsonv_is_time },
-	{ "from", JQ_STR, jsonv_is_time },
-	{ "to", JQ_STR, jsonv_is_time },
-	{ "starts_on", JQ_STR, jsonv_is_date },
-	{ "worker_id", JQ_STR, jsonv_is_uuid },
-	{ "kind", JQ_STR, jsonv_is_kind },
-	{ "region", JQ_STR, jsonv_is_slug },
-	{ "group_by", JQ_STR, jsonv_is_event_name },
-	{ "free", JQ_STR, NULL },
-	{ "limit", JQ_LIMIT, NULL },
-	{ "overdue", JQ_BOOL, NULL },
-	{ "cursor", JQ_CURSOR, NULL },
-	{ NULL, 0, NULL },
+	JQP_ENUM("status", vocab_referral_status),
+	JQP_ENUM("astatus", vocab_assignment_status),
+	JQP_STR("since", jsonv_is_time),
+	JQP_STR("from", jsonv_is_time),
+	JQP_STR("to", jsonv_is_time),
+	JQP_STR("starts_on", jsonv_is_date),
+	JQP_STR("worker_id", jsonv_is_uuid),
+	JQP_ENUM("kind", vocab_need),
+	JQP_STR("region", jsonv_is_slug),
+	JQP_ENUM("group_by", vocab_report_group_by),
+	JQP_STR("free", NULL),
+	JQP_LIMIT,
+	JQP_BOOL("overdue"),
+	JQP_CURSOR,
+	JQ_END,
 };
 
 static const struct jv_qparam *fuzz_param(const char *name)

@@ -17,11 +17,8 @@
 
 #include <jansson.h>
 
+#include "api_schema.h"
 #include "jsonv.h"
-
-/* Exported by api_referrals.c for the tests (not in a header). */
-const struct jv_field *api_referral_schema(void);
-int api_referral_rules(const json_t *body, struct jv_error *e);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,7 +40,7 @@ static void fuzz_check_error(const struct jv_error *e)
 static int fuzz_validate(json_t *j, struct jv_error *e)
 {
 	memset(e, 0, sizeof(*e));
-	if (jsonv_validate(j, api_referral_schema(), "", e) != 0) {
+	if (jsonv_validate(j, api_body_referral, "", e) != 0) {
 		fuzz_check_error(e);
 		return -1;
 	}

@@ -12,11 +12,9 @@
 
 #include <cmocka.h>
 
+#include "api_schema.h"
 #include "jsonv.h"
-
-/* From api_referrals.c (not in a header: only the tests need them). */
-const struct jv_field *api_referral_schema(void);
-int api_referral_rules(const json_t *body, struct jv_error *e);
+#include "vocab.h"
 
 static const char *good_referral =
 	"{\"external_ref\":\"BISH-2026-00042\","
@@ -37,7 +35,7 @@ static int check_referral(const char *text, struct jv_error *e)
 
 	if (!j)
 		return -1;
-	rc = jsonv_validate(j, api_referral_schema(), "", e);
+	rc = jsonv_validate(j, api_body_referral, "", e);
 	if (rc == 0)
 		rc = api_referral_rules(j, e);
 	json_decref(j);
@@ -237,12 +235,12 @@ static void test_formats(void **state)
 static void test_query(void **state)
 {
 	static const struct jv_qparam params[] = {
-		{ "status", JQ_STR, jsonv_is_referral_status },
-		{ "since", JQ_STR, jsonv_is_time },
-		{ "overdue", JQ_BOOL, NULL },
-		{ "limit", JQ_LIMIT, NULL },
-		{ "cursor", JQ_CURSOR, NULL },
-		{ NULL, 0, NULL },
+		JQP_ENUM("status", vocab_referral_status),
+		JQP_STR("since", jsonv_is_time),
+		JQP_BOOL("overdue"),
+		JQP_LIMIT,
+		JQP_CURSOR,
+		JQ_END,
 	};
 	struct jv_error e;
 	json_t *a;
@@ -292,6 +290,47 @@ static void test_query(void **state)
 	json_decref(a);
 }
 
+/* JV_ENUM and enum arrays: a value of the set passes; another, the empty
+ * string, a wrong type or a repeat is refused with the member's pointer. */
+static void test_enum(void **state)
+{
+	static const struct jv_field fields[] = {
+		JVF_ENUM("urgency", JV_REQUIRED, 1, 16, vocab_urgency),
+		JVF_ENUM_ARRAY("needs", JV_UNIQUE, 1, 2, vocab_need, 32),
+		JV_END,
+	};
+	static const struct { const char *body; int rc; const char *code, *field; } cases[] = {
+		{ "{\"urgency\":\"urgent\"}", 0, NULL, NULL },
+		{ "{\"urgency\":\"normal\",\"needs\":[\"legal_support\"]}", 0, NULL, NULL },
+		{ "{\"urgency\":\"urgentx\"}", -1, "invalid_value", "/urgency" },
+		{ "{\"urgency\":\"Urgent\"}", -1, "invalid_value", "/urgency" },
+		{ "{\"urgency\":\"\"}", -1, "invalid_value", "/urgency" },
+		{ "{\"urgency\":1}", -1, "invalid_type", "/urgency" },
+		{ "{}", -1, "missing_field", "/urgency" },
+		{ "{\"urgency\":\"normal\",\"needs\":[\"housing\"]}", -1, "invalid_value",
+		  "/needs/0" },
+		{ "{\"urgency\":\"normal\",\"needs\":[\"legal_support\",\"legal_support\"]}", -1,
+		  "invalid_value", "/needs/1" },
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct jv_error e;
+		json_t *j = jsonv_parse(cases[i].body, strlen(cases[i].body), 4096, &e);
+
+		assert_non_null(j);
+		assert_int_equal(jsonv_validate(j, fields, "", &e), cases[i].rc);
+		if (cases[i].rc != 0) {
+			assert_string_equal(e.code, cases[i].code);
+			assert_string_equal(e.field, cases[i].field);
+		}
+		json_decref(j);
+	}
+	assert_true(vocab_has(vocab_assignment_status, "on_hold", 7));
+	assert_false(vocab_has(vocab_assignment_status, "on_hol", 6));
+	assert_false(vocab_has(vocab_assignment_status, "on_holdx", 8));
+}
+
 /* Errors never carry the value, even when the value was the problem. */
 static void test_no_echo(void **state)
 {
@@ -320,6 +359,7 @@ int main(void)
 		cmocka_unit_test(test_note_length),
 		cmocka_unit_test(test_formats),
 		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_enum),
 		cmocka_unit_test(test_no_echo),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

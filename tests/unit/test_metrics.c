@@ -87,8 +87,13 @@ static void test_pool_and_counters(void **state)
 	char *t;
 
 	(void)state;
-	metrics_count(m, "sweeper_missed_total", 2);
-	metrics_count(m, "sweeper_missed_total", 3);
+	metrics_add(m, M_SWEEPER_MISSED, 2);
+	metrics_add(m, M_SWEEPER_MISSED, 3);
+	metrics_add(NULL, M_SWEEPER_MISSED, 7);
+	/* By name: the table's own name reaches the same counter; a new name
+	 * needs the prefix and no label syntax. */
+	metrics_count(m, "referrald_sweeper_deadlines_missed_total", 1);
+	metrics_count(m, "sweeper_missed_total", 1);    /* refused: no prefix */
 	metrics_count(m, "referrald_webhook_sent_total", 1);
 	metrics_count(m, "bad name{x=\"1\"}", 1);       /* refused */
 	metrics_count(m, "", 1);                        /* refused */
@@ -99,7 +104,13 @@ static void test_pool_and_counters(void **state)
 	has(t, "referrald_db_pool_waiting 2");
 	has(t, "referrald_db_errors_total 5");
 	has(t, "referrald_db_timeouts_total 1");
-	has(t, "referrald_sweeper_missed_total 5");
+	has(t, "# HELP referrald_sweeper_deadlines_missed_total "
+	       "Deadlines the sweeper found missed and acted on.");
+	has(t, "# TYPE referrald_sweeper_deadlines_missed_total counter");
+	has(t, "referrald_sweeper_deadlines_missed_total 6");
+	has(t, "referrald_outbox_retries_total 0");   /* every table counter, from the start */
+	assert_null(strstr(t, "\nsweeper_missed_total"));
+	assert_null(strstr(t, "referrald_sweeper_missed_total"));
 	has(t, "referrald_webhook_sent_total 1");
 	assert_null(strstr(t, "bad name"));
 	free(t);

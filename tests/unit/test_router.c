@@ -103,6 +103,26 @@ static void test_table_invariants(void **state)
 		if (strncmp(t[i].pattern, "/v1/referrals", 13) == 0 ||
 		    strncmp(t[i].pattern, "/v1/assignments", 15) == 0)
 			assert_int_equal(t[i].roles & ROLE_ADMIN, 0);
+		/* Every row does something: a handler; every API route a
+		 * statement; only the health and metrics rows are on the ops
+		 * listener. A path id needs a {..} in the pattern; a body is
+		 * read only by methods that carry one. */
+		assert_non_null(t[i].handler);
+		if (strncmp(t[i].pattern, "/v1/", 4) == 0) {
+			assert_non_null(t[i].op.stmt);
+			assert_false(t[i].ops);
+		} else {
+			assert_true(t[i].ops);
+		}
+		if (t[i].op.flags & API_ID)
+			assert_non_null(strchr(t[i].pattern, '{'));
+		if (t[i].op.body)
+			assert_true(t[i].method == EVHTTP_REQ_POST || t[i].method == EVHTTP_REQ_PUT ||
+				    t[i].method == EVHTTP_REQ_PATCH);
+		if (t[i].method == EVHTTP_REQ_POST || t[i].method == EVHTTP_REQ_PATCH)
+			assert_true(t[i].op.body != NULL);
+		if (t[i].handler == api_call_op && t[i].op.body == NULL)
+			assert_true(t[i].method == EVHTTP_REQ_GET || (t[i].op.flags & API_NO_BODY));
 		for (int j = 0; j < i; j++) {
 			assert_string_not_equal(t[i].name, t[j].name);
 			assert_false(t[i].method == t[j].method &&
