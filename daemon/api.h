@@ -44,6 +44,10 @@ void api_token_create(struct req *r, const struct api_op *op);
 void api_deadline_policy_put(struct req *r, const struct api_op *op);
 void api_webhook_create(struct req *r, const struct api_op *op);
 
+/* api_audit_head.c: GET /v1/audit/head (signed) and GET /v1/audit/keys. */
+void api_audit_head(struct req *r, const struct api_op *op);
+void api_audit_keys(struct req *r, const struct api_op *op);
+
 /* api_reports.c */
 void api_report_follow_up(struct req *r, const struct api_op *op);
 

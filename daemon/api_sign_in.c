@@ -18,13 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/http.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "api.h"
 #include "api_call.h"
 #include "app.h"
+#include "auth_limits.h"
 #include "config.h"
 #include "jsonv.h"
 #include "keyring.h"
@@ -35,7 +35,6 @@
 #define SIGN_IN_TOKEN_PREFIX "rfd_"
 #define SIGN_IN_CODE_LEN 8
 #define SIGN_IN_CODE_LIFETIME_S 900   /* 15 minutes, fixed by the protocol */
-#define SIGN_IN_MAX_FAILURES 20       /* per client address and minute */
 
 /* Keyed hash of a canonical code. Until the token key file exists this is
  * the HMAC under the UIC key, with its own prefix so no code hash can equal
@@ -118,34 +117,34 @@ fail:
 	req_reply_error(r, 500, "internal_error", "internal error", NULL);
 }
 
-static void token_post(struct req *r, int *status, json_t *body, void *arg)
+/* The function answers 200 either way: {"signed_in": true, ...} with the new
+ * token's fields, or {"signed_in": false} for a code that is unknown, spent
+ * or expired, which is then a failed authentication like a bad token:
+ * counted against the address, audited and answered 401 (auth_limits.c). */
+static void sign_in_render(struct req *r, int status, json_t *body, void *arg)
 {
-	(void)r;
-	if (*status == 200)
-		json_object_set_new(body, "token", json_string((const char *)arg));
-}
-
-/* The client's address as the rate limit's key (no port). */
-static void peer_addr(const struct req *r, char *out, size_t outlen)
-{
-	char *host = NULL;
-	ev_uint16_t port = 0;
-
-	out[0] = '\0';
-	if (r->conn)
-		evhttp_connection_get_peer(r->conn, &host, &port);
-	snprintf(out, outlen, "%s", host ? host : "unknown");
+	if (!json_is_true(json_object_get(body, "signed_in"))) {
+		json_decref(body);
+		auth_limits_failed(r, "bad_sign_in_code", "invalid or expired sign-in code");
+		return;
+	}
+	json_object_del(body, "signed_in");
+	json_object_set_new(body, "token", json_string((const char *)arg));
+	req_reply_json(r, status, body);
 }
 
 void api_sign_in(struct req *r, const struct api_op *op)
 {
-	char code[SIGN_IN_CODE_LEN + 1], hex[65], thex[65], rnd[64], addr[64];
+	char code[SIGN_IN_CODE_LEN + 1], hex[65], thex[65], rnd[64];
 	const json_t *v;
 	json_t *args;
 	char *token = NULL;
 	size_t tl;
 	long long session_s;
 
+	/* An address over [limits] auth_failures gets 429, a right code too. */
+	if (auth_limits_precheck(r))
+		return;
 	args = api_call_args(r, op);
 	if (!args)
 		return;
@@ -162,16 +161,13 @@ void api_sign_in(struct req *r, const struct api_op *op)
 	OPENSSL_cleanse(rnd, sizeof(rnd));
 	sign_in_token_hash(token, thex);
 	session_s = r->app && r->app->cfg ? r->app->cfg->ui_session_lifetime_ms / 1000 : 7 * 86400;
-	peer_addr(r, addr, sizeof(addr));
 	json_object_del(args, "code");
 	json_object_set_new(args, "code_hash", json_string(hex));
 	json_object_set_new(args, "token_hash", json_string(thex));
 	json_object_set_new(args, "session_s", json_integer(session_s));
-	json_object_set_new(args, "addr", json_string(addr));
-	json_object_set_new(args, "max_failures", json_integer(SIGN_IN_MAX_FAILURES));
 	OPENSSL_cleanse(hex, sizeof(hex));
 	OPENSSL_cleanse(thex, sizeof(thex));
-	api_call_run_ex(r, op->stmt, args, token_post, token, secret_free);
+	api_call_run_render_ex(r, op->stmt, args, sign_in_render, token, secret_free);
 	return;
 fail:
 	OPENSSL_cleanse(code, sizeof(code));

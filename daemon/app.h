@@ -18,6 +18,8 @@ struct db_pool;
 struct metrics;
 struct keyring;
 struct job;
+struct audit_signer;
+struct limits;
 
 #define REFD_VERSION "0.1.0"
 #define REFD_NAME "referrald"
@@ -36,6 +38,8 @@ struct app {
 	struct keyring *keys;       /* UIC HMAC key and data encryption keys */
 	struct job *jobs[APP_MAX_JOBS]; /* periodic jobs (job.c), in main_jobs' order */
 	int njobs;
+	struct audit_signer *signer; /* audit head signing key; NULL when not configured */
+	struct limits *limits;      /* rate limits and per-address connection caps (memory) */
 	int draining;               /* set by SIGTERM/SIGINT: stop accepting, finish in-flight */
 	int schema_current;         /* migrations applied and matching the binary */
 };

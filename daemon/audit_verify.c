@@ -5,16 +5,23 @@
  * The chain is streamed with one COPY ... TO STDOUT (no paging, no server-side
  * hashing) and every hash is recomputed here, so the check trusts neither the
  * database's functions nor its stored hashes: only the raw fields. The
- * canonical content is defined in sql/functions/03_audit.sql:
- *   seq|at (UTC, microseconds)|actor_role|actor_id|action|object_type|
- *   object_id|outcome|request_id          (NULL as the empty string)
+ * canonical content is defined in sql/functions/03_audit.sql (v1 and v2):
+ *   v1: seq|at|actor_role|actor_id|action|object_type|object_id|outcome|request_id
+ *   v2: v2|seq|at|actor_role|actor_id|credential_id|action|object_type|
+ *       object_id|outcome|request_id
+ *   (at in UTC with microseconds, NULL as the empty string)
  *   hash = SHA-256(prev_hash || canonical), prev_hash of seq 1 = 32 zero bytes
- * Finally the chain head (last_seq, last_hash) must match the last record, so
- * a removed tail or an appended forgery is found too.
+ * Only sealed records form the chain. Finally the chain head (last_seq,
+ * last_hash) must match the last record, so a removed tail or an appended
+ * forgery is found too, and unsealed records older than [audit]
+ * max_unsealed_age are reported (the sealer stopped, or a transaction has
+ * held the horizon back that long).
  *
- * What it cannot find: a superuser who rewrites every record after the one
- * changed and the head consistently (the chain has no secret). Publishing
- * the head hash elsewhere from time to time closes that (SECURITY.md).
+ * What the chain alone cannot find: a superuser who rewrites a record and
+ * every later one and the head consistently (the chain has no secret).
+ * --head FILE closes that: a signed head published earlier (GET
+ * /v1/audit/head, the audit.head event) must still be in the chain, at its
+ * seq, with its hash and time.
  *
  * Owns: one blocking libpq connection for the command (no event loop exists).
  * Must never: print record contents beyond seq, position and the reason.
@@ -30,8 +37,9 @@
 #include "audit_verify.h"
 #include "cli.h"
 #include "config.h"
+#include "audit_head.h"
 
-#define AV_FIELDS 11
+#define AV_FIELDS 13
 
 struct av_state {
 	unsigned char prev[32];
@@ -41,6 +49,8 @@ struct av_state {
 	long long bad_seq;     /* first broken record, or 0 */
 	long long bad_pos;
 	const char *reason;
+	const struct audit_head *head;  /* to find in the chain, or NULL */
+	int head_found;
 };
 
 static int av_hex(const char *s, size_t n, unsigned char *out, size_t outlen)
@@ -112,7 +122,8 @@ static void av_fail(struct av_state *st, long long seq, const char *reason)
 }
 
 /* Check one record. Fields: seq, at, actor_role, actor_id, action,
- * object_type, object_id, outcome, request_id, prev_hash hex, hash hex. */
+ * object_type, object_id, outcome, request_id, prev_hash hex, hash hex,
+ * version, credential_id. */
 static int av_row(struct av_state *st, char *line, size_t len)
 {
 	char *f[AV_FIELDS];
@@ -150,15 +161,39 @@ static int av_row(struct av_state *st, char *line, size_t len)
 	}
 	EVP_DigestInit_ex(st->md, EVP_sha256(), NULL);
 	EVP_DigestUpdate(st->md, st->prev, 32);
-	for (k = 0; k < 9; k++) {
-		if (k)
+	if (fl[11] == 1 && f[11][0] == '1') {
+		for (k = 0; k < 9; k++) {
+			if (k)
+				EVP_DigestUpdate(st->md, "|", 1);
+			EVP_DigestUpdate(st->md, f[k], fl[k]);
+		}
+	} else if (fl[11] == 1 && f[11][0] == '2') {
+		/* v2: seq, at, role, actor, credential, then action..request_id. */
+		static const int order[10] = { 0, 1, 2, 3, 12, 4, 5, 6, 7, 8 };
+
+		EVP_DigestUpdate(st->md, "v2", 2);
+		for (k = 0; k < 10; k++) {
 			EVP_DigestUpdate(st->md, "|", 1);
-		EVP_DigestUpdate(st->md, f[k], fl[k]);
+			EVP_DigestUpdate(st->md, f[order[k]], fl[order[k]]);
+		}
+	} else {
+		av_fail(st, seq, "unreadable");
+		return -1;
 	}
 	EVP_DigestFinal_ex(st->md, want, &wlen);
 	if (memcmp(want, hash, 32) != 0) {
 		av_fail(st, seq, "altered");
 		return -1;
+	}
+	if (st->head && seq == st->head->seq) {
+		unsigned char hh[32];
+
+		st->head_found = 1;
+		if (av_hex(st->head->hash, 64, hh, 32) < 0 || memcmp(hh, hash, 32) != 0 ||
+		    fl[1] != strlen(st->head->at) || memcmp(f[1], st->head->at, fl[1]) != 0) {
+			av_fail(st, seq, "differs_from_published_head");
+			return -1;
+		}
 	}
 	memcpy(st->prev, hash, 32);
 	st->expect_seq++;
@@ -169,10 +204,11 @@ static const char av_copy_sql[] =
 	"COPY (SELECT seq,"
 	" to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
 	" actor_role, actor_id, action, object_type, object_id, outcome, request_id,"
-	" encode(prev_hash, 'hex'), encode(hash, 'hex')"
-	" FROM audit_log ORDER BY seq) TO STDOUT";
+	" encode(prev_hash, 'hex'), encode(hash, 'hex'), version, credential_id"
+	" FROM audit_log WHERE seq IS NOT NULL ORDER BY seq) TO STDOUT";
 
-int audit_verify_conn(PGconn *c, struct audit_verify_result *out)
+int audit_verify_conn(PGconn *c, const struct audit_head *head, long max_unsealed_age_ms,
+		      struct audit_verify_result *out)
 {
 	struct av_state st;
 	PGresult *res;
@@ -182,6 +218,7 @@ int audit_verify_conn(PGconn *c, struct audit_verify_result *out)
 	memset(&st, 0, sizeof(st));
 	memset(out, 0, sizeof(*out));
 	st.expect_seq = 1;
+	st.head = head;
 	st.md = EVP_MD_CTX_new();
 	if (!st.md)
 		return -1;
@@ -231,6 +268,26 @@ int audit_verify_conn(PGconn *c, struct audit_verify_result *out)
 			av_fail(&st, head_seq, "altered");
 		}
 	}
+	if (!st.bad_seq && head && !st.head_found && head->seq > 0) {
+		/* The chain ends before the published head: its tail is gone. */
+		st.position = st.expect_seq;
+		av_fail(&st, st.expect_seq, "published_head_missing");
+	}
+	PQclear(res);
+	{
+		char age[32];
+		const char *v[1] = { age };
+
+		snprintf(age, sizeof(age), "%ld", max_unsealed_age_ms);
+		res = PQexecParams(c, "SELECT count(*), count(*) FILTER (WHERE at < now() - "
+				      "$1::bigint * interval '1 millisecond') FROM audit_log "
+				      "WHERE seq IS NULL", 1, NULL, v, NULL, NULL, 0);
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		goto done;
+	out->unsealed = atoll(PQgetvalue(res, 0, 0));
+	out->unsealed_old = atoll(PQgetvalue(res, 0, 1));
+	out->head_found = st.head_found;
 	out->checked = st.bad_seq ? st.bad_pos - 1 : st.expect_seq - 1;
 	out->bad_seq = st.bad_seq;
 	out->bad_position = st.bad_pos;
@@ -245,20 +302,64 @@ done:
 	return rc;
 }
 
-int cli_verify_audit(const struct config *cfg)
+/* The head file: at most 4 KiB of JSON. */
+static int av_load_head(const char *path, struct audit_head *h)
 {
-	PGconn *c = PQconnectdb(cfg->db_conninfo ? cfg->db_conninfo : "");
+	char buf[4097], err[120];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "referrald: cannot open head file %s\n", path);
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (n == sizeof(buf)) {
+		fprintf(stderr, "referrald: head file %s is larger than 4 KiB\n", path);
+		return -1;
+	}
+	if (audit_head_parse(buf, n, h, err, sizeof(err)) < 0) {
+		fprintf(stderr, "referrald: head file %s: %s\n", path, err);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_verify_audit(const struct config *cfg, const struct audit_signer *signer,
+		     const char *head_file)
+{
+	PGconn *c;
 	struct audit_verify_result r;
+	struct audit_head head;
 	struct timespec t0, t1;
 	double secs;
+	int rc = 0;
 
+	if (head_file) {
+		if (av_load_head(head_file, &head) < 0)
+			return 1;
+		if (signer && strcmp(head.key_id, audit_signer_key_id(signer)) == 0) {
+			if (!audit_head_check(signer, &head)) {
+				printf("published head REJECTED: its signature does not verify under "
+				       "key %s\n", head.key_id);
+				return 1;
+			}
+			printf("published head seq %lld: signature valid (key %s)\n", head.seq,
+			       head.key_id);
+		} else {
+			printf("published head seq %lld: signature NOT checked (key %s is not this "
+			       "server's signing key)\n", head.seq, head.key_id);
+		}
+	}
+	c = PQconnectdb(cfg->db_conninfo ? cfg->db_conninfo : "");
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "referrald: database connection failed: %s", PQerrorMessage(c));
 		PQfinish(c);
 		return 1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (audit_verify_conn(c, &r) < 0) {
+	if (audit_verify_conn(c, head_file ? &head : NULL, cfg->audit_max_unsealed_age_ms, &r) < 0) {
 		const char *msg = PQerrorMessage(c);
 
 		/* Server messages here concern the audit table itself (rights,
@@ -275,9 +376,20 @@ int cli_verify_audit(const struct config *cfg)
 		printf("audit chain BROKEN: first bad record at position %lld (seq %lld): %s; "
 		       "%lld records before it are intact\n",
 		       r.bad_position, r.bad_seq, r.reason, r.checked);
-		return 1;
+		rc = 1;
+	} else {
+		printf("audit chain intact: %lld records verified in %.3f s (%.0f records/s)\n",
+		       r.checked, secs, secs > 0 ? (double)r.checked / secs : 0.0);
+		if (head_file)
+			printf("published head seq %lld found unchanged in the chain\n", head.seq);
 	}
-	printf("audit chain intact: %lld records verified in %.3f s (%.0f records/s)\n",
-	       r.checked, secs, secs > 0 ? (double)r.checked / secs : 0.0);
-	return 0;
+	printf("unsealed records: %lld, older than max_unsealed_age: %lld\n", r.unsealed,
+	       r.unsealed_old);
+	if (r.unsealed_old > 0) {
+		printf("audit chain STALLED: %lld unsealed records older than %ld ms (is a sealer "
+		       "running? is a transaction held open?)\n",
+		       r.unsealed_old, cfg->audit_max_unsealed_age_ms);
+		rc = 1;
+	}
+	return rc;
 }

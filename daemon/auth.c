@@ -21,6 +21,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "auth_limits.h"
 #include "config.h"
 #include "db_pool.h"
 #include "keyring.h"
@@ -38,18 +39,19 @@ struct auth_state {
 
 json_t *auth_who_json(const struct principal *p)
 {
-	return json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "role", role_to_str(p->role), "id", p->id,
-			 "org_id", p->org_id[0] ? p->org_id : NULL, "programme",
+	return json_pack("{s:s, s:s, s:s?, s:b, s:s?, s:s?}", "role", role_to_str(p->role), "id",
+			 p->id, "org_id", p->org_id[0] ? p->org_id : NULL, "programme",
 			 p->programme_scope ? 1 : 0, "token_id",
-			 p->token_id[0] ? p->token_id : NULL);
+			 p->token_id[0] ? p->token_id : NULL, "credential_id",
+			 p->credential_id[0] ? p->credential_id : NULL);
 }
 
+/* Counted against the address and audited (auth_limits.c) before the 401. */
 static void auth_reply_401(struct req *r, const char *reason, const char *message)
 {
 	log_event(LOG_INFO, r->id, "auth_failed", "route=%s reason=%s",
 		  r->route_name ? r->route_name : "-", reason);
-	req_add_header(r, "WWW-Authenticate", "Bearer realm=\"referrald\"");
-	req_reply_error(r, 401, "unauthorized", message, NULL);
+	auth_limits_failed(r, reason, message);
 }
 
 /* Any of these names in the query string is a credential in a URL. */
@@ -193,6 +195,7 @@ static void auth_done(void *arg, enum db_status st, const PGresult *res)
 		return;
 	}
 	OPENSSL_cleanse(token_hash, sizeof(token_hash));
+	auth_limits_credential_name(r);
 	next(r);
 }
 

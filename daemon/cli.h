@@ -10,13 +10,18 @@
 #define REFD_CLI_H
 
 struct config;
+struct audit_signer;
 
 /* Create an admin subject NAME and a bearer token for it; print the token
  * once on stdout. Returns the process exit code (0 = ok). */
 int cli_mint_admin_token(const struct config *cfg, const char *name);
 
-/* Walk the audit chain; report the first altered, inserted or removed record
- * with its position. Returns the process exit code (0 = chain intact). */
-int cli_verify_audit(const struct config *cfg);
+/* Walk the sealed audit chain; report the first altered, inserted or removed
+ * record with its position, and unsealed records older than [audit]
+ * max_unsealed_age. With head_file, also prove the chain holds that signed
+ * head (signature checked with signer when its key id matches). Returns the
+ * process exit code (0 = chain intact). */
+int cli_verify_audit(const struct config *cfg, const struct audit_signer *signer,
+		     const char *head_file);
 
 #endif

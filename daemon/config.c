@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "log.h"
+#include "ratelimit.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -62,6 +63,7 @@ static const char *const log_format_values[] = { "logfmt", "json", NULL };
 static const char *check_methods(const char *v);
 static const char *check_tls_version(const char *v);
 static const char *check_no_space(const char *v);
+static const char *check_limit_spec(const char *v);
 
 #define OFF(f) offsetof(struct config, f)
 #define SEC_MS 1000LL
@@ -211,6 +213,41 @@ static const struct key_def keys[] = {
 	  NULL, NULL, OFF(ui_session_lifetime_ms),
 	  "How long a token bought with a one-time sign-in code (the web pages) lives." },
 
+	{ "audit", "signing_key_file", KT_PATH, NULL, 0, 0, 0, NULL, NULL,
+	  OFF(audit_signing_key_file),
+	  "Ed25519 private key (PEM) that signs audit heads; its key id is the first 16 hex digits "
+	  "of SHA-256 of the public key. Without it GET /v1/audit/head answers 503 and no "
+	  "audit.head event is sent." },
+	{ "audit", "head_interval", KT_DURATION, "10m", KEY_RELOAD, 100, 24 * HOUR_MS, NULL, NULL,
+	  OFF(audit_head_interval_ms),
+	  "An audit.head event goes to programme-wide webhooks at least this often." },
+	{ "audit", "seal_interval", KT_DURATION, "100ms", KEY_RELOAD, 10, MIN_MS, NULL, NULL,
+	  OFF(audit_seal_interval_ms),
+	  "How often the sealer looks for committed, unsealed audit records (at once again "
+	  "after a full batch)." },
+	{ "audit", "seal_batch", KT_INT, "5000", KEY_RELOAD, 1, 100000, NULL, NULL,
+	  OFF(audit_seal_batch), "Audit records sealed per sealer transaction at most." },
+	{ "audit", "max_unsealed_age", KT_DURATION, "5m", KEY_RELOAD, SEC_MS, 30 * 24 * HOUR_MS,
+	  NULL, NULL, OFF(audit_max_unsealed_age_ms),
+	  "--verify-audit fails when an unsealed record is older than this (a stopped sealer or a "
+	  "transaction held open for that long)." },
+
+	{ "limits", "auth_failures", KT_STRING, "20/1m", KEY_RELOAD, 0, 0, NULL, check_limit_spec,
+	  OFF(limit_auth_failures),
+	  "Failed authentications allowed per address (IPv6: per /64) per window, written "
+	  "COUNT/DURATION or off; beyond it every request from there answers 429 until the "
+	  "window passes." },
+	{ "limits", "credential_requests", KT_STRING, "off", KEY_RELOAD, 0, 0, NULL,
+	  check_limit_spec, OFF(limit_credential_requests),
+	  "Requests allowed per credential (token or certificate) per window, COUNT/DURATION, or "
+	  "off." },
+	{ "limits", "connections_per_address", KT_INT, "64", KEY_RELOAD, 0, 1000000, NULL, NULL,
+	  OFF(limit_connections_per_address),
+	  "Open connections allowed from one address (IPv6: one /64); 0 = no cap." },
+	{ "limits", "tracked", KT_INT, "16384", 0, 64, 16777216, NULL, NULL, OFF(limit_tracked),
+	  "Addresses and credentials each limit table remembers (fixed memory, least recently "
+	  "seen replaced first)." },
+
 	{ "log", "level", KT_ENUM, "info", KEY_RELOAD, 0, 0, log_level_values, NULL, OFF(log_level),
 	  "debug, info, warn or error." },
 	{ "log", "format", KT_ENUM, "logfmt", KEY_RELOAD, 0, 0, log_format_values, NULL,
@@ -259,6 +296,16 @@ static const char *check_no_space(const char *v)
 		if (isspace((unsigned char)*v))
 			return "must not contain spaces";
 	return NULL;
+}
+
+static const char *check_limit_spec(const char *v)
+{
+	struct limit_spec spec;
+	char err[160];
+
+	return limit_spec_parse(v, &spec, err, sizeof(err)) == 0
+		       ? NULL
+		       : "must be off or COUNT/DURATION (COUNT 1-1000000, DURATION 1s-1d)";
 }
 
 static int parse_ll(const char *s, long long *out, const char **rest)

@@ -79,6 +79,19 @@ struct config {
 	/* [ui] */
 	long ui_session_lifetime_ms;  /* lifetime of a token a sign-in code buys */
 
+	/* [audit] (ledger v2 sealer and signed heads) */
+	char *audit_signing_key_file;  /* Ed25519 private key (PEM); NULL = heads unsigned/off */
+	long audit_head_interval_ms;   /* an audit.head event at least this often */
+	long audit_seal_interval_ms;   /* between sealer runs when nothing is pending */
+	int audit_seal_batch;          /* records sealed per transaction */
+	long audit_max_unsealed_age_ms; /* --verify-audit: older unsealed records are reported */
+
+	/* [limits] (in memory, per daemon) */
+	char *limit_auth_failures;     /* "N/DURATION" per address, or "off" */
+	char *limit_credential_requests; /* "N/DURATION" per credential, or "off" */
+	int limit_connections_per_address; /* 0 = no cap */
+	int limit_tracked;             /* slots of each limit table */
+
 	/* [log] */
 	int log_level;                /* enum log_level */
 	int log_format;               /* enum log_format */

@@ -37,7 +37,9 @@
 #include "clock.h"
 #include "config.h"
 #include "http_limits.h"
+#include "auth_limits.h"
 #include "http_server.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -58,8 +60,11 @@ struct hs_conn {
 	struct bufferevent *bev;        /* the connection's TLS bufferevent */
 	struct event *deadline;         /* whole-request read deadline (slowloris), or
 					   the reply's write deadline (write_deadline) */
+	struct event *admit;            /* once, just after accept: the per-address cap */
+	unsigned char addr_key[16];     /* the peer's address as a limit key */
 	unsigned nodelay_set : 1;
 	unsigned write_deadline : 1;    /* deadline is armed for the reply being sent */
+	unsigned addr_counted : 1;      /* counted against its address (auth_limits.c) */
 };
 
 struct http_server {
@@ -281,8 +286,12 @@ static void hs_conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 	 * event base is alive; here only for connections closing before. */
 	if (c->deadline != NULL)
 		event_free(c->deadline);
+	if (c->admit != NULL)
+		event_free(c->admit);
 	s = c->s;
 	if (s != NULL) {
+		if (c->addr_counted)
+			limits_conn_close(s->app->limits, c->addr_key);
 		LIST_REMOVE(c, link);
 		s->conns--;
 		if (!s->freed)
@@ -381,6 +390,40 @@ static void hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
 					  BEV_EVENT_TIMEOUT, 0);
 }
 
+/*
+ * Just after accept, on the next loop turn (evhttp has given the bufferevent
+ * its socket by then; the bufferevent callback runs before it has one): count
+ * the connection against its address, or end it at once when that address
+ * has [limits] connections_per_address open already. Idle connections from
+ * one place can thus never fill max_connections and pause every listener.
+ */
+static void hs_admit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hs_conn *c = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	evutil_socket_t sock;
+
+	(void)fd;
+	(void)what;
+	if (c->s == NULL || c->bev == NULL)
+		return;
+	sock = bufferevent_getfd(c->bev);
+	if (sock < 0 || getpeername(sock, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	ratelimit_addr_key((struct sockaddr *)&ss, c->addr_key);
+	if (limits_conn_open(c->s->app->limits, c->s->app->cfg, c->addr_key) == 0) {
+		c->addr_counted = 1;
+		return;
+	}
+	log_info("connection_refused", "reason=connections_per_address listener=%s",
+		 c->s->kind == LISTENER_OPS ? "ops" : "api");
+	if (c->s->app->metrics != NULL)
+		metrics_count(c->s->app->metrics, "referrald_connections_refused_per_address_total", 1);
+	shutdown(sock, SHUT_RDWR);
+	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, 0);
+}
+
 /* A bufferevent that can never carry data: evhttp's bufferevent_setfd on it
  * fails and the connection is dropped. Used when TLS setup fails, because
  * returning NULL would make evhttp serve plaintext. */
@@ -420,7 +463,8 @@ static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
 		goto reject;
 	}
 	c->deadline = evtimer_new(base, hs_deadline_cb, c);
-	if (c->deadline == NULL) {
+	c->admit = evtimer_new(base, hs_admit_cb, c);
+	if (c->deadline == NULL || c->admit == NULL) {
 		SSL_free(ssl);          /* frees c (not yet counted) */
 		goto reject;
 	}
@@ -443,6 +487,10 @@ static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
 		goto reject;
 	}
 	hs_balance(s);
+	if (s->kind == LISTENER_API) {
+		struct timeval now = { 0, 0 };
+		evtimer_add(c->admit, &now);
+	}
 	return bev;
 reject:
 	log_warn("tls_setup_failed", "listener=%s", s->kind == LISTENER_OPS ? "ops" : "api");
@@ -708,6 +756,16 @@ void http_server_free(struct http_server *s)
 		if (c->deadline != NULL) {
 			event_free(c->deadline);
 			c->deadline = NULL;
+		}
+		if (c->admit != NULL) {
+			event_free(c->admit);
+			c->admit = NULL;
+		}
+		/* The limit tables outlive the server, and these will close
+		 * now without it: give their counts back. */
+		if (c->addr_counted) {
+			limits_conn_close(s->app->limits, c->addr_key);
+			c->addr_counted = 0;
 		}
 	}
 	LIST_INIT(&s->conn_list);

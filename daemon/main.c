@@ -35,6 +35,9 @@
 #include "clock.h"
 #include "job.h"
 #include "purge.h"
+#include "audit_head.h"
+#include "audit_seal.h"
+#include "auth_limits.h"
 #include "sweeper.h"
 #include "outbox.h"
 #include "tls.h"
@@ -70,13 +73,14 @@ struct cmdline {
 	const char *config;
 	const char *mint_name;
 	int check_config, migrate, verify_audit, reference, version, help, init_keys;
+	const char *head_file;
 };
 
 static void main_usage(FILE *out, int full)
 {
 	fprintf(out,
 		"usage: " REFD_NAME " -c FILE [--check-config] [--init-keys] [--migrate]\n"
-		"                 [--mint-admin-token NAME] [--verify-audit]\n"
+		"                 [--mint-admin-token NAME] [--verify-audit [--head FILE]]\n"
 		"       " REFD_NAME " --config-reference | --version | --help\n");
 	if (!full) {
 		fprintf(out, "(" REFD_NAME " --help describes the options and exit codes)\n");
@@ -93,6 +97,9 @@ static void main_usage(FILE *out, int full)
 		"      --mint-admin-token NAME\n"
 		"                            create admin NAME and print a bearer token for it once\n"
 		"      --verify-audit        walk the audit hash chain, report the first broken link\n"
+		"                            and unsealed records older than [audit] max_unsealed_age\n"
+		"      --head FILE           with --verify-audit: also prove the chain still holds the\n"
+		"                            signed head in FILE (JSON from GET /v1/audit/head)\n"
 		"      --config-reference    print every configuration key as a Markdown table\n"
 		"      --version             print the version\n"
 		"  -h, --help                this text\n"
@@ -114,7 +121,7 @@ static void main_usage(FILE *out, int full)
 static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 {
 	enum { OPT_CHECK = 256, OPT_MIGRATE, OPT_MINT, OPT_VERIFY, OPT_REFERENCE, OPT_VERSION,
-	       OPT_INIT_KEYS };
+	       OPT_INIT_KEYS, OPT_HEAD };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
@@ -122,6 +129,7 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 		{ "init-keys", no_argument, NULL, OPT_INIT_KEYS },
 		{ "mint-admin-token", required_argument, NULL, OPT_MINT },
 		{ "verify-audit", no_argument, NULL, OPT_VERIFY },
+		{ "head", required_argument, NULL, OPT_HEAD },
 		{ "config-reference", no_argument, NULL, OPT_REFERENCE },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -151,6 +159,9 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 		case OPT_VERIFY:
 			cl->verify_audit = 1;
 			break;
+		case OPT_HEAD:
+			cl->head_file = optarg;
+			break;
 		case OPT_REFERENCE:
 			cl->reference = 1;
 			break;
@@ -177,6 +188,10 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 				"--mint-admin-token, --verify-audit\n");
 		return -1;
 	}
+	if (cl->head_file && !cl->verify_audit) {
+		fprintf(stderr, REFD_NAME ": --head goes with --verify-audit\n");
+		return -1;
+	}
 	if (!cl->config) {
 		fprintf(stderr, REFD_NAME ": -c FILE is required\n");
 		return -1;
@@ -197,6 +212,8 @@ static const struct {
 	{ "sweeper", sweeper_start },   /* deadlines */
 	{ "outbox", outbox_start },     /* webhooks */
 	{ "purge", purge_start },       /* retention */
+	{ "audit_seal", audit_seal_start }, /* audit ledger v2: chains committed records */
+	{ "audit_head", audit_head_start }, /* signed audit heads to the outbox */
 };
 
 _Static_assert(sizeof(main_jobs) / sizeof(main_jobs[0]) <= APP_MAX_JOBS, "app.jobs too small");
@@ -443,6 +460,15 @@ static int main_check_material(const struct config *cfg)
 		return EXIT_CONFIG;
 	}
 	keyring_free(k);
+	if (cfg->audit_signing_key_file) {
+		struct audit_signer *sg = audit_signer_load(cfg->audit_signing_key_file, err,
+							    sizeof(err));
+		if (!sg) {
+			fprintf(stderr, REFD_NAME ": %s\n", err);
+			return EXIT_CONFIG;
+		}
+		audit_signer_free(sg);
+	}
 	return EXIT_OK;
 }
 
@@ -696,12 +722,27 @@ int main(int argc, char **argv)
 		rc = cli_mint_admin_token(&cfg, cl.mint_name);
 		goto done;
 	}
+	if (cfg.audit_signing_key_file) {
+		app.signer = audit_signer_load(cfg.audit_signing_key_file, err, sizeof(err));
+		if (!app.signer) {
+			log_error("start.failed", "step=audit_signing_key reason=\"%s\"",
+				  log_esc(esc, sizeof(esc), err));
+			goto done;
+		}
+	}
 	if (cl.verify_audit) {
-		rc = cli_verify_audit(&cfg);
+		rc = cli_verify_audit(&cfg, app.signer, cl.head_file);
+		goto done;
+	}
+	app.limits = limits_new(&cfg);
+	if (!app.limits) {
+		log_error("start.failed", "step=limits");
 		goto done;
 	}
 	rc = main_run(&app);
 done:
+	limits_free(app.limits);
+	audit_signer_free(app.signer);
 	if (app.keys)
 		keyring_free(app.keys);
 	config_free(&cfg);

@@ -29,6 +29,7 @@ struct principal {
 	char org_id[37];        /* organisation (worker, supervisor), "" otherwise */
 	int programme_scope;    /* supervisor scoped to the whole programme */
 	char token_id[37];      /* token used, "" for certificate auth */
+	char credential_id[72]; /* the audit's name of the credential: token id or "cert:" + fingerprint */
 };
 
 #endif

@@ -73,6 +73,13 @@ static const struct query queries[] = {
 	{ "api_sign_out", "SELECT api_sign_out($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_worker_list", "SELECT api_worker_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_me", "SELECT api_me($1::jsonb, $2, $3::jsonb)", 3 },
+	/* audit_seal.c: the ledger v2 sealer and the signed head's publisher;
+	 * api_audit_head.c: GET /v1/audit/head. */
+	{ "audit_seal", "SELECT audit_seal($1::int)", 1 },
+	{ "audit_head", "SELECT audit_head()", 0 },
+	{ "audit_head_publish", "SELECT audit_head_publish($1::jsonb, $2::interval)", 2 },
+	/* auth_limits.c: the audit record of a failed authentication. */
+	{ "audit_authenticate_failed", "SELECT audit_authenticate_failed($1, $2::jsonb)", 2 },
 
 	/* Other modules append their statements here. */
 };

@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "tls.h"
 
@@ -125,6 +126,7 @@ struct req *req_new(struct app *app, struct evhttp_request *ev)
 		bev = evhttp_connection_get_bufferevent(r->conn);
 		tls_peer_identity(bev ? bufferevent_openssl_get_ssl(bev) : NULL, &r->cert);
 		evhttp_connection_set_closecb(r->conn, req_on_close, r);
+		ratelimit_addr_key(evhttp_connection_get_addr(r->conn), r->peer_key);
 	}
 	return r;
 fail:

@@ -48,6 +48,7 @@ struct req {
 	unsigned replied : 1;
 	void *state;                     /* handler's own state; the handler frees it before replying */
 	const struct req_hooks *hooks;   /* the listener's, or NULL */
+	unsigned char peer_key[16];      /* the peer's address as a limit key (ratelimit.h) */
 };
 
 /* Created by http_server.c for each incoming request. Returns NULL only on

@@ -23,6 +23,7 @@
 #include "api_schema.h"
 #include "app.h"
 #include "auth.h"
+#include "auth_limits.h"
 #include "db_pool.h"
 #include "jsonv.h"
 #include "log.h"
@@ -86,6 +87,10 @@ static const struct route routes[] = {
 	  OP("api_deadline_list", NULL, api_query_deadlines, 0) },
 	{ EVHTTP_REQ_GET, "/v1/audit", R_SUP, "audit.list",
 	  OP("api_audit_list", NULL, api_query_audit, 0) },
+	{ EVHTTP_REQ_GET, "/v1/audit/head", R_SUP | R_ADM, "audit.head",
+	  CALL(api_audit_head, "audit_head", NULL, NULL) },
+	{ EVHTTP_REQ_GET, "/v1/audit/keys", R_OFF | R_WRK | R_SUP | R_ADM, "audit.keys",
+	  CALL(api_audit_keys, NULL, NULL, NULL) },
 	{ EVHTTP_REQ_GET, "/v1/reports/follow-up", R_SUP, "reports.follow_up",
 	  CALL(api_report_follow_up, "api_report_follow_up", NULL, api_query_report) },
 
@@ -298,6 +303,8 @@ static void router_forbid(struct req *r)
 
 static void router_after_auth(struct req *r)
 {
+	if (auth_limits_credential_check(r))
+		return;
 	if ((r->route->roles & (unsigned)r->who.role) == 0) {
 		router_forbid(r);
 		return;
@@ -336,5 +343,7 @@ void router_dispatch(struct req *r, enum route_where where)
 		rt->handler(r, &rt->op);
 		return;
 	}
+	if (auth_limits_precheck(r))
+		return;
 	auth_begin(r, router_after_auth);
 }

@@ -180,7 +180,8 @@ LANGUAGE sql STABLE AS $$
 	          AND s.organisation_id::text = p_who->>'org_id'))
 $$;
 
--- Newest first by seq; the cursor is the last seq shown (base64url).
+-- GET /v1/audit, v2: newest first by id (the append order; unsealed records
+-- are listed too, with seq null), and each item names its credential.
 CREATE OR REPLACE FUNCTION api_audit_list(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -201,14 +202,14 @@ BEGIN
 			RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
 		END;
 	END IF;
-	SELECT array_agg(x ORDER BY x.seq DESC) INTO page FROM (
+	SELECT array_agg(x ORDER BY x.id DESC) INTO page FROM (
 		SELECT l.* FROM audit_log l
-		WHERE (before IS NULL OR l.seq < before)
+		WHERE (before IS NULL OR l.id < before)
 		  AND (p_args->>'from' IS NULL OR l.at >= (p_args->>'from')::timestamptz)
 		  AND (p_args->>'to' IS NULL OR l.at < (p_args->>'to')::timestamptz)
 		  AND (p_args->>'object' IS NULL OR l.object_id = p_args->>'object')
 		  AND audit_in_scope(l, p_who)
-		ORDER BY l.seq DESC
+		ORDER BY l.id DESC
 		LIMIT lim + 1) x;
 	n := coalesce(cardinality(page), 0);
 	PERFORM audit_write(p_who, p_request_id, 'audit.list', 'audit', NULL, 'ok');
@@ -216,11 +217,12 @@ BEGIN
 		'items', coalesce((SELECT jsonb_agg(jsonb_build_object(
 			'seq', page[i].seq, 'at', to_char(page[i].at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
 			'actor_role', page[i].actor_role, 'actor_id', page[i].actor_id,
+			'credential_id', page[i].credential_id,
 			'action', page[i].action, 'object_type', page[i].object_type,
 			'object_id', page[i].object_id, 'outcome', page[i].outcome,
 			'request_id', page[i].request_id) ORDER BY i)
 			FROM generate_series(1, least(n, lim)) i), '[]'),
-		'next', CASE WHEN n > lim THEN rtrim(translate(encode(convert_to(page[lim].seq::text, 'UTF8'),
+		'next', CASE WHEN n > lim THEN rtrim(translate(encode(convert_to(page[lim].id::text, 'UTF8'),
 		                                                       'base64'), '+/', '-_'), '=') END));
 END $$;
 

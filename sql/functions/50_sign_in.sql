@@ -57,50 +57,35 @@ BEGIN
 	                                          'role', c.role, 'expires_at', ts(c.expires_at)));
 END $$;
 
--- p_args: {"code_hash", "token_hash", "session_s", "addr", "max_failures"}.
--- Spends the code (row lock: two sign-ins racing with one code, one wins) and
--- creates a token for its subject. A code that is unknown, spent or expired:
--- 401 and an 'authenticate' record with outcome 'denied', holding no secret.
--- After max_failures failures from addr within a minute, every sign-in from
--- it answers 429 until the minute has passed, a right code included.
+-- p_args: {"code_hash", "token_hash", "session_s"}. Spends the code (row lock:
+-- two sign-ins racing with one code, one wins) and creates a token for its
+-- subject: {"signed_in": true, "role", "subject_id", "expires_at"}. A code
+-- that is unknown, spent, expired or whose subject is gone answers
+-- {"signed_in": false} and changes nothing: the daemon then treats it as any
+-- failed authentication (counted against the address, audited as
+-- 'authenticate'/'denied', 401), as for a bad token.
 CREATE OR REPLACE FUNCTION api_sign_in(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	c sign_in_codes;
 	t tokens;
-	v_addr text := left(coalesce(p_args->>'addr', ''), 64);
-	oldest timestamptz;
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
-	DELETE FROM sign_in_failures WHERE at < now() - interval '1 minute';
-	SELECT min(at) INTO oldest FROM (
-		SELECT at FROM sign_in_failures f WHERE f.addr = v_addr
-		ORDER BY at DESC LIMIT (p_args->>'max_failures')::integer) x
-	HAVING count(*) >= (p_args->>'max_failures')::integer;
-	IF oldest IS NOT NULL THEN
-		PERFORM audit_write(p_who, p_request_id, 'authenticate', 'sign_in_code', NULL, 'denied');
-		RETURN api_result(429, jsonb_build_object('error', jsonb_build_object(
-			'code', 'rate_limited', 'message', 'too many failed sign-ins; try again later')),
-			jsonb_build_object('Retry-After',
-				greatest(1, ceil(extract(epoch FROM oldest + interval '1 minute' - now())))::int::text));
-	END IF;
 	SELECT * INTO c FROM sign_in_codes
 	WHERE code_hash = lower(p_args->>'code_hash') AND used_at IS NULL AND expires_at > now()
 	FOR UPDATE;
 	IF c.id IS NULL OR subject_role(c.subject_id) IS DISTINCT FROM c.role THEN
-		INSERT INTO sign_in_failures (addr) VALUES (v_addr);
-		PERFORM audit_write(p_who, p_request_id, 'authenticate', 'sign_in_code', NULL, 'denied');
-		RETURN api_error(401, 'unauthorized', 'invalid or expired sign-in code');
+		RETURN api_result(200, jsonb_build_object('signed_in', false));
 	END IF;
 	INSERT INTO tokens (role, subject_id, token_hash, expires_at)
 	VALUES (c.role, c.subject_id, lower(p_args->>'token_hash'),
 	        now() + make_interval(secs => (p_args->>'session_s')::double precision))
 	RETURNING * INTO t;
 	UPDATE sign_in_codes SET used_at = now(), token_id = t.id WHERE id = c.id;
-	PERFORM audit_write(jsonb_build_object('role', c.role, 'id', c.subject_id), p_request_id,
-	                    'sign_in', 'token', t.id::text, 'ok');
-	RETURN api_result(200, jsonb_build_object('role', t.role, 'subject_id', t.subject_id,
-	                                          'expires_at', ts(t.expires_at)));
+	PERFORM audit_write(jsonb_build_object('role', c.role, 'id', c.subject_id, 'credential_id', t.id),
+	                    p_request_id, 'sign_in', 'token', t.id::text, 'ok');
+	RETURN api_result(200, jsonb_build_object('signed_in', true, 'role', t.role,
+	                                          'subject_id', t.subject_id, 'expires_at', ts(t.expires_at)));
 END $$;
 
 -- Revokes the token the request was made with (p_who.token_id).

@@ -1,8 +1,9 @@
 -- 0050_sign_in.sql - the tables of one-time sign-in codes for the web pages
 -- (issue 14); their functions are sql/functions/50_sign_in.sql.
 --
--- Owns: sign_in_codes (codes only as keyed hashes, spent once) and
--- sign_in_failures (failed sign-ins per address, kept a minute).
+-- Owns: sign_in_codes (codes only as keyed hashes, spent once). Failed
+-- sign-ins are failed authentications: limited per address in the daemon
+-- (auth_limits.c) and audited like any other.
 
 CREATE TABLE sign_in_codes (
 	id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -18,20 +19,9 @@ CREATE TABLE sign_in_codes (
 );
 CREATE INDEX sign_in_codes_subject ON sign_in_codes (subject_id);
 
--- Failed sign-ins per client address over the last minute, kept only that
--- long: the limit holds across several daemons on one database. (The
--- failed-authentication limiter of the API at large, issue 9, takes this
--- over when it lands.)
-CREATE TABLE sign_in_failures (
-	addr  text NOT NULL CHECK (length(addr) <= 64),
-	at    timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX sign_in_failures_addr ON sign_in_failures (addr, at);
-
 DO $$
 BEGIN
 	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
 		EXECUTE 'GRANT SELECT, INSERT, UPDATE ON sign_in_codes TO referrald_app';
-		EXECUTE 'GRANT SELECT, INSERT, DELETE ON sign_in_failures TO referrald_app';
 	END IF;
 END $$;

@@ -16,7 +16,7 @@ teardown_file() { api_teardown_file; }
 
 # audit_of REQUEST_ID: "action:object_type:outcome" lines for one request.
 audit_of() {
-	sql "SELECT string_agg(action || ':' || coalesce(object_type, '-') || ':' || outcome, ' ' ORDER BY seq)
+	sql "SELECT string_agg(action || ':' || coalesce(object_type, '-') || ':' || outcome, ' ' ORDER BY id)
 	     FROM audit_log WHERE request_id = '$1'"
 }
 
@@ -114,7 +114,7 @@ verify() {
 	echo "$output"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "position 7 (seq 7): removed"
-	as_forger "INSERT INTO audit_log SELECT * FROM audit_saved; DROP TABLE audit_saved;"
+	as_forger "INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * FROM audit_saved; DROP TABLE audit_saved;"
 	verify
 	[ "$status" -eq 0 ]
 
@@ -126,7 +126,7 @@ verify() {
 	echo "$output"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "position $last (seq $last): removed"
-	as_forger "INSERT INTO audit_log SELECT * FROM audit_saved; DROP TABLE audit_saved;"
+	as_forger "INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * FROM audit_saved; DROP TABLE audit_saved;"
 	verify
 	[ "$status" -eq 0 ]
 }
@@ -137,24 +137,28 @@ verify() {
 	sql "CREATE TABLE audit_saved AS SELECT * FROM audit_log;" >/dev/null
 	as_forger "UPDATE audit_log SET seq = -seq WHERE seq >= 9;
 	     UPDATE audit_log SET seq = -seq + 1 WHERE seq < 0;
-	     INSERT INTO audit_log SELECT 9, at, actor_role, actor_id, 'assignment.get', object_type,
-	            object_id, outcome, request_id, prev_hash, hash FROM audit_saved WHERE seq = 8;"
+	     INSERT INTO audit_log (seq, at, actor_role, actor_id, action, object_type, object_id,
+	            outcome, request_id, prev_hash, hash, version, credential_id)
+	     SELECT 9, at, actor_role, actor_id, 'assignment.get', object_type,
+	            object_id, outcome, request_id, prev_hash, hash, version, credential_id
+	     FROM audit_saved WHERE seq = 8;"
 	verify
 	echo "$output"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "position 9 (seq 9): "
-	as_forger "DELETE FROM audit_log; INSERT INTO audit_log SELECT * FROM audit_saved;
+	as_forger "DELETE FROM audit_log; INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * FROM audit_saved;
 	     DROP TABLE audit_saved;"
 	verify
 	[ "$status" -eq 0 ]
 
 	# At the end, even with a well-formed hash: the head never handed it out.
 	last=$(sql "SELECT max(seq) FROM audit_log")
-	as_forger "INSERT INTO audit_log SELECT seq + 1, at, actor_role, actor_id, action, object_type,
-	            object_id, outcome, request_id, hash, ''::bytea
+	as_forger "INSERT INTO audit_log (seq, at, actor_role, actor_id, action, object_type, object_id,
+	            outcome, request_id, prev_hash, hash, version, credential_id)
+	     SELECT seq + 1, at, actor_role, actor_id, action, object_type,
+	            object_id, outcome, request_id, hash, ''::bytea, version, credential_id
 	     FROM audit_log WHERE seq = $last;
-	     UPDATE audit_log a SET hash = sha256(a.prev_hash || convert_to(audit_canonical(a), 'UTF8'))
-	     WHERE seq = $last + 1;"
+	     UPDATE audit_log a SET hash = audit_record_hash(a.prev_hash, a) WHERE seq = $last + 1;"
 	verify
 	echo "$output"
 	[ "$status" -eq 1 ]

@@ -2,7 +2,8 @@
 # The hash-chained audit trail: records for reads of client data and denied
 # requests, no client data in any record, the daemon's role cannot change or
 # remove records, the trigger refuses even the owner, and audit_verify()
-# finds an altered, removed or inserted record at its position.
+# finds an altered, removed or inserted record at its position. No daemon
+# runs here: the tests call audit_seal() themselves, as its sealer would.
 
 load ../lib/common
 load sql_common
@@ -21,6 +22,7 @@ setup_file() {
 	api assignment_get "$(who_worker "$w" "$org")" "{\"id\":\"$aid\"}" >/dev/null
 	api referral_get "$(who_office 00000000-0000-4000-8000-0000000000ff)" "{\"id\":\"$(jget "$res" .body.id)\"}" >/dev/null
 	echo "$aid" >"$REFD_TMP/aid"
+	q "select audit_seal(100000)" >/dev/null
 }
 teardown_file() { refd_teardown_file; }
 
@@ -50,10 +52,15 @@ teardown_file() { refd_teardown_file; }
 	[ "$status" -ne 0 ]
 	run q "update audit_chain_head set last_seq = 0"
 	[ "$status" -ne 0 ]
-	# It may insert, but the trigger decides seq, time and hashes.
-	run q "insert into audit_log values (999999, now(), 'admin', 'x', 'forged', null, null, 'ok', null, '\\x00', '\\x00') returning seq"
-	[ "$status" -eq 0 ]
-	[ "$output" = "$(qs "select last_seq from audit_chain_head")" ]
+	# No direct insert either (ledger v2): audit_write is its only way in,
+	# and the sealer decides seq and hashes.
+	run q "insert into audit_log (seq, at, actor_role, action, outcome, prev_hash, hash) values (999999, now(), 'admin', 'forged', 'ok', '\\x00', '\\x00')"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"permission denied"* ]]
+	q "select audit_write('{\"role\":\"admin\"}', 'r-x', 'forged', null, null, 'ok')" >/dev/null
+	[ "$(qs "select count(*) from audit_log where request_id = 'r-x' and seq is null")" = 1 ]
+	q "select audit_seal(100)" >/dev/null
+	[ "$(qs "select seq from audit_log where request_id = 'r-x'")" = "$(qs "select last_seq from audit_chain_head")" ]
 	[ "$(qs "select audit_verify()->>'first_bad_seq'")" = "" ]
 }
 
@@ -90,8 +97,8 @@ tamper() {
 	[ "$(qs "select audit_verify(6)->>'reason'")" = missing ]
 	# Fill the hole with a well-forged record (right link to its predecessor,
 	# right hash for its content): its successor no longer links to it.
-	tamper "insert into audit_log select $((n - 1)), now(), 'admin', null, 'forged', null, null, 'ok', null, hash, '\\x00' from audit_log where seq = $((n - 2));
-	        update audit_log l set hash = sha256(l.prev_hash || convert_to(audit_canonical(l), 'UTF8')) where seq = $((n - 1))"
+	tamper "insert into audit_log (seq, at, actor_role, action, outcome, prev_hash, hash) select $((n - 1)), now(), 'admin', 'forged', 'ok', hash, '\\x00' from audit_log where seq = $((n - 2));
+	        update audit_log l set hash = audit_record_hash(l.prev_hash, l) where seq = $((n - 1))"
 	[ "$(qs "select audit_verify(6)::text")" = '{"reason": "broken_link", "checked": '"$((n - 6))"', "first_bad_seq": '"$n"'}' ]
 	# The removed tail: the head remembers how long the chain was.
 	tamper "delete from audit_log where seq = $n"

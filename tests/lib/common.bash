@@ -24,7 +24,7 @@
 #   REFD_TMP         this file's temp dir    REFD_LOG      daemon "main"'s stderr+stdout
 #   REFD_CERTS       dev PKI (deploy/gen-certs.sh): ca.crt server.* office.* office2.*
 #                    foreign.* (foreign CA) expired.*      REFD_CA = $REFD_CERTS/ca.crt
-#   REFD_KEYS        uic.key, data.keys (mode 0600)
+#   REFD_KEYS        uic.key, data.keys, audit-head.key (Ed25519) (mode 0600)
 #   REFD_CONF        daemon "main"'s config file
 #   REFD_PORT / REFD_URL             public listener (client cert optional)
 #   REFD_MTLS_PORT / REFD_MTLS_URL   listener that requires a client cert
@@ -52,6 +52,7 @@
 #   refd_mint_admin_token [NAME]       prints a fresh admin bearer token (CLI, no network)
 #
 # Knobs (environment): BUILD (default build), REFD_KEEP_TMP=1 keeps the temp dir,
+# REFD_CONF_NO_AUDIT=1 (configs without the [audit] section, for an older daemon),
 # REFD_CACHE (a directory shared by one run: template cluster and certificates;
 # tests/run.sh sets it),
 # REFD_DB_USER (default referrald: a non-superuser role owning the database),
@@ -240,6 +241,7 @@ refd_keys() {
 		umask 077
 		[ -s "$d/uic.key" ] || openssl rand -hex 32 >"$d/uic.key"
 		[ -s "$d/data.keys" ] || echo "k1 $(openssl rand -hex 32)" >"$d/data.keys"
+		[ -s "$d/audit-head.key" ] || openssl genpkey -algorithm ed25519 -out "$d/audit-head.key"
 	)
 }
 
@@ -288,6 +290,10 @@ sweeper_max_sleep = 1s
 level = info
 format = logfmt
 EOF
+	# REFD_CONF_NO_AUDIT=1: for a daemon older than the [audit] section
+	# (tests/bench/audit_ledger.sh runs one to compare).
+	[ "${REFD_CONF_NO_AUDIT:-0}" = 1 ] || printf '\n[audit]\nsigning_key_file = %s\n' \
+		"$REFD_KEYS/audit-head.key" >>"$f"
 }
 
 # refd_config_set FILE SECTION KEY VALUE: replace KEY inside [SECTION], or add
