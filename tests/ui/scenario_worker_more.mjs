@@ -1,6 +1,7 @@
 // The worker's other actions, on a phone: decline with a reason code (the
 // offer leaves the inbox), contact attempt, hold and resume, and close
-// without result with a reason; each confirmed through the API.
+// without result with a reason; each confirmed through the API. Then a
+// token revoked elsewhere: the next 401 returns the page to sign-in.
 import { withBrowser, context, newPage, clean, api, signIn, ok, env, assert, shot } from './lib.mjs';
 
 export default async function () {
@@ -41,6 +42,17 @@ export default async function () {
     r = await api(SUP, 'GET', `/v1/assignments/${F}`);
     assert.equal(r.body.status, 'failed'); assert.equal(r.body.reason, 'lost_contact');
     ok('closed without result, reason lost_contact: the API says failed');
+
+    // The token stops working elsewhere (revoked): the next request's 401
+    // brings the page back to sign-in, saying why, and forgets the token.
+    const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem('refd.session')).token);
+    assert.equal((await api(token, 'POST', '/v1/sign-out')).status, 204);
+    await page.locator('#nav a[href="?view=inbox"]').click();
+    await page.getByTestId('token-input').waitFor();
+    assert.match(await page.locator('main .note').first().textContent(), /session has ended/);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('refd.session')), null);
+    assert.ok(!page.url().includes('view='), 'the URL still names a page');
+    ok('a 401 returns to the sign-in page and forgets the token');
     clean(ctx);
   });
 }
