@@ -12,9 +12,14 @@ struct jv_qparam;
 /* What a route row (router.c) tells its handler. */
 #define API_ID          0x1  /* path parameter 0 is an object's uuid: args.id (malformed: 404) */
 #define API_EMPTY_OK    0x2  /* an absent or empty body counts as {} */
-#define API_SEAL_DETAIL 0x4  /* args.detail (free text about a client) leaves only sealed */
+#define API_SEAL_DETAIL 0x4  /* args.detail (free text about a client) leaves only sealed,
+                                bound to assignments.detail of args.id */
 #define API_NO_BODY     0x8  /* a body is refused (DELETE) */
 #define API_NONEMPTY    0x10 /* the body must name at least one member (PATCH) */
+#define API_SEAL_REASON 0x20 /* args.reason sealed, bound to assignments.reason of args.id */
+#define API_SEAL_EVENT  0x40 /* an event: args.event_id chosen here, detail and outcome sealed
+                                bound to that assignment_events row */
+#define API_SEAL_WITHDRAWN 0x80 /* args.reason sealed, bound to referrals.withdrawn_reason */
 
 struct api_op {
 	const char *stmt;               /* statement registered in queries.c */

@@ -3,13 +3,15 @@
  * SELECT api_<op>(who, request_id, args) on the pool, then the result's
  * {"status","body","headers"} becomes the HTTP reply.
  *
- * Owns: the per-call state (freed before the reply), turning sealed fields of
- * a result (contact_sealed, note_sealed, detail_sealed) into clear fields for
- * the reply, and the small input helpers shared by the api_*.c handlers.
+ * Owns: the per-call state (freed before the reply), turning the sealed values
+ * of a result into clear fields for the reply (only those of open_rules, each
+ * opened with the row it names: a value that fails to open makes the whole
+ * reply a 500), sealing request fields bound to their row (api_call_seal*),
+ * and the small input helpers shared by the api_*.c handlers.
  * Must never: log args, results or opened plaintext; echo input in an
  * error; open a field the SQL side
- * left out (it decides who may see what); keep plaintext longer than the reply
- * needs it (buffers are cleansed).
+ * left out (it decides who may see what) or one not in open_rules; keep
+ * plaintext longer than the reply needs it (buffers are cleansed).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,24 +128,77 @@ int api_call_no_query(struct req *r)
 	return rc;
 }
 
-/* Replace one sealed member by its opened form. contact is a JSON object
- * (sealed as text), note/detail are strings. A blob that does not open is
- * dropped: the reply must not fail over one field, and it is logged by name. */
-static void api_call_open_one(struct req *r, json_t *obj, const char *sealed_key,
-			      const char *clear_key, int as_object)
+/* The only sealed values a reply may carry, and where each must have been
+ * sealed. The SQL side names the row ({"sealed","table","column","row"});
+ * the pair (table, column) must be one of these for the member's name, so a
+ * value of another kind (a webhook secret, a value copied from elsewhere) is
+ * never opened, whatever the database holds. */
+static const struct open_rule {
+	const char *key;        /* member name in the SQL result */
+	const char *clear;      /* member name in the reply */
+	const char *table;
+	const char *column;
+	int as_object;          /* contact: a JSON object sealed as text */
+} open_rules[] = {
+	{ "contact_sealed", "contact", "referrals", "contact", 1 },
+	{ "note_sealed", "note", "referrals", "note", 0 },
+	{ "withdrawn_reason_sealed", "withdrawn_reason", "referrals", "withdrawn_reason", 0 },
+	{ "detail_sealed", "detail", "assignments", "detail", 0 },
+	{ "reason_sealed", "reason", "assignments", "reason", 0 },
+	{ "detail_sealed", "detail", "assignment_events", "detail", 0 },
+	{ "outcome_sealed", "outcome", "assignment_events", "outcome", 0 },
+};
+
+static int ends_with_sealed(const char *k)
 {
-	json_t *v = json_object_get(obj, sealed_key);
+	size_t n = strlen(k);
+
+	return n > 7 && strcmp(k + n - 7, "_sealed") == 0;
+}
+
+/* Open one sealed member into its clear name. Returns -1 when a value that
+ * should open does not: it was altered or moved, and the reply must not go
+ * out (the caller answers 500). Anything that is not a known sealed value is
+ * dropped unopened. */
+static int api_call_open_one(struct req *r, json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
 	const struct keyring *k = r->app ? r->app->keys : NULL;
+	const struct open_rule *rule = NULL;
+	const char *table, *column, *row, *blob;
+	struct seal_bind b;
 	char *plain = NULL;
 	size_t len = 0;
+	json_t *clear = NULL;
 
-	if (!v)
-		return;
-	if (json_is_string(v) && k)
-		plain = keyring_open(k, json_string_value(v), &len);
+	if (json_is_null(v)) {
+		json_object_del(obj, key);
+		return 0;
+	}
+	table = json_string_value(json_object_get(v, "table"));
+	column = json_string_value(json_object_get(v, "column"));
+	row = json_string_value(json_object_get(v, "row"));
+	blob = json_string_value(json_object_get(v, "sealed"));
+	for (size_t i = 0; table && column && i < sizeof(open_rules) / sizeof(open_rules[0]); i++)
+		if (strcmp(open_rules[i].key, key) == 0 && strcmp(open_rules[i].table, table) == 0 &&
+		    strcmp(open_rules[i].column, column) == 0)
+			rule = &open_rules[i];
+	if (!rule || !row) {
+		log_event(LOG_WARN, r->id, "unseal_refused", "field=%s reason=not_openable", key);
+		json_object_del(obj, key);
+		return 0;
+	}
+	if (!blob) {            /* no value stored */
+		json_object_del(obj, key);
+		return 0;
+	}
+	b.table = rule->table;
+	b.column = rule->column;
+	b.row_id = row;
+	if (k)
+		plain = keyring_open(k, KP_CLIENT_DATA, &b, blob, &len);
 	if (plain) {
-		json_t *clear = NULL;
-		if (as_object) {
+		if (rule->as_object) {
 			clear = json_loadb(plain, len, JSON_REJECT_DUPLICATES, NULL);
 			if (clear && !json_is_object(clear)) {
 				json_decref(clear);
@@ -154,38 +209,51 @@ static void api_call_open_one(struct req *r, json_t *obj, const char *sealed_key
 		}
 		OPENSSL_cleanse(plain, len);
 		free(plain);
-		if (clear)
-			json_object_set_new(obj, clear_key, clear);
-		else
-			log_event(LOG_WARN, r->id, "unseal_failed", "field=%s reason=decode",
-				  clear_key);
-	} else if (!json_is_null(v)) {
-		log_event(LOG_WARN, r->id, "unseal_failed", "field=%s reason=open", clear_key);
 	}
-	json_object_del(obj, sealed_key);
+	if (!clear) {
+		/* The row id is an identifier, never client data. */
+		log_event(LOG_ERROR, r->id, "sealed_value_tampered", "table=%s column=%s row=%.64s",
+			  rule->table, rule->column, row);
+		return -1;
+	}
+	json_object_set_new(obj, rule->clear, clear);
+	json_object_del(obj, key);
+	return 0;
 }
 
-static void api_call_open_sealed(struct req *r, json_t *v, int depth)
+static int api_call_open_sealed(struct req *r, json_t *v, int depth)
 {
 	if (depth > 16)
-		return;
+		return 0;
 	if (json_is_object(v)) {
 		const char *k;
-		json_t *m;
+		json_t *m, *names = json_array();
+		size_t i;
+		int rc = 0;
 
-		api_call_open_one(r, v, "contact_sealed", "contact", 1);
-		api_call_open_one(r, v, "note_sealed", "note", 0);
-		api_call_open_one(r, v, "detail_sealed", "detail", 0);
-		/* A webhook secret is write-only: never shown again. */
-		json_object_del(v, "secret_sealed");
+		if (!names)
+			return -1;
+		/* Collect first: members change while they are opened. */
 		json_object_foreach(v, k, m)
-			api_call_open_sealed(r, m, depth + 1);
+			if (ends_with_sealed(k))
+				json_array_append_new(names, json_string(k));
+		json_array_foreach(names, i, m)
+			if (api_call_open_one(r, v, json_string_value(m)) < 0)
+				rc = -1;
+		json_decref(names);
+		if (rc < 0)
+			return -1;
+		json_object_foreach(v, k, m)
+			if (api_call_open_sealed(r, m, depth + 1) < 0)
+				return -1;
 	} else if (json_is_array(v)) {
 		size_t i;
 		json_t *m;
 		json_array_foreach(v, i, m)
-			api_call_open_sealed(r, m, depth + 1);
+			if (api_call_open_sealed(r, m, depth + 1) < 0)
+				return -1;
 	}
+	return 0;
 }
 
 static int header_name_ok(const char *s)
@@ -264,8 +332,15 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 		req_reply_error(r, 404, "not_found", "no such resource", NULL);
 		return;
 	}
-	if (body)
-		api_call_open_sealed(r, body, 0);
+	if (body && api_call_open_sealed(r, body, 0) < 0) {
+		/* A sealed value failed to open: tampering, or a value moved to
+		 * another row. Nothing of this reply goes out. */
+		json_decref(body);
+		json_decref(result);
+		api_call_free(c);
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return;
+	}
 	if (c->post && status < 300 && body)
 		c->post(r, &status, body, c->arg);
 
@@ -380,15 +455,30 @@ void api_call_run_render_ex(struct req *r, const char *stmt, json_t *args,
 	api_call_start(r, stmt, args, NULL, render, arg, free_arg);
 }
 
-int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key)
+int api_call_seal_for(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		      enum keyring_purpose purpose, const char *table, const char *column,
+		      const char *row_id)
 {
 	json_t *v = json_object_get(args, key);
-	char *sealed;
+	const struct keyring *k = r->app ? r->app->keys : NULL;
+	struct seal_bind b = { table, column, row_id };
+	char *text = NULL, *sealed = NULL;
+	size_t len = 0;
 
 	if (!v)
 		return 0;
-	sealed = r->app && r->app->keys ?
-		keyring_seal(r->app->keys, json_string_value(v), json_string_length(v)) : NULL;
+	if (json_is_string(v)) {
+		sealed = k ? keyring_seal(k, purpose, &b, json_string_value(v),
+					  json_string_length(v)) : NULL;
+	} else {
+		text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+		if (text) {
+			len = strlen(text);
+			sealed = k ? keyring_seal(k, purpose, &b, text, len) : NULL;
+			OPENSSL_cleanse(text, len);
+			free(text);
+		}
+	}
 	if (!sealed) {
 		log_event(LOG_ERROR, r->id, "seal_failed", "route=%s",
 			  r->route_name ? r->route_name : "-");
@@ -398,6 +488,45 @@ int api_call_seal(struct req *r, json_t *args, const char *key, const char *seal
 	json_object_set_new(args, sealed_key, json_string(sealed));
 	json_object_del(args, key);
 	free(sealed);
+	return 0;
+}
+
+int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		  const char *table, const char *column, const char *row_id)
+{
+	return api_call_seal_for(r, args, key, sealed_key, KP_CLIENT_DATA, table, column, row_id);
+}
+
+/* Free text about a client, per the route's flags: only its sealed form
+ * leaves here, bound to the row it will live in (an event's row id is chosen
+ * here for that; the assignment's or referral's is the path's). */
+static int api_call_seal_flags(struct req *r, json_t *args, unsigned flags)
+{
+	const char *id = json_string_value(json_object_get(args, "id"));
+	char eid[37];
+
+	if (flags & API_SEAL_EVENT) {
+		if (crypto_uuid_v4(eid) != 0) {
+			req_reply_error(r, 500, "internal_error", "internal error", NULL);
+			return -1;
+		}
+		json_object_set_new(args, "event_id", json_string(eid));
+		if (api_call_seal(r, args, "detail", "detail_sealed", "assignment_events", "detail",
+				  eid) < 0 ||
+		    api_call_seal(r, args, "outcome", "outcome_sealed", "assignment_events",
+				  "outcome", eid) < 0)
+			return -1;
+	}
+	if ((flags & API_SEAL_DETAIL) &&
+	    api_call_seal(r, args, "detail", "detail_sealed", "assignments", "detail", id) < 0)
+		return -1;
+	if ((flags & API_SEAL_REASON) &&
+	    api_call_seal(r, args, "reason", "reason_sealed", "assignments", "reason", id) < 0)
+		return -1;
+	if ((flags & API_SEAL_WITHDRAWN) &&
+	    api_call_seal(r, args, "reason", "reason_sealed", "referrals", "withdrawn_reason",
+			  id) < 0)
+		return -1;
 	return 0;
 }
 
@@ -452,7 +581,7 @@ void api_call_op(struct req *r, const struct api_op *op)
 
 	if (!args)
 		return;
-	if ((op->flags & API_SEAL_DETAIL) && api_call_seal(r, args, "detail", "detail_sealed") < 0) {
+	if (api_call_seal_flags(r, args, op->flags) < 0) {
 		json_decref(args);
 		return;
 	}

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "jsonv.h"
+#include "keyring.h"
 
 struct req;
 
@@ -58,8 +59,14 @@ int api_call_no_query(struct req *r);
 struct api_op;
 json_t *api_call_args(struct req *r, const struct api_op *op);
 
-/* Replace args[key] (a string, if present) by args[sealed_key], its sealed
- * form; on failure replies 500 and returns -1. */
-int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key);
+/* Replace args[key] (a string, or an object sealed as compact JSON; absent:
+ * nothing to do) by args[sealed_key], sealed for client data and bound to
+ * (table, column, row_id); on failure replies 500 and returns -1. */
+int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		  const char *table, const char *column, const char *row_id);
+/* The same under another purpose's subkey (webhook secrets). */
+int api_call_seal_for(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		      enum keyring_purpose purpose, const char *table, const char *column,
+		      const char *row_id);
 
 #endif

@@ -48,22 +48,25 @@ int api_referral_rules(const json_t *body, struct jv_error *e)
 	return 0;
 }
 
-/* Seal a JSON value (object as compact text, string as itself) into args. */
-static int seal_into(const struct keyring *k, json_t *dst, const char *key, const json_t *v)
+/* Seal a JSON value (object as compact text, string as itself) into args,
+ * bound to referrals.<column> of row id. */
+static int seal_into(const struct keyring *k, json_t *dst, const char *key, const json_t *v,
+		     const char *column, const char *id)
 {
+	struct seal_bind b = { "referrals", column, id };
 	char *text = NULL, *sealed = NULL;
 	size_t len;
 	int rc = -1;
 
 	if (json_is_string(v)) {
 		len = json_string_length(v);
-		sealed = keyring_seal(k, json_string_value(v), len);
+		sealed = keyring_seal(k, KP_CLIENT_DATA, &b, json_string_value(v), len);
 	} else {
 		text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
 		if (!text)
 			return -1;
 		len = strlen(text);
-		sealed = keyring_seal(k, text, len);
+		sealed = keyring_seal(k, KP_CLIENT_DATA, &b, text, len);
 		OPENSSL_cleanse(text, len);
 		free(text);
 	}
@@ -103,10 +106,15 @@ static json_t *submit_args(const struct keyring *k, const json_t *body, const ch
 {
 	json_t *args = json_deep_copy(body);
 	json_t *client, *contact, *note, *consent;
-	char uic_hash[65], rh[65];
+	char uic_hash[65], rh[65], id[37];
 
 	if (!args)
 		return NULL;
+	/* The referral's id is chosen here, so its sealed fields are bound to
+	 * their row before the row exists (a replay answers from the record). */
+	if (crypto_uuid_v4(id) != 0)
+		goto fail;
+	json_object_set_new(args, "id", json_string(id));
 	client = json_object_get(args, "client");
 	if (keyring_uic_hash(k, json_string_value(json_object_get(client, "uic")), uic_hash) != 0)
 		goto fail;
@@ -114,13 +122,13 @@ static json_t *submit_args(const struct keyring *k, const json_t *body, const ch
 	json_object_set_new(client, "uic_hash", json_string(uic_hash));
 	contact = json_object_get(client, "contact");
 	if (contact) {
-		if (seal_into(k, client, "contact_sealed", contact) < 0)
+		if (seal_into(k, client, "contact_sealed", contact, "contact", id) < 0)
 			goto fail;
 		json_object_del(client, "contact");
 	}
 	note = json_object_get(args, "note");
 	if (note) {
-		if (seal_into(k, args, "note_sealed", note) < 0)
+		if (seal_into(k, args, "note_sealed", note, "note", id) < 0)
 			goto fail;
 		json_object_del(args, "note");
 	}

@@ -160,6 +160,18 @@ const struct jv_field api_body_webhook[] = {
 	JVF_STR("secret", JV_REQUIRED, 16, 256, jsonv_is_printable),
 	JVF_STR("organisation_id", 0, 36, 36, jsonv_is_uuid),
 	JVF_STR("office_id", 0, 36, 36, jsonv_is_uuid),
+	JVF_BOOL("programme", 0),
+	JV_END,
+};
+
+/* Credentials (v1.1): bulk revocation, disabling offices and supervisors. */
+const struct jv_field api_body_revoke_subject[] = {
+	JVF_STR("subject_id", JV_REQUIRED, 36, 36, jsonv_is_uuid),
+	JV_END,
+};
+
+const struct jv_field api_body_active[] = {
+	JVF_BOOL("active", JV_REQUIRED),
 	JV_END,
 };
 
@@ -192,6 +204,13 @@ const struct jv_qparam api_query_audit[] = {
 	JQP_STR("from", jsonv_is_time),
 	JQP_STR("to", jsonv_is_time),
 	JQP_STR("object", jsonv_is_uuid),
+	JQP_LIMIT,
+	JQP_CURSOR,
+	JQ_END,
+};
+
+const struct jv_qparam api_query_tokens[] = {
+	JQP_STR("subject_id", jsonv_is_uuid),
 	JQP_LIMIT,
 	JQP_CURSOR,
 	JQ_END,

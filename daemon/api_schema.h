@@ -25,6 +25,8 @@ extern const struct jv_field api_body_policy[];
 extern const struct jv_field api_body_webhook[];
 extern const struct jv_field api_body_sign_in_code[];
 extern const struct jv_field api_body_sign_in[];
+extern const struct jv_field api_body_revoke_subject[];
+extern const struct jv_field api_body_active[];
 
 /* Query strings. */
 extern const struct jv_qparam api_query_referrals[];
@@ -32,6 +34,7 @@ extern const struct jv_qparam api_query_assignments[];
 extern const struct jv_qparam api_query_deadlines[];
 extern const struct jv_qparam api_query_audit[];
 extern const struct jv_qparam api_query_report[];
+extern const struct jv_qparam api_query_tokens[];
 
 /* POST /v1/referrals' rules that span fields or depend on the clock
  * (api_referrals.c). 0 = fine, else *e is set. */

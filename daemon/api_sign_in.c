@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -36,25 +37,12 @@
 #define SIGN_IN_CODE_LEN 8
 #define SIGN_IN_CODE_LIFETIME_S 900   /* 15 minutes, fixed by the protocol */
 
-/* Keyed hash of a canonical code. Until the token key file exists this is
- * the HMAC under the UIC key, with its own prefix so no code hash can equal
- * a UIC's. */
-static int sign_in_code_hash(const struct req *r, const char *code, char hex[65])
+/* Codes and tokens are stored only as their HMAC under the token key. */
+static int sign_in_hash(const struct req *r, const char *secret, char hex[65])
 {
-	char buf[32];
-
 	if (!r->app || !r->app->keys)
 		return -1;
-	snprintf(buf, sizeof(buf), "SIGN-IN-CODE:%s", code);
-	int rc = keyring_uic_hash(r->app->keys, buf, hex);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return rc;
-}
-
-/* The stored form of a bearer token: what auth.c looks up. */
-static void sign_in_token_hash(const char *token, char hex[65])
-{
-	crypto_sha256_hex(token, strlen(token), hex);
+	return keyring_token_hash(r->app->keys, secret, strlen(secret), hex);
 }
 
 /* The secret shown once: a code or a token, wiped after the reply. */
@@ -102,7 +90,7 @@ void api_sign_in_code_create(struct req *r, const struct api_op *op)
 		code[i] = sign_in_code_alphabet[v];
 	}
 	OPENSSL_cleanse(rnd, sizeof(rnd));
-	if (sign_in_code_hash(r, code, hex) != 0)
+	if (sign_in_hash(r, code, hex) != 0)
 		goto fail;
 	json_object_set_new(args, "code_hash", json_string(hex));
 	json_object_set_new(args, "lifetime_s", json_integer(SIGN_IN_CODE_LIFETIME_S));
@@ -117,31 +105,82 @@ fail:
 	req_reply_error(r, 500, "internal_error", "internal error", NULL);
 }
 
-/* The function answers 200 either way: {"signed_in": true, ...} with the new
- * token's fields, or {"signed_in": false} for a code that is unknown, spent
- * or expired, which is then a failed authentication like a bad token:
- * counted against the address, audited and answered 401 (auth_limits.c). */
-static void sign_in_render(struct req *r, int status, json_t *body, void *arg)
+/*
+ * Sign-in takes two statements, because a token row's binding (an HMAC of
+ * its hash, role, subject and expiry, keyring.c) is made here and the role
+ * and subject are known only once the code is found:
+ *   1. sign_in_claim spends the code (row lock: of two sign-ins racing with
+ *      one code, one wins) and answers its subject, or {"claimed": false}
+ *      for a code that is unknown, spent or expired - a failed
+ *      authentication like a bad token: counted against the address,
+ *      audited, 401 (auth_limits.c);
+ *   2. api_sign_in writes the token (hash and binding) and answers it.
+ * A failure between the two leaves the code spent and no token: the person
+ * asks for a new code.
+ */
+static void sign_in_done(struct req *r, int status, json_t *body, void *arg)
 {
-	if (!json_is_true(json_object_get(body, "signed_in"))) {
-		json_decref(body);
-		auth_limits_failed(r, "bad_sign_in_code", "invalid or expired sign-in code");
-		return;
-	}
-	json_object_del(body, "signed_in");
 	json_object_set_new(body, "token", json_string((const char *)arg));
 	req_reply_json(r, status, body);
 }
 
+static void sign_in_claimed(struct req *r, int status, json_t *body, void *arg)
+{
+	const char *role = json_string_value(json_object_get(body, "role"));
+	const char *subject = json_string_value(json_object_get(body, "subject_id"));
+	const char *code_id = json_string_value(json_object_get(body, "code_id"));
+	char rnd[64], thex[65], bind[65];
+	char *token = NULL;
+	json_t *args = NULL;
+	long long exp;
+	size_t tl;
+
+	(void)status;
+	(void)arg;
+	if (!json_is_true(json_object_get(body, "claimed")) || !role || !subject || !code_id) {
+		json_decref(body);
+		auth_limits_failed(r, "bad_sign_in_code", "invalid or expired sign-in code");
+		return;
+	}
+	if (crypto_random_b64url(32, rnd, sizeof(rnd)) != 0)
+		goto fail;
+	tl = strlen(SIGN_IN_TOKEN_PREFIX) + strlen(rnd) + 1;
+	token = malloc(tl);
+	if (!token)
+		goto fail;
+	snprintf(token, tl, "%s%s", SIGN_IN_TOKEN_PREFIX, rnd);
+	exp = (long long)time(NULL) +
+	      (r->app && r->app->cfg ? r->app->cfg->ui_session_lifetime_ms / 1000 : 7 * 86400);
+	if (sign_in_hash(r, token, thex) != 0 ||
+	    keyring_token_binding(r->app->keys, thex, role, subject, exp, bind) != 0)
+		goto fail;
+	args = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "code_id", code_id, "role", role,
+			 "subject_id", subject, "token_hash", thex, "binding", bind,
+			 "expires_epoch", (json_int_t)exp);
+	if (!args)
+		goto fail;
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+	OPENSSL_cleanse(thex, sizeof(thex));
+	json_decref(body);
+	api_call_run_render_ex(r, "api_sign_in", args, sign_in_done, token, secret_free);
+	return;
+fail:
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+	OPENSSL_cleanse(thex, sizeof(thex));
+	if (token)
+		secret_free(token);
+	json_decref(body);
+	log_event(LOG_ERROR, r->id, "sign_in_failed", "reason=internal");
+	req_reply_error(r, 500, "internal_error", "internal error", NULL);
+}
+
 void api_sign_in(struct req *r, const struct api_op *op)
 {
-	char code[SIGN_IN_CODE_LEN + 1], hex[65], thex[65], rnd[64];
+	char code[SIGN_IN_CODE_LEN + 1], hex[65];
 	const json_t *v;
 	json_t *args;
-	char *token = NULL;
-	size_t tl;
-	long long session_s;
 
+	(void)op;
 	/* An address over [limits] auth_failures gets 429, a right code too. */
 	if (auth_limits_precheck(r))
 		return;
@@ -150,30 +189,16 @@ void api_sign_in(struct req *r, const struct api_op *op)
 		return;
 	v = json_object_get(args, "code");
 	if (sign_in_code_normalise(json_string_value(v), json_string_length(v), code) != 0 ||
-	    sign_in_code_hash(r, code, hex) != 0 || crypto_random_b64url(32, rnd, sizeof(rnd)) != 0)
-		goto fail;
+	    sign_in_hash(r, code, hex) != 0) {
+		OPENSSL_cleanse(code, sizeof(code));
+		json_decref(args);
+		log_event(LOG_ERROR, r->id, "sign_in_failed", "reason=internal");
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return;
+	}
 	OPENSSL_cleanse(code, sizeof(code));
-	tl = strlen(SIGN_IN_TOKEN_PREFIX) + strlen(rnd) + 1;
-	token = malloc(tl);
-	if (!token)
-		goto fail;
-	snprintf(token, tl, "%s%s", SIGN_IN_TOKEN_PREFIX, rnd);
-	OPENSSL_cleanse(rnd, sizeof(rnd));
-	sign_in_token_hash(token, thex);
-	session_s = r->app && r->app->cfg ? r->app->cfg->ui_session_lifetime_ms / 1000 : 7 * 86400;
 	json_object_del(args, "code");
 	json_object_set_new(args, "code_hash", json_string(hex));
-	json_object_set_new(args, "token_hash", json_string(thex));
-	json_object_set_new(args, "session_s", json_integer(session_s));
 	OPENSSL_cleanse(hex, sizeof(hex));
-	OPENSSL_cleanse(thex, sizeof(thex));
-	api_call_run_render_ex(r, op->stmt, args, sign_in_render, token, secret_free);
-	return;
-fail:
-	OPENSSL_cleanse(code, sizeof(code));
-	OPENSSL_cleanse(rnd, sizeof(rnd));
-	free(token);
-	json_decref(args);
-	log_event(LOG_ERROR, r->id, "sign_in_failed", "reason=internal");
-	req_reply_error(r, 500, "internal_error", "internal error", NULL);
+	api_call_run_render(r, "sign_in_claim", args, sign_in_claimed, NULL);
 }

@@ -2,7 +2,9 @@
  * auth.c - who is calling: a bearer token (Authorization: Bearer only) or,
  * without one, the office bound to the verified client certificate.
  *
- * Owns: the credential's extraction and syntax check, its SHA-256, the
+ * Owns: the credential's extraction and syntax check, its keyed hash
+ * (HMAC-SHA256 under the token key file: a row someone wrote into the
+ * database without that file matches no token anybody can present), the
  * asynchronous lookup (auth_token / auth_cert), filling r->who, and the 401.
  * Must never: accept a credential from the query string (a URL ends up in
  * proxy logs and browser history: such a request is refused with 401 even if
@@ -143,9 +145,28 @@ static int auth_fill_principal(struct req *r, const char *text, size_t len,
 		goto fail;
 	if (token_hash[0]) {
 		const char *stored = json_string_value(json_object_get(j, "token_hash"));
+		const char *binding = json_string_value(json_object_get(j, "binding"));
+		const char *subject = json_string_value(json_object_get(j, "id"));
+		json_t *exp = json_object_get(j, "expires_epoch");
+		char want[65];
+		int ok;
 
 		if (!stored || strlen(stored) != 64 || !crypto_equal(stored, token_hash, 64))
 			goto fail;
+		/* The row must still say what it said when it was minted. */
+		if (!binding || strlen(binding) != 64 || !subject || !json_is_integer(exp) ||
+		    keyring_token_binding(r->app ? r->app->keys : NULL, token_hash,
+					  role_to_str(p.role), subject,
+					  (long long)json_integer_value(exp), want) != 0) {
+			rc = -2;
+			goto fail;
+		}
+		ok = crypto_equal(binding, want, 64);
+		OPENSSL_cleanse(want, sizeof(want));
+		if (!ok) {
+			rc = -2;
+			goto fail;
+		}
 	}
 	if (auth_copy_id(p.id, sizeof(p.id), json_object_get(j, "id"), 1) < 0 ||
 	    auth_copy_id(p.org_id, sizeof(p.org_id), json_object_get(j, "org_id"), 0) < 0 ||
@@ -165,6 +186,7 @@ static void auth_done(void *arg, enum db_status st, const PGresult *res)
 	struct req *r = s->r;
 	auth_next next = s->next;
 	char token_hash[65];
+	int rc;
 
 	memcpy(token_hash, s->token_hash, sizeof(token_hash));
 	OPENSSL_cleanse(s->token_hash, sizeof(s->token_hash));
@@ -187,8 +209,18 @@ static void auth_done(void *arg, enum db_status st, const PGresult *res)
 		auth_reply_401(r, "unknown_credential", "invalid or expired credentials");
 		return;
 	}
-	if (auth_fill_principal(r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
-				token_hash) < 0) {
+	rc = auth_fill_principal(r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+				 token_hash);
+	if (rc == -2) {
+		/* A token row changed or written in the database without the
+		 * token key: refused like an unknown token, and said loudly. */
+		OPENSSL_cleanse(token_hash, sizeof(token_hash));
+		log_event(LOG_ERROR, r->id, "token_row_tampered", "route=%s",
+			  r->route_name ? r->route_name : "-");
+		auth_reply_401(r, "tampered_credential", "invalid or expired credentials");
+		return;
+	}
+	if (rc < 0) {
 		OPENSSL_cleanse(token_hash, sizeof(token_hash));
 		log_event(LOG_ERROR, r->id, "auth_lookup_failed", "reason=bad_principal");
 		req_reply_error(r, 500, "internal_error", "internal error", NULL);
@@ -247,7 +279,10 @@ void auth_begin(struct req *r, auth_next next)
 			auth_reply_401(r, "bad_token_syntax", "invalid or expired credentials");
 			return;
 		}
-		crypto_sha256_hex(tok, n, hex);
+		if (!r->app || keyring_token_hash(r->app->keys, tok, n, hex) != 0) {
+			req_reply_unavailable(r, 1);
+			return;
+		}
 		const char *values[1] = {hex};
 		auth_submit(r, next, "auth_token", 1, values, hex);
 		OPENSSL_cleanse(hex, sizeof(hex));

@@ -14,7 +14,8 @@ struct audit_signer;
 
 /* Create an admin subject NAME and a bearer token for it; print the token
  * once on stdout. Returns the process exit code (0 = ok). */
-int cli_mint_admin_token(const struct config *cfg, const char *name);
+struct keyring;
+int cli_mint_admin_token(const struct config *cfg, const struct keyring *keys, const char *name);
 
 /* Walk the sealed audit chain; report the first altered, inserted or removed
  * record with its position, and unsealed records older than [audit]

@@ -7,11 +7,13 @@
  * runs before any event loop exists, so blocking is fine here and nowhere
  * else).
  * Must never: print the token anywhere but once on stdout; send it to the
- * database (only its SHA-256 goes there); log it.
+ * database (only its keyed hash goes there: HMAC under the token key file);
+ * log it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -24,12 +26,15 @@
 
 #define CLI_TOKEN_PREFIX "rfd_"
 /* Long enough to finish bootstrapping, short enough that a forgotten
- * bootstrap token does not live for ever; operators mint their own after. */
-#define CLI_TOKEN_LIFETIME "90 days"
+ * bootstrap token does not live for ever ([security] max_token_lifetime, 90
+ * days by default); operators mint their own after. */
 
+/* As the schema owner when one is configured: the runtime role may not mint
+ * admin tokens (0030_trust_tokens.sql revokes it). */
 static PGconn *cli_connect(const struct config *cfg)
 {
-	PGconn *c = PQconnectdb(cfg->db_conninfo ? cfg->db_conninfo : "");
+	const char *ci = cfg->db_migrate_conninfo ? cfg->db_migrate_conninfo : cfg->db_conninfo;
+	PGconn *c = PQconnectdb(ci ? ci : "");
 
 	if (PQstatus(c) != CONNECTION_OK) {
 		/* libpq's message names host and port, never a password. */
@@ -41,12 +46,14 @@ static PGconn *cli_connect(const struct config *cfg)
 	return c;
 }
 
-int cli_mint_admin_token(const struct config *cfg, const char *name)
+int cli_mint_admin_token(const struct config *cfg, const struct keyring *keys, const char *name)
 {
 	PGconn *c = NULL;
 	PGresult *res = NULL;
 	char rnd[64], hex[65], token[80];
-	const char *values[2];
+	const char *values[4];
+	char life[32], bind[65], admin_id[64];
+	long long exp;
 	int rc = 1;
 
 	if (!name || jsonv_is_handle(name, strlen(name)) != 0) {
@@ -59,16 +66,38 @@ int cli_mint_admin_token(const struct config *cfg, const char *name)
 	}
 	snprintf(token, sizeof(token), "%s%s", CLI_TOKEN_PREFIX, rnd);
 	OPENSSL_cleanse(rnd, sizeof(rnd));
-	crypto_sha256_hex(token, strlen(token), hex);
+	if (keyring_token_hash(keys, token, strlen(token), hex) != 0) {
+		fprintf(stderr, "referrald: cannot hash the token (token key missing)\n");
+		goto out;
+	}
 	c = cli_connect(cfg);
 	if (!c)
 		goto out;
+	/* The admin's id first: the token's binding names its subject. */
+	values[0] = name;
+	res = PQexecParams(c, "SELECT admin_ensure($1)", 1, NULL, values, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+	    PQgetisnull(res, 0, 0) || PQgetlength(res, 0, 0) >= (int)sizeof(admin_id)) {
+		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		fprintf(stderr, "referrald: creating the admin failed (sqlstate %s)\n",
+			st ? st : "-");
+		goto out;
+	}
+	snprintf(admin_id, sizeof(admin_id), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	res = NULL;
+	exp = (long long)time(NULL) + cfg->max_token_lifetime_ms / 1000;
+	if (keyring_token_binding(keys, hex, "admin", admin_id, exp, bind) != 0) {
+		fprintf(stderr, "referrald: cannot bind the token\n");
+		goto out;
+	}
+	snprintf(life, sizeof(life), "%lld", exp);
 	values[0] = name;
 	values[1] = hex;
-	res = PQexecParams(c,
-			   "SELECT mint_admin_token($1, $2, now() + interval '" CLI_TOKEN_LIFETIME
-			   "')",
-			   2, NULL, values, NULL, NULL, 0);
+	values[2] = bind;
+	values[3] = life;
+	res = PQexecParams(c, "SELECT mint_admin_token($1, $2, $3, $4::bigint)", 4, NULL, values,
+			   NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		fprintf(stderr, "referrald: minting the admin token failed (sqlstate %s)\n",
@@ -81,6 +110,8 @@ int cli_mint_admin_token(const struct config *cfg, const char *name)
 	rc = 0;
 out:
 	OPENSSL_cleanse(token, sizeof(token));
+	OPENSSL_cleanse(hex, sizeof(hex));
+	OPENSSL_cleanse(bind, sizeof(bind));
 	PQclear(res);
 	PQfinish(c);
 	return rc;

@@ -109,6 +109,10 @@ static const struct key_def keys[] = {
 	{ "server", "drain_timeout", KT_DURATION, "10s", KEY_RELOAD, 0, HOUR_MS, NULL, NULL,
 	  OFF(drain_timeout_ms),
 	  "On SIGTERM/SIGINT, how long in-flight requests may take before the daemon exits anyway." },
+	{ "server", "reuse_port", KT_BOOL, "false", 0, 0, 0, NULL, NULL, OFF(reuse_port),
+	  "Bind the listeners with SO_REUSEPORT: several daemons on one host (one per core, "
+	  "the same user) then share the same addresses and the kernel spreads new connections "
+	  "over them." },
 	{ "server", "allowed_methods", KT_STRING, "GET,POST,PUT,PATCH,DELETE", 0, 0, 0, NULL,
 	  check_methods, OFF(allowed_methods),
 	  "Comma list of HTTP methods accepted; others answer 405." },
@@ -169,6 +173,15 @@ static const struct key_def keys[] = {
 	  OFF(data_key_file),
 	  "Keyring for contact details and notes: lines `<key id> <64 hex chars>`, the last one "
 	  "encrypts." },
+	{ "security", "token_key_file", KT_PATH, NULL, KEY_REQUIRED, 0, 0, NULL, NULL,
+	  OFF(token_key_file),
+	  "Secret (32+ bytes, not the UIC key) for the HMAC-SHA256 under which bearer tokens and "
+	  "sign-in codes are stored; keep it outside the database. Replacing it revokes every "
+	  "token." },
+	{ "security", "max_token_lifetime", KT_DURATION, "90d", 0, MIN_MS, 3650LL * 24 * HOUR_MS,
+	  NULL, NULL, OFF(max_token_lifetime_ms),
+	  "Longest a new token may live (its expires_at at most this far ahead, else 422; the "
+	  "protocol's P90D)." },
 
 	{ "deadlines", "sweeper_max_sleep", KT_DURATION, "1s", KEY_RELOAD, 10, HOUR_MS, NULL, NULL,
 	  OFF(sweeper_max_sleep_ms),
@@ -201,6 +214,11 @@ static const struct key_def keys[] = {
 	{ "webhooks", "max_response_size", KT_SIZE, "64k", KEY_RELOAD, 1024, 16 * 1024 * 1024,
 	  NULL, NULL, OFF(webhook_max_response),
 	  "Largest answer body read from an endpoint (it is discarded)." },
+	{ "webhooks", "allow_private_targets", KT_BOOL, "off", 0, 0, 0, NULL, NULL,
+	  OFF(webhook_allow_private),
+	  "on: webhooks may target loopback, private, link-local, unique-local and unspecified "
+	  "addresses (tests and labs only). off: refused at registration (422) and again at "
+	  "delivery, after the name is resolved." },
 
 	{ "retention", "idempotency_keys", KT_DURATION, "7d", KEY_RELOAD, SEC_MS, 365LL * 24 * HOUR_MS,
 	  NULL, NULL, OFF(retention_idempotency_ms),

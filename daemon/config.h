@@ -24,6 +24,7 @@ struct config {
 	int client_cert;              /* enum client_cert_mode for `listen` */
 	char *mtls_listen;            /* optional host:port that always requires a client cert */
 	char *metrics_listen;         /* host:port of the TLS ops listener (/metrics, /healthz, /readyz) */
+	int reuse_port;               /* SO_REUSEPORT on the listeners */
 	int max_connections;          /* API listeners together; the ops listener has its own */
 	size_t max_header_size;
 	size_t max_body_size;
@@ -56,6 +57,8 @@ struct config {
 	/* [security] */
 	char *uic_key_file;           /* 32+ byte secret for HMAC-SHA256 of UICs */
 	char *data_key_file;          /* keyring: lines "<key id> <64 hex chars>", last line is current */
+	char *token_key_file;         /* 32+ byte secret for HMAC-SHA256 of tokens and sign-in codes */
+	long max_token_lifetime_ms;   /* a new token's expires_at at most this far ahead */
 
 	/* [deadlines] */
 	long sweeper_max_sleep_ms;    /* upper bound between sweeps when nothing is due */
@@ -71,6 +74,7 @@ struct config {
 	long webhook_retry_max_ms;    /* retry delay ceiling */
 	int webhook_max_attempts;     /* attempts before an event is given up (kept for operators) */
 	size_t webhook_max_response;  /* cap on a partner answer's body */
+	int webhook_allow_private;    /* internal (loopback, private, ...) targets allowed */
 
 	/* [retention] */
 	long retention_idempotency_ms; /* idempotency records older than this are purged */

@@ -1,8 +1,8 @@
 /*
  * http_server.c - evhttp listeners wired to TLS through evhttp_set_bevcb.
  *
- * Owns: the listening socket (created here: SO_REUSEADDR, TCP_NODELAY), the
- * per-connection record (tracked through SSL ex_data, so it dies exactly
+ * Owns: the listening socket (created here: SO_REUSEADDR, TCP_NODELAY, and
+ * SO_REUSEPORT when [server] reuse_port is on), the per-connection record (tracked through SSL ex_data, so it dies exactly
  * when the connection's SSL does), the TLS bufferevent of each connection,
  * the limits (header and body size, timeout, methods, connection count,
  * spare descriptors), the refusal of ambiguous requests, and handing each
@@ -571,7 +571,7 @@ static void hs_request_cb(struct evhttp_request *ev, void *arg)
 /* Socket of our own: options set before listen() so accepted sockets
  * inherit them (TCP_NODELAY above all: without it Nagle and delayed ACKs
  * stall every reply, which bufferevent_openssl writes as several records). */
-static int hs_listen_socket(const char *hostport, char *err, unsigned long errlen)
+static int hs_listen_socket(const char *hostport, int reuse_port, char *err, unsigned long errlen)
 {
 	struct sockaddr_storage ss;
 	int sslen = (int)sizeof(ss);
@@ -595,6 +595,10 @@ static int hs_listen_socket(const char *hostport, char *err, unsigned long errle
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
 		snprintf(err, errlen, "listen: %s: setsockopt: %s", hostport, strerror(errno));
+		goto fail;
+	}
+	if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+		snprintf(err, errlen, "listen: %s: SO_REUSEPORT: %s", hostport, strerror(errno));
 		goto fail;
 	}
 	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0) {
@@ -661,7 +665,7 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 	evhttp_set_gencb(s->http, hs_request_cb, s);
 	hs_apply_limits(s);
 
-	fd = hs_listen_socket(hostport, err, errlen);
+	fd = hs_listen_socket(hostport, app->cfg->reuse_port, err, errlen);
 	if (fd < 0)
 		goto fail;
 	s->lev = evconnlistener_new(app->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, 0, fd);

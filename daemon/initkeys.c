@@ -49,6 +49,8 @@ static const struct keyfile_kind keyfiles[] = {
 	  "UIC key" },
 	{ "security", "data_key_file", offsetof(struct config, data_key_file), KF_KEYRING,
 	  "data keyring" },
+	{ "security", "token_key_file", offsetof(struct config, token_key_file), KF_HEX_SECRET,
+	  "token key" },
 	{ "audit", "signing_key_file", offsetof(struct config, audit_signing_key_file),
 	  KF_ED25519_PEM, "audit head signing key" },
 };

@@ -27,9 +27,21 @@
  *                  rotate, append a new line; remove an old line only when no
  *                  stored ciphertext carries its kid any more.
  *
+ *   token_key_file A secret like the UIC key (hex or raw, 32+ bytes), and a
+ *                  different one. Bearer tokens and sign-in codes are stored
+ *                  only as HMAC-SHA256 under it, so a row written into the
+ *                  database by someone without this file never matches a
+ *                  token anybody holds. Changing it invalidates every token.
+ *
+ * Purposes: each data key is never used directly. HKDF-SHA256 (no salt,
+ * info "referrald/client-data", "referrald/webhook-secret",
+ * "referrald/dek-wrap") derives one subkey per purpose, so a webhook secret
+ * sealed for the outbox can never be opened as a client's note.
+ *
  * Sealed format: "<kid>:" + base64(nonce[12] | ciphertext | tag[16]), with a
- * fresh random nonce per seal and the kid as additional authenticated data,
- * so a ciphertext cannot be relabelled to another key id unnoticed.
+ * fresh random nonce per seal. The additional authenticated data binds the
+ * value to where it lives: "v2|" kid "|" table "|" column "|" row_id, so a
+ * ciphertext moved to another row, column, table or key id no longer opens.
  */
 #include "keyring.h"
 
@@ -44,9 +56,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #define KEYRING_MAX_FILE 65536   /* a key file bigger than this is a mistake */
@@ -59,15 +74,19 @@
 struct data_key {
 	char kid[KEYRING_KID_MAX + 1];
 	unsigned char key[KEYRING_KEY_LEN];
+	unsigned char sub[KP_COUNT][KEYRING_KEY_LEN];  /* HKDF subkeys per purpose */
 };
 
 struct keyring {
 	unsigned char *uic_key;
 	size_t uic_key_len;
+	unsigned char *token_key;   /* HMAC key of bearer tokens and sign-in codes */
+	size_t token_key_len;
 	struct data_key *keys;   /* in file order; keys[nkeys - 1] is current */
 	size_t nkeys;
 };
 
+static int keyring_derive_subkeys(struct keyring *k);
 static void keyring_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -158,7 +177,9 @@ fail:
 	return -1;
 }
 
-static int keyring_load_uic(struct keyring *k, const char *path, char *err, size_t errlen)
+/* A secret file (the UIC key, the token key): hex or raw, 32+ bytes. */
+static int keyring_load_secret(unsigned char **key_out, size_t *len_out, const char *path,
+			       char *err, size_t errlen)
 {
 	unsigned char *buf = NULL;
 	size_t len = 0, hexlen, i;
@@ -183,23 +204,23 @@ static int keyring_load_uic(struct keyring *k, const char *path, char *err, size
 				    path, KEYRING_UIC_MIN, 2 * KEYRING_UIC_MIN);
 			goto out;
 		}
-		k->uic_key = malloc(hexlen / 2);
-		if (k->uic_key == NULL)
+		*key_out = malloc(hexlen / 2);
+		if (*key_out == NULL)
 			goto oom;
 		for (i = 0; i < hexlen / 2; i++)
-			k->uic_key[i] = (unsigned char)(hexval(buf[2 * i]) << 4 | hexval(buf[2 * i + 1]));
-		k->uic_key_len = hexlen / 2;
+			(*key_out)[i] = (unsigned char)(hexval(buf[2 * i]) << 4 | hexval(buf[2 * i + 1]));
+		*len_out = hexlen / 2;
 	} else {
 		if (len < KEYRING_UIC_MIN) {
 			keyring_err(err, errlen, "%s: key too short: need at least %d bytes", path,
 				    KEYRING_UIC_MIN);
 			goto out;
 		}
-		k->uic_key = malloc(len);
-		if (k->uic_key == NULL)
+		*key_out = malloc(len);
+		if (*key_out == NULL)
 			goto oom;
-		memcpy(k->uic_key, buf, len);
-		k->uic_key_len = len;
+		memcpy(*key_out, buf, len);
+		*len_out = len;
 	}
 	rc = 0;
 	goto out;
@@ -335,14 +356,48 @@ struct keyring *keyring_load(const char *uic_key_file, const char *data_key_file
 		keyring_err(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (keyring_load_uic(k, uic_key_file, err, errlen) != 0)
+	if (keyring_load_secret(&k->uic_key, &k->uic_key_len, uic_key_file, err, errlen) != 0)
 		goto fail;
 	if (keyring_load_data(k, data_key_file, err, errlen) != 0)
 		goto fail;
+	if (keyring_derive_subkeys(k) != 0) {
+		keyring_err(err, errlen, "%s: cannot derive the purpose subkeys", data_key_file);
+		goto fail;
+	}
 	return k;
 fail:
 	keyring_free(k);
 	return NULL;
+}
+
+int keyring_load_token_key(struct keyring *k, const char *token_key_file, char *err,
+			   size_t errlen)
+{
+	unsigned char *key = NULL;
+	size_t len = 0;
+
+	if (k == NULL || token_key_file == NULL) {
+		keyring_err(err, errlen, "token_key_file is required");
+		return -1;
+	}
+	if (keyring_load_secret(&key, &len, token_key_file, err, errlen) != 0)
+		return -1;
+	/* The same bytes as the UIC key would let one file's theft do both
+	 * jobs; refuse the copy an operator might make by mistake. */
+	if (len == k->uic_key_len && CRYPTO_memcmp(key, k->uic_key, len) == 0) {
+		OPENSSL_cleanse(key, len);
+		free(key);
+		keyring_err(err, errlen, "%s: the token key must differ from the UIC key",
+			    token_key_file);
+		return -1;
+	}
+	if (k->token_key != NULL) {
+		OPENSSL_cleanse(k->token_key, k->token_key_len);
+		free(k->token_key);
+	}
+	k->token_key = key;
+	k->token_key_len = len;
+	return 0;
 }
 
 void keyring_free(struct keyring *k)
@@ -352,6 +407,10 @@ void keyring_free(struct keyring *k)
 	if (k->uic_key != NULL) {
 		OPENSSL_cleanse(k->uic_key, k->uic_key_len);
 		free(k->uic_key);
+	}
+	if (k->token_key != NULL) {
+		OPENSSL_cleanse(k->token_key, k->token_key_len);
+		free(k->token_key);
 	}
 	if (k->keys != NULL) {
 		OPENSSL_cleanse(k->keys, k->nkeys * sizeof(*k->keys));
@@ -414,19 +473,94 @@ static const struct data_key *keyring_find(const struct keyring *k, const char *
 	return NULL;
 }
 
-char *keyring_seal(const struct keyring *k, const void *plain, size_t len)
+/* HKDF-SHA256(ikm = a data key, no salt, info = the purpose's name) -> 32
+ * bytes. One derivation per key and purpose, at load time. */
+static int keyring_hkdf(const unsigned char *ikm, size_t ikmlen, const char *info,
+			unsigned char out[KEYRING_KEY_LEN])
 {
-	const struct data_key *dk;
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[4];
+	int rc = -1;
+
+	if (!kctx)
+		goto out;
+	params[0] = OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string("key", (void *)ikm, ikmlen);
+	params[2] = OSSL_PARAM_construct_octet_string("info", (void *)info, strlen(info));
+	params[3] = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(kctx, out, KEYRING_KEY_LEN, params) == 1)
+		rc = 0;
+out:
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	return rc;
+}
+
+static const char *const purpose_info[KP_COUNT] = {
+	[KP_CLIENT_DATA] = "referrald/client-data",
+	[KP_WEBHOOK_SECRET] = "referrald/webhook-secret",
+	[KP_DEK_WRAP] = "referrald/dek-wrap",
+};
+
+static int keyring_derive_subkeys(struct keyring *k)
+{
+	for (size_t i = 0; i < k->nkeys; i++)
+		for (int p = 0; p < KP_COUNT; p++)
+			if (keyring_hkdf(k->keys[i].key, KEYRING_KEY_LEN, purpose_info[p],
+					 k->keys[i].sub[p]) != 0)
+				return -1;
+	return 0;
+}
+
+/* "v2|" kid "|" table "|" column "|" row_id; each part is an identifier the
+ * caller controls (never client data). NULL when a part holds '|' (which
+ * would make two bindings read alike) or the result does not fit. */
+static char *seal_aad(const char *kid, const struct seal_bind *b, size_t *aadlen)
+{
+	const char *parts[4] = {kid, b ? b->table : NULL, b ? b->column : NULL,
+				b ? b->row_id : NULL};
+	size_t n = 2, i, o;
+	char *aad;
+
+	for (i = 0; i < 4; i++) {
+		if (!parts[i] || !*parts[i] || strchr(parts[i], '|') || strlen(parts[i]) > 128)
+			return NULL;
+		n += 1 + strlen(parts[i]);
+	}
+	aad = malloc(n + 1);
+	if (!aad)
+		return NULL;
+	memcpy(aad, "v2", 2);
+	o = 2;
+	for (i = 0; i < 4; i++) {
+		size_t l = strlen(parts[i]);
+
+		aad[o++] = '|';
+		/* Row ids are uuids; compare them as PostgreSQL prints them. */
+		for (size_t j = 0; j < l; j++)
+			aad[o++] = i == 3 ? (char)tolower((unsigned char)parts[i][j]) : parts[i][j];
+	}
+	aad[o] = '\0';
+	*aadlen = o;
+	return aad;
+}
+
+char *crypto_seal_bound(const unsigned char key[32], const char *kid, const struct seal_bind *b,
+			const void *plain, size_t len)
+{
 	EVP_CIPHER_CTX *ctx = NULL;
 	unsigned char *raw = NULL;
-	size_t rawlen, kidlen, b64len;
-	char *out = NULL;
+	size_t rawlen, kidlen, b64len, aadlen = 0;
+	char *out = NULL, *aad = NULL;
 	int n, fin;
 
-	if (k == NULL || k->nkeys == 0 || (plain == NULL && len > 0) || len > (size_t)1 << 30)
+	if (!key || !kid || (plain == NULL && len > 0) || len > (size_t)1 << 30)
 		return NULL;
-	dk = &k->keys[k->nkeys - 1];
-	kidlen = strlen(dk->kid);
+	aad = seal_aad(kid, b, &aadlen);
+	if (!aad)
+		return NULL;
+	kidlen = strlen(kid);
 	rawlen = KEYRING_NONCE_LEN + len + KEYRING_TAG_LEN;
 	raw = malloc(rawlen);
 	if (raw == NULL)
@@ -440,9 +574,9 @@ char *keyring_seal(const struct keyring *k, const void *plain, size_t len)
 		goto fail;
 	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, KEYRING_NONCE_LEN, NULL) != 1 ||
-	    EVP_EncryptInit_ex(ctx, NULL, NULL, dk->key, raw) != 1)
+	    EVP_EncryptInit_ex(ctx, NULL, NULL, key, raw) != 1)
 		goto fail;
-	if (EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)dk->kid, (int)kidlen) != 1)
+	if (EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)aadlen) != 1)
 		goto fail;
 	n = 0;
 	if (len > 0 &&
@@ -459,43 +593,58 @@ char *keyring_seal(const struct keyring *k, const void *plain, size_t len)
 	out = malloc(kidlen + 1 + b64len + 1);
 	if (out == NULL)
 		goto fail;
-	memcpy(out, dk->kid, kidlen);
+	memcpy(out, kid, kidlen);
 	out[kidlen] = ':';
 	if (EVP_EncodeBlock((unsigned char *)out + kidlen + 1, raw, (int)rawlen) != (int)b64len)
 		goto fail;
 	EVP_CIPHER_CTX_free(ctx);
 	free(raw);   /* nonce, ciphertext and tag only: nothing secret */
+	free(aad);
 	return out;
 fail:
 	EVP_CIPHER_CTX_free(ctx);
 	free(raw);
 	free(out);
+	free(aad);
 	return NULL;
 }
 
-char *keyring_open(const struct keyring *k, const char *sealed, size_t *len)
+int crypto_sealed_kid(const char *sealed, char *kid, size_t kidlen)
 {
-	const struct data_key *dk;
-	const char *colon, *b64;
+	const char *colon = sealed ? strchr(sealed, ':') : NULL;
+	size_t n;
+
+	if (!colon)
+		return -1;
+	n = (size_t)(colon - sealed);
+	if (n == 0 || n > KEYRING_KID_MAX || n >= kidlen)
+		return -1;
+	memcpy(kid, sealed, n);
+	kid[n] = '\0';
+	return 0;
+}
+
+char *crypto_open_bound(const unsigned char key[32], const char *sealed,
+			const struct seal_bind *b, size_t *len)
+{
+	char kid[KEYRING_KID_MAX + 1];
+	const char *b64;
 	EVP_CIPHER_CTX *ctx = NULL;
 	unsigned char *raw = NULL;
-	char *plain = NULL;
-	size_t b64len, rawlen, ctlen, plainsize = 0;
+	char *plain = NULL, *aad = NULL;
+	size_t b64len, rawlen, ctlen, plainsize = 0, aadlen = 0;
 	int n, fin, pad = 0, dec;
 
 	if (len != NULL)
 		*len = 0;
-	if (k == NULL || sealed == NULL)
+	if (!key || crypto_sealed_kid(sealed, kid, sizeof(kid)) != 0)
 		return NULL;
-	colon = strchr(sealed, ':');
-	if (colon == NULL)
-		return NULL;
-	dk = keyring_find(k, sealed, (size_t)(colon - sealed));
-	if (dk == NULL)
-		return NULL;
-	b64 = colon + 1;
+	b64 = sealed + strlen(kid) + 1;
 	b64len = strlen(b64);
 	if (b64len == 0 || b64len % 4 != 0 || b64len > (size_t)INT32_MAX)
+		return NULL;
+	aad = seal_aad(kid, b, &aadlen);
+	if (!aad)
 		return NULL;
 	if (b64[b64len - 1] == '=')
 		pad++;
@@ -503,7 +652,7 @@ char *keyring_open(const struct keyring *k, const char *sealed, size_t *len)
 		pad++;
 	raw = malloc(b64len / 4 * 3);
 	if (raw == NULL)
-		return NULL;
+		goto fail;
 	/* EVP_DecodeBlock counts '=' padding as zero bytes; subtract it. */
 	dec = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)b64len);
 	if (dec < 0 || (size_t)dec != b64len / 4 * 3)
@@ -521,10 +670,9 @@ char *keyring_open(const struct keyring *k, const char *sealed, size_t *len)
 		goto fail;
 	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, KEYRING_NONCE_LEN, NULL) != 1 ||
-	    EVP_DecryptInit_ex(ctx, NULL, NULL, dk->key, raw) != 1)
+	    EVP_DecryptInit_ex(ctx, NULL, NULL, key, raw) != 1)
 		goto fail;
-	if (EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)dk->kid,
-			      (int)strlen(dk->kid)) != 1)
+	if (EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)aadlen) != 1)
 		goto fail;
 	n = 0;
 	if (ctlen > 0 && EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n,
@@ -534,7 +682,8 @@ char *keyring_open(const struct keyring *k, const char *sealed, size_t *len)
 				raw + KEYRING_NONCE_LEN + ctlen) != 1)
 		goto fail;
 	fin = 0;
-	/* The tag check happens here: a tampered blob or a wrong key fails. */
+	/* The tag check happens here: a tampered blob, a wrong key, or a blob
+	 * moved to another row, column, table or key id fails. */
 	if (EVP_DecryptFinal_ex(ctx, (unsigned char *)plain + n, &fin) != 1 ||
 	    (size_t)(n + fin) != ctlen)
 		goto fail;
@@ -543,15 +692,121 @@ char *keyring_open(const struct keyring *k, const char *sealed, size_t *len)
 		*len = ctlen;
 	EVP_CIPHER_CTX_free(ctx);
 	free(raw);
+	free(aad);
 	return plain;
 fail:
 	EVP_CIPHER_CTX_free(ctx);
 	free(raw);
+	free(aad);
 	if (plain != NULL) {
 		OPENSSL_cleanse(plain, plainsize);
 		free(plain);
 	}
 	return NULL;
+}
+
+char *keyring_seal(const struct keyring *k, enum keyring_purpose p, const struct seal_bind *b,
+		   const void *plain, size_t len)
+{
+	const struct data_key *dk;
+
+	if (k == NULL || k->nkeys == 0 || (int)p < 0 || p >= KP_COUNT)
+		return NULL;
+	dk = &k->keys[k->nkeys - 1];
+	return crypto_seal_bound(dk->sub[p], dk->kid, b, plain, len);
+}
+
+char *keyring_open(const struct keyring *k, enum keyring_purpose p, const struct seal_bind *b,
+		   const char *sealed, size_t *len)
+{
+	const struct data_key *dk;
+	char kid[KEYRING_KID_MAX + 1];
+
+	if (len != NULL)
+		*len = 0;
+	if (k == NULL || sealed == NULL || (int)p < 0 || p >= KP_COUNT ||
+	    crypto_sealed_kid(sealed, kid, sizeof(kid)) != 0)
+		return NULL;
+	dk = keyring_find(k, kid, strlen(kid));
+	if (dk == NULL)
+		return NULL;
+	return crypto_open_bound(dk->sub[p], sealed, b, len);
+}
+
+const unsigned char *keyring_subkey(const struct keyring *k, enum keyring_purpose p,
+				    const char *kid)
+{
+	const struct data_key *dk;
+
+	if (k == NULL || k->nkeys == 0 || (int)p < 0 || p >= KP_COUNT)
+		return NULL;
+	dk = kid ? keyring_find(k, kid, strlen(kid)) : &k->keys[k->nkeys - 1];
+	return dk ? dk->sub[p] : NULL;
+}
+
+const char *keyring_current_kid(const struct keyring *k)
+{
+	return k && k->nkeys ? k->keys[k->nkeys - 1].kid : NULL;
+}
+
+int keyring_token_hash(const struct keyring *k, const void *secret, size_t len, char out[65])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+
+	if (out)
+		out[0] = '\0';
+	if (k == NULL || k->token_key == NULL || secret == NULL || out == NULL)
+		return -1;
+	if (HMAC(EVP_sha256(), k->token_key, (int)k->token_key_len, secret, len, mac,
+		 &maclen) == NULL || maclen != 32) {
+		OPENSSL_cleanse(mac, sizeof(mac));
+		return -1;
+	}
+	hex_encode(mac, 32, out);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return 0;
+}
+
+int keyring_token_binding(const struct keyring *k, const char *token_hash, const char *role,
+			  const char *subject_id, long long expires_epoch, char out[65])
+{
+	char msg[256];
+	char subj[40];
+	size_t n = subject_id ? strlen(subject_id) : 0;
+	int len;
+
+	if (out)
+		out[0] = '\0';
+	if (!token_hash || !role || !subject_id || n >= sizeof(subj) || !out)
+		return -1;
+	for (size_t i = 0; i <= n; i++)
+		subj[i] = (char)tolower((unsigned char)subject_id[i]);
+	len = snprintf(msg, sizeof(msg), "bind|v1|%s|%s|%s|%lld", token_hash, role, subj,
+		       expires_epoch);
+	if (len < 0 || (size_t)len >= sizeof(msg))
+		return -1;
+	return keyring_token_hash(k, msg, (size_t)len, out);
+}
+
+int crypto_uuid_v4(char out[37])
+{
+	unsigned char b[16];
+	static const char digits[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return -1;
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = digits[b[i] >> 4];
+		out[o++] = digits[b[i] & 15];
+	}
+	out[o] = '\0';
+	return 0;
 }
 
 int crypto_random_b64url(size_t nbytes, char *out, size_t outlen)

@@ -26,6 +26,7 @@
 #include "http_server.h"
 #include "initkeys.h"
 #include "keyring.h"
+#include "wipe.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -455,8 +456,9 @@ static int main_check_material(const struct config *cfg)
 	}
 	tls_server_free(t);
 	k = keyring_load(cfg->uic_key_file, cfg->data_key_file, err, sizeof(err));
-	if (!k) {
+	if (!k || keyring_load_token_key(k, cfg->token_key_file, err, sizeof(err)) != 0) {
 		fprintf(stderr, REFD_NAME ": %s\n", err);
+		keyring_free(k);
 		return EXIT_CONFIG;
 	}
 	keyring_free(k);
@@ -646,6 +648,8 @@ int main(int argc, char **argv)
 	char err[512], esc[600];
 	int rc;
 
+	/* Before any JSON value or libevent object exists. */
+	wipe_install();
 	if (main_parse_args(argc, argv, &cl) < 0) {
 		main_usage(stderr, 0);
 		return EXIT_USAGE;
@@ -706,6 +710,10 @@ int main(int argc, char **argv)
 	}
 
 	app.keys = keyring_load(cfg.uic_key_file, cfg.data_key_file, err, sizeof(err));
+	if (app.keys && keyring_load_token_key(app.keys, cfg.token_key_file, err, sizeof(err)) != 0) {
+		keyring_free(app.keys);
+		app.keys = NULL;
+	}
 	if (!app.keys) {
 		log_error("start.failed", "step=keyring reason=\"%s\"",
 			  log_esc(esc, sizeof(esc), err));
@@ -719,7 +727,7 @@ int main(int argc, char **argv)
 		goto done;
 	}
 	if (cl.mint_name) {
-		rc = cli_mint_admin_token(&cfg, cl.mint_name);
+		rc = cli_mint_admin_token(&cfg, app.keys, cl.mint_name);
 		goto done;
 	}
 	if (cfg.audit_signing_key_file) {

@@ -219,8 +219,13 @@ static void outbox_event_next(struct outbox_event *ev)
 		size_t slen = 0;
 
 		snprintf(ev->hook_id, sizeof(ev->hook_id), "%s", hid ? hid : "?");
-		if (url && sealed)
-			secret = keyring_open(o->app->keys, sealed, &slen);
+		if (url && sealed && hid) {
+			/* Bound to its own row and purpose: a secret copied from
+			 * another webhook, or any other sealed value, does not open. */
+			struct seal_bind b = { "webhooks", "secret", hid };
+
+			secret = keyring_open(o->app->keys, KP_WEBHOOK_SECRET, &b, sealed, &slen);
+		}
 		if (!secret) {
 			log_error("webhook_failed", "event_id=%s webhook_id=%s outcome=secret",
 				  ev->id, ev->hook_id);
@@ -402,6 +407,7 @@ struct job *outbox_start(struct app *app)
 		free(o);
 		return NULL;
 	}
+	webhook_client_allow_private(o->client, app->cfg->webhook_allow_private);
 	o->job = job_start(app, &outbox_job, o, 0);
 	if (!o->job) {
 		outbox_free(o);

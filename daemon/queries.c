@@ -45,6 +45,12 @@ static const struct query queries[] = {
 	{ "api_supervisor_create", "SELECT api_supervisor_create($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_token_create", "SELECT api_token_create($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_token_revoke", "SELECT api_token_revoke($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_token_list", "SELECT api_token_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_token_revoke_subject", "SELECT api_token_revoke_subject($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_office_patch", "SELECT api_office_patch($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_supervisor_patch", "SELECT api_supervisor_patch($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_office_certificate_delete",
+	  "SELECT api_office_certificate_delete($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_deadline_policy_put", "SELECT api_deadline_policy_put($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_webhook_create", "SELECT api_webhook_create($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_deadline_list", "SELECT api_deadline_list($1::jsonb, $2, $3::jsonb)", 3 },
@@ -69,6 +75,7 @@ static const struct query queries[] = {
 
 	/* The web pages' sign-in (api_sign_in.c and route rows). */
 	{ "api_sign_in_code_create", "SELECT api_sign_in_code_create($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "sign_in_claim", "SELECT sign_in_claim($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_sign_in", "SELECT api_sign_in($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_sign_out", "SELECT api_sign_out($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_worker_list", "SELECT api_worker_list($1::jsonb, $2, $3::jsonb)", 3 },

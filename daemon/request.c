@@ -24,6 +24,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "app.h"
@@ -73,6 +74,15 @@ static char *req_decode_path(const char *raw)
 		return NULL;
 	}
 	return p;
+}
+
+/* The body may hold a client's contact, note or UIC: wiped, then freed. */
+static void req_wipe_body(struct req *r)
+{
+	if (r->body != NULL)
+		OPENSSL_cleanse(r->body, r->body_len + 1);
+	free(r->body);
+	r->body = NULL;
 }
 
 struct req *req_new(struct app *app, struct evhttp_request *ev)
@@ -132,7 +142,7 @@ struct req *req_new(struct app *app, struct evhttp_request *ev)
 fail:
 	free(r->path);
 	free(r->query);
-	free(r->body);
+	req_wipe_body(r);
 	free(r);
 	return NULL;
 }
@@ -263,7 +273,7 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 
 	free(r->path);
 	free(r->query);
-	free(r->body);
+	req_wipe_body(r);
 	free(r);
 	if (hooks != NULL)
 		hooks->done(hooks->arg);
@@ -288,6 +298,7 @@ void req_reply_raw(struct req *r, int status, const char *content_type, const vo
 void req_reply_json(struct req *r, int status, json_t *body)
 {
 	char *text = NULL;
+	size_t len;
 
 	if (body != NULL) {
 		/* 15 significant digits: 0.076 stays 0.076, not 0.0759999... */
@@ -301,8 +312,11 @@ void req_reply_json(struct req *r, int status, json_t *body)
 			return;
 		}
 	}
-	req_reply_raw(r, status, "application/json; charset=utf-8", text ? text : "",
-		      text ? strlen(text) : 0);
+	len = text ? strlen(text) : 0;
+	req_reply_raw(r, status, "application/json; charset=utf-8", text ? text : "", len);
+	/* The reply may carry an opened contact or note. */
+	if (text)
+		OPENSSL_cleanse(text, len);
 	free(text);
 }
 

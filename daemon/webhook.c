@@ -12,9 +12,15 @@
  * verified the peer, so an endpoint with an untrusted or wrong-name
  * certificate never receives the body.
  *
- * Resolution: names go through evdns (the system's resolver configuration
- * and hosts file are read once, at start); numeric addresses skip it. A
- * deployment without resolver configuration can still use numeric URLs.
+ * Resolution: names go through evdns_getaddrinfo (the system's resolver
+ * configuration and hosts file are read once, at start); numeric addresses
+ * skip it. Every address a name resolves to is judged (netcheck.c): if any is
+ * internal and internal targets are not allowed, nothing is sent
+ * (WH_PRIVATE_TARGET). The connection then goes to the address that was
+ * judged, never to a second lookup of the name, so a resolver that answers
+ * differently the next time (DNS rebinding) cannot redirect it. The name
+ * still sets SNI, the certificate check and the Host header. A deployment
+ * without resolver configuration can still use numeric URLs.
  *
  * Lifetime: a delivery ends in webhook_finish(), which only records the
  * outcome and activates the delivery's reap event; the reap runs on a later
@@ -53,6 +59,7 @@
 
 #include "app.h"
 #include "clock.h"
+#include "netcheck.h"
 #include "webhook.h"
 
 #define WH_MAX_HEADERS 8192
@@ -64,6 +71,7 @@ struct webhook_client {
 	SSL_CTX *ctx;
 	LIST_HEAD(, webhook_delivery) live; /* deliveries not yet freed */
 	int nlive;
+	int allow_private;
 };
 
 struct webhook_delivery {
@@ -71,6 +79,12 @@ struct webhook_delivery {
 	LIST_ENTRY(webhook_delivery) link; /* in c->live */
 	struct evhttp_connection *conn;
 	struct evhttp_request *req;   /* owned by evhttp once made; NULL after its callback */
+	int req_made;                 /* req handed to evhttp_make_request */
+	SSL *ssl;                     /* ours until a bufferevent takes it */
+	struct evdns_getaddrinfo_request *dnsreq;
+	int resolving;
+	char *path;
+	int port;
 	struct event *deadline;
 	struct event *reap;
 	webhook_cb cb;
@@ -80,6 +94,8 @@ struct webhook_delivery {
 	int peer_spoke;               /* a TLS message came back: the TCP connection existed */
 	int handshake_done;           /* the peer's certificate and name were verified */
 	int finished;                 /* outcome recorded; reap pending */
+	size_t max_response;
+	struct timeval tv;
 	enum webhook_outcome outcome;
 	int status;
 };
@@ -95,6 +111,7 @@ const char *webhook_outcome_to_str(enum webhook_outcome o)
 	case WH_TOO_LARGE: return "too_large";
 	case WH_BAD_RESPONSE: return "bad_response";
 	case WH_BAD_URL: return "bad_url";
+	case WH_PRIVATE_TARGET: return "private_target";
 	case WH_INTERNAL: return "internal";
 	}
 	return "unknown";
@@ -197,6 +214,12 @@ fail:
 	return NULL;
 }
 
+void webhook_client_allow_private(struct webhook_client *c, int on)
+{
+	if (c)
+		c->allow_private = on ? 1 : 0;
+}
+
 int webhook_client_active(const struct webhook_client *c)
 {
 	return c ? c->nlive : 0;
@@ -208,10 +231,24 @@ static void webhook_free(struct webhook_delivery *d)
 
 	LIST_REMOVE(d, link);
 	c->nlive--;
+	/* A lookup still running: cancelling calls its callback with
+	 * EVUTIL_EAI_CANCEL, which then touches nothing. */
+	if (d->dnsreq) {
+		struct evdns_getaddrinfo_request *q = d->dnsreq;
+
+		d->dnsreq = NULL;
+		d->resolving = 0;
+		evdns_getaddrinfo_cancel(q);
+	}
 	/* Frees the pending request (without calling its callback) and the
 	 * bufferevent with its SSL. */
 	if (d->conn)
 		evhttp_connection_free(d->conn);
+	if (d->req && !d->req_made)
+		evhttp_request_free(d->req);
+	if (d->ssl)
+		SSL_free(d->ssl);
+	free(d->path);
 	if (d->deadline)
 		event_free(d->deadline);
 	if (d->reap)
@@ -425,17 +462,107 @@ fail:
 	return NULL;
 }
 
+/* Second half of a delivery: connect to the judged numeric address. */
+static void webhook_connect(struct webhook_delivery *d, const char *addr)
+{
+	struct webhook_client *c = d->c;
+	struct bufferevent *bev;
+
+	bev = bufferevent_openssl_socket_new(c->base, -1, d->ssl, BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!bev) {
+		webhook_finish(d, WH_INTERNAL, 0);
+		return;
+	}
+	/* ssl now belongs to bev, and bev (below) to the connection. */
+	d->ssl = NULL;
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	d->conn = evhttp_connection_base_bufferevent_new(c->base, c->dns, bev, addr,
+							 (unsigned short)d->port);
+	if (!d->conn) {
+		bufferevent_free(bev);
+		webhook_finish(d, WH_INTERNAL, 0);
+		return;
+	}
+	evhttp_connection_set_retries(d->conn, 0);
+	evhttp_connection_set_max_headers_size(d->conn, WH_MAX_HEADERS);
+	evhttp_connection_set_max_body_size(d->conn, d->max_response);
+	evhttp_connection_set_timeout_tv(d->conn, &d->tv);
+	d->req_made = 1;
+	if (evhttp_make_request(d->conn, d->req, EVHTTP_REQ_POST, d->path) < 0) {
+		d->req = NULL; /* freed by evhttp on failure */
+		webhook_finish(d, WH_CONNECT, 0);
+	}
+}
+
+/* Is this address one we may send to? */
+static int webhook_addr_ok(const struct webhook_delivery *d, const struct sockaddr *sa)
+{
+	int in = netcheck_sockaddr_internal(sa);
+
+	return in == 0 || (in == 1 && d->c->allow_private);
+}
+
+static void webhook_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct webhook_delivery *d = arg;
+	struct evutil_addrinfo *ai;
+	char addr[INET6_ADDRSTRLEN];
+	const void *bytes = NULL;
+	int family = 0;
+
+	if (result == EVUTIL_EAI_CANCEL) {
+		if (res)
+			evutil_freeaddrinfo(res);
+		return;                     /* d is being freed */
+	}
+	d->dnsreq = NULL;
+	d->resolving = 0;
+	if (d->finished) {
+		if (res)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	if (result != 0 || !res) {
+		if (res)
+			evutil_freeaddrinfo(res);
+		webhook_finish(d, WH_CONNECT, 0);
+		return;
+	}
+	/* One internal address among several is enough to refuse: the
+	 * connection must not depend on which one a retry would pick. */
+	for (ai = res; ai; ai = ai->ai_next) {
+		if (!webhook_addr_ok(d, ai->ai_addr)) {
+			evutil_freeaddrinfo(res);
+			webhook_finish(d, WH_PRIVATE_TARGET, 0);
+			return;
+		}
+		if (!bytes && ai->ai_family == AF_INET) {
+			family = AF_INET;
+			bytes = &((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr;
+		} else if (!bytes && ai->ai_family == AF_INET6) {
+			family = AF_INET6;
+			bytes = &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr;
+		}
+	}
+	if (!bytes || !inet_ntop(family, bytes, addr, sizeof(addr))) {
+		evutil_freeaddrinfo(res);
+		webhook_finish(d, WH_CONNECT, 0);
+		return;
+	}
+	evutil_freeaddrinfo(res);
+	webhook_connect(d, addr);
+}
+
 struct webhook_delivery *webhook_post(struct webhook_client *c, const struct webhook_request *rq,
 				      webhook_cb cb, void *arg)
 {
 	struct webhook_delivery *d = calloc(1, sizeof(*d));
 	char host[WH_HOST_MAX], hosthdr[WH_HOST_MAX + 16], sig[128], len[24];
-	char *path = NULL;
-	int port = 0;
-	SSL *ssl = NULL;
-	struct bufferevent *bev = NULL;
 	struct evkeyvalq *h;
-	struct timeval tv;
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *q;
+	int in;
 	enum webhook_outcome early = WH_INTERNAL;
 
 	if (!d)
@@ -457,7 +584,7 @@ struct webhook_delivery *webhook_post(struct webhook_client *c, const struct web
 	c->nlive++;
 
 	/* From here every failure is reported through the callback, deferred. */
-	if (webhook_parse_url(rq->url, host, sizeof(host), &port, &path, hosthdr,
+	if (webhook_parse_url(rq->url, host, sizeof(host), &d->port, &d->path, hosthdr,
 			      sizeof(hosthdr)) < 0) {
 		early = WH_BAD_URL;
 		goto fail;
@@ -465,28 +592,11 @@ struct webhook_delivery *webhook_post(struct webhook_client *c, const struct web
 	if (webhook_sign(rq->secret, rq->secret_len, rq->t, rq->body, rq->body_len, sig,
 			 sizeof(sig)) < 0)
 		goto fail;
-	ssl = webhook_ssl(c, d, host);
-	if (!ssl)
+	d->ssl = webhook_ssl(c, d, host);
+	if (!d->ssl)
 		goto fail;
-	bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-					     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (!bev) {
-		SSL_free(ssl);
-		goto fail;
-	}
-	/* ssl now belongs to bev, and bev (below) to the connection. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	d->conn = evhttp_connection_base_bufferevent_new(c->base, c->dns, bev, host,
-							 (unsigned short)port);
-	if (!d->conn) {
-		bufferevent_free(bev);
-		goto fail;
-	}
-	evhttp_connection_set_retries(d->conn, 0);
-	evhttp_connection_set_max_headers_size(d->conn, WH_MAX_HEADERS);
-	evhttp_connection_set_max_body_size(d->conn, rq->max_response);
-	tv = clock_tv(rq->timeout_ms);
-	evhttp_connection_set_timeout_tv(d->conn, &tv);
+	d->max_response = rq->max_response;
+	d->tv = clock_tv(rq->timeout_ms);
 
 	d->req = evhttp_request_new(webhook_done_cb, d);
 	if (!d->req)
@@ -500,23 +610,32 @@ struct webhook_delivery *webhook_post(struct webhook_client *c, const struct web
 	    evhttp_add_header(h, "Content-Length", len) < 0 ||
 	    evhttp_add_header(h, "Signature", sig) < 0 ||
 	    evhttp_add_header(h, "Connection", "close") < 0 ||
-	    evbuffer_add(evhttp_request_get_output_buffer(d->req), rq->body, rq->body_len) < 0) {
-		evhttp_request_free(d->req);
-		d->req = NULL;
+	    evbuffer_add(evhttp_request_get_output_buffer(d->req), rq->body, rq->body_len) < 0)
 		goto fail;
-	}
-	if (evhttp_make_request(d->conn, d->req, EVHTTP_REQ_POST, path) < 0) {
-		d->req = NULL; /* freed by evhttp on failure */
-		early = WH_CONNECT;
-		goto fail;
-	}
 	OPENSSL_cleanse(sig, sizeof(sig));
-	free(path);
-	evtimer_add(d->deadline, &tv);
+	evtimer_add(d->deadline, &d->tv);
+
+	in = netcheck_ip_internal(host);
+	if (in >= 0) {
+		/* An IP literal: judged as it stands. */
+		if (in == 1 && !c->allow_private)
+			webhook_finish(d, WH_PRIVATE_TARGET, 0);
+		else
+			webhook_connect(d, host);
+		return d;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	d->resolving = 1;
+	/* May answer at once (hosts file, cache): the callback has then run. */
+	q = evdns_getaddrinfo(c->dns, host, NULL, &hints, webhook_resolved_cb, d);
+	if (d->resolving)
+		d->dnsreq = q;
 	return d;
 fail:
 	OPENSSL_cleanse(sig, sizeof(sig));
-	free(path);
 	ERR_clear_error();
 	webhook_finish(d, early, 0);
 	return d;

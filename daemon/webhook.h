@@ -22,6 +22,7 @@ enum webhook_outcome {
 	WH_TOO_LARGE,       /* response headers or body over the cap */
 	WH_BAD_RESPONSE,    /* not HTTP */
 	WH_BAD_URL,         /* not an https URL this client can use */
+	WH_PRIVATE_TARGET,  /* the host is, or resolves to, an internal address */
 	WH_INTERNAL,        /* allocation or setup failure on our side */
 };
 const char *webhook_outcome_to_str(enum webhook_outcome o);
@@ -35,6 +36,10 @@ typedef void (*webhook_cb)(void *arg, enum webhook_outcome o, int http_status);
  * err (no secret or path content beyond the file name). */
 struct webhook_client *webhook_client_new(struct event_base *base, const char *ca_file,
 					  char *err, size_t errlen);
+/* on: internal targets (loopback, private, link-local, unique-local,
+ * unspecified) may be delivered to; off (the default): refused after
+ * resolution, WH_PRIVATE_TARGET. */
+void webhook_client_allow_private(struct webhook_client *c, int on);
 /* Frees every delivery still alive without calling its callback. */
 void webhook_client_free(struct webhook_client *c);
 /* Deliveries currently alive (connecting, sending or waiting). */

@@ -91,7 +91,8 @@ fi
 		-subj /CN=localhost -keyout "$TMP/server.key" -out "$TMP/server.crt" 2>/dev/null &&
 	mkdir "$TMP/keydir" &&
 	openssl rand -hex 32 >"$TMP/keydir/uic.key" &&
-	echo "k1 $(openssl rand -hex 32)" >"$TMP/keydir/data.keys"
+	echo "k1 $(openssl rand -hex 32)" >"$TMP/keydir/data.keys" &&
+	openssl rand -hex 32 >"$TMP/keydir/token.key"
 ) || { echo "not ok 3 cannot create scratch certificate and keys" >&2; exit 1; }
 sed -e "s|/etc/referrald/keys/|$TMP/keydir/|; s|/etc/referrald/|$TMP/|" deploy/referrald.conf.example >"$TMP/example.conf"
 if out=$("$BIN" -c "$TMP/example.conf" --check-config 2>&1) && [ "$out" = "configuration ok" ]; then

@@ -188,7 +188,8 @@
       field(t('time.accepted'), timeEl(a.accepted_at)),
       field(t('time.first_contact'), timeEl(a.first_contact_at)),
       a.ended_at ? field(t('time.ended'), timeEl(a.ended_at)) : null,
-      a.status === 'failed' && a.reason ? field(t('field.outcome'), t('status.failed') + ': ' + t('fail.' + a.reason))
+      a.status === 'failed' ? field(t('field.outcome'), FAIL_REASONS.includes(a.reason)
+        ? t('status.failed') + ': ' + t('fail.' + a.reason) : t('status.failed'))
         : a.outcome ? field(t('field.outcome'), t('outcome.' + a.outcome)) : null);
     const parts = [backLink(), el('h1', {}, needLabel(a)), dl];
     if (a.overdue) parts.push(el('p', { class: 'warn', 'data-testid': 'overdue-flag' }, t('inbox.overdue_one')));

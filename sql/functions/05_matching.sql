@@ -105,7 +105,9 @@ BEGIN
 	VALUES (a.id, w.id, now() + pol.accept_within, p_reason)
 	RETURNING * INTO o;
 
-	UPDATE assignments SET status = 'offered', worker_id = w.id,
+	-- A new worker sees none of what the previous one wrote (its decline
+	-- reason): cleared with the offer.
+	UPDATE assignments SET status = 'offered', worker_id = w.id, reason = NULL, reason_sealed = NULL,
 	       organisation_id = w.organisation_id, offer_expires_at = o.expires_at,
 	       match_reason = p_reason
 	WHERE id = a.id RETURNING * INTO r;

@@ -112,12 +112,47 @@ END $$;
 
 -- Authentication --------------------------------------------------------------
 
--- Principal for a bearer token's SHA-256 hex; NULL when unknown, expired or
--- revoked (the daemon answers 401 without saying which). The hash is looked up
--- by index: comparing hashes of a 256-bit secret leaks nothing usable.
--- last_used_at is written at most once a minute to keep reads cheap.
+-- Tokens are written only through these SECURITY DEFINER functions, each
+-- taking an already keyed hash and its binding (the runtime role has no
+-- direct write on tokens). Their rows: token_hash is HMAC-SHA256 of the token
+-- under [security] token_key_file, binding the HMAC of hash, role, subject and
+-- expiry under the same key, checked by the daemon at every authentication.
+
+CREATE OR REPLACE FUNCTION token_insert(p_role text, p_subject uuid, p_hash text, p_binding text,
+                             p_expires timestamptz, p_issued_by text, p_issued_by_role text)
+RETURNS tokens LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+	INSERT INTO tokens (role, subject_id, token_hash, binding, expires_at, issued_by, issued_by_role)
+	VALUES (p_role, p_subject, lower(p_hash), lower(p_binding), p_expires, p_issued_by,
+	        p_issued_by_role)
+	RETURNING *
+$$;
+
+CREATE OR REPLACE FUNCTION token_revoke_one(p_id uuid) RETURNS tokens
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+	UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = p_id RETURNING *
+$$;
+
+CREATE OR REPLACE FUNCTION token_revoke_subject(p_subject uuid) RETURNS integer
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+	WITH r AS (UPDATE tokens SET revoked_at = now()
+	           WHERE subject_id = p_subject AND revoked_at IS NULL RETURNING 1)
+	SELECT count(*)::integer FROM r
+$$;
+
+CREATE OR REPLACE FUNCTION token_touch(p_id uuid) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+	UPDATE tokens SET last_used_at = now()
+	WHERE id = p_id AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+$$;
+
+-- Principal for a bearer token's keyed hash; NULL when unknown, expired,
+-- revoked or its subject disabled (the daemon answers 401 without saying
+-- which). The hash is looked up by index: comparing hashes of a 256-bit
+-- secret leaks nothing usable. The stored hash and binding go back: the
+-- daemon compares the hash with its own in constant time and recomputes the
+-- binding (daemon/auth.c). last_used_at is written at most once a minute.
 CREATE OR REPLACE FUNCTION auth_token(p_token_hash text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
 	t tokens;
 	who jsonb;
@@ -130,14 +165,14 @@ BEGIN
 	CASE t.role
 	WHEN 'office' THEN
 		SELECT jsonb_build_object('role', 'office', 'id', o.id, 'org_id', NULL, 'programme', false)
-		INTO who FROM offices o WHERE o.id = t.subject_id;
+		INTO who FROM offices o WHERE o.id = t.subject_id AND o.active;
 	WHEN 'worker' THEN
 		SELECT jsonb_build_object('role', 'worker', 'id', w.id, 'org_id', w.organisation_id, 'programme', false)
 		INTO who FROM workers w WHERE w.id = t.subject_id AND w.active;
 	WHEN 'supervisor' THEN
 		SELECT jsonb_build_object('role', 'supervisor', 'id', s.id, 'org_id', s.organisation_id,
 		                          'programme', s.scope = 'programme')
-		INTO who FROM supervisors s WHERE s.id = t.subject_id;
+		INTO who FROM supervisors s WHERE s.id = t.subject_id AND s.active;
 	WHEN 'admin' THEN
 		SELECT jsonb_build_object('role', 'admin', 'id', a.id, 'org_id', NULL, 'programme', false)
 		INTO who FROM admins a WHERE a.id = t.subject_id;
@@ -145,40 +180,49 @@ BEGIN
 	IF who IS NULL THEN
 		RETURN NULL;
 	END IF;
-	IF t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' THEN
-		UPDATE tokens SET last_used_at = now() WHERE id = t.id;
-	END IF;
-	-- The stored hash goes back too: the daemon compares it with its own in
-	-- constant time (daemon/auth.c) rather than rest on this text comparison.
-	RETURN who || jsonb_build_object('token_id', t.id, 'token_hash', t.token_hash);
+	PERFORM token_touch(t.id);
+	RETURN who || jsonb_build_object('token_id', t.id, 'token_hash', t.token_hash,
+	                                 'binding', t.binding,
+	                                 'expires_epoch', extract(epoch FROM t.expires_at)::bigint);
 END $$;
 
 CREATE OR REPLACE FUNCTION auth_cert(p_fingerprint text, p_subject text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('role', 'office', 'id', c.office_id, 'org_id', NULL,
 	                          'programme', false, 'token_id', NULL)
-	FROM office_certs c
+	FROM office_certs c JOIN offices o ON o.id = c.office_id AND o.active
 	WHERE (p_fingerprint IS NOT NULL AND c.fingerprint = lower(p_fingerprint))
 	   OR (p_subject IS NOT NULL AND c.subject = p_subject)
 	ORDER BY (c.fingerprint = lower(p_fingerprint)) DESC NULLS LAST
 	LIMIT 1
 $$;
 
--- The command-line bootstrap: the first admin and its token, no network.
-CREATE OR REPLACE FUNCTION mint_admin_token(p_handle text, p_token_hash text, p_expires_at timestamptz)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+-- The command-line bootstrap (as the schema owner; the runtime role may not):
+-- admin_ensure gives the admin's id, which the token's binding names.
+CREATE OR REPLACE FUNCTION admin_ensure(p_handle text) RETURNS uuid
+LANGUAGE plpgsql AS $$
 DECLARE
 	aid uuid;
-	tid uuid;
 BEGIN
-	PERFORM ctx_set(jsonb_build_object('role', 'admin'), 'cli');
 	INSERT INTO admins (handle) VALUES (p_handle) ON CONFLICT (handle) DO NOTHING;
 	SELECT id INTO STRICT aid FROM admins WHERE handle = p_handle;
-	INSERT INTO tokens (role, subject_id, token_hash, expires_at)
-	VALUES ('admin', aid, lower(p_token_hash), p_expires_at) RETURNING id INTO tid;
+	RETURN aid;
+END $$;
+
+DROP FUNCTION IF EXISTS mint_admin_token(text, text, timestamptz);
+CREATE OR REPLACE FUNCTION mint_admin_token(p_handle text, p_token_hash text, p_binding text,
+                                 p_expires_epoch bigint)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	aid uuid := admin_ensure(p_handle);
+	t tokens;
+BEGIN
+	PERFORM ctx_set(jsonb_build_object('role', 'admin', 'id', aid), 'cli');
+	t := token_insert('admin', aid, p_token_hash, p_binding, to_timestamp(p_expires_epoch),
+	                  'cli', 'cli');
 	PERFORM audit_write(jsonb_build_object('role', 'admin', 'id', aid), 'cli',
-	                    'token.mint', 'token', tid::text, 'ok');
-	RETURN jsonb_build_object('admin_id', aid, 'token_id', tid, 'expires_at', ts(p_expires_at));
+	                    'token.mint', 'token', t.id::text, 'ok');
+	RETURN jsonb_build_object('admin_id', aid, 'token_id', t.id, 'expires_at', ts(t.expires_at));
 END $$;
 
 -- JSON shapes -------------------------------------------------------------------
@@ -221,6 +265,16 @@ LANGUAGE sql STABLE AS $$
 	    OR EXISTS (SELECT 1 FROM escalations e WHERE e.assignment_id = p_id AND e.resolved_at IS NULL)
 $$;
 
+-- A sealed value as the daemon opens it: where it is bound, and the value
+-- (the daemon's AEAD associated data is "v2|" kid "|" table "|" column "|"
+-- row id; daemon/api_call.c opens only the pairs it expects).
+CREATE OR REPLACE FUNCTION sealed_ref(p_table text, p_column text, p_row uuid, p_value text)
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN p_value IS NULL THEN NULL
+	            ELSE jsonb_build_object('sealed', p_value, 'table', p_table,
+	                                    'column', p_column, 'row', p_row) END
+$$;
+
 -- The full assignment. Client fields and sealed notes only for the worker
 -- holding it once accepted; the caller audits that read (read_client_data).
 CREATE OR REPLACE FUNCTION assignment_json(a assignments) RETURNS jsonb
@@ -237,6 +291,7 @@ BEGIN
 		'offered_at', ts(a.offered_at), 'accepted_at', ts(a.accepted_at),
 		'first_contact_at', ts(a.first_contact_at), 'on_hold_at', ts(a.on_hold_at),
 		'ended_at', ts(a.ended_at), 'outcome', a.outcome, 'reason', a.reason,
+		'reason_sealed', sealed_ref('assignments', 'reason', a.id, a.reason_sealed),
 		'created_at', ts(a.created_at), 'updated_at', ts(a.updated_at),
 		'replaces', a.replaces, 'replaced_by', a.replaced_by,
 		'overdue', assignment_overdue(a.id));
@@ -250,8 +305,8 @@ BEGIN
 		j := j || jsonb_build_object(
 			'client', jsonb_build_object('birth_year', r.birth_year, 'gender', r.gender,
 			                             'languages', to_jsonb(r.languages), 'region', r.region,
-			                             'contact_sealed', r.contact_sealed),
-			'note_sealed', r.note_sealed);
+			                             'contact_sealed', sealed_ref('referrals', 'contact', r.id, r.contact_sealed)),
+			'note_sealed', sealed_ref('referrals', 'note', r.id, r.note_sealed));
 	END IF;
 	RETURN j;
 END $$;

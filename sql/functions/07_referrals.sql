@@ -78,11 +78,12 @@ DECLARE
 	c jsonb := p_args->'client';
 	r referrals;
 BEGIN
-	INSERT INTO referrals (office_id, external_ref, uic_hash, birth_year, gender, languages,
+	-- The daemon chose the id, so the sealed fields are bound to this row.
+	INSERT INTO referrals (id, office_id, external_ref, uic_hash, birth_year, gender, languages,
 	                       region, needs, urgency, consent_services, consent_report_back,
 	                       consent_obtained_at, probation_starts_on, probation_ends_on,
 	                       contact_sealed, note_sealed, duplicate_of)
-	VALUES (p_office, p_args->>'external_ref', c->>'uic_hash', (c->>'birth_year')::integer,
+	VALUES (coalesce(try_uuid(p_args->>'id'), gen_random_uuid()), p_office, p_args->>'external_ref', c->>'uic_hash', (c->>'birth_year')::integer,
 	        c->>'gender', jsonb_text_array(c->'languages'), c->>'region',
 	        ARRAY(SELECT DISTINCT n FROM jsonb_array_elements_text(p_args->'needs') n ORDER BY n),
 	        coalesce(p_args->>'urgency', 'normal'), true,
@@ -271,7 +272,7 @@ BEGIN
 
 	PERFORM ctx_system();
 	UPDATE referrals SET status = 'withdrawn', withdrawn_at = now(), updated_at = now(),
-	       withdrawn_reason = left(p_args->>'reason', 500)
+	       withdrawn_reason_sealed = p_args->>'reason_sealed'
 	WHERE id = r.id RETURNING * INTO r;
 	-- Lock the workers whose load goes down in id order first: two
 	-- withdrawals touching the same two workers then cannot deadlock.
@@ -285,7 +286,8 @@ BEGIN
 		PERFORM offer_end(aid, 'cancelled', 'referral_withdrawn');
 		-- declined/expired rows are matched again in the same transaction
 		-- that set them, so every live row here has a cancel transition.
-		UPDATE assignments SET status = 'cancelled', reason = 'referral_withdrawn' WHERE id = aid;
+		UPDATE assignments SET status = 'cancelled', reason = 'referral_withdrawn', reason_sealed = NULL
+		WHERE id = aid;
 		UPDATE deadlines SET state = 'void' WHERE assignment_id = aid AND state = 'pending';
 		UPDATE escalations SET resolved_at = now() WHERE assignment_id = aid AND resolved_at IS NULL;
 		INSERT INTO outbox (type, payload, organisation_id)

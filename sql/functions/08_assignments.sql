@@ -123,7 +123,7 @@ BEGIN
 
 	PERFORM audit_write(p_who, p_request_id, 'assignment.list', 'assignment', NULL, 'ok');
 	RETURN api_result(200, jsonb_build_object(
-		'items', coalesce((SELECT jsonb_agg(assignment_json(page[i]) - 'client' - 'note_sealed' ORDER BY i)
+		'items', coalesce((SELECT jsonb_agg(assignment_json(page[i]) - 'client' - 'note_sealed' - 'reason_sealed' ORDER BY i)
 		                   FROM generate_series(1, least(n, lim)) i), '[]'),
 		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
 END $$;
@@ -186,8 +186,9 @@ BEGIN
 	END IF;
 
 	PERFORM ctx_system();
-	PERFORM offer_end(a.id, 'declined', left(p_args->>'reason', 500));
-	UPDATE assignments SET status = 'declined', reason = left(p_args->>'reason', 500)
+	PERFORM offer_end(a.id, 'declined', NULL);
+	UPDATE assignments SET status = 'declined', reason = NULL,
+	       reason_sealed = p_args->>'reason_sealed'
 	WHERE id = a.id RETURNING * INTO a;
 	-- What the declining worker last saw, before the row moves on.
 	PERFORM ctx_caller();
@@ -204,7 +205,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
 	e assignment_events;
-	at_ timestamptz := least(coalesce((p_args->>'at')::timestamptz, now()), now());
+	at_ timestamptz := coalesce((p_args->>'at')::timestamptz, now());
 	typ text := p_args->>'type';
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
@@ -218,10 +219,20 @@ BEGIN
 	IF a.status NOT IN ('accepted', 'in_progress', 'on_hold') THEN
 		RETURN invalid_transition(a.status, 'record an event on');
 	END IF;
+	-- An event happened after the assignment was accepted and not in the
+	-- future: a backdated contact would meet a deadline in no time. A
+	-- minute of clock skew is forgiven (and clamped to now).
+	IF at_ < date_trunc('second', a.accepted_at) OR at_ > now() + interval '1 minute' THEN
+		RETURN api_error(422, 'invalid_value',
+		                 'at must lie between the assignment''s acceptance and now', '/at');
+	END IF;
+	at_ := least(at_, now());
 
 	PERFORM ctx_system();
-	INSERT INTO assignment_events (assignment_id, type, at, outcome, detail_sealed, actor_role, actor_id)
-	VALUES (a.id, typ, at_, p_args->>'outcome', p_args->>'detail_sealed', 'worker', (p_who->>'id')::uuid)
+	INSERT INTO assignment_events (id, assignment_id, type, at, outcome_sealed, detail_sealed,
+	                               actor_role, actor_id)
+	VALUES (coalesce(try_uuid(p_args->>'event_id'), gen_random_uuid()), a.id, typ, at_,
+	        p_args->>'outcome_sealed', p_args->>'detail_sealed', 'worker', (p_who->>'id')::uuid)
 	RETURNING * INTO e;
 
 	IF typ = 'contact_made' AND a.first_contact_at IS NULL THEN
@@ -243,7 +254,9 @@ BEGIN
 	PERFORM ctx_caller();
 	PERFORM audit_write(p_who, p_request_id, 'assignment.event', 'assignment', a.id::text, 'ok');
 	RETURN api_result(201, jsonb_build_object('id', e.id, 'assignment_id', a.id, 'type', e.type,
-		'at', ts(e.at), 'outcome', e.outcome, 'created_at', ts(e.created_at)));
+		'at', ts(e.at),
+		'outcome_sealed', sealed_ref('assignment_events', 'outcome', e.id, e.outcome_sealed),
+		'created_at', ts(e.created_at)));
 END $$;
 
 -- hold, resume, complete and fail: one status change each, by the worker.
@@ -267,7 +280,9 @@ BEGIN
 
 	PERFORM ctx_system();
 	UPDATE assignments SET status = p_to,
-	       reason = CASE WHEN p_action IN ('hold', 'fail') THEN left(p_args->>'reason', 500) ELSE reason END,
+	       reason = CASE WHEN p_action = 'fail' THEN left(p_args->>'reason', 32) ELSE reason END,
+	       reason_sealed = CASE WHEN p_action = 'hold' THEN p_args->>'reason_sealed'
+	                            ELSE reason_sealed END,
 	       outcome = CASE WHEN p_action = 'complete' THEN p_args->>'outcome'
 	                      WHEN p_action = 'fail' THEN 'failed' ELSE outcome END,
 	       detail_sealed = CASE WHEN p_action IN ('complete', 'fail')

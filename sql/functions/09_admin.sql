@@ -158,7 +158,8 @@ CREATE OR REPLACE FUNCTION token_json(t tokens) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT jsonb_build_object('id', t.id, 'role', t.role, 'subject_id', t.subject_id,
 		'expires_at', ts(t.expires_at), 'created_at', ts(t.created_at),
-		'revoked_at', ts(t.revoked_at), 'last_used_at', ts(t.last_used_at))
+		'revoked_at', ts(t.revoked_at), 'last_used_at', ts(t.last_used_at),
+		'issued_by', t.issued_by)
 $$;
 
 CREATE OR REPLACE FUNCTION api_token_create(p_who jsonb, p_request_id text, p_args jsonb)
@@ -182,9 +183,18 @@ BEGIN
 	IF (p_args->>'expires_at')::timestamptz <= now() THEN
 		RETURN api_error(400, 'invalid_field', 'expires_at must be in the future', '/expires_at');
 	END IF;
-	INSERT INTO tokens (role, subject_id, token_hash, expires_at)
-	VALUES (p_args->>'role', sid, lower(p_args->>'token_hash'), (p_args->>'expires_at')::timestamptz)
-	RETURNING * INTO t;
+	-- [security] max_token_lifetime, on the database's clock.
+	IF (p_args->>'expires_at')::timestamptz
+	   > now() + coalesce((p_args->>'max_lifetime_ms')::bigint * interval '1 millisecond',
+	                      interval '90 days') THEN
+		RETURN api_error(422, 'invalid_value',
+		                 'expires_at is further ahead than the longest token lifetime allowed',
+		                 '/expires_at');
+	END IF;
+	t := token_insert(p_args->>'role', sid, p_args->>'token_hash', p_args->>'binding',
+	                  coalesce(to_timestamp((p_args->>'expires_epoch')::bigint),
+	                           (p_args->>'expires_at')::timestamptz), p_who->>'id',
+	                  p_who->>'role');
 	RETURN admin_done(p_who, p_request_id, 'token.create', 'token', t.id, 201, token_json(t));
 END $$;
 
@@ -195,8 +205,7 @@ DECLARE
 	t tokens;
 BEGIN
 	IF err IS NOT NULL THEN RETURN err; END IF;
-	UPDATE tokens SET revoked_at = coalesce(revoked_at, now())
-	WHERE id = try_uuid(p_args->>'id') RETURNING * INTO t;
+	t := token_revoke_one(try_uuid(p_args->>'id'));
 	IF t.id IS NULL THEN
 		RETURN api_not_found(p_who, p_request_id, 'token.revoke', 'token', p_args->>'id');
 	END IF;
@@ -275,12 +284,141 @@ BEGIN
 	   AND NOT EXISTS (SELECT 1 FROM offices WHERE id = try_uuid(p_args->>'office_id')) THEN
 		RETURN api_error(400, 'invalid_field', 'no such office', '/office_id');
 	END IF;
-	INSERT INTO webhooks (url, events, secret_sealed, organisation_id, office_id)
-	VALUES (p_args->>'url', jsonb_text_array(p_args->'events'), p_args->>'secret_sealed',
-	        try_uuid(p_args->>'organisation_id'), try_uuid(p_args->>'office_id'))
+	INSERT INTO webhooks (id, url, events, secret_sealed, organisation_id, office_id, programme)
+	VALUES (coalesce(try_uuid(p_args->>'id'), gen_random_uuid()), p_args->>'url',
+	        jsonb_text_array(p_args->'events'), p_args->>'secret_sealed',
+	        try_uuid(p_args->>'organisation_id'), try_uuid(p_args->>'office_id'),
+	        coalesce((p_args->>'programme')::boolean, false))
 	RETURNING * INTO h;
 	RETURN admin_done(p_who, p_request_id, 'webhook.create', 'webhook', h.id, 201,
 		jsonb_build_object('id', h.id, 'url', h.url, 'events', to_jsonb(h.events),
 		                   'organisation_id', h.organisation_id, 'office_id', h.office_id,
+		                   'programme', h.programme,
 		                   'created_at', ts(h.created_at)));
+END $$;
+
+-- Credentials (protocol v1.1) -------------------------------------------------
+
+-- Is this subject's token list the caller's to see? Admins: anyone.
+-- Supervisors: the workers of their organisation and themselves (a
+-- programme supervisor: every worker and itself).
+CREATE OR REPLACE FUNCTION token_subject_visible(p_who jsonb, p_subject uuid, p_role text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT CASE p_who->>'role'
+	WHEN 'admin' THEN true
+	WHEN 'supervisor' THEN
+		(p_role = 'supervisor' AND p_subject::text = p_who->>'id')
+		OR (p_role = 'worker' AND EXISTS (
+			SELECT 1 FROM workers w WHERE w.id = p_subject
+			  AND (coalesce((p_who->>'programme')::boolean, false)
+			       OR w.organisation_id::text = p_who->>'org_id')))
+	ELSE false END
+$$;
+
+CREATE OR REPLACE FUNCTION api_token_list(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	lim integer := api_limit(p_args);
+	cur record;
+	page tokens[];
+	n integer;
+	sid uuid := try_uuid(p_args->>'subject_id');
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' NOT IN ('admin', 'supervisor') THEN
+		RETURN api_forbidden(p_who, p_request_id, 'token.list');
+	END IF;
+	BEGIN
+		cur := cursor_decode(p_args->>'cursor');
+	EXCEPTION WHEN SQLSTATE 'RF400' THEN
+		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
+	END;
+	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
+		SELECT t.* FROM tokens t
+		WHERE (sid IS NULL OR t.subject_id = sid)
+		  AND token_subject_visible(p_who, t.subject_id, t.role)
+		  AND (cur.at IS NULL OR (t.created_at, t.id) < (cur.at, cur.id))
+		ORDER BY t.created_at DESC, t.id DESC
+		LIMIT lim + 1) x;
+	n := coalesce(cardinality(page), 0);
+	PERFORM audit_write(p_who, p_request_id, 'token.list', 'token', sid::text, 'ok');
+	RETURN api_result(200, jsonb_build_object(
+		'items', coalesce((SELECT jsonb_agg(token_json(page[i]) ORDER BY i)
+		                   FROM generate_series(1, least(n, lim)) i), '[]'),
+		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
+END $$;
+
+CREATE OR REPLACE FUNCTION api_token_revoke_subject(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'token.revoke_subject');
+	sid uuid := try_uuid(p_args->>'subject_id');
+	n integer;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	n := token_revoke_subject(sid);
+	PERFORM audit_write(p_who, p_request_id, 'token.revoke_subject', 'subject', sid::text, 'ok');
+	RETURN api_result(200, jsonb_build_object('subject_id', sid, 'revoked', n));
+END $$;
+
+CREATE OR REPLACE FUNCTION office_json(o offices) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', o.id, 'name', o.name, 'region', o.region,
+		'active', o.active,
+		'cert_fingerprint', (SELECT c.fingerprint FROM office_certs c WHERE c.office_id = o.id
+		                     ORDER BY c.created_at LIMIT 1),
+		'cert_subject', (SELECT c.subject FROM office_certs c WHERE c.office_id = o.id
+		                 ORDER BY c.created_at LIMIT 1),
+		'created_at', ts(o.created_at))
+$$;
+
+-- Disabling takes effect at the next request of every credential of the
+-- office (tokens and certificate): auth_token and auth_cert read it.
+CREATE OR REPLACE FUNCTION api_office_patch(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'office.patch');
+	o offices;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	UPDATE offices SET active = (p_args->>'active')::boolean
+	WHERE id = try_uuid(p_args->>'id') RETURNING * INTO o;
+	IF o.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'office.patch', 'office', p_args->>'id');
+	END IF;
+	RETURN admin_done(p_who, p_request_id, 'office.patch', 'office', o.id, 200, office_json(o));
+END $$;
+
+CREATE OR REPLACE FUNCTION api_office_certificate_delete(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'office.certificate_delete');
+	o offices;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	SELECT * INTO o FROM offices WHERE id = try_uuid(p_args->>'id') FOR UPDATE;
+	IF o.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'office.certificate_delete', 'office',
+		                     p_args->>'id');
+	END IF;
+	DELETE FROM office_certs WHERE office_id = o.id;
+	RETURN admin_done(p_who, p_request_id, 'office.certificate_delete', 'office', o.id, 200,
+	                  office_json(o));
+END $$;
+
+CREATE OR REPLACE FUNCTION api_supervisor_patch(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := admin_check(p_who, p_request_id, 'supervisor.patch');
+	s supervisors;
+BEGIN
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	UPDATE supervisors SET active = (p_args->>'active')::boolean
+	WHERE id = try_uuid(p_args->>'id') RETURNING * INTO s;
+	IF s.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'supervisor.patch', 'supervisor', p_args->>'id');
+	END IF;
+	RETURN admin_done(p_who, p_request_id, 'supervisor.patch', 'supervisor', s.id, 200,
+		jsonb_build_object('id', s.id, 'organisation_id', s.organisation_id, 'scope', s.scope,
+		                   'handle', s.handle, 'active', s.active, 'created_at', ts(s.created_at)));
 END $$;

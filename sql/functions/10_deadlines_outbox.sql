@@ -254,7 +254,10 @@ BEGIN
 		                                                          'secret_sealed', h.secret_sealed))
 		                      FROM webhooks h
 		                      WHERE h.active AND c.type = ANY (h.events)
-		                        AND ((h.organisation_id IS NULL AND h.office_id IS NULL)
+		                        -- A webhook of nobody gets programme-wide
+		                        -- events only, and only when marked so.
+		                        AND ((h.programme AND c.organisation_id IS NULL
+		                              AND c.office_id IS NULL)
 		                             OR h.organisation_id = c.organisation_id
 		                             OR h.office_id = c.office_id)), '[]'))
 	FROM claimed c;

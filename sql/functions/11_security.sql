@@ -42,5 +42,11 @@ DO $$
 BEGIN
 	IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'referrald_app') THEN
 		EXECUTE 'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO referrald_app';
+		-- ... except the bootstrap: only the schema owner (the CLI) mints an
+		-- admin token.
+		EXECUTE 'REVOKE EXECUTE ON FUNCTION mint_admin_token(text, text, text, bigint), '
+		        'admin_ensure(text) FROM referrald_app';
 	END IF;
+	EXECUTE 'REVOKE EXECUTE ON FUNCTION mint_admin_token(text, text, text, bigint), '
+	        'admin_ensure(text) FROM PUBLIC';
 END $$;

@@ -1,7 +1,7 @@
 -- 50_sign_in.sql - one-time sign-in codes, sign-in and sign-out for the web
 -- pages (issue 14), and the supervisor's list of its workers.
 --
--- Owns: subject_role(), api_sign_in_code_create(), api_sign_in(),
+-- Owns: subject_role(), api_sign_in_code_create(), sign_in_claim(), api_sign_in(),
 -- api_sign_out(), api_me() and api_worker_list().
 -- Must never: keep a code or a token in clear (the daemon passes only their
 -- keyed hashes); let a supervisor issue a code for anyone but a worker of its
@@ -57,13 +57,32 @@ BEGIN
 	                                          'role', c.role, 'expires_at', ts(c.expires_at)));
 END $$;
 
--- p_args: {"code_hash", "token_hash", "session_s"}. Spends the code (row lock:
--- two sign-ins racing with one code, one wins) and creates a token for its
--- subject: {"signed_in": true, "role", "subject_id", "expires_at"}. A code
--- that is unknown, spent, expired or whose subject is gone answers
--- {"signed_in": false} and changes nothing: the daemon then treats it as any
--- failed authentication (counted against the address, audited as
--- 'authenticate'/'denied', 401), as for a bad token.
+-- Sign-in, step 1 (daemon/api_sign_in.c tells why two): p_args {"code_hash"}.
+-- Spends the code (row lock: of two sign-ins racing with one code, one
+-- wins): {"claimed": true, "code_id", "role", "subject_id"}. A code that is
+-- unknown, spent, expired or whose subject is gone: {"claimed": false},
+-- nothing changed; the daemon treats it as any failed authentication
+-- (counted against the address, audited 'authenticate'/'denied', 401).
+CREATE OR REPLACE FUNCTION sign_in_claim(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	c sign_in_codes;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	SELECT * INTO c FROM sign_in_codes
+	WHERE code_hash = lower(p_args->>'code_hash') AND used_at IS NULL AND expires_at > now()
+	FOR UPDATE;
+	IF c.id IS NULL OR subject_role(c.subject_id) IS DISTINCT FROM c.role THEN
+		RETURN api_result(200, jsonb_build_object('claimed', false));
+	END IF;
+	UPDATE sign_in_codes SET used_at = now() WHERE id = c.id;
+	RETURN api_result(200, jsonb_build_object('claimed', true, 'code_id', c.id, 'role', c.role,
+	                                          'subject_id', c.subject_id));
+END $$;
+
+-- Sign-in, step 2: p_args {"code_id", "role", "subject_id", "token_hash",
+-- "binding", "expires_epoch"} for a code step 1 spent (and not yet turned
+-- into a token): the token row, linked from the code, audited as 'sign_in'.
 CREATE OR REPLACE FUNCTION api_sign_in(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -72,20 +91,20 @@ DECLARE
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
 	SELECT * INTO c FROM sign_in_codes
-	WHERE code_hash = lower(p_args->>'code_hash') AND used_at IS NULL AND expires_at > now()
+	WHERE id = try_uuid(p_args->>'code_id') AND used_at IS NOT NULL AND token_id IS NULL
+	  AND role = p_args->>'role' AND subject_id = try_uuid(p_args->>'subject_id')
 	FOR UPDATE;
-	IF c.id IS NULL OR subject_role(c.subject_id) IS DISTINCT FROM c.role THEN
-		RETURN api_result(200, jsonb_build_object('signed_in', false));
+	IF c.id IS NULL THEN
+		RETURN api_error(409, 'conflict', 'the sign-in code was already used');
 	END IF;
-	INSERT INTO tokens (role, subject_id, token_hash, expires_at)
-	VALUES (c.role, c.subject_id, lower(p_args->>'token_hash'),
-	        now() + make_interval(secs => (p_args->>'session_s')::double precision))
-	RETURNING * INTO t;
-	UPDATE sign_in_codes SET used_at = now(), token_id = t.id WHERE id = c.id;
+	t := token_insert(c.role, c.subject_id, p_args->>'token_hash', p_args->>'binding',
+	                  to_timestamp((p_args->>'expires_epoch')::bigint), c.issued_by::text,
+	                  c.issued_by_role);
+	UPDATE sign_in_codes SET token_id = t.id WHERE id = c.id;
 	PERFORM audit_write(jsonb_build_object('role', c.role, 'id', c.subject_id, 'credential_id', t.id),
 	                    p_request_id, 'sign_in', 'token', t.id::text, 'ok');
-	RETURN api_result(200, jsonb_build_object('signed_in', true, 'role', t.role,
-	                                          'subject_id', t.subject_id, 'expires_at', ts(t.expires_at)));
+	RETURN api_result(200, jsonb_build_object('role', t.role, 'subject_id', t.subject_id,
+	                                          'expires_at', ts(t.expires_at)));
 END $$;
 
 -- Revokes the token the request was made with (p_who.token_id).
@@ -98,7 +117,7 @@ BEGIN
 	IF tid IS NULL THEN
 		RETURN api_error(400, 'no_token', 'sign-out revokes a bearer token; this request has none');
 	END IF;
-	UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = tid;
+	PERFORM token_revoke_one(tid);
 	PERFORM audit_write(p_who, p_request_id, 'sign_out', 'token', tid::text, 'ok');
 	RETURN api_result(204, NULL);
 END $$;

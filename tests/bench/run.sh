@@ -111,6 +111,18 @@ bench_healthz() {
 	local w r_daemon r_nginx
 	r_daemon=$(wrk_rps "$REFD_TMP/wrk-daemon.txt")
 	grep -q 'Non-2xx' "$REFD_TMP/wrk-daemon.txt" && echo "warning: the daemon answered non-2xx" >&2
+	# The two-core configuration: two daemons sharing the port (reuse_port),
+	# each with its own loop and pool, against nginx with two workers.
+	local r_two
+	refd_daemon_stop main >/dev/null || return 1
+	refd_config_set "$REFD_CONF" server reuse_port true
+	cp "$REFD_CONF" "$REFD_TMP/twin.conf"
+	refd_daemon_start main "$REFD_CONF" && refd_daemon_start twin "$REFD_TMP/twin.conf" || return 1
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$REFD_URL/healthz" >"$REFD_TMP/wrk-daemon2.txt" 2>&1
+	echo "-- referrald, two daemons on one port (reuse_port)"
+	cat "$REFD_TMP/wrk-daemon2.txt"
+	r_two=$(wrk_rps "$REFD_TMP/wrk-daemon2.txt")
+	refd_daemon_stop twin >/dev/null || return 1
 	for w in 1 2; do
 		nginx_start "$w" || return 1
 		wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "https://127.0.0.1:$NGINX_PORT/healthz" \
@@ -123,11 +135,15 @@ bench_healthz() {
 			echo "wrk gave no figure" >&2
 			return 1
 		fi
-		printf 'healthz: referrald %.0f req/s, nginx (%s worker(s)) %.0f req/s, ratio %.2f\n' \
-			"$r_daemon" "$w" "$r_nginx" "$(awk -v a="$r_daemon" -v b="$r_nginx" 'BEGIN { print a / b }')"
-		bench_row "GET /healthz vs nginx, $w worker(s)" "$r_daemon" "$r_nginx" req/s ">=1.0" \
-			"$(wrk_pct "$REFD_TMP/wrk-daemon.txt" 50)" "$(wrk_pct "$REFD_TMP/wrk-daemon.txt" 99)" \
-			"daemon: one event loop; nginx p99 $(wrk_pct "$REFD_TMP/wrk-nginx$w.txt" 99) ms"
+		if [ "$w" = 1 ]; then
+			bench_row "GET /healthz, 1 loop vs nginx 1 worker" "$r_daemon" "$r_nginx" req/s ">=1.0" \
+				"$(wrk_pct "$REFD_TMP/wrk-daemon.txt" 50)" "$(wrk_pct "$REFD_TMP/wrk-daemon.txt" 99)" \
+				"nginx p99 $(wrk_pct "$REFD_TMP/wrk-nginx$w.txt" 99) ms"
+		else
+			bench_row "GET /healthz, 2 daemons (reuse_port) vs nginx 2 workers" "$r_two" "$r_nginx" \
+				req/s ">=1.0" "$(wrk_pct "$REFD_TMP/wrk-daemon2.txt" 50)" \
+				"$(wrk_pct "$REFD_TMP/wrk-daemon2.txt" 99)" "nginx p99 $(wrk_pct "$REFD_TMP/wrk-nginx$w.txt" 99) ms"
+		fi
 	done
 	refd_daemon_stop main >/dev/null
 	refd_teardown_file

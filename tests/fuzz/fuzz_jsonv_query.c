@@ -1,7 +1,7 @@
 /*
  * fuzz_jsonv_query.c - libFuzzer target: a query string through jsonv_query
  * with a parameter table holding every kind the daemon's list endpoints use
- * (JQ_STR with format checks, JQ_LIMIT, JQ_BOOL, JQ_CURSOR).
+ * (JQ_STR with format checks, JQ_ENUM, JQ_LIMIT, JQ_BOOL, JQ_CURSOR).
  *
  * Owns: nothing but the fuzz harness. Must never: print the input or write
  * files; every finding is a sanitizer report or a failed invariant (abort).
@@ -85,6 +85,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			case JQ_STR:
 			case JQ_CURSOR:
 				if (!json_is_string(v) || json_string_length(v) == 0)
+					abort();
+				break;
+			case JQ_ENUM:
+				/* Only a value of its set gets through. */
+				if (!json_is_string(v) ||
+				    !vocab_has(p->set, json_string_value(v), json_string_length(v)))
 					abort();
 				break;
 			}

@@ -64,11 +64,14 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_uuid "$(jget .id)"
 	as "$W_TOKEN" GET "/v1/assignments/$ASG"
 	expect_json .status accepted
+	# An event's time lies between acceptance and now (never backdated).
+	local at
+	at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 	as "$W_TOKEN" POST "/v1/assignments/$ASG/events" \
-		"$(jq -nc --arg d "$(new_detail)" '{type:"contact_made", at:"2026-11-28T09:00:00Z", detail:$d}')"
+		"$(jq -nc --arg d "$(new_detail)" --arg at "$at" '{type:"contact_made", at:$at, detail:$d}')"
 	expect_status 201
 	expect_json .type contact_made
-	expect_json .at 2026-11-28T09:00:00Z
+	expect_json .at "$at"
 	as "$W_TOKEN" GET "/v1/assignments/$ASG"
 	expect_json .status in_progress
 	expect_time "$(jget .first_contact_at)"
@@ -394,11 +397,13 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	as "$W_TOKEN" POST "/v1/assignments/$ASG/accept"
 	as_office GET "/v1/referrals/$ref_yes"
 	expect_jq '.assignments[0].contact_made_at == null'
-	as "$W_TOKEN" POST "/v1/assignments/$ASG/events" '{"type":"contact_made","at":"2026-11-28T10:30:00Z"}'
+	local at
+	at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	as "$W_TOKEN" POST "/v1/assignments/$ASG/events" "$(jq -nc --arg at "$at" '{type:"contact_made", at:$at}')"
 	expect_status 201
 	as_office GET "/v1/referrals/$ref_yes"
 	expect_status 200
-	expect_json '.assignments[0].contact_made_at' 2026-11-28T10:30:00Z
+	expect_json '.assignments[0].contact_made_at' "$at"
 	no_key '^(contact|note|client|uic|phone|detail|contact_sealed|note_sealed)$'
 	expect_no_echo "$PHONE"
 	expect_no_echo "$NOTE"

@@ -61,11 +61,13 @@ teardown_file() { api_teardown_file; }
 	expect_error 401
 }
 
-@test "tokens carry at least 256 bits and are stored only as hashes" {
+@test "tokens carry at least 256 bits and are stored only as keyed hashes" {
 	local tok
 	tok=$(mk_token office "$OFFICE1")
 	[ "${#tok}" -ge 43 ]
-	[ "$(sql "SELECT count(*) FROM tokens WHERE token_hash = encode(sha256(convert_to('$tok', 'UTF8')), 'hex')")" = 1 ]
+	[ "$(sql "SELECT count(*) FROM tokens WHERE token_hash = '$(token_hash "$tok")'")" = 1 ]
+	# Not the plain SHA-256 (which anyone could compute for a token of their choice).
+	[ "$(sql "SELECT count(*) FROM tokens WHERE token_hash = encode(sha256(convert_to('$tok', 'UTF8')), 'hex')")" = 0 ]
 	as "$tok" GET /v1/referrals
 	expect_status 200
 }
@@ -79,7 +81,7 @@ teardown_file() { api_teardown_file; }
 	as "$tok" GET /v1/referrals
 	expect_status 200
 	sql "UPDATE tokens SET expires_at = now() - interval '1 second'
-		WHERE token_hash = encode(sha256(convert_to('$tok', 'UTF8')), 'hex')" >/dev/null
+		WHERE token_hash = '$(token_hash "$tok")'" >/dev/null
 	as "$tok" GET /v1/referrals
 	expect_error 401 unauthorized
 }

@@ -96,11 +96,18 @@ walk(if type == "string" then subst else . end)
 '
 
 setup_file() {
-	refd_setup_file || return 1
+	REFD_NO_DAEMON=1 refd_setup_file || return 1
+	# The examples show a production deployment: webhooks aimed inside the
+	# network are refused (the harness allows them for local receivers).
+	refd_config_set "$REFD_CONF" webhooks allow_private_targets off
+	refd_daemon_start main "$REFD_CONF" || return 1
 	local tok fp
 	tok=$(refd_mint_admin_token examples-admin) || return 1
 	fp=$(openssl x509 -in "$REFD_CERTS/office.crt" -outform DER | sha256sum | cut -d' ' -f1)
-	jq -n --arg t "$tok" --arg f "$fp" '{admin_token: $t, office_cert_fingerprint: $f}' \
+	# Tokens live at most [security] max_token_lifetime (90 days): the
+	# examples' tokens expire a month from the run.
+	jq -n --arg t "$tok" --arg f "$fp" --arg e "$(date -u -d '+30 days' +%Y-%m-%dT00:00:00Z)" \
+		'{admin_token: $t, office_cert_fingerprint: $f, token_expires_at: $e}' \
 		>"$BATS_FILE_TMPDIR/vars.json"
 }
 
@@ -329,6 +336,8 @@ replay() {
 @test "82_follow_up_report_csv" { replay 82_follow_up_report_csv; }
 @test "83_audit" { replay 83_audit; }
 @test "84_metrics_admin" { replay 84_metrics_admin; }
+@test "85_token_list" { replay 85_token_list; }
+@test "86_webhook_internal_refused" { replay 86_webhook_internal_refused; }
 
 @test "no client data from the examples reached the daemon's log" {
 	# The UIC, phone and note of the examples must never be logged.

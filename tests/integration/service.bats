@@ -51,6 +51,7 @@ wait_line() {
 	mkdir -m 0700 "$d"
 	refd_config_set "$c" security uic_key_file "$d/uic.key"
 	refd_config_set "$c" security data_key_file "$d/data.keys"
+	refd_config_set "$c" security token_key_file "$d/token.key"
 	refd_config_set "$c" audit signing_key_file "$d/audit-head.key"
 	# Without the files the configuration is refused...
 	run "$REFD_BIN" -c "$c" --check-config
@@ -61,9 +62,12 @@ wait_line() {
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %a "$d/uic.key")" = 600 ]
 	[ "$(stat -c %a "$d/data.keys")" = 600 ]
+	[ "$(stat -c %a "$d/token.key")" = 600 ]
 	[ "$(stat -c %a "$d/audit-head.key")" = 600 ]
 	openssl pkey -in "$d/audit-head.key" -noout -text | grep -q ED25519
 	grep -Eqx '[0-9a-f]{64}' "$d/uic.key"
+	grep -Eqx '[0-9a-f]{64}' "$d/token.key"
+	! cmp -s "$d/uic.key" "$d/token.key"
 	grep -Eqx 'k1 [0-9a-f]{64}' "$d/data.keys"
 	if [ "$(id -u)" -eq 0 ]; then
 		[ "$(stat -c %U "$d/uic.key")" = "$REFD_RUN_USER" ]

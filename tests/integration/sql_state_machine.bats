@@ -48,7 +48,10 @@ act() { # ACTION WORKER ASSIGNMENT [EXTRA_JSON]
 	res=$(act accept "$w" "$aid")
 	[ "$(jget "$res" .status)" = 200 ]
 	[ "$(jget "$res" .body.status)" = accepted ]
-	[ "$(jget "$res" .body.client.contact_sealed)" = "k1:c2VhbGVk" ]
+	# Sealed values leave SQL naming the row they are bound to (the daemon
+	# opens them only there).
+	[ "$(jget "$res" .body.client.contact_sealed.sealed)" = "k1:c2VhbGVk" ]
+	[ "$(jget "$res" '.body.client.contact_sealed | "\(.table) \(.column)"')" = "referrals contact" ]
 	res=$(act event "$w" "$aid" '"type":"contact_attempt"')
 	[ "$(jget "$res" .status)" = 201 ]
 	[ "$(qs "select status from assignments where id = '$aid'")" = accepted ]

@@ -144,6 +144,7 @@ ui_run() { node "$REFD_ROOT/tests/ui/run.mjs" "$@"; }
 	[ "$status" -eq 0 ]
 	# The decline is on record with the reason code the worker chose.
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE action = 'assignment.decline' AND object_id = '$UI_WM_DECLINE'")" = 1 ]
+	[ "$(sql "SELECT status || ' ' || reason FROM assignments WHERE id = '$UI_WM_FAIL'")" = "failed lost_contact" ]
 }
 
 @test "ui: supervisor sees overdue and unassigned, reassigns with a reason, reads the charts against known numbers, downloads the CSV" {

@@ -310,6 +310,12 @@ mk_token() {
 	fi
 	jget .token | tee -a "$API_SECRETS"
 }
+# token_hash TOKEN: how the database stores it, HMAC-SHA256 under the test
+# token key (tokens.token_hash).
+token_hash() {
+	printf '%s' "$1" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(tr -d '[:space:]' <"$REFD_KEYS/token.key")" -r |
+		cut -d' ' -f1
+}
 # worker_with_token ORG KIND REGIONS LANGS CAP -> "ID TOKEN"
 worker_with_token() {
 	local id tok

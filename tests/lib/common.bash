@@ -24,7 +24,7 @@
 #   REFD_TMP         this file's temp dir    REFD_LOG      daemon "main"'s stderr+stdout
 #   REFD_CERTS       dev PKI (deploy/gen-certs.sh): ca.crt server.* office.* office2.*
 #                    foreign.* (foreign CA) expired.*      REFD_CA = $REFD_CERTS/ca.crt
-#   REFD_KEYS        uic.key, data.keys, audit-head.key (Ed25519) (mode 0600)
+#   REFD_KEYS        uic.key, data.keys, token.key, audit-head.key (Ed25519) (mode 0600)
 #   REFD_CONF        daemon "main"'s config file
 #   REFD_PORT / REFD_URL             public listener (client cert optional)
 #   REFD_MTLS_PORT / REFD_MTLS_URL   listener that requires a client cert
@@ -53,6 +53,7 @@
 #
 # Knobs (environment): BUILD (default build), REFD_KEEP_TMP=1 keeps the temp dir,
 # REFD_CONF_NO_AUDIT=1 (configs without the [audit] section, for an older daemon),
+# REFD_LIMITS_DEFAULT=1 (keep [limits] auth_failures at its default of 20 a minute),
 # REFD_CACHE (a directory shared by one run: template cluster and certificates;
 # tests/run.sh sets it),
 # REFD_DB_USER (default referrald: a non-superuser role owning the database),
@@ -241,6 +242,7 @@ refd_keys() {
 		umask 077
 		[ -s "$d/uic.key" ] || openssl rand -hex 32 >"$d/uic.key"
 		[ -s "$d/data.keys" ] || echo "k1 $(openssl rand -hex 32)" >"$d/data.keys"
+		[ -s "$d/token.key" ] || openssl rand -hex 32 >"$d/token.key"
 		[ -s "$d/audit-head.key" ] || openssl genpkey -algorithm ed25519 -out "$d/audit-head.key"
 	)
 }
@@ -282,9 +284,14 @@ reconnect_max = 1s
 [security]
 uic_key_file = $REFD_KEYS/uic.key
 data_key_file = $REFD_KEYS/data.keys
+token_key_file = $REFD_KEYS/token.key
 
 [deadlines]
 sweeper_max_sleep = 1s
+
+[webhooks]
+# The tests' receiver listens on 127.0.0.1 (trust_tokens.bats turns it off).
+allow_private_targets = on
 
 [log]
 level = info
@@ -294,6 +301,11 @@ EOF
 	# (tests/bench/audit_ledger.sh runs one to compare).
 	[ "${REFD_CONF_NO_AUDIT:-0}" = 1 ] || printf '\n[audit]\nsigning_key_file = %s\n' \
 		"$REFD_KEYS/audit-head.key" >>"$f"
+	# Every test comes from 127.0.0.1, and a file may well test more than 20
+	# refusals a minute: the failed-authentication limit is raised here,
+	# except for the file that tests the default (REFD_LIMITS_DEFAULT=1).
+	[ "${REFD_LIMITS_DEFAULT:-0}" = 1 ] || [ "${REFD_CONF_NO_AUDIT:-0}" = 1 ] ||
+		printf '\n[limits]\nauth_failures = 1000/1m\n' >>"$f"
 }
 
 # refd_config_set FILE SECTION KEY VALUE: replace KEY inside [SECTION], or add

@@ -85,8 +85,9 @@ static const char *write_conf(const char *name, const char *head, const char *ex
 			"conninfo = \"host=/tmp dbname=referrald\"\n"
 			"[security]\n"
 			"uic_key_file = %s\n"
-			"data_key_file = %s\n",
-			cert, key, uic, data);
+			"data_key_file = %s\n"
+			"token_key_file = %s\n",
+			cert, key, uic, data, data);
 	if (extra)
 		fputs(extra, f);
 	fclose(f);
@@ -199,8 +200,8 @@ static void test_quoting(void **state)
 	assert_string_equal(c.tls_ciphers, "A\"B");
 	config_free(&c);
 
-	expect_error("[server]\nallowed_methods = \"GET\n", "t.conf:13: unterminated quoted value");
-	expect_error("[server]\nallowed_methods = \"GET\" x\n", "t.conf:13: text after the closing");
+	expect_error("[server]\nallowed_methods = \"GET\n", "t.conf:14: unterminated quoted value");
+	expect_error("[server]\nallowed_methods = \"GET\" x\n", "t.conf:14: text after the closing");
 }
 
 static void test_bom_and_crlf(void **state)
@@ -214,8 +215,8 @@ static void test_bom_and_crlf(void **state)
 	snprintf(head, sizeof(head),
 		 "\xef\xbb\xbf[server]\r\nlisten = 127.0.0.1:1\r\n[tls]\r\ncert_file = %s\r\n"
 		 "key_file = %s\r\n[database]\r\nconninfo = x\r\n[security]\r\n"
-		 "uic_key_file = %s\r\ndata_key_file = %s\r\n",
-		 cert, key, uic, data);
+		 "uic_key_file = %s\r\ndata_key_file = %s\r\ntoken_key_file = %s\r\n",
+		 cert, key, uic, data, data);
 	p = write_conf("u.conf", head, NULL);
 	if (config_load(p, &c, err, sizeof(err)) != 0)
 		fail_msg("load failed: %s", err);
@@ -228,13 +229,13 @@ static void test_unknown_key_has_line(void **state)
 {
 	(void)state;
 	/* the minimal file has 11 lines; the extra starts at line 12 */
-	expect_error("[server]\nlisten_port = 1\n", "t.conf:13: unknown key \"listen_port\" in [server]");
+	expect_error("[server]\nlisten_port = 1\n", "t.conf:14: unknown key \"listen_port\" in [server]");
 }
 
 static void test_unknown_section(void **state)
 {
 	(void)state;
-	expect_error("\n[serv]\n", "t.conf:13: unknown section [serv]");
+	expect_error("\n[serv]\n", "t.conf:14: unknown section [serv]");
 }
 
 static void test_key_outside_section(void **state)
@@ -252,26 +253,26 @@ static void test_bad_duration(void **state)
 {
 	(void)state;
 	expect_error("[server]\nread_timeout = 10\n",
-		     "t.conf:13: bad value for server.read_timeout: expected a duration");
-	expect_error("[server]\nread_timeout = 10 s\n", "t.conf:13: bad value");
-	expect_error("[server]\nread_timeout = -5s\n", "t.conf:13: bad value");
-	expect_error("[server]\nread_timeout = 99999999999999999999h\n", "t.conf:13: bad value");
-	expect_error("[server]\nread_timeout = 2d\n", "t.conf:13: bad value for server.read_timeout: "
+		     "t.conf:14: bad value for server.read_timeout: expected a duration");
+	expect_error("[server]\nread_timeout = 10 s\n", "t.conf:14: bad value");
+	expect_error("[server]\nread_timeout = -5s\n", "t.conf:14: bad value");
+	expect_error("[server]\nread_timeout = 99999999999999999999h\n", "t.conf:14: bad value");
+	expect_error("[server]\nread_timeout = 2d\n", "t.conf:14: bad value for server.read_timeout: "
 						      "must be between 100ms and 1h");
 }
 
 static void test_bad_size_int_enum(void **state)
 {
 	(void)state;
-	expect_error("[server]\nmax_body_size = 64q\n", "t.conf:13: bad value for server.max_body_size");
+	expect_error("[server]\nmax_body_size = 64q\n", "t.conf:14: bad value for server.max_body_size");
 	expect_error("[server]\nmax_body_size = 1g\n", "must be between 1k and 64m");
-	expect_error("[database]\npool_size = 0\n", "t.conf:13: bad value for database.pool_size: must "
+	expect_error("[database]\npool_size = 0\n", "t.conf:14: bad value for database.pool_size: must "
 						    "be between 1 and 512");
 	expect_error("[database]\npool_size = 4x\n", "expected an integer");
 	expect_error("[log]\nlevel = loud\n", "expected one of debug, info, warn, error");
 	expect_error("[tls]\nmin_version = 1.1\n", "expected 1.2 or 1.3");
-	expect_error("[server]\nallowed_methods = GET,TRACE\n", "t.conf:13: bad value for server.allowed_methods");
-	expect_error("[server]\nmtls_listen = 127.0.0.1\n", "t.conf:13: bad value for server.mtls_listen: expected IP:port");
+	expect_error("[server]\nallowed_methods = GET,TRACE\n", "t.conf:14: bad value for server.allowed_methods");
+	expect_error("[server]\nmtls_listen = 127.0.0.1\n", "t.conf:14: bad value for server.mtls_listen: expected IP:port");
 	expect_error("[server]\nmtls_listen = 127.0.0.1:0\n", "expected IP:port");
 	expect_error("[server]\nmtls_listen = 127.0.0.1:65536\n", "expected IP:port");
 	expect_error("[server]\nmtls_listen = localhost:443\n", "expected IP:port");
@@ -285,7 +286,7 @@ static void test_missing_required_file(void **state)
 
 	(void)state;
 	snprintf(extra, sizeof(extra), "[tls]\nca_file = %s/nope.crt\n", dir);
-	expect_error(extra, "t.conf:13: tls.ca_file: cannot read");
+	expect_error(extra, "t.conf:14: tls.ca_file: cannot read");
 	expect_error(extra, "No such file or directory");
 }
 
@@ -316,17 +317,17 @@ static void test_duplicate_key(void **state)
 {
 	(void)state;
 	expect_error("[server]\nlisten = 127.0.0.1:2\n",
-		     "t.conf:13: duplicate key server.listen (first set on line 3)");
+		     "t.conf:14: duplicate key server.listen (first set on line 3)");
 }
 
 static void test_syntax(void **state)
 {
 	(void)state;
-	expect_error("[server\n", "t.conf:12: expected [section]");
-	expect_error("[server] x\n", "t.conf:12: text after [section]");
-	expect_error("[server]\njust words\n", "t.conf:13: expected key = value");
-	expect_error("[server]\n= 3\n", "t.conf:13: missing key");
-	expect_error("[server]\nlisten =\n", "t.conf:13: duplicate key");
+	expect_error("[server\n", "t.conf:13: expected [section]");
+	expect_error("[server] x\n", "t.conf:13: text after [section]");
+	expect_error("[server]\njust words\n", "t.conf:14: expected key = value");
+	expect_error("[server]\n= 3\n", "t.conf:14: missing key");
+	expect_error("[server]\nlisten =\n", "t.conf:14: duplicate key");
 }
 
 static void test_cross_checks(void **state)

@@ -83,6 +83,9 @@ static int teardown_all(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* Where the test values "live": every seal is bound to a row. */
+static const struct seal_bind B1 = { "referrals", "contact", "1b4e28ba-2fa1-11d2-883f-0016d3cca427" };
+
 static void test_round_trip(void **state)
 {
 	char err[256] = "";
@@ -93,16 +96,16 @@ static void test_round_trip(void **state)
 
 	(void)state;
 	assert_non_null(k);
-	sealed = keyring_seal(k, msg, strlen(msg));
+	sealed = keyring_seal(k, KP_CLIENT_DATA, &B1, msg, strlen(msg));
 	assert_non_null(sealed);
 	assert_true(strncmp(sealed, "k1:", 3) == 0);
 	assert_null(strstr(sealed, "996555"));
-	plain = keyring_open(k, sealed, &len);
+	plain = keyring_open(k, KP_CLIENT_DATA, &B1, sealed, &len);
 	assert_non_null(plain);
 	assert_int_equal(len, strlen(msg));
 	assert_string_equal(plain, msg);
 	/* Fresh nonce every time: same plaintext, different blobs. */
-	sealed2 = keyring_seal(k, msg, strlen(msg));
+	sealed2 = keyring_seal(k, KP_CLIENT_DATA, &B1, msg, strlen(msg));
 	assert_non_null(sealed2);
 	assert_string_not_equal(sealed, sealed2);
 	free(plain);
@@ -110,16 +113,16 @@ static void test_round_trip(void **state)
 	free(sealed2);
 
 	/* Empty plaintext and binary data with NULs survive too. */
-	sealed = keyring_seal(k, "", 0);
+	sealed = keyring_seal(k, KP_CLIENT_DATA, &B1, "", 0);
 	assert_non_null(sealed);
-	plain = keyring_open(k, sealed, &len);
+	plain = keyring_open(k, KP_CLIENT_DATA, &B1, sealed, &len);
 	assert_non_null(plain);
 	assert_int_equal(len, 0);
 	assert_string_equal(plain, "");
 	free(plain);
 	free(sealed);
-	sealed = keyring_seal(k, "a\0b", 3);
-	plain = keyring_open(k, sealed, NULL);
+	sealed = keyring_seal(k, KP_CLIENT_DATA, &B1, "a\0b", 3);
+	plain = keyring_open(k, KP_CLIENT_DATA, &B1, sealed, NULL);
 	assert_non_null(plain);
 	assert_memory_equal(plain, "a\0b", 3);
 	free(plain);
@@ -138,7 +141,7 @@ static void test_tamper(void **state)
 	assert_non_null(k);
 	/* 20 bytes: 12 + 20 + 16 = 48, a multiple of 3, so the base64 has
 	 * no padding and every character carries only meaningful bits. */
-	sealed = keyring_seal(k, "note for the worker!", 20);
+	sealed = keyring_seal(k, KP_CLIENT_DATA, &B1, "note for the worker!", 20);
 	assert_non_null(sealed);
 	n = strlen(sealed);
 	/* Flip every base64 character in turn (nonce, ciphertext, tag): each
@@ -149,21 +152,21 @@ static void test_tamper(void **state)
 		if (saved == '=')
 			continue;
 		sealed[i] = saved == 'A' ? 'B' : 'A';
-		plain = keyring_open(k, sealed, NULL);
+		plain = keyring_open(k, KP_CLIENT_DATA, &B1, sealed, NULL);
 		assert_null(plain);
 		sealed[i] = saved;
 	}
-	plain = keyring_open(k, sealed, NULL);
+	plain = keyring_open(k, KP_CLIENT_DATA, &B1, sealed, NULL);
 	assert_non_null(plain);
 	free(plain);
 	/* Truncated, garbage, no kid, empty. */
 	sealed[n - 4] = '\0';
-	assert_null(keyring_open(k, sealed, NULL));
-	assert_null(keyring_open(k, "k1:!!!!", NULL));
-	assert_null(keyring_open(k, "k1:", NULL));
-	assert_null(keyring_open(k, "k1:AAAA", NULL));
-	assert_null(keyring_open(k, "no-colon-here", NULL));
-	assert_null(keyring_open(k, "", NULL));
+	assert_null(keyring_open(k, KP_CLIENT_DATA, &B1, sealed, NULL));
+	assert_null(keyring_open(k, KP_CLIENT_DATA, &B1, "k1:!!!!", NULL));
+	assert_null(keyring_open(k, KP_CLIENT_DATA, &B1, "k1:", NULL));
+	assert_null(keyring_open(k, KP_CLIENT_DATA, &B1, "k1:AAAA", NULL));
+	assert_null(keyring_open(k, KP_CLIENT_DATA, &B1, "no-colon-here", NULL));
+	assert_null(keyring_open(k, KP_CLIENT_DATA, &B1, "", NULL));
 	free(sealed);
 	keyring_free(k);
 }
@@ -180,18 +183,18 @@ static void test_wrong_kid(void **state)
 	assert_non_null(k1);
 	assert_non_null(k2);
 	assert_non_null(kx);
-	sealed = keyring_seal(k1, "secret", 6);
+	sealed = keyring_seal(k1, KP_CLIENT_DATA, &B1, "secret", 6);
 	assert_non_null(sealed);
 	/* Unknown kid: a keyring without k1 cannot open it. */
-	assert_null(keyring_open(k2, sealed, NULL));
+	assert_null(keyring_open(k2, KP_CLIENT_DATA, &B1, sealed, NULL));
 	/* Relabelled to k2 under a keyring where k2 holds k1's key bytes: the
 	 * kid is authenticated data, so the tag check fails. */
 	relabelled = strdup(sealed);
 	assert_non_null(relabelled);
 	relabelled[1] = '2';
-	assert_null(keyring_open(kx, relabelled, NULL));
+	assert_null(keyring_open(kx, KP_CLIENT_DATA, &B1, relabelled, NULL));
 	/* ... and the right key under the wrong label is refused as well. */
-	assert_null(keyring_open(k2, relabelled, NULL));
+	assert_null(keyring_open(k2, KP_CLIENT_DATA, &B1, relabelled, NULL));
 	free(relabelled);
 	free(sealed);
 	keyring_free(k1);
@@ -209,22 +212,22 @@ static void test_rotation(void **state)
 	(void)state;
 	assert_non_null(old);
 	assert_non_null(neu);
-	s_old = keyring_seal(old, "before rotation", 15);
-	s_new = keyring_seal(neu, "after rotation", 14);
+	s_old = keyring_seal(old, KP_CLIENT_DATA, &B1, "before rotation", 15);
+	s_new = keyring_seal(neu, KP_CLIENT_DATA, &B1, "after rotation", 14);
 	assert_non_null(s_old);
 	assert_non_null(s_new);
 	/* The last line is the current key. */
 	assert_true(strncmp(s_new, "k2:", 3) == 0);
-	plain = keyring_open(neu, s_old, NULL);
+	plain = keyring_open(neu, KP_CLIENT_DATA, &B1, s_old, NULL);
 	assert_non_null(plain);
 	assert_string_equal(plain, "before rotation");
 	free(plain);
-	plain = keyring_open(neu, s_new, NULL);
+	plain = keyring_open(neu, KP_CLIENT_DATA, &B1, s_new, NULL);
 	assert_non_null(plain);
 	assert_string_equal(plain, "after rotation");
 	free(plain);
 	/* The old keyring does not know k2. */
-	assert_null(keyring_open(old, s_new, NULL));
+	assert_null(keyring_open(old, KP_CLIENT_DATA, &B1, s_new, NULL));
 	free(s_old);
 	free(s_new);
 	keyring_free(old);
@@ -316,6 +319,102 @@ static void test_bad_files(void **state)
 	expect_refused(".", "data1.key", "not a regular file");
 }
 
+/* Finding 2: a value moved to another row, column or table, or opened
+ * for another purpose, does not open; the row id compares case-blind. */
+static void test_binding(void **state)
+{
+	char err[256] = "";
+	struct keyring *k = load("uic.key", "data1.key", err, sizeof(err));
+	struct seal_bind other_row = { "referrals", "contact", "2b4e28ba-2fa1-11d2-883f-0016d3cca427" };
+	struct seal_bind other_col = { "referrals", "note", B1.row_id };
+	struct seal_bind other_tab = { "assignments", "contact", B1.row_id };
+	struct seal_bind upper = { "referrals", "contact", "1B4E28BA-2FA1-11D2-883F-0016D3CCA427" };
+	struct seal_bind pipe = { "referrals", "con|tact", B1.row_id };
+	char *sealed, *plain, *wh;
+	char kid[40];
+
+	(void)state;
+	assert_non_null(k);
+	sealed = keyring_seal(k, KP_CLIENT_DATA, &B1, "+996555123456", 13);
+	assert_non_null(sealed);
+	assert_null(keyring_open(k, KP_CLIENT_DATA, &other_row, sealed, NULL));
+	assert_null(keyring_open(k, KP_CLIENT_DATA, &other_col, sealed, NULL));
+	assert_null(keyring_open(k, KP_CLIENT_DATA, &other_tab, sealed, NULL));
+	assert_null(keyring_open(k, KP_WEBHOOK_SECRET, &B1, sealed, NULL));
+	assert_null(keyring_open(k, KP_CLIENT_DATA, NULL, sealed, NULL));
+	plain = keyring_open(k, KP_CLIENT_DATA, &upper, sealed, NULL);
+	assert_non_null(plain);
+	assert_string_equal(plain, "+996555123456");
+	free(plain);
+	/* A binding part holding the separator is refused outright. */
+	assert_null(keyring_seal(k, KP_CLIENT_DATA, &pipe, "x", 1));
+	/* A webhook secret opens only as one. */
+	wh = keyring_seal(k, KP_WEBHOOK_SECRET, &B1, "secret", 6);
+	assert_non_null(wh);
+	assert_null(keyring_open(k, KP_CLIENT_DATA, &B1, wh, NULL));
+	plain = keyring_open(k, KP_WEBHOOK_SECRET, &B1, wh, NULL);
+	assert_non_null(plain);
+	free(plain);
+	/* The low-level pair under a caller's key (datakey.c's DEKs). */
+	assert_int_equal(crypto_sealed_kid(sealed, kid, sizeof(kid)), 0);
+	assert_string_equal(kid, "k1");
+	assert_non_null(keyring_subkey(k, KP_DEK_WRAP, NULL));
+	assert_null(keyring_subkey(k, KP_DEK_WRAP, "nope"));
+	assert_ptr_not_equal(keyring_subkey(k, KP_DEK_WRAP, "k1"),
+			     keyring_subkey(k, KP_CLIENT_DATA, "k1"));
+	assert_memory_not_equal(keyring_subkey(k, KP_DEK_WRAP, "k1"),
+				keyring_subkey(k, KP_CLIENT_DATA, "k1"), 32);
+	free(wh);
+	free(sealed);
+	keyring_free(k);
+}
+
+/* Finding 1: tokens are stored as an HMAC under their own key file, and a
+ * row's binding changes with anything it grants. */
+static void test_token_hash(void **state)
+{
+	char err[256] = "";
+	struct keyring *k = load("uic.key", "data1.key", err, sizeof(err));
+	struct keyring *k2 = load("uic.key", "data1.key", err, sizeof(err));
+	char a[65], b[65], plain[65], b1[65], b2[65], b3[65], u1[37], u2[37];
+
+	(void)state;
+	assert_non_null(k);
+	assert_non_null(k2);
+	/* No token key loaded: no hash. */
+	assert_int_equal(keyring_token_hash(k, "rfd_x", 5, a), -1);
+	write_text("token.key", "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n");
+	chmod(tpath("token.key"), 0600);
+	write_text("token2.key", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
+	chmod(tpath("token2.key"), 0600);
+	assert_int_equal(keyring_load_token_key(k, tpath("token.key"), err, sizeof(err)), 0);
+	assert_int_equal(keyring_load_token_key(k2, tpath("token2.key"), err, sizeof(err)), 0);
+	assert_int_equal(keyring_token_hash(k, "rfd_secret_token", 16, a), 0);
+	assert_int_equal(keyring_token_hash(k2, "rfd_secret_token", 16, b), 0);
+	crypto_sha256_hex("rfd_secret_token", 16, plain);
+	assert_int_equal(strlen(a), 64);
+	assert_string_not_equal(a, b);       /* another key file, another hash */
+	assert_string_not_equal(a, plain);   /* not the plain SHA-256 any more */
+	assert_int_equal(keyring_token_binding(k, a, "worker", "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+					       1800000000LL, b1), 0);
+	assert_int_equal(keyring_token_binding(k, a, "worker", "2b4e28ba-2fa1-11d2-883f-0016d3cca427",
+					       1800000000LL, b2), 0);
+	assert_int_equal(keyring_token_binding(k, a, "worker", "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+					       1800000001LL, b3), 0);
+	assert_string_not_equal(b1, b2);
+	assert_string_not_equal(b1, b3);
+	/* The UIC key's bytes are refused as a token key. */
+	assert_int_equal(keyring_load_token_key(k, tpath("uic.key"), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "must differ"));
+	assert_int_equal(crypto_uuid_v4(u1), 0);
+	assert_int_equal(crypto_uuid_v4(u2), 0);
+	assert_int_equal(strlen(u1), 36);
+	assert_int_equal(u1[14], '4');
+	assert_string_not_equal(u1, u2);
+	keyring_free(k);
+	keyring_free(k2);
+}
+
 static void test_helpers(void **state)
 {
 	char a[64], b[64], h[65];
@@ -346,6 +445,8 @@ int main(void)
 		cmocka_unit_test(test_rotation),
 		cmocka_unit_test(test_uic_hash),
 		cmocka_unit_test(test_bad_files),
+		cmocka_unit_test(test_binding),
+		cmocka_unit_test(test_token_hash),
 		cmocka_unit_test(test_helpers),
 	};
 

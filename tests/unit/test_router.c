@@ -70,6 +70,13 @@ static const struct expect brief[] = {
 	  ROLE_OFFICE | ROLE_WORKER | ROLE_SUPERVISOR | ROLE_ADMIN },
 	{ EVHTTP_REQ_GET, "/v1/workers", "workers.list", ROLE_SUPERVISOR | ROLE_ADMIN },
 	{ EVHTTP_REQ_GET, "/v1/me", "me", ROLE_OFFICE | ROLE_WORKER | ROLE_SUPERVISOR | ROLE_ADMIN },
+	/* v1.1 Credentials. */
+	{ EVHTTP_REQ_GET, "/v1/tokens", "tokens.list", ROLE_ADMIN | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/tokens/revoke", "tokens.revoke_subject", ROLE_ADMIN },
+	{ EVHTTP_REQ_PATCH, "/v1/offices/" ID, "offices.patch", ROLE_ADMIN },
+	{ EVHTTP_REQ_DELETE, "/v1/offices/" ID "/certificate", "offices.certificate_delete",
+	  ROLE_ADMIN },
+	{ EVHTTP_REQ_PATCH, "/v1/supervisors/" ID, "supervisors.patch", ROLE_ADMIN },
 };
 
 static void test_every_brief_route(void **state)
