@@ -38,9 +38,11 @@ override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
-DAEMON_OBJ := $(patsubst daemon/%.c,$(BUILD)/%.o,$(DAEMON_SRC)) $(BUILD)/migrations.o
+DAEMON_OBJ := $(patsubst daemon/%.c,$(BUILD)/%.o,$(DAEMON_SRC)) $(BUILD)/migrations.o \
+              $(BUILD)/ui_files.o
 MIGRATIONS := $(sort $(wildcard sql/migrations/*.sql))
 SQL_FUNCTIONS := $(sort $(wildcard sql/functions/*.sql))
+UI_FILES   := $(sort $(shell find ui -type f ! -name '.*' 2>/dev/null))
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -89,11 +91,20 @@ $(BUILD)/migrations.c: $(MIGRATIONS) $(SQL_FUNCTIONS) daemon/gen_migrations.sh |
 $(BUILD)/migrations.o: $(BUILD)/migrations.c daemon/migrate.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
+$(BUILD)/ui_files.c: $(UI_FILES) daemon/gen_ui.sh | $(BUILD)
+	sh daemon/gen_ui.sh $@ ui $(UI_FILES)
+
+$(BUILD)/ui_files.o: $(BUILD)/ui_files.c daemon/ui_files.h
+	$(CC) $(CFLAGS) -c -o $@ $<
+
 $(BUILD)/referrald: $(BUILD)/main.o $(DAEMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(DAEMON_OBJ) | $(BUILD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(DAEMON_OBJ) $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+# test_ui inflates the embedded gzip files to check them.
+$(BUILD)/tests/test_ui: LDLIBS += -lz
 
 deps:
 	@sh deploy/install-deps.sh

@@ -56,4 +56,11 @@ void api_audit_keys(struct req *r, const struct api_op *op);
 /* api_reports.c */
 void api_report_follow_up(struct req *r, const struct api_op *op);
 
+/* api_sign_in.c: the web pages' sign-in (one-time codes, sign-in). */
+void api_sign_in_code_create(struct req *r, const struct api_op *op);
+void api_sign_in(struct req *r, const struct api_op *op);
+
+/* ui.c: the web pages under /ui/ (static files, no authentication). */
+void ui_serve(struct req *r);
+
 #endif

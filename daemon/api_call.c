@@ -359,9 +359,14 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 	if (c->render && status < 300 && body) {
 		api_call_render render = c->render;
 		void *rarg = c->arg;
+		void (*free_arg)(void *) = c->free_arg;
 
+		/* The renderer still needs its arg: freed after it ran. */
+		c->free_arg = NULL;
 		api_call_free(c);
 		render(r, status, body, rarg);
+		if (free_arg && rarg)
+			free_arg(rarg);
 		return;
 	}
 	api_call_free(c);
@@ -442,6 +447,12 @@ void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call
 			 void *arg)
 {
 	api_call_start(r, stmt, args, NULL, render, arg, NULL);
+}
+
+void api_call_run_render_ex(struct req *r, const char *stmt, json_t *args,
+			    api_call_render render, void *arg, void (*free_arg)(void *))
+{
+	api_call_start(r, stmt, args, NULL, render, arg, free_arg);
 }
 
 int api_call_seal_for(struct req *r, json_t *args, const char *key, const char *sealed_key,

@@ -29,6 +29,9 @@ void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_pos
 typedef void (*api_call_render)(struct req *r, int status, json_t *body, void *arg);
 void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call_render render,
 			 void *arg);
+/* Same; free_arg(arg) runs once, after the renderer or on failure. */
+void api_call_run_render_ex(struct req *r, const char *stmt, json_t *args,
+			    api_call_render render, void *arg, void (*free_arg)(void *));
 
 /* Reply with a validation error. */
 void api_call_reply_invalid(struct req *r, const struct jv_error *e);

@@ -10,6 +10,7 @@
  * unknown members), or a client's name in any form.
  */
 #include "api_schema.h"
+#include "sign_in_code.h"
 #include "vocab.h"
 
 const struct jv_field api_body_empty[] = { JV_END };
@@ -83,6 +84,17 @@ const struct jv_field api_body_fail[] = {
 const struct jv_field api_body_reassign[] = {
 	JVF_STR("worker_id", JV_REQUIRED, 36, 36, jsonv_is_uuid),
 	JVF_STR("reason", JV_REQUIRED, 1, 500, jsonv_is_text),
+	JV_END,
+};
+
+/* The web pages' sign-in (api_sign_in.c). */
+const struct jv_field api_body_sign_in_code[] = {
+	JVF_STR("subject_id", JV_REQUIRED, 36, 36, jsonv_is_uuid),
+	JV_END,
+};
+
+const struct jv_field api_body_sign_in[] = {
+	JVF_STR("code", JV_REQUIRED, 8, 32, sign_in_code_is_text),
 	JV_END,
 };
 

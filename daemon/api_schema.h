@@ -24,6 +24,8 @@ extern const struct jv_field api_body_token[];
 extern const struct jv_field api_body_policy[];
 extern const struct jv_field api_body_webhook[];
 extern const struct jv_field api_body_calendar[];
+extern const struct jv_field api_body_sign_in_code[];
+extern const struct jv_field api_body_sign_in[];
 extern const struct jv_field api_body_revoke_subject[];
 extern const struct jv_field api_body_active[];
 

@@ -242,6 +242,10 @@ static const struct key_def keys[] = {
 	{ "retention", "interval", KT_DURATION, "10m", KEY_RELOAD, 100, 24 * HOUR_MS, NULL, NULL,
 	  OFF(retention_interval_ms), "How often the retention purge runs." },
 
+	{ "ui", "session_lifetime", KT_DURATION, "7d", KEY_RELOAD, MIN_MS, 90LL * 24 * HOUR_MS,
+	  NULL, NULL, OFF(ui_session_lifetime_ms),
+	  "How long a token bought with a one-time sign-in code (the web pages) lives." },
+
 	{ "audit", "signing_key_file", KT_PATH, NULL, 0, 0, 0, NULL, NULL,
 	  OFF(audit_signing_key_file),
 	  "Ed25519 private key (PEM) that signs audit heads; its key id is the first 16 hex digits "

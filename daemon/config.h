@@ -85,6 +85,9 @@ struct config {
 	long retention_idempotency_ms; /* idempotency records older than this are purged */
 	long retention_interval_ms;    /* between purge runs */
 
+	/* [ui] */
+	long ui_session_lifetime_ms;  /* lifetime of a token a sign-in code buys */
+
 	/* [audit] (ledger v2 sealer and signed heads) */
 	char *audit_signing_key_file;  /* Ed25519 private key (PEM); NULL = heads unsigned/off */
 	long audit_head_interval_ms;   /* an audit.head event at least this often */

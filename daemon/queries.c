@@ -82,6 +82,13 @@ static const struct query queries[] = {
 	{ "api_calendar_put", "SELECT api_calendar_put($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_deadline_policy_list", "SELECT api_deadline_policy_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_assignment_history", "SELECT api_assignment_history($1::jsonb, $2, $3::jsonb)", 3 },
+	/* The web pages' sign-in (api_sign_in.c and route rows). */
+	{ "api_sign_in_code_create", "SELECT api_sign_in_code_create($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "sign_in_claim", "SELECT sign_in_claim($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_sign_in", "SELECT api_sign_in($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_sign_out", "SELECT api_sign_out($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_worker_list", "SELECT api_worker_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_me", "SELECT api_me($1::jsonb, $2, $3::jsonb)", 3 },
 	/* audit_seal.c: the ledger v2 sealer and the signed head's publisher;
 	 * api_audit_head.c: GET /v1/audit/head. */
 	{ "audit_seal", "SELECT audit_seal($1::int)", 1 },

@@ -245,7 +245,9 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 		h = evhttp_request_get_output_headers(r->ev);
 		if (ctype != NULL)
 			evhttp_add_header(h, "Content-Type", ctype);
-		evhttp_add_header(h, "Cache-Control", "no-store");
+		/* Only the web pages' static files (ui.c) choose their own. */
+		if (evhttp_find_header(h, "Cache-Control") == NULL)
+			evhttp_add_header(h, "Cache-Control", "no-store");
 		evhttp_add_header(h, "Strict-Transport-Security", "max-age=63072000");
 		evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 		evhttp_add_header(h, "X-Request-Id", r->id);

@@ -132,6 +132,17 @@ static const struct route routes[] = {
 	  OP("api_calendar_put", api_body_calendar, NULL, API_ID) },
 	{ EVHTTP_REQ_GET, "/v1/deadline-policies", R_ADM | R_SUP, "deadline_policies.list",
 	  OP("api_deadline_policy_list", NULL, NULL, 0) },
+	/* The web pages' sign-in (issue 14): codes, sign-in (the code is the
+	 * credential), sign-out, who am I, and the workers a supervisor sees. */
+	{ EVHTTP_REQ_POST, "/v1/sign-in-codes", R_SUP | R_ADM, "sign_in_codes.create",
+	  CALL(api_sign_in_code_create, "api_sign_in_code_create", api_body_sign_in_code, NULL) },
+	{ EVHTTP_REQ_POST, "/v1/sign-in", 0, "sign_in",
+	  CALL(api_sign_in, "api_sign_in", api_body_sign_in, NULL) },
+	{ EVHTTP_REQ_POST, "/v1/sign-out", R_OFF | R_WRK | R_SUP | R_ADM, "sign_out",
+	  OP("api_sign_out", api_body_empty, NULL, API_EMPTY_OK) },
+	{ EVHTTP_REQ_GET, "/v1/me", R_OFF | R_WRK | R_SUP | R_ADM, "me", OP("api_me", NULL, NULL, 0) },
+	{ EVHTTP_REQ_GET, "/v1/workers", R_SUP | R_ADM, "workers.list",
+	  OP("api_worker_list", NULL, NULL, 0) },
 };
 
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
@@ -324,6 +335,13 @@ void router_dispatch(struct req *r, enum route_where where)
 	int known = 0;
 	const struct route *rt;
 
+	/* The web pages: static files, a subtree rather than a row. */
+	if (where == ROUTE_API && r->path && strncmp(r->path, "/ui", 3) == 0 &&
+	    (r->path[3] == '\0' || r->path[3] == '/')) {
+		r->route_name = "ui";
+		ui_serve(r);
+		return;
+	}
 	rt = router_find(where, r->path, r->method, r->params, REQ_MAX_PARAMS, &known);
 	if (rt == NULL) {
 		if (known) {

@@ -12,6 +12,9 @@ set -eu
 # Test: cmocka (unit), PostgreSQL 15 server (integration starts private
 # clusters), bats/jq/curl/openssl (clients), GNU parallel (bats runs two
 # files at once with it), iproute2/procps (ports, pids).
+# Web pages' tests: Debian's Chromium (driven by playwright-core from npm,
+# which never downloads a browser of its own) and a font with Cyrillic for
+# its screenshots; zlib (a unit test inflates the embedded gzip pages).
 # Bench: wrk and nginx-light (the reference server). Fuzz: clang and its
 # libFuzzer/sanitizer runtimes (clang only recommends them, and recommends are
 # not installed). referralctl: libcurl. Packaging: debhelper (dpkg-buildpackage)
@@ -23,9 +26,11 @@ postgresql-15 postgresql-client-15 postgresql-contrib
 bats parallel jq curl openssl ca-certificates
 iproute2 procps
 wrk nginx-light
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev
+chromium fonts-dejavu-core zlib1g-dev"
 
-# The spec lint runs through npx; node only when npx is not already there
+# The spec lint runs through npx and the browser tests through node and npm;
+# node only when npx is not already there
 # (a machine may have its own node outside the package manager).
 if ! command -v npx >/dev/null 2>&1; then
 	PKGS="$PKGS nodejs npm"

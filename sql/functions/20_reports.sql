@@ -20,6 +20,13 @@
 --                          was missed still counts in the durations (met_at
 --                          is recorded late), and as not on time
 --   assignments            assignments created in [from, to) in the group
+--   accept.histogram       time-to-accept of the met ones in five buckets:
+--   first_contact.histogram  [0, 1 h), [1 h, 4 h), [4 h, 24 h), [24 h, 72 h),
+--                          72 h or more (histogram_bounds_seconds names the
+--                          bounds; the web pages draw the distributions)
+--   weeks                  over all groups: per UTC week (Monday 00:00) that
+--                          deadlines started in, judged / on time / on-time
+--                          rate of accept and of first-contact deadlines
 -- Grouping: organisation and worker are those the deadline was set for (the
 -- worker holding the offer or assignment then); office, region and need come
 -- from the assignment. A group with no key (offers never accepted by anyone
@@ -59,6 +66,42 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
 		'p90_seconds', round(p_p90::numeric, 3))
 $$;
 
+CREATE OR REPLACE FUNCTION report_histogram_bounds() RETURNS double precision[]
+LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY[3600, 14400, 86400, 259200]::double precision[] $$;
+
+-- Bucket numbers (width_bucket over the bounds, 0..4) -> five counts.
+CREATE OR REPLACE FUNCTION report_histogram(p_b integer[]) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_agg((SELECT count(*) FROM unnest(coalesce(p_b, '{}')) x WHERE x = i) ORDER BY i)
+	FROM generate_series(0, 4) i
+$$;
+
+-- {"judged", "on_time", "on_time_rate"} of one week's deadlines of a kind.
+CREATE OR REPLACE FUNCTION report_rate(p_judged bigint, p_on_time bigint) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_build_object('judged', p_judged, 'on_time', p_on_time, 'on_time_rate',
+		CASE WHEN p_judged > 0 THEN round(p_on_time::numeric / p_judged, 4) END)
+$$;
+
+-- On-time rates per UTC week (Monday 00:00) of deadlines started in
+-- [p_from, p_to), over the caller's scope, oldest week first.
+CREATE OR REPLACE FUNCTION report_weeks(p_prog boolean, p_org uuid, p_from timestamptz, p_to timestamptz)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object('week', ts(w.wk),
+		'accept', report_rate(w.acc_judged, w.acc_on_time),
+		'first_contact', report_rate(w.fc_judged, w.fc_on_time)) ORDER BY w.wk), '[]'::jsonb)
+	FROM (
+		SELECT date_trunc('week', dl.starts_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS wk,
+		       count(*) FILTER (WHERE dl.kind = 'accept' AND dl.state IN ('met', 'missed')) AS acc_judged,
+		       count(*) FILTER (WHERE dl.kind = 'accept' AND dl.met_at IS NOT NULL AND dl.met_at <= dl.due_at) AS acc_on_time,
+		       count(*) FILTER (WHERE dl.kind <> 'accept' AND dl.state IN ('met', 'missed')) AS fc_judged,
+		       count(*) FILTER (WHERE dl.kind <> 'accept' AND dl.met_at IS NOT NULL AND dl.met_at <= dl.due_at) AS fc_on_time
+		FROM deadlines dl
+		WHERE dl.starts_at >= p_from AND dl.starts_at < p_to
+		  AND (p_prog OR dl.organisation_id = p_org)
+		GROUP BY 1) w
+$$;
+
 -- Every group's figures over [p_from, p_to) in the caller's scope (p_prog:
 -- all organisations; otherwise p_org's only). s: one row per group and kind
 -- (accept, or first contact/consultation); ag: assignments created.
@@ -80,7 +123,8 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 		       count(*) FILTER (WHERE state = 'missed') AS missed,
 		       count(*) FILTER (WHERE state IN ('met', 'missed')) AS judged,
 		       percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) FILTER (WHERE met_at IS NOT NULL) AS p50,
-		       percentile_cont(0.9) WITHIN GROUP (ORDER BY secs) FILTER (WHERE met_at IS NOT NULL) AS p90
+		       percentile_cont(0.9) WITHIN GROUP (ORDER BY secs) FILTER (WHERE met_at IS NOT NULL) AS p90,
+		       array_agg(width_bucket(secs, report_histogram_bounds())) FILTER (WHERE met_at IS NOT NULL) AS b
 		FROM d GROUP BY key, acc
 	), ag AS (
 		SELECT coalesce(report_group_key(p_group, a.organisation_id, a.worker_id, a), '') AS key,
@@ -97,8 +141,10 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 		'label', report_group_label(p_group, k.key),
 		'offers', coalesce(sa.n, 0),
 		'assignments', coalesce(ag.n, 0),
-		'accept', report_kind_json(sa.met, sa.on_time, sa.missed, sa.judged, sa.p50, sa.p90),
-		'first_contact', report_kind_json(sf.met, sf.on_time, sf.missed, sf.judged, sf.p50, sf.p90))
+		'accept', report_kind_json(sa.met, sa.on_time, sa.missed, sa.judged, sa.p50, sa.p90)
+		          || jsonb_build_object('histogram', report_histogram(sa.b)),
+		'first_contact', report_kind_json(sf.met, sf.on_time, sf.missed, sf.judged, sf.p50, sf.p90)
+		          || jsonb_build_object('histogram', report_histogram(sf.b)))
 		ORDER BY k.key), '[]'::jsonb)
 	FROM k
 	LEFT JOIN s sa ON sa.key = k.key AND sa.acc
@@ -113,6 +159,7 @@ DECLARE
 	t_from timestamptz;
 	t_to timestamptz;
 	groups jsonb;
+	prog boolean := coalesce((p_who->>'programme')::boolean, false);
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
 	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
@@ -131,9 +178,10 @@ BEGIN
 	IF t_to <= t_from THEN
 		RETURN api_error(400, 'invalid_value', 'to must be after from', '/to');
 	END IF;
-	groups := report_groups(grp, coalesce((p_who->>'programme')::boolean, false),
-	                        try_uuid(p_who->>'org_id'), t_from, t_to);
+	groups := report_groups(grp, prog, try_uuid(p_who->>'org_id'), t_from, t_to);
 	PERFORM audit_write(p_who, p_request_id, 'report.follow_up', 'report', NULL, 'ok');
 	RETURN api_result(200, jsonb_build_object('from', ts(t_from), 'to', ts(t_to),
-	                                          'group_by', grp, 'groups', groups));
+	                                          'group_by', grp, 'groups', groups,
+	                                          'histogram_bounds_seconds', to_jsonb(report_histogram_bounds()),
+	                                          'weeks', report_weeks(prog, try_uuid(p_who->>'org_id'), t_from, t_to)));
 END $$;

@@ -45,7 +45,7 @@ for f in daemon/*.c; do
 	[ "$n" = main ] && continue
 	objs="$objs $FB/$n.o"
 done
-objs="$objs $FB/migrations.o"
+objs="$objs $FB/migrations.o $FB/ui_files.o"
 
 echo "fuzz: building daemon objects into $FB/ with $CLANG -fsanitize=$SAN"
 # shellcheck disable=SC2086 # objs is a word list

@@ -181,3 +181,20 @@ expect_all_figures() {
 	call "$SUP_A_TOKEN" GET "/v1/reports/follow-up?colour=red"
 	expect_error 400 "" /colour
 }
+
+@test "report: time distributions in five buckets and on-time rates week by week" {
+	report "$SUP_A_TOKEN" organisation
+	expect_status 200
+	expect_jq '.histogram_bounds_seconds == [3600, 14400, 86400, 259200]'
+	# accept: 600, 1800 -> under 1 h; 3600 -> 1-4 h. First contact: 7200 -> 1-4 h, 288000 -> 72 h+.
+	expect_jq '.groups[0].accept.histogram == [2, 1, 0, 0, 0]'
+	expect_jq '.groups[0].first_contact.histogram == [0, 1, 0, 0, 1]'
+	# Every deadline started on Saturday 2026-01-10: the week of Monday the 5th.
+	expect_jq '.weeks | length == 1'
+	expect_jq '.weeks[0].week == "2026-01-05T00:00:00Z"'
+	expect_jq '.weeks[0].accept == {"judged": 4, "on_time": 3, "on_time_rate": 0.75}'
+	expect_jq '.weeks[0].first_contact == {"judged": 3, "on_time": 1, "on_time_rate": 0.3333}'
+	# Another organisation's supervisor: no week, no group.
+	report "$SUP_B_TOKEN" organisation
+	expect_jq '.weeks == [] and .groups == []'
+}
