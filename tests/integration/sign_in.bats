@@ -204,7 +204,7 @@ restart_with() { # SECTION KEY VALUE ...
 	expect_error 429 rate_limited
 	local ra
 	ra=$(header Retry-After)
-	[ "$ra" -ge 1 ] && [ "$ra" -le 10 ]
+	[ "$ra" -ge 1 ] && [ "$ra" -le 11 ]
 	sign_in "$good"
 	expect_error 429 rate_limited
 	[ "$(sql "SELECT count(*) FROM sign_in_codes WHERE subject_id = '$W_A' AND used_at IS NULL")" -ge 1 ]

@@ -11,6 +11,23 @@ load sql_common
 setup_file() { sql_setup_file; }
 teardown_file() { refd_teardown_file; }
 
+# What a client does with the daemon's 503 (lock_not_available, "every
+# candidate worker is busy": the wait for a locked worker ran out, nothing
+# was written): submit again with the same key. Any other error fails.
+submit_busy_retry() {
+	local out i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		if out=$(submit "$@" 2>"$REFD_TMP/err.$$"); then
+			printf '%s\n' "$out"
+			return 0
+		fi
+		grep -q 'every candidate worker is busy' "$REFD_TMP/err.$$" || { cat "$REFD_TMP/err.$$" >&2; return 1; }
+		echo busy >>"$REFD_TMP/busy"
+		sleep 0.2
+	done
+	return 1
+}
+
 @test "200 submissions, 16 clients, small capacities: capacity holds, no double offers" {
 	local org off i
 	org=$(mk_org "o-cc")
@@ -21,13 +38,15 @@ teardown_file() { refd_teardown_file; }
 	for i in 1 2 3; do
 		mk_worker "$org" legal_support "l$i-cc" '["cc"]' '["ru"]' 2 >/dev/null
 	done
-	export -f q api submit submit_args who_office
-	export REFD_PGHOST REFD_PGPORT REFD_DB off
+	export -f q api submit submit_args who_office submit_busy_retry
+	export REFD_PGHOST REFD_PGPORT REFD_DB off REFD_TMP
 	seq 1 200 | xargs -P 16 -I{} bash -c \
-		'submit "$off" "key-{}" "EXT-{}" "UIC-{}" "[\"harm_reduction\",\"legal_support\"]" cc "[\"ru\"]" | jq -r .status' \
+		'submit_busy_retry "$off" "key-{}" "EXT-{}" "UIC-{}" "[\"harm_reduction\",\"legal_support\"]" cc "[\"ru\"]" | jq -r .status' \
 		>"$REFD_TMP/statuses"
 	[ "$(sort "$REFD_TMP/statuses" | uniq -c | awk '{print $1 " " $2}')" = "200 201" ]
+	# A busy answer rolled back everything: exactly one referral per key.
 	[ "$(qs "select count(*) from referrals where office_id = '$off'")" = 200 ]
+	echo "# busy answers retried: $(cat "$REFD_TMP/busy" 2>/dev/null | wc -l)" >&3
 	# Nobody above capacity, and open_count agrees with the rows.
 	[ "$(qs "select count(*) from workers w where w.open_count > w.capacity")" = 0 ]
 	[ "$(qs "select count(*) from workers w where w.open_count <> (select count(*) from assignments a
