@@ -55,6 +55,9 @@ static const struct query queries[] = {
 	{ "api_webhook_create", "SELECT api_webhook_create($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_deadline_list", "SELECT api_deadline_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_audit_list", "SELECT api_audit_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_subject_access", "SELECT api_subject_access($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_break_glass", "SELECT api_break_glass($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_break_glass_list", "SELECT api_break_glass_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_report_follow_up", "SELECT api_report_follow_up($1::jsonb, $2, $3::jsonb)", 3 },
 	/* purge.c: retention of idempotency records. */
 	{ "idempotency_purge", "SELECT idempotency_purge($1::interval, $2::int)", 2 },

@@ -84,6 +84,16 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_GET, "/v1/assignments/{id}/history", R_WRK | R_SUP, "assignment.history",
 	  OP("api_assignment_history", NULL, api_query_history, API_ID) },
 
+	/* Exceptional access (v1.1): break-the-glass and subject access; the
+	 * database decides which supervisors (programme scope, another
+	 * organisation). */
+	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/break-glass", R_SUP, "break_glass",
+	  api_break_glass, { "api_break_glass", api_body_reason, NULL, API_ID }, 0 },
+	{ EVHTTP_REQ_GET, "/v1/break-glass", R_SUP, "break_glass.list",
+	  OP("api_break_glass_list", NULL, api_query_break_glass, 0) },
+	{ EVHTTP_REQ_POST, "/v1/subject-access", R_SUP, "subject_access",
+	  CALL(api_subject_access, "api_subject_access", api_body_subject_access, NULL) },
+
 	/* Supervisors: deadlines, the audit trail, the follow-up report. */
 	{ EVHTTP_REQ_GET, "/v1/deadlines", R_SUP, "deadline.list",
 	  OP("api_deadline_list", NULL, api_query_deadlines, 0) },

@@ -86,6 +86,11 @@ static const struct expect brief[] = {
 	{ EVHTTP_REQ_DELETE, "/v1/offices/" ID "/certificate", "office.certificate_delete",
 	  ROLE_ADMIN },
 	{ EVHTTP_REQ_PATCH, "/v1/supervisors/" ID, "supervisor.patch", ROLE_ADMIN },
+	/* v1.1 Subject access and break-the-glass (the database decides which
+	 * supervisors). */
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/break-glass", "break_glass", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/break-glass", "break_glass.list", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/subject-access", "subject_access", ROLE_SUPERVISOR },
 };
 
 static void test_every_brief_route(void **state)
