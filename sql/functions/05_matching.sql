@@ -70,6 +70,41 @@ CREATE OR REPLACE TRIGGER worker_match_slots_upd
 	      (NEW.open_count, NEW.capacity, NEW.last_assigned_at, NEW.active, NEW.on_leave, NEW.kind, NEW.regions))
 	EXECUTE FUNCTION worker_match_slots_trg();
 
+-- The slots of one (region, kind) made equal to what workers say, for the
+-- changes no trigger saw (session_replication_role = replica: a restore, a
+-- manual repair). Called by the periodic re-matching pass for each pair it
+-- looks at (41_rematch.sql), so such a worker is found within one
+-- rematch_interval. Writes only rows that differ: nothing when in step.
+-- Costs one pass over the pair's workers (GIN on regions); it never runs in
+-- a request.
+CREATE OR REPLACE FUNCTION worker_match_slots_repair(p_region text, p_kind text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	-- It writes slot rows without their workers' locks: a wait on a request
+	-- that holds one gives way (the next pass repairs).
+	BEGIN
+	WITH want AS (
+		SELECT w.id, w.kind, w.open_count::numeric / w.capacity AS load, w.last_assigned_at
+		FROM workers w
+		WHERE w.regions @> ARRAY[p_region] AND w.kind = p_kind
+		  AND w.active AND NOT w.on_leave AND w.open_count < w.capacity),
+	gone AS (
+		DELETE FROM worker_match_slots s
+		WHERE s.region = p_region AND s.kind = p_kind
+		  AND NOT EXISTS (SELECT 1 FROM want WHERE want.id = s.worker_id))
+	INSERT INTO worker_match_slots (worker_id, region, kind, load, last_assigned_at)
+	SELECT want.id, p_region, want.kind, want.load, want.last_assigned_at FROM want
+	WHERE NOT EXISTS (SELECT 1 FROM worker_match_slots s
+	                  WHERE s.worker_id = want.id AND s.region = p_region AND s.kind = want.kind
+	                    AND s.load = want.load
+	                    AND s.last_assigned_at IS NOT DISTINCT FROM want.last_assigned_at)
+	ON CONFLICT (worker_id, region) DO UPDATE
+	SET kind = EXCLUDED.kind, load = EXCLUDED.load, last_assigned_at = EXCLUDED.last_assigned_at;
+	EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+		NULL;
+	END;
+END $$;
+
 -- The candidate query, shared by both attempts. p_skip_locked chooses the
 -- locking mode. Returns the locked worker row or NULL. The least loaded
 -- first, then idle longest, then id: the first rows of worker_match_slots_order
