@@ -13,16 +13,20 @@
 -- app.actor_role/app.actor_id/app.request_id name who acts in the history.
 -- All are transaction-local (set_config(..., true)).
 
+-- PL/pgSQL, not SQL: a SQL function that cannot be inlined (this one has
+-- seven columns) is parsed and planned again at every call; PL/pgSQL keeps
+-- its plan for the session (issue 12: every request calls this).
 CREATE OR REPLACE FUNCTION ctx_set(p_who jsonb, p_request_id text) RETURNS void
-LANGUAGE sql AS $$
-	SELECT set_config('app.role', coalesce(p_who->>'role', ''), true),
-	       set_config('app.subject', coalesce(p_who->>'id', ''), true),
-	       set_config('app.org', coalesce(p_who->>'org_id', ''), true),
-	       set_config('app.programme', coalesce((p_who->>'programme')::boolean, false)::text, true),
-	       set_config('app.actor_role', coalesce(p_who->>'role', 'system'), true),
-	       set_config('app.actor_id', coalesce(p_who->>'id', ''), true),
-	       set_config('app.request_id', coalesce(p_request_id, ''), true);
-$$;
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('app.role', coalesce(p_who->>'role', ''), true),
+	        set_config('app.subject', coalesce(p_who->>'id', ''), true),
+	        set_config('app.org', coalesce(p_who->>'org_id', ''), true),
+	        set_config('app.programme', coalesce((p_who->>'programme')::boolean, false)::text, true),
+	        set_config('app.actor_role', coalesce(p_who->>'role', 'system'), true),
+	        set_config('app.actor_id', coalesce(p_who->>'id', ''), true),
+	        set_config('app.request_id', coalesce(p_request_id, ''), true);
+END $$;
 
 -- Matching, duplicate detection and the sweeper must see rows outside the
 -- caller's scope (another office's open referral for the same client, every
