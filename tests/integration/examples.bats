@@ -263,6 +263,7 @@ replay() {
 @test "06_create_legal_worker" { replay 06_create_legal_worker; }
 @test "07_create_supervisor" { replay 07_create_supervisor; }
 @test "08_create_programme_supervisor" { replay 08_create_programme_supervisor; }
+@test "09_token_programme_supervisor" { replay 09_token_programme_supervisor; }
 @test "10_token_office" { replay 10_token_office; }
 @test "11_token_office_osh" { replay 11_token_office_osh; }
 @test "12_token_hr_worker" { replay 12_token_hr_worker; }
@@ -338,6 +339,13 @@ replay() {
 @test "84_metrics_admin" { replay 84_metrics_admin; }
 @test "85_token_list" { replay 85_token_list; }
 @test "86_webhook_internal_refused" { replay 86_webhook_internal_refused; }
+@test "87_subject_access" { replay 87_subject_access; }
+@test "88_subject_access_nothing_held" { replay 88_subject_access_nothing_held; }
+@test "89_subject_access_not_for_organisations" { replay 89_subject_access_not_for_organisations; }
+@test "90_break_glass_not_needed" { replay 90_break_glass_not_needed; }
+@test "91_break_glass_programme" { replay 91_break_glass_programme; }
+@test "92_break_glass_list" { replay 92_break_glass_list; }
+@test "93_break_glass_not_for_workers" { replay 93_break_glass_not_for_workers; }
 
 @test "no client data from the examples reached the daemon's log" {
 	# The UIC, phone and note of the examples must never be logged.
