@@ -168,6 +168,14 @@ const struct jv_field api_body_policy[] = {
 	JV_END,
 };
 
+/* PUT /v1/retention-policy: ISO 8601 durations (P30D, PT1S); at least one
+ * (API_NONEMPTY); positive is the database's 400. */
+const struct jv_field api_body_retention_policy[] = {
+	JVF_STR("contact_after_close", 0, 3, 32, jsonv_is_duration),
+	JVF_STR("record_after_close", 0, 3, 32, jsonv_is_duration),
+	JV_END,
+};
+
 /* PUT /v1/organisations/{id}/calendar: the shape only; whether the zone
  * exists, ranges ascend and dates are real is the database's 422
  * (api_calendar_put). Up to ten years of holidays. */

@@ -22,6 +22,7 @@ extern const struct jv_field api_body_worker_patch[];
 extern const struct jv_field api_body_supervisor[];
 extern const struct jv_field api_body_token[];
 extern const struct jv_field api_body_policy[];
+extern const struct jv_field api_body_retention_policy[];
 extern const struct jv_field api_body_webhook[];
 extern const struct jv_field api_body_calendar[];
 extern const struct jv_field api_body_sign_in_code[];

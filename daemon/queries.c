@@ -100,6 +100,16 @@ static const struct query queries[] = {
 	/* auth_limits.c: the audit record of a failed authentication. */
 	{ "audit_authenticate_failed", "SELECT audit_authenticate_failed($1, $2::jsonb)", 2 },
 
+	/* Retention (sql/functions/60_retention.sql): the policy's routes, the
+	 * retention job's batch, the erasure queue, and the referral of an
+	 * assignment (its free text is sealed under that referral's key). */
+	{ "api_retention_policy_get", "SELECT api_retention_policy_get($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_retention_policy_put", "SELECT api_retention_policy_put($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "retention_run", "SELECT retention_run($1::int)", 1 },
+	{ "data_key_erasures_due", "SELECT data_key_erasures_due($1::int)", 1 },
+	{ "data_key_erasures_done", "SELECT data_key_erasures_done($1::uuid[])", 1 },
+	{ "assignment_referral", "SELECT assignment_referral($1::uuid)", 1 },
+
 	/* Other modules append their statements here. */
 };
 

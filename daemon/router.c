@@ -137,6 +137,12 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_POST, "/v1/webhooks", R_ADM, "webhook.create",
 	  CALL(api_webhook_create, "api_webhook_create", api_body_webhook, NULL) },
 
+	/* Retention (v1.1): when personal data and records of closed referrals go. */
+	{ EVHTTP_REQ_GET, "/v1/retention-policy", R_ADM, "retention_policy.get",
+	  OP("api_retention_policy_get", NULL, NULL, 0) },
+	{ EVHTTP_REQ_PUT, "/v1/retention-policy", R_ADM, "retention_policy.put",
+	  OP("api_retention_policy_put", api_body_retention_policy, NULL, API_NONEMPTY) },
+
 	/* Follow-up, continued: working calendars and the policies' list. */
 	{ EVHTTP_REQ_PUT, "/v1/organisations/{id}/calendar", R_ADM, "calendar.put",
 	  OP("api_calendar_put", api_body_calendar, NULL, API_ID) },

@@ -346,6 +346,8 @@ replay() {
 @test "91_break_glass_programme" { replay 91_break_glass_programme; }
 @test "92_break_glass_list" { replay 92_break_glass_list; }
 @test "93_break_glass_not_for_workers" { replay 93_break_glass_not_for_workers; }
+@test "94_get_retention_policy" { replay 94_get_retention_policy; }
+@test "95_put_retention_policy" { replay 95_put_retention_policy; }
 
 @test "no client data from the examples reached the daemon's log" {
 	# The UIC, phone and note of the examples must never be logged.

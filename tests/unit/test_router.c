@@ -68,6 +68,8 @@ static const struct expect brief[] = {
 	  "assignment.history", ROLE_WORKER | ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_PUT, "/v1/organisations/0b7a5f3e-0000-4000-8000-000000000002/calendar",
 	  "calendar.put", ROLE_ADMIN },
+	{ EVHTTP_REQ_GET, "/v1/retention-policy", "retention_policy.get", ROLE_ADMIN },
+	{ EVHTTP_REQ_PUT, "/v1/retention-policy", "retention_policy.put", ROLE_ADMIN },
 	{ EVHTTP_REQ_GET, "/v1/deadline-policies", "deadline_policy.list",
 	  ROLE_ADMIN | ROLE_SUPERVISOR },
 	/* The web pages' sign-in (issue 14). */
