@@ -207,6 +207,8 @@ LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	RETURN (SELECT jsonb_build_object(
 			'id', r.id, 'office_id', r.office_id, 'external_ref', r.external_ref,
+		'external_ref_sealed', sealed_ref('referrals', 'external_ref', r.id, r.external_ref_sealed),
+		'forgotten_at', ts(r.forgotten_at),
 			'status', r.status, 'duplicate_of', r.duplicate_of,
 			'client', jsonb_build_object('birth_year', r.birth_year, 'gender', r.gender,
 				'languages', to_jsonb(r.languages), 'region', r.region,
