@@ -271,6 +271,26 @@ teardown_file() {
 	expect_error 400
 }
 
+@test "break-glass: forgetting the referral destroys the reason, the record of the use stays" {
+	local reason
+	accepted_case
+	reason=$(new_reason)
+	as "$SUP_B_TOKEN" POST "/v1/assignments/$ASG/break-glass" "$(jq -nc --arg r "$reason" '{reason:$r}')"
+	expect_status 200
+	[ "$(sql "SELECT count(*) FROM break_glass WHERE referral_id = '$REF' AND reason_sealed IS NOT NULL")" = 1 ]
+	# Retention and consent revocation forget a referral through this.
+	[ "$(sql "SELECT referral_forget('$REF')")" = t ]
+	[ "$(sql "SELECT count(*) FROM break_glass WHERE referral_id = '$REF' AND reason_sealed IS NULL")" = 1 ]
+	as "$PROG_TOKEN" GET "/v1/break-glass?limit=200"
+	expect_status 200
+	expect_jq ".items[] | select(.referral_id == \"$REF\") | has(\"reason\") | not"
+	expect_jq "[.items[] | select(.referral_id == \"$REF\")] | length == 1"
+	# The client's UIC no longer leads to it either (its keyed hash went).
+	as "$PROG_TOKEN" POST /v1/subject-access "$(jq -nc --arg u "$UIC" --arg r "$(new_reason)" '{uic:$u, reason:$r}')"
+	expect_status 200
+	expect_jq '.referrals == []'
+}
+
 # ---- subject access ---------------------------------------------------------
 
 @test "subject access: everything held about one client, contact and note opened, audited, ids-only event" {
