@@ -276,7 +276,10 @@ BEGIN
 	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'referral.withdraw', 'referral', p_args->>'id');
 	END IF;
-	IF r.status <> 'open' THEN
+	-- Open as the office sees it: without report-back a referral whose
+	-- assignments all ended still looks open to it, and a 409 here would
+	-- tell it otherwise; withdrawing it then marks it withdrawn.
+	IF referral_office_status(r) <> 'open' THEN
 		RETURN api_error(409, 'invalid_transition', 'only an open referral can be withdrawn');
 	END IF;
 
