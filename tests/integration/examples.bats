@@ -338,6 +338,12 @@ replay() {
 @test "84_metrics_admin" { replay 84_metrics_admin; }
 @test "85_token_list" { replay 85_token_list; }
 @test "86_webhook_internal_refused" { replay 86_webhook_internal_refused; }
+@test "87_submit_report_back" { replay 87_submit_report_back; }
+@test "88_consent_revoke_report_back" { replay 88_consent_revoke_report_back; }
+@test "89_consent_revoke_services" { replay 89_consent_revoke_services; }
+@test "90_consent_revoke_unknown_scope" { replay 90_consent_revoke_unknown_scope; }
+@test "91_consent_revoke_future" { replay 91_consent_revoke_future; }
+@test "92_consent_revoke_other_office" { replay 92_consent_revoke_other_office; }
 
 @test "no client data from the examples reached the daemon's log" {
 	# The UIC, phone and note of the examples must never be logged.

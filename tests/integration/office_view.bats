@@ -86,14 +86,17 @@ hr_referral() {
 # wait_delivered REF: every outbox event about the referral (and its
 # assignments) was delivered to all its endpoints.
 wait_delivered() {
-	wait_sql "SELECT count(*) FROM outbox WHERE delivered_at IS NULL
+	local q="FROM outbox WHERE delivered_at IS NULL
 		AND (payload->>'referral_id' = '$1' OR payload->>'assignment_id' IN
-		     (SELECT id::text FROM assignments WHERE referral_id = '$1'))" 0 20
+		     (SELECT id::text FROM assignments WHERE referral_id = '$1'))"
+	wait_sql "SELECT count(*) $q" 0 20 && return 0
+	sql "SELECT type, attempts, last_error $q" >&2
+	return 1
 }
 
-# The four office reads of REF (submission replay with KEY/BODY, GET, the
-# list item) all show exactly the office view of MODE ("" or report_back)
-# with status STATUS.
+# The office's reads of REF (submission replay with KEY/BODY, GET, the list
+# item, the status filter) all show exactly the office view of MODE ("" or
+# report_back) with status STATUS; HTTP_BODY is then the GET's answer.
 office_reads() {
 	local mode=$1 status=$2
 	submit "$OFFICE_TOKEN" "$BODY" "$KEY"
@@ -123,6 +126,8 @@ office_reads() {
 		as_office GET "/v1/referrals?status=$other&limit=200"
 		expect_jq "[.items[].id] | index(\"$REF\") == null" || return 1
 	done
+	# Leave the GET's answer as the last body for the caller's checks.
+	HTTP_BODY=$one
 }
 
 # canary_check: no recorded secret in the log, an error body, a webhook
@@ -288,6 +293,9 @@ revoke() { # revoke TOKEN REF SCOPE [RECORDED_AT]
 	expect_status 200
 	expect_json .consent.report_back_revoked_at "$t"
 	[ "$(db_state "$REF")" = "$before" ]
+	# The later tests count on office 1's first endpoint only.
+	sql "UPDATE webhooks SET active = false WHERE url LIKE '%/late'" >/dev/null
+	rx_stop late
 }
 
 # ---- services ---------------------------------------------------------------

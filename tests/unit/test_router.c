@@ -84,6 +84,9 @@ static const struct expect brief[] = {
 	{ EVHTTP_REQ_DELETE, "/v1/offices/" ID "/certificate", "offices.certificate_delete",
 	  ROLE_ADMIN },
 	{ EVHTTP_REQ_PATCH, "/v1/supervisors/" ID, "supervisors.patch", ROLE_ADMIN },
+	/* v1.1 Consent revocation. */
+	{ EVHTTP_REQ_POST, "/v1/referrals/" ID "/consent/revoke", "referrals.consent_revoke",
+	  ROLE_OFFICE | ROLE_WORKER | ROLE_SUPERVISOR },
 };
 
 static void test_every_brief_route(void **state)
