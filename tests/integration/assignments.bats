@@ -328,6 +328,11 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_status 404 409
 	as "$SUP_A_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$W2\",\"reason\":\"test reassignment\"}"
 	expect_error 409 invalid_transition
+	# Without report-back the office still sees the referral open (a 409
+	# would tell it otherwise): it may withdraw it, which ends nothing more.
+	as_office POST "/v1/referrals/$REF/withdraw" '{"reason":"x"}'
+	expect_status 200
+	expect_json .status withdrawn
 	as_office POST "/v1/referrals/$REF/withdraw" '{"reason":"x"}'
 	expect_error 409 invalid_transition
 	[ "$(sql "SELECT status FROM assignments WHERE id = '$ASG'")" = completed ]
