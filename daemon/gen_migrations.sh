@@ -1,7 +1,8 @@
 #!/bin/sh
 # Embed the database's code into the binary, so it carries the schema and the
 # functions it expects:
-#   sql/migrations/NNNN_name.sql  schema changes, applied once each, in order;
+#   sql/migrations/NNNN_name.sql  schema changes, applied once each, in order,
+#                                 each with its file's SHA-256;
 #   sql/functions/NN_name.sql     functions, triggers and policies, re-applied
 #                                 together whenever their checksum changes.
 # Usage: gen_migrations.sh OUT.c MIGRATION... -- FUNCTIONS...
@@ -24,7 +25,10 @@ sum=""
 		base=$(basename "$1" .sql)
 		ver=$(echo "$base" | sed 's/_.*//' | sed 's/^0*//')
 		name=$(echo "$base" | sed 's/^[0-9]*_//')
-		printf '\t{ %s, "%s",\n' "${ver:-0}" "$name"
+		# The file's SHA-256, recorded when applied: a changed applied
+		# migration is refused (migrations are forward-only).
+		msum=$(sha256sum <"$1" | cut -c1-64)
+		printf '\t{ %s, "%s", "%s",\n' "${ver:-0}" "$name" "$msum"
 		emit_sql "$1"
 		printf '\t},\n'
 		nmig=$((nmig + 1))

@@ -9,8 +9,10 @@
  * the one recorded or a migration was just applied.
  *
  * Owns: the schema_migrations and schema_functions tables (created here,
- * before any migration) and the advisory lock that serialises migrations
- * between daemons starting together. One transaction per migration, and one
+ * before any migration), the SHA-256 recorded for each applied migration (a
+ * database whose applied migration differs from, or is missing in, this
+ * binary is refused: forward-only for real) and the advisory lock that
+ * serialises migrations between daemons starting together. One transaction per migration, and one
  * for all the functions: a failure leaves the database as it was before that
  * step, never half applied.
  * Must never: run inside the event loop (it uses blocking libpq on purpose:
@@ -131,9 +133,11 @@ static int migrate_known_max(void)
 	return max;
 }
 
-/* Fill applied[i] = 1 for each embedded migration already recorded, and
- * check the database is not ahead of the binary. Returns the number of
- * pending migrations or -1. */
+/* Fill applied[i] = 1 for each embedded migration already recorded (2 when
+ * it was recorded before checksums were, so its checksum is still to be
+ * written), and check the database is not ahead of the binary and that no
+ * applied migration was changed or removed since: migrations are
+ * forward-only. Returns the number of pending migrations or -1. */
 static int migrate_scan(PGconn *c, char *applied, char *err, size_t errlen)
 {
 	PGresult *r;
@@ -152,20 +156,49 @@ static int migrate_scan(PGconn *c, char *applied, char *err, size_t errlen)
 		return refd_migrations_count;
 	}
 	PQclear(r);
-	r = PQexec(c, "SELECT version FROM schema_migrations ORDER BY version");
+	/* to_jsonb: a database migrated before checksums were recorded has no
+	 * checksum column yet (NULL here; the column is added when applying). */
+	r = PQexec(c, "SELECT version, to_jsonb(m)->>'checksum' FROM schema_migrations m "
+		      "ORDER BY version");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		migrate_res_err(r, "reading schema_migrations", err, errlen);
 		PQclear(r);
 		return -1;
 	}
 	for (i = 0; i < PQntuples(r); i++) {
-		int v = atoi(PQgetvalue(r, i, 0));
+		int v = atoi(PQgetvalue(r, i, 0)), found = 0;
 
 		if (v > db_max)
 			db_max = v;
-		for (j = 0; j < refd_migrations_count; j++)
-			if (refd_migrations[j].version == v)
+		for (j = 0; j < refd_migrations_count; j++) {
+			const struct migration *m = &refd_migrations[j];
+
+			if (m->version != v)
+				continue;
+			found = 1;
+			if (PQgetisnull(r, i, 1)) {
+				applied[j] = 2;
+			} else if (strcmp(PQgetvalue(r, i, 1), m->checksum) != 0) {
+				migrate_err(err, errlen,
+					    "migration %04d_%s was changed after it was applied to "
+					    "this database (its SHA-256 differs from the one "
+					    "recorded): migrations are forward-only; restore the "
+					    "released file and put the change in a new migration",
+					    m->version, m->name);
+				PQclear(r);
+				return -1;
+			} else {
 				applied[j] = 1;
+			}
+		}
+		if (!found && v <= known_max) {
+			migrate_err(err, errlen,
+				    "migration %04d is applied to this database but missing from "
+				    "this binary: migrations are forward-only; restore the "
+				    "released file", v);
+			PQclear(r);
+			return -1;
+		}
 	}
 	PQclear(r);
 	if (db_max > known_max) {
@@ -184,7 +217,7 @@ static int migrate_scan(PGconn *c, char *applied, char *err, size_t errlen)
 static int migrate_apply_one(PGconn *c, const struct migration *m, char *err, size_t errlen)
 {
 	char what[160], ver[16];
-	const char *params[2];
+	const char *params[3];
 	PGresult *r;
 
 	snprintf(what, sizeof(what), "migration %04d_%s", m->version, m->name);
@@ -197,10 +230,11 @@ static int migrate_apply_one(PGconn *c, const struct migration *m, char *err, si
 	snprintf(ver, sizeof(ver), "%d", m->version);
 	params[0] = ver;
 	params[1] = m->name;
+	params[2] = m->checksum;
 	r = PQexecParams(c,
-			 "INSERT INTO schema_migrations (version, name, applied_at) "
-			 "VALUES ($1::int, $2, now())",
-			 2, NULL, params, NULL, NULL, 0);
+			 "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
+			 "VALUES ($1::int, $2, $3, now())",
+			 3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		migrate_res_err(r, what, err, errlen);
 		PQclear(r);
@@ -282,6 +316,35 @@ fail:
 	return -1;
 }
 
+/* Record the checksum of migrations applied before checksums were kept
+ * (applied[i] == 2): this binary's file is taken as the released one. */
+static int migrate_record_checksums(PGconn *c, const char *applied, char *err, size_t errlen)
+{
+	char ver[16];
+	const char *params[2];
+	PGresult *r;
+	int i;
+
+	for (i = 0; i < refd_migrations_count; i++) {
+		if (applied[i] != 2)
+			continue;
+		snprintf(ver, sizeof(ver), "%d", refd_migrations[i].version);
+		params[0] = ver;
+		params[1] = refd_migrations[i].checksum;
+		r = PQexecParams(c,
+				 "UPDATE schema_migrations SET checksum = $2 "
+				 "WHERE version = $1::int AND checksum IS NULL",
+				 2, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			migrate_res_err(r, "recording migration checksums", err, errlen);
+			PQclear(r);
+			return -1;
+		}
+		PQclear(r);
+	}
+	return 0;
+}
+
 int migrate_run(const char *conninfo, int apply, char *err, size_t errlen)
 {
 	PGconn *c;
@@ -317,6 +380,16 @@ int migrate_run(const char *conninfo, int apply, char *err, size_t errlen)
 				 " applied_at timestamptz NOT NULL DEFAULT now())",
 				 "creating schema_migrations", err, errlen) != 0)
 			goto fail;
+		/* Each applied migration's SHA-256 (databases migrated before
+		 * this column existed get it filled in below). */
+		if (migrate_exec(c,
+				 "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_attribute "
+				 "WHERE attrelid = 'schema_migrations'::regclass "
+				 "AND attname = 'checksum' AND NOT attisdropped) THEN "
+				 "ALTER TABLE schema_migrations ADD COLUMN checksum text; "
+				 "END IF; END $$",
+				 "adding schema_migrations.checksum", err, errlen) != 0)
+			goto fail;
 		if (migrate_exec(c,
 				 "CREATE TABLE IF NOT EXISTS schema_functions ("
 				 " one boolean PRIMARY KEY DEFAULT true CHECK (one),"
@@ -332,6 +405,8 @@ int migrate_run(const char *conninfo, int apply, char *err, size_t errlen)
 	if (fn_current < 0)
 		goto fail;
 	if (apply) {
+		if (migrate_record_checksums(c, applied, err, errlen) != 0)
+			goto fail;
 		/* The generator emits files in sorted order, so versions ascend. */
 		for (i = 0; i < refd_migrations_count; i++) {
 			if (applied[i])

@@ -11,6 +11,7 @@
 struct migration {
 	int version;
 	const char *name;
+	const char *checksum; /* SHA-256 (hex) of the file, recorded when applied */
 	const char *sql;
 };
 /* Generated at build time (build/migrations.c). */

@@ -227,6 +227,16 @@ END $$;
 
 -- JSON shapes -------------------------------------------------------------------
 
+-- A sealed value as the daemon opens it: where it is bound, and the value
+-- (the daemon's AEAD associated data is "v2|" kid "|" table "|" column "|"
+-- row id; daemon/api_call.c opens only the pairs it expects).
+CREATE OR REPLACE FUNCTION sealed_ref(p_table text, p_column text, p_row uuid, p_value text)
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN p_value IS NULL THEN NULL
+	            ELSE jsonb_build_object('sealed', p_value, 'table', p_table,
+	                                    'column', p_column, 'row', p_row) END
+$$;
+
 -- What an office sees (protocol v1.1): only what the client allowed it to
 -- learn. Without report-back consent a referral's status is never derived
 -- from its assignments: open until the office withdraws it or consent to
@@ -281,7 +291,9 @@ $$;
 CREATE OR REPLACE FUNCTION referral_office_json(r referrals) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object(
-		'id', r.id, 'external_ref', r.external_ref, 'status', referral_office_status(r),
+		'id', r.id, 'external_ref', r.external_ref,
+		'external_ref_sealed', sealed_ref('referrals', 'external_ref', r.id, r.external_ref_sealed),
+		'status', referral_office_status(r),
 		'created_at', ts(r.created_at), 'withdrawn_at', ts(r.withdrawn_at),
 		'needs', to_jsonb(r.needs), 'urgency', r.urgency, 'consent', referral_consent_json(r),
 		'assignments', coalesce((
@@ -316,6 +328,7 @@ CREATE OR REPLACE FUNCTION referral_supervisor_json(r referrals) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object(
 		'id', r.id, 'status', r.status, 'external_ref', r.external_ref,
+		'external_ref_sealed', sealed_ref('referrals', 'external_ref', r.id, r.external_ref_sealed),
 		'created_at', ts(r.created_at), 'updated_at', ts(r.updated_at),
 		'duplicate_of', r.duplicate_of, 'urgency', r.urgency, 'needs', to_jsonb(r.needs),
 		'withdrawn_at', ts(r.withdrawn_at), 'closed_at', ts(r.closed_at),
@@ -344,15 +357,6 @@ LANGUAGE sql STABLE AS $$
 	    OR EXISTS (SELECT 1 FROM escalations e WHERE e.assignment_id = p_id AND e.resolved_at IS NULL)
 $$;
 
--- A sealed value as the daemon opens it: where it is bound, and the value
--- (the daemon's AEAD associated data is "v2|" kid "|" table "|" column "|"
--- row id; daemon/api_call.c opens only the pairs it expects).
-CREATE OR REPLACE FUNCTION sealed_ref(p_table text, p_column text, p_row uuid, p_value text)
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
-	SELECT CASE WHEN p_value IS NULL THEN NULL
-	            ELSE jsonb_build_object('sealed', p_value, 'table', p_table,
-	                                    'column', p_column, 'row', p_row) END
-$$;
 
 -- The full assignment. Client fields and sealed notes only for the worker
 -- holding it once accepted; the caller audits that read (read_client_data).

@@ -27,21 +27,6 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
 	ELSE false END
 $$;
 
--- Destroy the referral's contact, note and free text. Until the key
--- design's referral_forget() (crypto-erasure) is on main this nulls the
--- sealed columns the runtime role may write; views calls referral_forget
--- here once it lands.
-CREATE OR REPLACE FUNCTION consent_forget(p_referral uuid) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-	UPDATE referrals SET contact_sealed = NULL, note_sealed = NULL, withdrawn_reason_sealed = NULL
-	WHERE id = p_referral;
-	UPDATE assignments SET reason_sealed = NULL, detail_sealed = NULL
-	WHERE referral_id = p_referral;
-	UPDATE assignment_events SET detail_sealed = NULL, outcome_sealed = NULL
-	WHERE assignment_id IN (SELECT id FROM assignments WHERE referral_id = p_referral);
-END $$;
-
 -- services: every open assignment cancelled (its pending offer withdrawn,
 -- its deadlines void, its escalations resolved: nothing escalates), the
 -- personal data destroyed, the referral closed. The referral is closed
@@ -76,7 +61,10 @@ BEGIN
 		       organisation_id
 		FROM assignments WHERE id = aid AND organisation_id IS NOT NULL;
 	END LOOP;
-	PERFORM consent_forget(r.id);
+	-- Contact, note, every free-text field and the UIC's keyed hash go, and
+	-- the referral's data key is queued for deletion from the key store
+	-- (crypto-erasure: 60_retention.sql), in this transaction.
+	PERFORM referral_forget(r.id);
 	-- The organisations that held it must stop too.
 	INSERT INTO outbox (type, payload, organisation_id)
 	SELECT DISTINCT 'referral.consent_revoked',

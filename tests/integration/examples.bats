@@ -344,6 +344,8 @@ replay() {
 @test "90_consent_revoke_unknown_scope" { replay 90_consent_revoke_unknown_scope; }
 @test "91_consent_revoke_future" { replay 91_consent_revoke_future; }
 @test "92_consent_revoke_other_office" { replay 92_consent_revoke_other_office; }
+@test "94_get_retention_policy" { replay 94_get_retention_policy; }
+@test "95_put_retention_policy" { replay 95_put_retention_policy; }
 
 @test "no client data from the examples reached the daemon's log" {
 	# The UIC, phone and note of the examples must never be logged.

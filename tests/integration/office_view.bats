@@ -339,7 +339,10 @@ revoke() { # revoke TOKEN REF SCOPE [RECORDED_AT]
 	[ "$(sql "SELECT count(*) FROM deadlines d JOIN assignments a ON a.id = d.assignment_id
 		WHERE a.referral_id = '$REF' AND d.state = 'pending'")" = 0 ]
 	[ "$(sql "SELECT count(*) FROM referrals WHERE id = '$REF' AND contact_sealed IS NULL
-		AND note_sealed IS NULL AND withdrawn_reason_sealed IS NULL AND status = 'closed'")" = 1 ]
+		AND note_sealed IS NULL AND withdrawn_reason_sealed IS NULL AND uic_hash IS NULL
+		AND forgotten_at IS NOT NULL AND status = 'closed'")" = 1 ]
+	[ "$(sql "SELECT count(*) FROM assignment_history h JOIN assignments a ON a.id = h.assignment_id
+		WHERE a.referral_id = '$REF' AND h.reason IS NOT NULL")" = 0 ]
 	[ "$(sql "SELECT count(*) FROM assignment_events e JOIN assignments a ON a.id = e.assignment_id
 		WHERE a.referral_id = '$REF' AND (e.detail_sealed IS NOT NULL OR e.outcome_sealed IS NOT NULL)")" = 0 ]
 	[ "$(sql "SELECT count(*) FROM assignments WHERE referral_id = '$REF'
