@@ -90,7 +90,6 @@ END $$;
 CREATE OR REPLACE FUNCTION api_referral_consent_revoke(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-	act constant text := 'referral.consent_revoke';
 	v_scope text := p_args->>'scope';
 	v_at timestamptz;
 	r referrals;
@@ -98,7 +97,7 @@ DECLARE
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
 	IF p_who->>'role' NOT IN ('office', 'worker', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, act);
+		RETURN api_forbidden(p_who, p_request_id, 'referral.consent_revoke');
 	END IF;
 	IF v_scope IS NULL OR v_scope NOT IN ('services', 'report_back') THEN
 		RETURN api_error(400, 'invalid_value', 'scope must be services or report_back', '/scope');
@@ -121,7 +120,7 @@ BEGIN
 	                   ELSE NOT r.consent_report_back END;
 	IF r.id IS NULL OR NOT consent_revoke_allowed(r, p_who, done) THEN
 		PERFORM ctx_caller();
-		RETURN api_not_found(p_who, p_request_id, act, 'referral', p_args->>'id');
+		RETURN api_not_found(p_who, p_request_id, 'referral.consent_revoke', 'referral', p_args->>'id');
 	END IF;
 	IF v_at > now() THEN
 		PERFORM ctx_caller();
@@ -141,6 +140,6 @@ BEGIN
 		        r.office_id);
 	END IF;
 	PERFORM ctx_caller();
-	PERFORM audit_write(p_who, p_request_id, act, 'referral', r.id::text, 'ok');
+	PERFORM audit_write(p_who, p_request_id, 'referral.consent_revoke', 'referral', r.id::text, 'ok');
 	RETURN api_result(200, referral_json(r));
 END $$;

@@ -66,6 +66,9 @@ jget() { jq -r "$2" <<<"$1"; }
 first_worker() {
 	qs "select coalesce(worker_id::text, 'null') from assignments where id = '$(jget "$1" '.body.assignments[0].id')'"
 }
+first_status() {
+	qs "select status from assignments where id = '$(jget "$1" '.body.assignments[0].id')'"
+}
 
 mk_org() {
 	jget "$(api organisation_create "$(who_admin)" "{\"name\":\"$1\"}")" .body.id

@@ -28,7 +28,7 @@ newregion() { echo "r$RANDOM$RANDOM"; }
 	good=$(mk_worker "$org" harm_reduction "hg-$reg" "[\"$reg\"]" '["ru","ky"]' 5)
 	res=$(submit "$off" k1 E1 U1 '["harm_reduction"]' "$reg" '["ky"]')
 	[ "$(jget "$res" .status)" = 201 ]
-	[ "$(jget "$res" '.body.assignments[0].status')" = offered ]
+	[ "$(first_status "$res")" = offered ]
 	[ "$(first_worker "$res")" = "$good" ]
 	[ "$(qs "select match_reason->>'rule' from assignments where worker_id = '$good'")" = least_loaded ]
 	[ "$(qs "select count(*) from offers where worker_id in ('$wrong_kind','$wrong_reg','$wrong_lang')")" = 0 ]
@@ -43,7 +43,7 @@ newregion() { echo "r$RANDOM$RANDOM"; }
 	res=$(submit "$off" k1 E1 U1 '["harm_reduction"]' "$reg" '["ru"]')
 	[ "$(first_worker "$res")" = "$w" ]
 	res=$(submit "$off" k2 E2 U2 '["harm_reduction"]' "$reg" '["ru"]')
-	[ "$(jget "$res" '.body.assignments[0].status')" = unassigned ]
+	[ "$(first_status "$res")" = unassigned ]
 	[ "$(first_worker "$res")" = null ]
 	local aid
 	aid=$(jget "$res" '.body.assignments[0].id')
@@ -187,9 +187,11 @@ slots_drift() {
 		-c "SET auto_explain.log_level = notice" -c "SET client_min_messages = notice" \
 		-c "SET ROLE referrald_app" \
 		-c "SELECT api_referral_submit('$(who_office "$off")'::jsonb, 'req-ix',
-		    \$j\$$(submit_args kix EIX UIX '["harm_reduction"]' "$reg" '["ru"]')\$j\$::jsonb)->'body'->'assignments'->0->>'worker_id'" 2>&1)
-	# The offer went to the one at load 0.
-	grep -qx "$best" <<<"$plan"
+		    \$j\$$(submit_args kix EIX UIX '["harm_reduction"]' "$reg" '["ru"]')\$j\$::jsonb)->'body'->'assignments'->0->>'id'" 2>&1)
+	# The offer went to the one at load 0 (the office's answer names the
+	# assignment, never its worker).
+	[ "$(qs "select worker_id from assignments
+	         where id = '$(grep -Ex '[0-9a-f]{8}-[0-9a-f-]{27}' <<<"$plan" | head -n 1)'")" = "$best" ]
 	# The plan of the candidate query: the ordered index, a handful of rows, no sort.
 	plan=$(awk '/^NOTICE:  duration/ { if (blk ~ /FROM worker_match_slots/) printf "%s", blk; blk = "" }
 	            { blk = blk $0 "\n" } END { if (blk ~ /FROM worker_match_slots/) printf "%s", blk }' <<<"$plan")
