@@ -213,7 +213,7 @@ slots_drift() {
 	[ "$(slots_drift)" = 0 ]
 	# a fills its only slot: no longer a candidate.
 	res=$(submit "$off" k1 E1 U1 '["harm_reduction"]' "$reg" '["ru"]')
-	[ "$(jget "$res" '.body.assignments[0].worker_id')" = "$a" ]
+	[ "$(first_worker "$res")" = "$a" ]
 	[ "$(qs "select count(*) from worker_match_slots where worker_id = '$a'")" = 0 ]
 	[ "$(slots_drift)" = 0 ]
 	res=$(api worker_patch "$(who_admin)" "{\"id\":\"$a\",\"capacity\":3}")
