@@ -32,13 +32,18 @@ END $$;
 -- caller's scope (another office's open referral for the same client, every
 -- candidate's load). They run between ctx_system() and ctx_caller(); what
 -- they return to the caller is then shaped under the caller's own scope.
+-- (PL/pgSQL: a SQL function returning void is never inlined.)
 CREATE OR REPLACE FUNCTION ctx_system() RETURNS void
-LANGUAGE sql AS $$ SELECT set_config('app.role', 'system', true) $$;
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('app.role', 'system', true);
+END $$;
 
 CREATE OR REPLACE FUNCTION ctx_caller() RETURNS void
-LANGUAGE sql AS $$
-	SELECT set_config('app.role', coalesce(nullif(current_setting('app.actor_role', true), ''), 'system'), true)
-$$;
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('app.role', coalesce(nullif(current_setting('app.actor_role', true), ''), 'system'), true);
+END $$;
 
 CREATE OR REPLACE FUNCTION assignment_is_open(p_status text) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$

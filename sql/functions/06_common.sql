@@ -301,8 +301,9 @@ $$;
 -- assignments the submission made (one per need): a reassignment's new row
 -- would tell the office that something happened.
 CREATE OR REPLACE FUNCTION referral_office_json(r referrals) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN jsonb_build_object(
 		'id', r.id, 'external_ref', r.external_ref,
 		'external_ref_sealed', sealed_ref('referrals', 'external_ref', r.id, r.external_ref_sealed),
 		'status', referral_office_status(r),
@@ -313,14 +314,15 @@ LANGUAGE sql STABLE AS $$
 			                 ORDER BY a.created_at, a.need, a.id)
 			FROM assignments a
 			WHERE a.referral_id = r.id
-			  AND (referral_office_report_back(r) OR a.replaces IS NULL)), '[]'))
-$$;
+			  AND (referral_office_report_back(r) OR a.replaces IS NULL)), '[]'));
+END $$;
 
 -- The referral as a worker holding one of its assignments sees it (the
 -- answer to its consent revocation): no case number, its own assignments.
 CREATE OR REPLACE FUNCTION referral_worker_json(r referrals) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN jsonb_build_object(
 		'id', r.id, 'status', r.status, 'created_at', ts(r.created_at),
 		'withdrawn_at', ts(r.withdrawn_at), 'closed_at', ts(r.closed_at),
 		'needs', to_jsonb(r.needs), 'urgency', r.urgency, 'consent', referral_consent_json(r),
@@ -330,15 +332,16 @@ LANGUAGE sql STABLE AS $$
 			                 ORDER BY a.created_at, a.need, a.id)
 			FROM assignments a
 			WHERE a.referral_id = r.id AND a.worker_id::text = current_setting('app.subject', true)),
-			'[]'))
-$$;
+			'[]'));
+END $$;
 
 -- The referral as a supervisor sees it, under the current row-level-security
 -- scope (so it sees only its organisation's assignments of it): the worker
 -- and the duplicate link included.
 CREATE OR REPLACE FUNCTION referral_supervisor_json(r referrals) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN jsonb_build_object(
 		'id', r.id, 'status', r.status, 'external_ref', r.external_ref,
 		'external_ref_sealed', sealed_ref('referrals', 'external_ref', r.id, r.external_ref_sealed),
 		'created_at', ts(r.created_at), 'updated_at', ts(r.updated_at),
@@ -348,19 +351,22 @@ LANGUAGE sql STABLE AS $$
 		'office_id', r.office_id, 'region', r.region, 'report_back', r.consent_report_back,
 		'assignments', coalesce((SELECT jsonb_agg(assignment_short_json(a)
 		                                          ORDER BY a.created_at, a.need, a.id)
-		                         FROM assignments a WHERE a.referral_id = r.id), '[]'))
-$$;
+		                         FROM assignments a WHERE a.referral_id = r.id), '[]'));
+END $$;
 
--- A referral as the current caller's role may see it.
+-- A referral as the current caller's role may see it. These four are
+-- PL/pgSQL: as SQL functions with sub-queries they were never inlined and
+-- were planned again at every call (issue 12: every submission's reply).
 DROP FUNCTION IF EXISTS assignment_short_json(assignments, boolean);
 CREATE OR REPLACE FUNCTION referral_json(r referrals) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT CASE current_setting('app.role', true)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN CASE current_setting('app.role', true)
 	       WHEN 'office' THEN referral_office_json(r)
 	       WHEN 'worker' THEN referral_worker_json(r)
 	       WHEN 'supervisor' THEN referral_supervisor_json(r)
-	       ELSE jsonb_build_object('id', r.id) END
-$$;
+	       ELSE jsonb_build_object('id', r.id) END;
+END $$;
 
 -- Is the assignment overdue (a missed deadline not yet resolved by acting)?
 CREATE OR REPLACE FUNCTION assignment_overdue(p_id uuid) RETURNS boolean
