@@ -66,9 +66,9 @@ static long seal_next(void *arg, enum db_status st, const PGresult *res)
 	}
 	sealed = (long)json_integer_value(json_object_get(j, "sealed"));
 	if (sealed > 0)
-		metrics_count(app->metrics, "referrald_audit_sealed_total", (unsigned long)sealed);
+		metrics_add(app->metrics, M_AUDIT_SEALED, (unsigned long)sealed);
 	if (json_is_true(json_object_get(j, "busy")))
-		metrics_count(app->metrics, "referrald_audit_seal_busy_total", 1);
+		metrics_add(app->metrics, M_AUDIT_SEAL_BUSY, 1);
 	else if (json_is_true(json_object_get(j, "more")))
 		ms = JOB_NOW;
 	json_decref(j);
@@ -113,7 +113,7 @@ static void head_published(void *arg, enum db_status st, const PGresult *res)
 		log_warn("audit_head_publish_failed", "status=%s sqlstate=%s",
 			 db_status_to_str(st), res ? db_sqlstate(res) : "");
 	else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-		metrics_count(app->metrics, "referrald_audit_heads_published_total", 1);
+		metrics_add(app->metrics, M_AUDIT_HEADS_PUBLISHED, 1);
 }
 
 /* The job's own handle for the publish: set at start (one job per app). */

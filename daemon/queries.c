@@ -96,8 +96,6 @@ static const struct query queries[] = {
 	{ "audit_head_publish", "SELECT audit_head_publish($1::jsonb, $2::interval)", 2 },
 	/* auth_limits.c: the audit record of a failed authentication. */
 	{ "audit_authenticate_failed", "SELECT audit_authenticate_failed($1, $2::jsonb)", 2 },
-
-	/* Other modules append their statements here. */
 };
 
 const struct query *queries_table(int *count)
