@@ -21,8 +21,8 @@
  * message for classes that describe the schema, not rows).
  */
 #include "migrate.h"
+#include "errbuf.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,19 +32,7 @@
 /* Arbitrary constant shared by every referrald: "refdmigr" in ASCII. */
 #define MIGRATE_LOCK_KEY "7522537126473082226"
 
-static void migrate_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void migrate_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#define migrate_err errbuf_set
 
 /* Connection-level libpq errors (host, port, authentication) are safe to
  * show; strip the trailing newline libpq adds. */
