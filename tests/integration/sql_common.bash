@@ -87,3 +87,5 @@ jget() {
 		printf '%s' "${2-$HTTP_BODY}" | jq -r "$1"
 	fi
 }
+# Child shells (xargs -P ... bash -c) need the seeders and jget as well.
+export -f sql_mk_org sql_mk_office sql_mk_worker sql_submit_args sql_submit jget

@@ -166,3 +166,6 @@ refd_hdr() { header "$1"; }
 q() { sql_app "$1"; }
 qs() { sql "$1"; }
 api() { sql_api "$@"; }
+
+# Tests run these in child shells too (xargs -P ... bash -c): exported.
+export -f refd_psql sql sql_app sql_api who_admin who_office who_worker who_sup q qs api
