@@ -58,6 +58,9 @@ static const struct route routes[] = {
 	  OP("api_referral_get", NULL, NULL, API_ID) },
 	{ EVHTTP_REQ_POST, "/v1/referrals/{id}/withdraw", R_OFF, "referral.withdraw",
 	  OP("api_referral_withdraw", api_body_reason, NULL, API_ID | API_SEAL_WITHDRAWN) },
+	{ EVHTTP_REQ_POST, "/v1/referrals/{id}/consent/revoke", R_OFF | R_WRK | R_SUP,
+	  "referral.consent_revoke",
+	  OP("api_referral_consent_revoke", api_body_consent_revoke, NULL, API_ID) },
 
 	/* Assignments: the state machine's actions (the database's transition
 	 * table decides which are allowed). */
@@ -83,6 +86,16 @@ static const struct route routes[] = {
 	  OP("api_assignment_reassign", api_body_reassign, NULL, API_ID) },
 	{ EVHTTP_REQ_GET, "/v1/assignments/{id}/history", R_WRK | R_SUP, "assignment.history",
 	  OP("api_assignment_history", NULL, api_query_history, API_ID) },
+
+	/* Exceptional access (v1.1): break-the-glass and subject access; the
+	 * database decides which supervisors (programme scope, another
+	 * organisation). */
+	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/break-glass", R_SUP, "break_glass",
+	  api_break_glass, { "api_break_glass", api_body_reason, NULL, API_ID }, 0 },
+	{ EVHTTP_REQ_GET, "/v1/break-glass", R_SUP, "break_glass.list",
+	  OP("api_break_glass_list", NULL, api_query_break_glass, 0) },
+	{ EVHTTP_REQ_POST, "/v1/subject-access", R_SUP, "subject_access",
+	  CALL(api_subject_access, "api_subject_access", api_body_subject_access, NULL) },
 
 	/* Supervisors: deadlines, the audit trail, the follow-up report. */
 	{ EVHTTP_REQ_GET, "/v1/deadlines", R_SUP, "deadline.list",
@@ -126,6 +139,12 @@ static const struct route routes[] = {
 	  CALL(api_deadline_policy_put, "api_deadline_policy_put", api_body_policy, NULL) },
 	{ EVHTTP_REQ_POST, "/v1/webhooks", R_ADM, "webhook.create",
 	  CALL(api_webhook_create, "api_webhook_create", api_body_webhook, NULL) },
+
+	/* Retention (v1.1): when personal data and records of closed referrals go. */
+	{ EVHTTP_REQ_GET, "/v1/retention-policy", R_ADM, "retention_policy.get",
+	  OP("api_retention_policy_get", NULL, NULL, 0) },
+	{ EVHTTP_REQ_PUT, "/v1/retention-policy", R_ADM, "retention_policy.put",
+	  OP("api_retention_policy_put", api_body_retention_policy, NULL, API_NONEMPTY) },
 
 	/* Follow-up, continued: working calendars and the policies' list. */
 	{ EVHTTP_REQ_PUT, "/v1/organisations/{id}/calendar", R_ADM, "calendar.put",

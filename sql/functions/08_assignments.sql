@@ -77,6 +77,11 @@ BEGIN
 	IF p_who->>'role' NOT IN ('worker', 'supervisor') THEN
 		RETURN api_forbidden(p_who, p_request_id, 'assignment.get');
 	END IF;
+	-- A supervisor who broke the glass reads it as its worker does while
+	-- the window is open (70_access.sql).
+	IF break_glass_active(p_who, p_args->>'id') THEN
+		RETURN break_glass_read(p_who, p_request_id, p_args->>'id');
+	END IF;
 	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_args->>'id');
 	IF a.id IS NULL OR NOT assignment_in_scope(a, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'assignment.get', 'assignment', p_args->>'id');

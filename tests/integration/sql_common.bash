@@ -51,6 +51,16 @@ sql_mk_worker() { # ORG KIND HANDLE REGIONS_JSON LANGS_JSON CAPACITY
 		\"handle\":\"$3\",\"regions\":$4,\"languages\":$5,\"capacity\":$6}")"
 }
 
+# sql_first_worker RESULT: the worker of the first assignment of a
+# submission's result, from the database ("null" when unassigned): an office's
+# answer never names the worker (protocol v1.1). sql_first_status: its status.
+sql_first_worker() {
+	sql "select coalesce(worker_id::text, 'null') from assignments where id = '$(jget '.body.assignments[0].id' "$1")'"
+}
+sql_first_status() {
+	sql "select status from assignments where id = '$(jget '.body.assignments[0].id' "$1")'"
+}
+
 # sql_submit_args KEY EXTREF UIC NEEDS_JSON REGION LANGS_JSON [URGENCY] [CONSENT]
 sql_submit_args() {
 	local uic
@@ -77,6 +87,8 @@ mk_office() { sql_mk_office "$@"; }
 mk_worker() { sql_mk_worker "$@"; }
 submit_args() { sql_submit_args "$@"; }
 submit() { sql_submit "$@"; }
+first_worker() { sql_first_worker "$@"; }
+first_status() { sql_first_status "$@"; }
 # The old order was jget JSON FILTER: a first argument that is a JSON document
 # (not a jq filter) is taken that way.
 jget() {
@@ -88,4 +100,5 @@ jget() {
 	fi
 }
 # Child shells (xargs -P ... bash -c) need the seeders and jget as well.
-export -f sql_mk_org sql_mk_office sql_mk_worker sql_submit_args sql_submit jget
+export -f sql_mk_org sql_mk_office sql_mk_worker sql_submit_args sql_submit sql_first_worker \
+	sql_first_status jget

@@ -68,6 +68,8 @@ static const struct expect brief[] = {
 	  "assignment.history", ROLE_WORKER | ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_PUT, "/v1/organisations/0b7a5f3e-0000-4000-8000-000000000002/calendar",
 	  "calendar.put", ROLE_ADMIN },
+	{ EVHTTP_REQ_GET, "/v1/retention-policy", "retention_policy.get", ROLE_ADMIN },
+	{ EVHTTP_REQ_PUT, "/v1/retention-policy", "retention_policy.put", ROLE_ADMIN },
 	{ EVHTTP_REQ_GET, "/v1/deadline-policies", "deadline_policy.list",
 	  ROLE_ADMIN | ROLE_SUPERVISOR },
 	/* The web pages' sign-in (issue 14). */
@@ -84,6 +86,14 @@ static const struct expect brief[] = {
 	{ EVHTTP_REQ_DELETE, "/v1/offices/" ID "/certificate", "office.certificate_delete",
 	  ROLE_ADMIN },
 	{ EVHTTP_REQ_PATCH, "/v1/supervisors/" ID, "supervisor.patch", ROLE_ADMIN },
+	/* v1.1 Subject access and break-the-glass (the database decides which
+	 * supervisors). */
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/break-glass", "break_glass", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/break-glass", "break_glass.list", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/subject-access", "subject_access", ROLE_SUPERVISOR },
+	/* v1.1 Consent revocation. */
+	{ EVHTTP_REQ_POST, "/v1/referrals/" ID "/consent/revoke", "referral.consent_revoke",
+	  ROLE_OFFICE | ROLE_WORKER | ROLE_SUPERVISOR },
 };
 
 static void test_every_brief_route(void **state)
