@@ -41,6 +41,8 @@ CREATE DOMAIN deadline_clock AS text CHECK (VALUE IN ('wall', 'working'));
 CREATE DOMAIN supervisor_scope AS text CHECK (VALUE IN ('organisation', 'programme'));
 CREATE DOMAIN report_group_by AS text CHECK (VALUE IN ('organisation', 'office', 'worker',
 	'region', 'need'));
+-- What a consent revocation revokes (POST /v1/referrals/{id}/consent/revoke).
+CREATE DOMAIN consent_scope AS text CHECK (VALUE IN ('services', 'report_back'));
 CREATE DOMAIN offer_outcome AS text CHECK (VALUE IN ('pending', 'accepted', 'declined', 'expired',
 	'withdrawn', 'cancelled', 'reassigned'));
 

@@ -49,6 +49,7 @@ deadline_state - components.schemas.Deadline.properties.state
 deadline_state-void deadline_state paths./v1/deadlines.get.parameters.0.schema
 deadline_clock clock components.schemas.Deadline.properties.clock components.schemas.DeadlinePolicyInput.properties.clock components.schemas.DeadlinePolicy.properties.clock
 supervisor_scope supervisor_scope components.schemas.SupervisorInput.properties.scope components.schemas.Supervisor.properties.scope
+consent_scope consent_scope components.schemas.ConsentRevocation.properties.scope
 report_group_by report_group_by components.schemas.FollowUpReport.properties.group_by paths./v1/reports/follow-up.get.parameters.2.schema
 '
 
