@@ -53,6 +53,11 @@ void api_webhook_create(struct req *r, const struct api_op *op);
 void api_audit_head(struct req *r, const struct api_op *op);
 void api_audit_keys(struct req *r, const struct api_op *op);
 
+/* api_access.c: subject access (UIC hashed, reason sealed) and
+ * break-the-glass (reason sealed, the configured window). */
+void api_subject_access(struct req *r, const struct api_op *op);
+void api_break_glass(struct req *r, const struct api_op *op);
+
 /* api_reports.c */
 void api_report_follow_up(struct req *r, const struct api_op *op);
 

@@ -147,6 +147,7 @@ static const struct open_rule {
 	{ "reason_sealed", "reason", "assignments", "reason", 0 },
 	{ "detail_sealed", "detail", "assignment_events", "detail", 0 },
 	{ "outcome_sealed", "outcome", "assignment_events", "outcome", 0 },
+	{ "reason_sealed", "reason", "break_glass", "reason", 0 },
 };
 
 static int ends_with_sealed(const char *k)

@@ -87,6 +87,20 @@ const struct jv_field api_body_reassign[] = {
 	JV_END,
 };
 
+/* Exceptional access (api_access.c): subject access, break-the-glass. */
+const struct jv_field api_body_subject_access[] = {
+	JVF_STR("uic", JV_REQUIRED, 4, 32, jsonv_is_uic),
+	JVF_STR("reason", JV_REQUIRED, 1, 500, jsonv_is_text),
+	JV_END,
+};
+
+const struct jv_qparam api_query_break_glass[] = {
+	JQP_STR("since", jsonv_is_time),
+	JQP_LIMIT,
+	JQP_CURSOR,
+	JQ_END,
+};
+
 /* The web pages' sign-in (api_sign_in.c). */
 const struct jv_field api_body_sign_in_code[] = {
 	JVF_STR("subject_id", JV_REQUIRED, 36, 36, jsonv_is_uuid),
@@ -151,6 +165,14 @@ const struct jv_field api_body_policy[] = {
 	JVF_STR("consultation_within", 0, 3, 32, jsonv_is_duration),
 	JVF_ENUM("clock", 0, 1, 16, vocab_clock),
 	JVF_STR("remind_before", 0, 3, 32, jsonv_is_duration),
+	JV_END,
+};
+
+/* PUT /v1/retention-policy: ISO 8601 durations (P30D, PT1S); at least one
+ * (API_NONEMPTY); positive is the database's 400. */
+const struct jv_field api_body_retention_policy[] = {
+	JVF_STR("contact_after_close", 0, 3, 32, jsonv_is_duration),
+	JVF_STR("record_after_close", 0, 3, 32, jsonv_is_duration),
 	JV_END,
 };
 

@@ -22,6 +22,7 @@ extern const struct jv_field api_body_worker_patch[];
 extern const struct jv_field api_body_supervisor[];
 extern const struct jv_field api_body_token[];
 extern const struct jv_field api_body_policy[];
+extern const struct jv_field api_body_retention_policy[];
 extern const struct jv_field api_body_webhook[];
 extern const struct jv_field api_body_calendar[];
 extern const struct jv_field api_body_sign_in_code[];
@@ -37,6 +38,8 @@ extern const struct jv_qparam api_query_audit[];
 extern const struct jv_qparam api_query_report[];
 extern const struct jv_qparam api_query_history[];
 extern const struct jv_qparam api_query_tokens[];
+extern const struct jv_field api_body_subject_access[];  /* POST /v1/subject-access */
+extern const struct jv_qparam api_query_break_glass[];    /* GET /v1/break-glass */
 
 /* POST /v1/referrals' rules that span fields or depend on the clock
  * (api_referrals.c). 0 = fine, else *e is set. */

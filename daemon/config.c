@@ -242,6 +242,12 @@ static const struct key_def keys[] = {
 	{ "retention", "interval", KT_DURATION, "10m", KEY_RELOAD, 100, 24 * HOUR_MS, NULL, NULL,
 	  OFF(retention_interval_ms), "How often the retention purge runs." },
 
+	{ "privacy", "break_glass_window", KT_DURATION, "1h", KEY_RELOAD, SEC_MS, 7LL * 24 * HOUR_MS,
+	  NULL, NULL, OFF(break_glass_window_ms),
+	  "How long a supervisor who broke the glass on an assignment (POST "
+	  "/v1/assignments/{id}/break-glass) may read it as its worker does, with GET "
+	  "/v1/assignments/{id}; each read is audited." },
+
 	{ "ui", "session_lifetime", KT_DURATION, "7d", KEY_RELOAD, MIN_MS, 90LL * 24 * HOUR_MS,
 	  NULL, NULL, OFF(ui_session_lifetime_ms),
 	  "How long a token bought with a one-time sign-in code (the web pages) lives." },

@@ -85,6 +85,9 @@ struct config {
 	long retention_idempotency_ms; /* idempotency records older than this are purged */
 	long retention_interval_ms;    /* between purge runs */
 
+	/* [privacy] */
+	long break_glass_window_ms;   /* how long a break-the-glass read stays allowed */
+
 	/* [ui] */
 	long ui_session_lifetime_ms;  /* lifetime of a token a sign-in code buys */
 

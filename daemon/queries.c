@@ -55,6 +55,9 @@ static const struct query queries[] = {
 	{ "api_webhook_create", "SELECT api_webhook_create($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_deadline_list", "SELECT api_deadline_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_audit_list", "SELECT api_audit_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_subject_access", "SELECT api_subject_access($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_break_glass", "SELECT api_break_glass($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_break_glass_list", "SELECT api_break_glass_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_report_follow_up", "SELECT api_report_follow_up($1::jsonb, $2, $3::jsonb)", 3 },
 	/* purge.c: retention of idempotency records. */
 	{ "idempotency_purge", "SELECT idempotency_purge($1::interval, $2::int)", 2 },
@@ -96,6 +99,16 @@ static const struct query queries[] = {
 	{ "audit_head_publish", "SELECT audit_head_publish($1::jsonb, $2::interval)", 2 },
 	/* auth_limits.c: the audit record of a failed authentication. */
 	{ "audit_authenticate_failed", "SELECT audit_authenticate_failed($1, $2::jsonb)", 2 },
+
+	/* Retention (sql/functions/60_retention.sql): the policy's routes, the
+	 * retention job's batch, the erasure queue, and the referral of an
+	 * assignment (its free text is sealed under that referral's key). */
+	{ "api_retention_policy_get", "SELECT api_retention_policy_get($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_retention_policy_put", "SELECT api_retention_policy_put($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "retention_run", "SELECT retention_run($1::int)", 1 },
+	{ "data_key_erasures_due", "SELECT data_key_erasures_due($1::int)", 1 },
+	{ "data_key_erasures_done", "SELECT data_key_erasures_done($1::uuid[])", 1 },
+	{ "assignment_referral", "SELECT assignment_referral($1::uuid)", 1 },
 
 	/* Other modules append their statements here. */
 };

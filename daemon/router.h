@@ -16,7 +16,8 @@ struct route {
 	int method;            /* enum evhttp_cmd_type bit */
 	const char *pattern;   /* "/v1/referrals/{id}/withdraw"; {x} captures one segment */
 	unsigned roles;        /* mask of enum role allowed; 0 = no authentication (health) */
-	const char *name;      /* stable name for logs, metrics and audit */
+	const char *name;      /* the operation's one name: logs, metrics, audit action;
+				  its SQL function is api_<name> with '.' as '_' */
 	api_handler handler;   /* api_call_op for most routes */
 	struct api_op op;      /* statement, body schema, query parameters, flags */
 	int ops;               /* also on the ops listener, and there without authentication */

@@ -227,6 +227,16 @@ END $$;
 
 -- JSON shapes -------------------------------------------------------------------
 
+-- A sealed value as the daemon opens it: where it is bound, and the value
+-- (the daemon's AEAD associated data is "v2|" kid "|" table "|" column "|"
+-- row id; daemon/api_call.c opens only the pairs it expects).
+CREATE OR REPLACE FUNCTION sealed_ref(p_table text, p_column text, p_row uuid, p_value text)
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN p_value IS NULL THEN NULL
+	            ELSE jsonb_build_object('sealed', p_value, 'table', p_table,
+	                                    'column', p_column, 'row', p_row) END
+$$;
+
 -- The short assignment of a referral, as an office or supervisor sees it.
 -- contact_made_at only when the client consented to report-back (offices),
 -- always for supervisors.
@@ -246,6 +256,7 @@ CREATE OR REPLACE FUNCTION referral_json(r referrals) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object(
 		'id', r.id, 'status', r.status, 'external_ref', r.external_ref,
+		'external_ref_sealed', sealed_ref('referrals', 'external_ref', r.id, r.external_ref_sealed),
 		'created_at', ts(r.created_at), 'updated_at', ts(r.updated_at),
 		'duplicate_of', r.duplicate_of, 'urgency', r.urgency, 'needs', to_jsonb(r.needs),
 		'withdrawn_at', ts(r.withdrawn_at), 'closed_at', ts(r.closed_at),
@@ -265,15 +276,6 @@ LANGUAGE sql STABLE AS $$
 	    OR EXISTS (SELECT 1 FROM escalations e WHERE e.assignment_id = p_id AND e.resolved_at IS NULL)
 $$;
 
--- A sealed value as the daemon opens it: where it is bound, and the value
--- (the daemon's AEAD associated data is "v2|" kid "|" table "|" column "|"
--- row id; daemon/api_call.c opens only the pairs it expects).
-CREATE OR REPLACE FUNCTION sealed_ref(p_table text, p_column text, p_row uuid, p_value text)
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
-	SELECT CASE WHEN p_value IS NULL THEN NULL
-	            ELSE jsonb_build_object('sealed', p_value, 'table', p_table,
-	                                    'column', p_column, 'row', p_row) END
-$$;
 
 -- The full assignment. Client fields and sealed notes only for the worker
 -- holding it once accepted; the caller audits that read (read_client_data).

@@ -40,10 +40,19 @@ BEGIN
 	                                     'Location', '/v1/referrals/' || (stored.response->>'id')));
 END $$;
 
--- The office's referral with this external_ref, under the caller's scope.
+-- The office's referral with this external_ref, under the caller's scope:
+-- by the daemon's keyed hash (external_ref_hash, sql/functions/60_retention
+-- explains why), or by the clear value of a row written before it.
 CREATE OR REPLACE FUNCTION referral_by_external_ref(p_office uuid, p_ref text) RETURNS uuid
 LANGUAGE sql STABLE AS $$
 	SELECT id FROM referrals WHERE office_id = p_office AND external_ref = p_ref
+$$;
+CREATE OR REPLACE FUNCTION referral_by_external_ref(p_office uuid, p_args jsonb) RETURNS uuid
+LANGUAGE sql STABLE AS $$
+	SELECT coalesce(
+		(SELECT id FROM referrals WHERE office_id = p_office
+		    AND external_ref_hash = p_args->>'external_ref_hash'),
+		referral_by_external_ref(p_office, p_args->>'external_ref'))
 $$;
 
 CREATE OR REPLACE FUNCTION referral_duplicate_ref_error(p_existing uuid) RETURNS jsonb
@@ -82,7 +91,8 @@ BEGIN
 	INSERT INTO referrals (id, office_id, external_ref, uic_hash, birth_year, gender, languages,
 	                       region, needs, urgency, consent_services, consent_report_back,
 	                       consent_obtained_at, probation_starts_on, probation_ends_on,
-	                       contact_sealed, note_sealed, duplicate_of)
+	                       contact_sealed, note_sealed, duplicate_of,
+	                       external_ref_sealed, external_ref_hash)
 	VALUES (coalesce(try_uuid(p_args->>'id'), gen_random_uuid()), p_office, p_args->>'external_ref', c->>'uic_hash', (c->>'birth_year')::integer,
 	        c->>'gender', jsonb_text_array(c->'languages'), c->>'region',
 	        ARRAY(SELECT DISTINCT n FROM jsonb_array_elements_text(p_args->'needs') n ORDER BY n),
@@ -90,7 +100,8 @@ BEGIN
 	        coalesce((p_args->'consent'->>'report_back')::boolean, false),
 	        (p_args->'consent'->>'obtained_at')::timestamptz,
 	        (p_args->'probation'->>'starts_on')::date, (p_args->'probation'->>'ends_on')::date,
-	        c->>'contact_sealed', p_args->>'note_sealed', p_dup)
+	        c->>'contact_sealed', p_args->>'note_sealed', p_dup,
+	        p_args->>'external_ref_sealed', p_args->>'external_ref_hash')
 	RETURNING * INTO r;
 	RETURN r;
 END $$;
@@ -167,7 +178,7 @@ BEGIN
 		RETURN api_error(422, 'consent_required', 'the client must consent to services',
 		                 '/consent/services');
 	END IF;
-	existing := referral_by_external_ref(office, p_args->>'external_ref');
+	existing := referral_by_external_ref(office, p_args);
 	IF existing IS NOT NULL THEN
 		RETURN referral_duplicate_ref_error(existing);
 	END IF;
@@ -180,7 +191,7 @@ BEGIN
 		r := referral_insert(office, p_args, dup);
 	EXCEPTION WHEN unique_violation THEN
 		PERFORM ctx_caller();
-		RETURN referral_duplicate_ref_error(referral_by_external_ref(office, p_args->>'external_ref'));
+		RETURN referral_duplicate_ref_error(referral_by_external_ref(office, p_args));
 	END;
 	PERFORM referral_match(r);
 	PERFORM ctx_caller();

@@ -77,6 +77,11 @@ BEGIN
 	IF p_who->>'role' NOT IN ('worker', 'supervisor') THEN
 		RETURN api_forbidden(p_who, p_request_id, 'assignment.get');
 	END IF;
+	-- A supervisor who broke the glass reads it as its worker does while
+	-- the window is open (70_access.sql).
+	IF break_glass_active(p_who, p_args->>'id') THEN
+		RETURN break_glass_read(p_who, p_request_id, p_args->>'id');
+	END IF;
 	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_args->>'id');
 	IF a.id IS NULL OR NOT assignment_in_scope(a, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'assignment.get', 'assignment', p_args->>'id');
@@ -258,32 +263,35 @@ BEGIN
 END $$;
 
 -- hold, resume, complete and fail: one status change each, by the worker.
+-- p_action is the operation's one name ('assignment.hold'): the audit action
+-- of the route and of its api_ function.
 CREATE OR REPLACE FUNCTION assignment_worker_step(p_who jsonb, p_request_id text, p_args jsonb,
                                        p_action text, p_from text[], p_to text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
+	verb text := split_part(p_action, '.', 2);
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
 	IF p_who->>'role' IS DISTINCT FROM 'worker' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'assignment.' || p_action);
+		RETURN api_forbidden(p_who, p_request_id, p_action);
 	END IF;
 	a := assignment_lock(p_who, p_args->>'id');
 	IF a.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'assignment.' || p_action, 'assignment', p_args->>'id');
+		RETURN api_not_found(p_who, p_request_id, p_action, 'assignment', p_args->>'id');
 	END IF;
 	IF NOT (a.status = ANY (p_from)) THEN
-		RETURN invalid_transition(a.status, p_action);
+		RETURN invalid_transition(a.status, verb);
 	END IF;
 
 	PERFORM ctx_system();
 	UPDATE assignments SET status = p_to,
-	       reason = CASE WHEN p_action = 'fail' THEN left(p_args->>'reason', 32) ELSE reason END,
-	       reason_sealed = CASE WHEN p_action = 'hold' THEN p_args->>'reason_sealed'
+	       reason = CASE WHEN verb = 'fail' THEN left(p_args->>'reason', 32) ELSE reason END,
+	       reason_sealed = CASE WHEN verb = 'hold' THEN p_args->>'reason_sealed'
 	                            ELSE reason_sealed END,
-	       outcome = CASE WHEN p_action = 'complete' THEN p_args->>'outcome'
-	                      WHEN p_action = 'fail' THEN 'failed' ELSE outcome END,
-	       detail_sealed = CASE WHEN p_action IN ('complete', 'fail')
+	       outcome = CASE WHEN verb = 'complete' THEN p_args->>'outcome'
+	                      WHEN verb = 'fail' THEN 'failed' ELSE outcome END,
+	       detail_sealed = CASE WHEN verb IN ('complete', 'fail')
 	                            THEN p_args->>'detail_sealed' ELSE detail_sealed END
 	WHERE id = a.id;
 	IF p_to IN ('completed', 'failed') THEN
@@ -294,30 +302,30 @@ BEGIN
 		                           'detail_url', '/v1/assignments/' || a.id),
 		        a.organisation_id, a.office_id);
 	END IF;
-	RETURN assignment_reply(p_who, p_request_id, 'assignment.' || p_action, a.id, 200);
+	RETURN assignment_reply(p_who, p_request_id, p_action, a.id, 200);
 END $$;
 
 CREATE OR REPLACE FUNCTION api_assignment_hold(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE sql AS $$
-	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'hold',
+	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'assignment.hold',
 	                              ARRAY['accepted', 'in_progress'], 'on_hold')
 $$;
 
 CREATE OR REPLACE FUNCTION api_assignment_resume(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE sql AS $$
-	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'resume',
+	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'assignment.resume',
 	                              ARRAY['on_hold'], 'in_progress')
 $$;
 
 CREATE OR REPLACE FUNCTION api_assignment_complete(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE sql AS $$
-	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'complete',
+	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'assignment.complete',
 	                              ARRAY['in_progress'], 'completed')
 $$;
 
 CREATE OR REPLACE FUNCTION api_assignment_fail(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE sql AS $$
-	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'fail',
+	SELECT assignment_worker_step(p_who, p_request_id, p_args, 'assignment.fail',
 	                              ARRAY['in_progress'], 'failed')
 $$;
 

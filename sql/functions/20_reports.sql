@@ -31,6 +31,9 @@
 -- worker holding the offer or assignment then); office, region and need come
 -- from the assignment. A group with no key (offers never accepted by anyone
 -- in an organisation-less assignment) has key null; '' stands for it inside.
+-- Rows the retention purge deleted count through their anonymous facts
+-- (deadline_facts, assignment_facts), so a report over an older period
+-- gives the same figures after the purge (by worker: in the keyless group).
 
 CREATE OR REPLACE FUNCTION report_group_key(p_group text, d_org uuid, d_worker uuid, a assignments)
 RETURNS text LANGUAGE sql IMMUTABLE AS $$
@@ -40,6 +43,20 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
 		WHEN 'office' THEN a.office_id::text
 		WHEN 'region' THEN a.region
 		WHEN 'need' THEN a.need
+	END
+$$;
+
+-- The same key for the anonymous facts the retention purge keeps of deleted
+-- rows (sql/functions/60_retention.sql): they name no worker, so by worker
+-- they fall into the group without a key.
+CREATE OR REPLACE FUNCTION report_fact_key(p_group text, p_org uuid, p_office uuid, p_region text,
+                                           p_need text)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE p_group
+		WHEN 'organisation' THEN p_org::text
+		WHEN 'office' THEN p_office::text
+		WHEN 'region' THEN p_region
+		WHEN 'need' THEN p_need
 	END
 $$;
 
@@ -96,7 +113,9 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 		       count(*) FILTER (WHERE dl.kind = 'accept' AND dl.met_at IS NOT NULL AND dl.met_at <= dl.due_at) AS acc_on_time,
 		       count(*) FILTER (WHERE dl.kind <> 'accept' AND dl.state IN ('met', 'missed')) AS fc_judged,
 		       count(*) FILTER (WHERE dl.kind <> 'accept' AND dl.met_at IS NOT NULL AND dl.met_at <= dl.due_at) AS fc_on_time
-		FROM deadlines dl
+		FROM (SELECT kind, starts_at, state, met_at, due_at, organisation_id FROM deadlines
+		      UNION ALL
+		      SELECT kind, starts_at, state, met_at, due_at, organisation_id FROM deadline_facts) dl
 		WHERE dl.starts_at >= p_from AND dl.starts_at < p_to
 		  AND (p_prog OR dl.organisation_id = p_org)
 		GROUP BY 1) w
@@ -116,6 +135,13 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 		JOIN assignments a ON a.id = dl.assignment_id
 		WHERE dl.starts_at >= p_from AND dl.starts_at < p_to
 		  AND (p_prog OR dl.organisation_id = p_org)
+		UNION ALL
+		SELECT coalesce(report_fact_key(p_group, f.organisation_id, f.office_id, f.region, f.need), ''),
+		       f.kind = 'accept', f.state, f.due_at, f.met_at,
+		       extract(epoch FROM f.elapsed)::double precision
+		FROM deadline_facts f
+		WHERE f.starts_at >= p_from AND f.starts_at < p_to
+		  AND (p_prog OR f.organisation_id = p_org)
 	), s AS (
 		SELECT key, acc, count(*) AS n,
 		       count(*) FILTER (WHERE met_at IS NOT NULL) AS met,
@@ -126,13 +152,22 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 		       percentile_cont(0.9) WITHIN GROUP (ORDER BY secs) FILTER (WHERE met_at IS NOT NULL) AS p90,
 		       array_agg(width_bucket(secs, report_histogram_bounds())) FILTER (WHERE met_at IS NOT NULL) AS b
 		FROM d GROUP BY key, acc
-	), ag AS (
+	), ag0 AS (
 		SELECT coalesce(report_group_key(p_group, a.organisation_id, a.worker_id, a), '') AS key,
 		       count(*) AS n
 		FROM assignments a
 		WHERE a.created_at >= p_from AND a.created_at < p_to
 		  AND (p_prog OR a.organisation_id = p_org)
 		GROUP BY 1
+		UNION ALL
+		SELECT coalesce(report_fact_key(p_group, f.organisation_id, f.office_id, f.region, f.need), ''),
+		       count(*)
+		FROM assignment_facts f
+		WHERE f.created_at >= p_from AND f.created_at < p_to
+		  AND (p_prog OR f.organisation_id = p_org)
+		GROUP BY 1
+	), ag AS (
+		SELECT key, sum(n)::bigint AS n FROM ag0 GROUP BY key
 	), k AS (
 		SELECT key FROM s UNION SELECT key FROM ag
 	)

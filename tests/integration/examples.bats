@@ -338,6 +338,8 @@ replay() {
 @test "84_metrics_admin" { replay 84_metrics_admin; }
 @test "85_token_list" { replay 85_token_list; }
 @test "86_webhook_internal_refused" { replay 86_webhook_internal_refused; }
+@test "94_get_retention_policy" { replay 94_get_retention_policy; }
+@test "95_put_retention_policy" { replay 95_put_retention_policy; }
 
 @test "no client data from the examples reached the daemon's log" {
 	# The UIC, phone and note of the examples must never be logged.

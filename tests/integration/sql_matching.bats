@@ -2,7 +2,9 @@
 # Matching rules, driven through api_referral_submit / decline / worker_patch
 # as the daemon's role: kind, region, language, capacity, least loaded, idle
 # tie-break, decline -> next, none -> unassigned + escalation, leave ->
-# re-offer, continuity of care, and the GIN-indexed candidate search.
+# re-offer, continuity of care, the GIN-indexed eligibility probe, and the
+# candidate order read from worker_match_slots_order (no sort), kept in step
+# with every change of a worker.
 
 load ../lib/common
 load sql_common
@@ -154,4 +156,78 @@ newregion() { echo "r$RANDOM$RANDOM"; }
 	           and c.languages && array['ru'] and c.open_count < c.capacity")
 	echo "$plan"
 	grep -q workers_regions_gin <<<"$plan"
+}
+
+# What worker_match_slots must hold, derived from workers: one row per free
+# worker and region it serves, with its current order columns.
+slots_drift() {
+	qs "with want as (
+	      select distinct w.id, r, w.kind, w.open_count::numeric / w.capacity, w.last_assigned_at
+	      from workers w cross join lateral unnest(w.regions) r
+	      where w.active and not w.on_leave and w.open_count < w.capacity),
+	    have as (select worker_id, region, kind, load, last_assigned_at from worker_match_slots)
+	    select count(*) from ((table want except table have) union all (table have except table want)) d"
+}
+
+@test "the candidate query reads the least loaded first from an index, no sort of the candidates" {
+	local reg org off best res plan
+	reg=$(newregion)
+	org=$(mk_org "o-$reg")
+	off=$(mk_office "off-$reg" "$reg")
+	# 3000 candidates in the region, all loaded 1..3 of 10, and one at 0 made last.
+	qs "insert into workers (organisation_id, kind, handle, regions, languages, capacity, open_count)
+	    select '$org', 'harm_reduction', 'ix-$reg-' || g, array['$reg'], array['ru'], 10, 1 + g % 3
+	    from generate_series(1, 3000) g; analyze workers" >/dev/null
+	best=$(mk_worker "$org" harm_reduction "best-$reg" "[\"$reg\"]" '["ru"]' 10)
+	plan=$(psql -X -q -tA -v ON_ERROR_STOP=1 -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U postgres -d "$REFD_DB" \
+		-c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
+		-c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_analyze = on" \
+		-c "SET auto_explain.log_level = notice" -c "SET client_min_messages = notice" \
+		-c "SET ROLE referrald_app" \
+		-c "SELECT api_referral_submit('$(who_office "$off")'::jsonb, 'req-ix',
+		    \$j\$$(submit_args kix EIX UIX '["harm_reduction"]' "$reg" '["ru"]')\$j\$::jsonb)->'body'->'assignments'->0->>'worker_id'" 2>&1)
+	# The offer went to the one at load 0.
+	grep -qx "$best" <<<"$plan"
+	# The plan of the candidate query: the ordered index, a handful of rows, no sort.
+	plan=$(awk '/^NOTICE:  duration/ { if (blk ~ /FROM worker_match_slots/) printf "%s", blk; blk = "" }
+	            { blk = blk $0 "\n" } END { if (blk ~ /FROM worker_match_slots/) printf "%s", blk }' <<<"$plan")
+	echo "$plan"
+	grep -q 'Index Scan using worker_match_slots_order' <<<"$plan"
+	[ "$(grep -c 'Sort' <<<"$plan")" = 0 ]
+	[ "$(grep -c 'Bitmap Heap Scan on workers' <<<"$plan")" = 0 ]
+	[ "$(slots_drift)" = 0 ]
+}
+
+@test "the match slots follow every change of a worker (create, offer, capacity, leave, regions, deactivate)" {
+	local reg org off a b res
+	reg=$(newregion)
+	org=$(mk_org "o-$reg")
+	off=$(mk_office "off-$reg" "$reg")
+	a=$(mk_worker "$org" harm_reduction "a-$reg" "[\"$reg\",\"x-$reg\"]" '["ru"]' 1)
+	b=$(mk_worker "$org" legal_support "b-$reg" "[\"$reg\"]" '["ru"]' 2)
+	[ "$(qs "select count(*) from worker_match_slots where worker_id = '$a'")" = 2 ]
+	[ "$(slots_drift)" = 0 ]
+	# a fills its only slot: no longer a candidate.
+	res=$(submit "$off" k1 E1 U1 '["harm_reduction"]' "$reg" '["ru"]')
+	[ "$(jget "$res" '.body.assignments[0].worker_id')" = "$a" ]
+	[ "$(qs "select count(*) from worker_match_slots where worker_id = '$a'")" = 0 ]
+	[ "$(slots_drift)" = 0 ]
+	res=$(api worker_patch "$(who_admin)" "{\"id\":\"$a\",\"capacity\":3}")
+	[ "$(jget "$res" .status)" = 200 ]
+	[ "$(qs "select string_agg(load::text, ',') from worker_match_slots where worker_id = '$a'")" != "" ]
+	[ "$(slots_drift)" = 0 ]
+	res=$(api worker_patch "$(who_admin)" "{\"id\":\"$a\",\"regions\":[\"y-$reg\"]}")
+	[ "$(jget "$res" .status)" = 200 ]
+	[ "$(qs "select string_agg(region, ',') from worker_match_slots where worker_id = '$a'")" = "y-$reg" ]
+	[ "$(slots_drift)" = 0 ]
+	res=$(api worker_patch "$(who_admin)" "{\"id\":\"$b\",\"on_leave\":true}")
+	[ "$(jget "$res" .status)" = 200 ]
+	[ "$(qs "select count(*) from worker_match_slots where worker_id = '$b'")" = 0 ]
+	res=$(api worker_patch "$(who_admin)" "{\"id\":\"$b\",\"on_leave\":false}")
+	[ "$(qs "select count(*) from worker_match_slots where worker_id = '$b'")" = 1 ]
+	res=$(api worker_patch "$(who_admin)" "{\"id\":\"$b\",\"active\":false}")
+	[ "$(jget "$res" .status)" = 200 ]
+	[ "$(qs "select count(*) from worker_match_slots where worker_id = '$b'")" = 0 ]
+	# And across everything the earlier tests of this file did.
+	[ "$(slots_drift)" = 0 ]
 }

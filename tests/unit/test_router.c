@@ -30,60 +30,67 @@ static const struct expect brief[] = {
 	{ EVHTTP_REQ_GET, "/healthz", "healthz", 0 },
 	{ EVHTTP_REQ_GET, "/readyz", "readyz", 0 },
 	{ EVHTTP_REQ_GET, "/metrics", "metrics", ROLE_ADMIN },
-	{ EVHTTP_REQ_POST, "/v1/referrals", "referrals.submit", ROLE_OFFICE },
-	{ EVHTTP_REQ_GET, "/v1/referrals", "referrals.list", ROLE_OFFICE | ROLE_SUPERVISOR },
-	{ EVHTTP_REQ_GET, "/v1/referrals/" ID, "referrals.get", ROLE_OFFICE | ROLE_SUPERVISOR },
-	{ EVHTTP_REQ_POST, "/v1/referrals/" ID "/withdraw", "referrals.withdraw", ROLE_OFFICE },
-	{ EVHTTP_REQ_GET, "/v1/assignments", "assignments.list", ROLE_WORKER | ROLE_SUPERVISOR },
-	{ EVHTTP_REQ_GET, "/v1/assignments/" ID, "assignments.get",
+	{ EVHTTP_REQ_POST, "/v1/referrals", "referral.submit", ROLE_OFFICE },
+	{ EVHTTP_REQ_GET, "/v1/referrals", "referral.list", ROLE_OFFICE | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/referrals/" ID, "referral.get", ROLE_OFFICE | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/referrals/" ID "/withdraw", "referral.withdraw", ROLE_OFFICE },
+	{ EVHTTP_REQ_GET, "/v1/assignments", "assignment.list", ROLE_WORKER | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/assignments/" ID, "assignment.get",
 	  ROLE_WORKER | ROLE_SUPERVISOR },
-	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/accept", "assignments.accept", ROLE_WORKER },
-	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/decline", "assignments.decline", ROLE_WORKER },
-	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/events", "assignments.events", ROLE_WORKER },
-	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/hold", "assignments.hold", ROLE_WORKER },
-	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/resume", "assignments.resume", ROLE_WORKER },
-	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/complete", "assignments.complete",
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/accept", "assignment.accept", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/decline", "assignment.decline", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/events", "assignment.event", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/hold", "assignment.hold", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/resume", "assignment.resume", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/complete", "assignment.complete",
 	  ROLE_WORKER },
-	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/fail", "assignments.fail", ROLE_WORKER },
-	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/reassign", "assignments.reassign",
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/fail", "assignment.fail", ROLE_WORKER },
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/reassign", "assignment.reassign",
 	  ROLE_SUPERVISOR },
-	{ EVHTTP_REQ_GET, "/v1/deadlines", "deadlines.list", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/deadlines", "deadline.list", ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_GET, "/v1/audit", "audit.list", ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_GET, "/v1/audit/head", "audit.head", ROLE_SUPERVISOR | ROLE_ADMIN },
 	{ EVHTTP_REQ_GET, "/v1/audit/keys", "audit.keys",
 	  ROLE_OFFICE | ROLE_WORKER | ROLE_SUPERVISOR | ROLE_ADMIN },
-	{ EVHTTP_REQ_GET, "/v1/reports/follow-up", "reports.follow_up", ROLE_SUPERVISOR },
-	{ EVHTTP_REQ_POST, "/v1/organisations", "organisations.create", ROLE_ADMIN },
-	{ EVHTTP_REQ_POST, "/v1/offices", "offices.create", ROLE_ADMIN },
-	{ EVHTTP_REQ_POST, "/v1/workers", "workers.create", ROLE_ADMIN },
-	{ EVHTTP_REQ_PATCH, "/v1/workers/" ID, "workers.patch", ROLE_ADMIN },
-	{ EVHTTP_REQ_POST, "/v1/supervisors", "supervisors.create", ROLE_ADMIN },
-	{ EVHTTP_REQ_POST, "/v1/tokens", "tokens.create", ROLE_ADMIN },
-	{ EVHTTP_REQ_DELETE, "/v1/tokens/" ID, "tokens.revoke", ROLE_ADMIN },
-	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/harm_reduction/urgent", "deadline_policies.put",
+	{ EVHTTP_REQ_GET, "/v1/reports/follow-up", "report.follow_up", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/organisations", "organisation.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/offices", "office.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/workers", "worker.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_PATCH, "/v1/workers/" ID, "worker.patch", ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/supervisors", "supervisor.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/tokens", "token.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_DELETE, "/v1/tokens/" ID, "token.revoke", ROLE_ADMIN },
+	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/harm_reduction/urgent", "deadline_policy.put",
 	  ROLE_ADMIN },
-	{ EVHTTP_REQ_POST, "/v1/webhooks", "webhooks.create", ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/webhooks", "webhook.create", ROLE_ADMIN },
 	/* v1.1: follow-up, continued. */
 	{ EVHTTP_REQ_GET, "/v1/assignments/0b7a5f3e-0000-4000-8000-000000000001/history",
-	  "assignments.history", ROLE_WORKER | ROLE_SUPERVISOR },
+	  "assignment.history", ROLE_WORKER | ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_PUT, "/v1/organisations/0b7a5f3e-0000-4000-8000-000000000002/calendar",
-	  "organisations.calendar_put", ROLE_ADMIN },
-	{ EVHTTP_REQ_GET, "/v1/deadline-policies", "deadline_policies.list",
+	  "calendar.put", ROLE_ADMIN },
+	{ EVHTTP_REQ_GET, "/v1/retention-policy", "retention_policy.get", ROLE_ADMIN },
+	{ EVHTTP_REQ_PUT, "/v1/retention-policy", "retention_policy.put", ROLE_ADMIN },
+	{ EVHTTP_REQ_GET, "/v1/deadline-policies", "deadline_policy.list",
 	  ROLE_ADMIN | ROLE_SUPERVISOR },
 	/* The web pages' sign-in (issue 14). */
-	{ EVHTTP_REQ_POST, "/v1/sign-in-codes", "sign_in_codes.create", ROLE_SUPERVISOR | ROLE_ADMIN },
+	{ EVHTTP_REQ_POST, "/v1/sign-in-codes", "sign_in_code.create", ROLE_SUPERVISOR | ROLE_ADMIN },
 	{ EVHTTP_REQ_POST, "/v1/sign-in", "sign_in", 0 },
 	{ EVHTTP_REQ_POST, "/v1/sign-out", "sign_out",
 	  ROLE_OFFICE | ROLE_WORKER | ROLE_SUPERVISOR | ROLE_ADMIN },
-	{ EVHTTP_REQ_GET, "/v1/workers", "workers.list", ROLE_SUPERVISOR | ROLE_ADMIN },
+	{ EVHTTP_REQ_GET, "/v1/workers", "worker.list", ROLE_SUPERVISOR | ROLE_ADMIN },
 	{ EVHTTP_REQ_GET, "/v1/me", "me", ROLE_OFFICE | ROLE_WORKER | ROLE_SUPERVISOR | ROLE_ADMIN },
 	/* v1.1 Credentials. */
-	{ EVHTTP_REQ_GET, "/v1/tokens", "tokens.list", ROLE_ADMIN | ROLE_SUPERVISOR },
-	{ EVHTTP_REQ_POST, "/v1/tokens/revoke", "tokens.revoke_subject", ROLE_ADMIN },
-	{ EVHTTP_REQ_PATCH, "/v1/offices/" ID, "offices.patch", ROLE_ADMIN },
-	{ EVHTTP_REQ_DELETE, "/v1/offices/" ID "/certificate", "offices.certificate_delete",
+	{ EVHTTP_REQ_GET, "/v1/tokens", "token.list", ROLE_ADMIN | ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/tokens/revoke", "token.revoke_subject", ROLE_ADMIN },
+	{ EVHTTP_REQ_PATCH, "/v1/offices/" ID, "office.patch", ROLE_ADMIN },
+	{ EVHTTP_REQ_DELETE, "/v1/offices/" ID "/certificate", "office.certificate_delete",
 	  ROLE_ADMIN },
-	{ EVHTTP_REQ_PATCH, "/v1/supervisors/" ID, "supervisors.patch", ROLE_ADMIN },
+	{ EVHTTP_REQ_PATCH, "/v1/supervisors/" ID, "supervisor.patch", ROLE_ADMIN },
+	/* v1.1 Subject access and break-the-glass (the database decides which
+	 * supervisors). */
+	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/break-glass", "break_glass", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_GET, "/v1/break-glass", "break_glass.list", ROLE_SUPERVISOR },
+	{ EVHTTP_REQ_POST, "/v1/subject-access", "subject_access", ROLE_SUPERVISOR },
 };
 
 static void test_every_brief_route(void **state)
@@ -210,11 +217,47 @@ static void test_unknown_and_405(void **state)
 	}
 }
 
+/* One name per operation: a route's name is the audit action its SQL
+ * function writes, and the function is "api_" + the name with '.' as '_'
+ * (route "referral.submit", function api_referral_submit, audit action
+ * "referral.submit"); sql_names.bats checks the functions' actions. Names
+ * use only [a-z_] and at most one '.': audit_denied keeps nothing else. */
+static void test_one_name_per_operation(void **state)
+{
+	int n = 0;
+	const struct route *t = router_table(&n);
+	(void)state;
+
+	for (int i = 0; i < n; i++) {
+		const char *name = t[i].name, *dot = strchr(name, '.');
+		char want[128];
+		size_t k;
+
+		assert_true(name[0] != '\0' && strlen(name) < 64);
+		for (k = 0; name[k]; k++)
+			assert_true((name[k] >= 'a' && name[k] <= 'z') || name[k] == '_' ||
+				    name[k] == '.');
+		if (dot) {
+			assert_true(dot > name && dot[1] != '\0');
+			assert_null(strchr(dot + 1, '.'));
+		}
+		if (!t[i].op.stmt || strncmp(t[i].op.stmt, "api_", 4) != 0)
+			continue;
+		snprintf(want, sizeof(want), "api_%s", name);
+		for (k = 4; want[k]; k++)
+			if (want[k] == '.')
+				want[k] = '_';
+		if (strcmp(want, t[i].op.stmt) != 0)
+			fail_msg("route %s runs %s, not %s", name, t[i].op.stmt, want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_brief_route),
 		cmocka_unit_test(test_table_invariants),
+		cmocka_unit_test(test_one_name_per_operation),
 		cmocka_unit_test(test_params_captured),
 		cmocka_unit_test(test_unknown_and_405),
 	};

@@ -1,0 +1,261 @@
+-- 70_access.sql - exceptional access to client data (protocol v1.1):
+-- subject access (everything held about one client, for a programme
+-- supervisor) and break-the-glass (a supervisor outside an assignment's
+-- organisation reads it as its worker would, for a time-boxed window).
+--
+-- Owns: api_subject_access, api_break_glass, api_break_glass_list, the
+-- window check break_glass_active() and its read break_glass_read() that
+-- api_assignment_get (08) defers to, and the shapes of a subject-access
+-- answer.
+-- Must never: write a UIC, its keyed hash or any clear client value to a
+-- table, an audit record or an event (ids only); answer client fields to a
+-- caller without a break_glass or subject_access audit record committed
+-- with the answer; let a supervisor of the assignment's own organisation
+-- break the glass (it does not need to: 409 not_needed).
+
+-- Break-the-glass ---------------------------------------------------------------
+
+-- Has this supervisor an open window on this assignment?
+CREATE OR REPLACE FUNCTION break_glass_active(p_who jsonb, p_id text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT p_who->>'role' = 'supervisor' AND EXISTS (
+		SELECT 1 FROM break_glass b
+		WHERE b.assignment_id = try_uuid(p_id)
+		  AND b.supervisor_id = try_uuid(p_who->>'id')
+		  AND b.expires_at > now())
+$$;
+
+-- The assignment as its worker sees it (client fields while it holds it
+-- accepted, in progress or on hold), shaped under the worker's scope and
+-- then back under the caller's.
+CREATE OR REPLACE FUNCTION assignment_worker_view(a assignments) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	j jsonb;
+	role text := current_setting('app.role', true);
+	subject text := current_setting('app.subject', true);
+BEGIN
+	PERFORM set_config('app.role', 'worker', true),
+	        set_config('app.subject', coalesce(a.worker_id::text, ''), true);
+	j := assignment_json(a);
+	PERFORM set_config('app.role', coalesce(role, ''), true),
+	        set_config('app.subject', coalesce(subject, ''), true);
+	RETURN j;
+END $$;
+
+-- A read through an open window (GET /v1/assignments/{id}): audited as a
+-- use of break-the-glass.
+CREATE OR REPLACE FUNCTION break_glass_read(p_who jsonb, p_request_id text, p_id text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+BEGIN
+	PERFORM ctx_system();
+	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_id);
+	PERFORM ctx_caller();
+	IF a.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'break_glass', 'assignment', p_id);
+	END IF;
+	PERFORM audit_write(p_who, p_request_id, 'break_glass', 'assignment', a.id::text, 'ok');
+	RETURN api_result(200, assignment_worker_view(a));
+END $$;
+
+-- POST /v1/assignments/{id}/break-glass. Args: id, reason_sealed (bound to
+-- break_glass.reason of break_glass_id, which the daemon chose), window_ms
+-- ([privacy] break_glass_window).
+CREATE OR REPLACE FUNCTION api_break_glass(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	a assignments;
+	b break_glass;
+	prog boolean := coalesce((p_who->>'programme')::boolean, false);
+	win interval := greatest(coalesce((p_args->>'window_ms')::bigint, 3600000), 1000)
+	                * interval '1 millisecond';
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
+		RETURN api_forbidden(p_who, p_request_id, 'break_glass');
+	END IF;
+	PERFORM ctx_system();
+	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_args->>'id');
+	PERFORM ctx_caller();
+	IF a.id IS NULL THEN
+		RETURN api_not_found(p_who, p_request_id, 'break_glass', 'assignment', p_args->>'id');
+	END IF;
+	IF NOT prog AND a.organisation_id IS NOT NULL
+	   AND a.organisation_id::text = p_who->>'org_id' THEN
+		PERFORM audit_write(p_who, p_request_id, 'break_glass', 'assignment', a.id::text, 'denied');
+		RETURN api_error(409, 'not_needed',
+		                 'this assignment is of your own organisation: read it directly');
+	END IF;
+	INSERT INTO break_glass (id, supervisor_id, organisation_id, assignment_id, referral_id,
+	                         reason_sealed, expires_at)
+	VALUES (try_uuid(p_args->>'break_glass_id'), (p_who->>'id')::uuid,
+	        try_uuid(p_who->>'org_id'), a.id, a.referral_id, p_args->>'reason_sealed',
+	        now() + win)
+	RETURNING * INTO b;
+	PERFORM audit_write(p_who, p_request_id, 'break_glass', 'assignment', a.id::text, 'ok');
+	INSERT INTO outbox (type, payload, organisation_id, office_id)
+	VALUES ('access.break_glass',
+	        jsonb_build_object('break_glass_id', b.id, 'assignment_id', a.id,
+	                           'referral_id', a.referral_id, 'supervisor_id', b.supervisor_id,
+	                           'detail_url', '/v1/break-glass?since=' || ts(b.created_at)),
+	        NULL, NULL);
+	RETURN api_result(200, assignment_worker_view(a),
+	                  jsonb_build_object('Break-Glass-Expires', ts(b.expires_at)));
+END $$;
+
+CREATE OR REPLACE FUNCTION break_glass_json(b break_glass) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', b.id, 'assignment_id', b.assignment_id,
+		'referral_id', b.referral_id, 'supervisor_id', b.supervisor_id,
+		'organisation_id', b.organisation_id,
+		'reason_sealed', sealed_ref('break_glass', 'reason', b.id, b.reason_sealed),
+		'created_at', ts(b.created_at), 'expires_at', ts(b.expires_at))
+$$;
+
+-- GET /v1/break-glass?since= (programme supervisors): newest first, paged.
+CREATE OR REPLACE FUNCTION api_break_glass_list(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	lim integer := api_limit(p_args);
+	cur record;
+	page break_glass[];
+	n integer;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'supervisor'
+	   OR NOT coalesce((p_who->>'programme')::boolean, false) THEN
+		RETURN api_forbidden(p_who, p_request_id, 'break_glass.list');
+	END IF;
+	BEGIN
+		cur := cursor_decode(p_args->>'cursor');
+	EXCEPTION WHEN SQLSTATE 'RF400' THEN
+		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
+	END;
+	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
+		SELECT b.* FROM break_glass b
+		WHERE (p_args->>'since' IS NULL OR b.created_at >= (p_args->>'since')::timestamptz)
+		  AND (cur.at IS NULL OR (b.created_at, b.id) < (cur.at, cur.id))
+		ORDER BY b.created_at DESC, b.id DESC
+		LIMIT lim + 1) x;
+	n := coalesce(cardinality(page), 0);
+	PERFORM audit_write(p_who, p_request_id, 'break_glass.list', 'break_glass', NULL, 'ok');
+	RETURN api_result(200, jsonb_build_object(
+		'items', coalesce((SELECT jsonb_agg(break_glass_json(page[i]) ORDER BY i)
+		                   FROM generate_series(1, least(n, lim)) i), '[]'),
+		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
+END $$;
+
+-- Subject access ------------------------------------------------------------------
+
+-- The audit records naming any of p_ids (oldest first), as GET /v1/audit
+-- shows them.
+CREATE OR REPLACE FUNCTION subject_audit_json(p_ids text[]) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+		'seq', l.seq, 'at', to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+		'actor_role', l.actor_role, 'actor_id', l.actor_id, 'credential_id', l.credential_id,
+		'action', l.action, 'object_type', l.object_type, 'object_id', l.object_id,
+		'outcome', l.outcome, 'request_id', l.request_id) ORDER BY l.id), '[]')
+	FROM audit_log l WHERE l.object_id = ANY (p_ids)
+$$;
+
+-- One assignment with everything held about it (under ctx_system).
+CREATE OR REPLACE FUNCTION subject_assignment_json(a assignments) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT assignment_json(a) || jsonb_build_object(
+		'detail_sealed', sealed_ref('assignments', 'detail', a.id, a.detail_sealed),
+		'events', coalesce((SELECT jsonb_agg(jsonb_build_object(
+			'id', e.id, 'type', e.type, 'at', ts(e.at), 'actor_role', e.actor_role,
+			'actor_id', e.actor_id, 'created_at', ts(e.created_at),
+			'outcome_sealed', sealed_ref('assignment_events', 'outcome', e.id, e.outcome_sealed),
+			'detail_sealed', sealed_ref('assignment_events', 'detail', e.id, e.detail_sealed))
+			ORDER BY e.at, e.id) FROM assignment_events e WHERE e.assignment_id = a.id), '[]'),
+		'offers', coalesce((SELECT jsonb_agg(jsonb_build_object(
+			'id', o.id, 'worker_id', o.worker_id, 'offered_at', ts(o.offered_at),
+			'expires_at', ts(o.expires_at), 'outcome', o.outcome, 'ended_at', ts(o.ended_at),
+			'reason', o.reason, 'match_reason', o.match_reason)
+			ORDER BY o.offered_at, o.id) FROM offers o WHERE o.assignment_id = a.id), '[]'),
+		'deadlines', coalesce((SELECT jsonb_agg(deadline_json(d) ORDER BY d.created_at, d.id)
+			FROM deadlines d WHERE d.assignment_id = a.id), '[]'),
+		'history', coalesce((SELECT jsonb_agg(jsonb_build_object(
+			'at', ts(h.at), 'from_status', h.from_status, 'to_status', h.to_status,
+			'worker_id', h.worker_id, 'actor_role', h.actor_role, 'reason', h.reason)
+			ORDER BY h.id) FROM assignment_history h WHERE h.assignment_id = a.id), '[]'))
+$$;
+
+-- The ids of a referral's rows that audit records may name.
+CREATE OR REPLACE FUNCTION subject_object_ids(r referrals) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+	SELECT ARRAY[r.id::text]
+	    || ARRAY(SELECT a.id::text FROM assignments a WHERE a.referral_id = r.id)
+	    || ARRAY(SELECT e.id::text FROM assignment_events e JOIN assignments a
+	                                    ON a.id = e.assignment_id WHERE a.referral_id = r.id)
+	    || ARRAY(SELECT d.id::text FROM deadlines d JOIN assignments a
+	                                    ON a.id = d.assignment_id WHERE a.referral_id = r.id)
+$$;
+
+CREATE OR REPLACE FUNCTION subject_referral_json(r referrals) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object(
+		'id', r.id, 'office_id', r.office_id, 'external_ref', r.external_ref,
+		'status', r.status, 'duplicate_of', r.duplicate_of,
+		'client', jsonb_build_object('birth_year', r.birth_year, 'gender', r.gender,
+			'languages', to_jsonb(r.languages), 'region', r.region,
+			'contact_sealed', sealed_ref('referrals', 'contact', r.id, r.contact_sealed)),
+		'needs', to_jsonb(r.needs), 'urgency', r.urgency,
+		'consent', jsonb_build_object('services', r.consent_services,
+			'report_back', r.consent_report_back, 'obtained_at', ts(r.consent_obtained_at)),
+		'probation', CASE WHEN r.probation_starts_on IS NOT NULL THEN jsonb_build_object(
+			'starts_on', r.probation_starts_on, 'ends_on', r.probation_ends_on) END,
+		'note_sealed', sealed_ref('referrals', 'note', r.id, r.note_sealed),
+		'withdrawn_reason_sealed', sealed_ref('referrals', 'withdrawn_reason', r.id,
+		                                      r.withdrawn_reason_sealed),
+		'created_at', ts(r.created_at), 'updated_at', ts(r.updated_at),
+		'closed_at', ts(r.closed_at), 'withdrawn_at', ts(r.withdrawn_at),
+		'assignments', coalesce((SELECT jsonb_agg(subject_assignment_json(a)
+		                                          ORDER BY a.created_at, a.need, a.id)
+		                         FROM assignments a WHERE a.referral_id = r.id), '[]'),
+		'audit', subject_audit_json(subject_object_ids(r)))
+$$;
+
+-- POST /v1/subject-access (programme supervisors). Args: uic_hash (the
+-- daemon's keyed hash of the UIC in the body), reason_sealed (bound to
+-- subject_access_requests.reason of id), id (chosen by the daemon).
+-- Everything is read across scopes (ctx_system): the caller is programme-wide.
+CREATE OR REPLACE FUNCTION api_subject_access(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	ids uuid[];
+	body jsonb;
+	rid uuid;
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF p_who->>'role' IS DISTINCT FROM 'supervisor'
+	   OR NOT coalesce((p_who->>'programme')::boolean, false) THEN
+		RETURN api_forbidden(p_who, p_request_id, 'subject_access');
+	END IF;
+	PERFORM ctx_system();
+	SELECT coalesce(array_agg(r.id ORDER BY r.created_at, r.id), '{}') INTO ids
+	FROM referrals r WHERE r.uic_hash = p_args->>'uic_hash';
+	-- Read before this request's own records are written.
+	SELECT jsonb_build_object('referrals', coalesce(jsonb_agg(subject_referral_json(r)
+	                                                ORDER BY r.created_at, r.id), '[]'))
+	INTO body FROM referrals r WHERE r.id = ANY (ids);
+	INSERT INTO subject_access_requests (id, supervisor_id, reason_sealed, referral_ids)
+	VALUES ((p_args->>'id')::uuid, (p_who->>'id')::uuid, p_args->>'reason_sealed', ids);
+	PERFORM ctx_caller();
+	PERFORM audit_write(p_who, p_request_id, 'subject_access', 'subject_access',
+	                    p_args->>'id', 'ok');
+	FOREACH rid IN ARRAY ids LOOP
+		PERFORM audit_write(p_who, p_request_id, 'subject_access', 'referral', rid::text, 'ok');
+	END LOOP;
+	INSERT INTO outbox (type, payload, organisation_id, office_id)
+	VALUES ('access.subject_access',
+	        jsonb_build_object('subject_access_id', (p_args->>'id')::uuid,
+	                           'supervisor_id', (p_who->>'id')::uuid,
+	                           'referral_ids', to_jsonb(ids)),
+	        NULL, NULL);
+	RETURN api_result(200, body);
+END $$;
