@@ -3,8 +3,9 @@
  * outcomes, ...), once, for the validation tables (JV_ENUM, JQ_ENUM) and
  * every other C check.
  *
- * Owns: the C copy of each set; vocab_sets names them all, so a test can hold
- * them against the database's CHECKs and the spec's enums.
+ * Owns: the C copy of each set; vocab_sets names them all, so
+ * sql_value_sets.bats can hold them against their source, the domains of
+ * sql/migrations/0075_value_sets.sql, and against the spec's enums.
  * Must never: grow a value the database would refuse (the test fails then).
  */
 #include <string.h>
@@ -32,6 +33,7 @@ const char *const vocab_report_group_by[] = { "organisation", "office", "worker"
 					      "need", NULL };
 
 const char *const vocab_clock[] = { "wall", "working", NULL };
+const char *const vocab_consent_scope[] = { "services", "report_back", NULL };
 
 const struct vocab_set vocab_sets[] = {
 	{ "need", vocab_need },
@@ -47,6 +49,7 @@ const struct vocab_set vocab_sets[] = {
 	{ "supervisor_scope", vocab_supervisor_scope },
 	{ "report_group_by", vocab_report_group_by },
 	{ "clock", vocab_clock },
+	{ "consent_scope", vocab_consent_scope },
 	{ NULL, NULL },
 };
 
