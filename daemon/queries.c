@@ -95,6 +95,10 @@ static const struct query queries[] = {
 	{ "api_sign_in", "SELECT api_sign_in($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_sign_out", "SELECT api_sign_out($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_worker_list", "SELECT api_worker_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_organisation_list", "SELECT api_organisation_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_office_list", "SELECT api_office_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_webhook_list", "SELECT api_webhook_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_office_certificate_put", "SELECT api_office_certificate_put($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_me", "SELECT api_me($1::jsonb, $2, $3::jsonb)", 3 },
 	/* audit_seal.c: the ledger v2 sealer and the signed head's publisher;
 	 * api_audit_head.c: GET /v1/audit/head. */

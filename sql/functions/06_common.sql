@@ -150,6 +150,33 @@ BEGIN
 		'next', CASE WHEN n > p_lim THEN p_page->(p_lim - 1)->>'c' END));
 END $$;
 
+-- The members p_fields of p_args that are present must be positive ISO 8601
+-- durations (PT2S, P7D, ...): NULL when they are, else the 400 naming the
+-- first that is not.
+CREATE OR REPLACE FUNCTION durations_check(p_args jsonb, p_fields text[]) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	f text;
+	iv interval;
+BEGIN
+	FOREACH f IN ARRAY p_fields LOOP
+		CONTINUE WHEN p_args->>f IS NULL;
+		BEGIN
+			IF p_args->>f !~ '^P(?!$)([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$' THEN
+				RAISE invalid_datetime_format;
+			END IF;
+			iv := (p_args->>f)::interval;
+			IF iv <= interval '0' THEN
+				RAISE invalid_datetime_format;
+			END IF;
+		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow
+		               OR interval_field_overflow THEN
+			RETURN api_error(400, 'invalid_field', 'not a positive ISO 8601 duration', '/' || f);
+		END;
+	END LOOP;
+	RETURN NULL;
+END $$;
+
 CREATE OR REPLACE FUNCTION jsonb_text_array(p jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT CASE WHEN p IS NULL OR jsonb_typeof(p) <> 'array' THEN NULL
