@@ -27,6 +27,7 @@
 #include "db_pool.h"
 #include "jsonv.h"
 #include "log.h"
+#include "queries.h"
 #include "request.h"
 #include "router.h"
 
@@ -349,6 +350,17 @@ static void router_forbid(struct req *r)
 
 static void router_after_auth(struct req *r)
 {
+	/* A principal from auth.c's cache is re-checked by the operation's own
+	 * statement (api_call.c). A route whose statement is not an operation,
+	 * and a refusal (403 and its audit record), take a fresh lookup. */
+	char folded[128];
+
+	if (r->auth_cached && ((r->route->roles & (unsigned)r->who.role) == 0 ||
+			       !r->route->op.stmt ||
+			       queries_folded_name(r->route->op.stmt, folded, sizeof(folded)) != 0)) {
+		auth_recheck(r);
+		return;
+	}
 	if (auth_limits_credential_check(r))
 		return;
 	if ((r->route->roles & (unsigned)r->who.role) == 0) {
