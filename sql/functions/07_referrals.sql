@@ -49,17 +49,20 @@ END $$;
 -- The office's referral with this external_ref, under the caller's scope:
 -- by the daemon's keyed hash (external_ref_hash, sql/functions/60_retention
 -- explains why), or by the clear value of a row written before it.
+-- (PL/pgSQL: planned once per session; as SQL, at every submission.)
 CREATE OR REPLACE FUNCTION referral_by_external_ref(p_office uuid, p_ref text) RETURNS uuid
-LANGUAGE sql STABLE AS $$
-	SELECT id FROM referrals WHERE office_id = p_office AND external_ref = p_ref
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (SELECT id FROM referrals WHERE office_id = p_office AND external_ref = p_ref);
+END $$;
 CREATE OR REPLACE FUNCTION referral_by_external_ref(p_office uuid, p_args jsonb) RETURNS uuid
-LANGUAGE sql STABLE AS $$
-	SELECT coalesce(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN coalesce(
 		(SELECT id FROM referrals WHERE office_id = p_office
 		    AND external_ref_hash = p_args->>'external_ref_hash'),
-		referral_by_external_ref(p_office, p_args->>'external_ref'))
-$$;
+		referral_by_external_ref(p_office, p_args->>'external_ref'));
+END $$;
 
 CREATE OR REPLACE FUNCTION referral_duplicate_ref_error(p_existing uuid) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$

@@ -17,14 +17,17 @@
 -- Break-the-glass ---------------------------------------------------------------
 
 -- Has this supervisor an open window on this assignment?
+-- PL/pgSQL: every assignment read asks this, and a SQL function with a
+-- sub-query is never inlined (planned again at each call; issue 12).
 CREATE OR REPLACE FUNCTION break_glass_active(p_who jsonb, p_id text) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-	SELECT p_who->>'role' = 'supervisor' AND EXISTS (
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN p_who->>'role' = 'supervisor' AND EXISTS (
 		SELECT 1 FROM break_glass b
 		WHERE b.assignment_id = try_uuid(p_id)
 		  AND b.supervisor_id = try_uuid(p_who->>'id')
-		  AND b.expires_at > now())
-$$;
+		  AND b.expires_at > now());
+END $$;
 
 -- The assignment as its worker sees it (client fields while it holds it
 -- accepted, in progress or on hold), shaped under the worker's scope and
