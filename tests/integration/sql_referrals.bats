@@ -155,18 +155,18 @@ $(jget '.body.items[].id' "$res")"
 	tid=$(jget .body.id "$res")
 	! grep -q "$h" <<<"$res"
 	[ "$(jget .role "$(sql_app "select auth_token('$h')")")" = worker ]
-	[ "$(jget "$(sql_app "select auth_token('$h')")" .org_id)" = "$ORG" ]
+	[ "$(jget .org_id "$(sql_app "select auth_token('$h')")")" = "$ORG" ]
 	res=$(sql_api token_revoke "$(who_admin)" "{\"id\":\"$tid\"}")
 	[ "$(jget .status "$res")" = 200 ]
 	[ -z "$(sql_app "select auth_token('$h')")" ]
 	res=$(sql_api token_create "$(who_admin)" "{\"role\":\"office\",\"subject_id\":\"$W\",\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\",\"token_hash\":\"$h\"}")
 	[ "$(jget .body.error.field "$res")" = /subject_id ]
 	res=$(sql_api office_create "$(who_admin)" "{\"name\":\"cert-office\",\"region\":\"rf\",\"cert_fingerprint\":\"$(printf x | sha256sum | cut -c1-64)\"}")
-	[ "$(jget "$(sql_app "select auth_cert('$(printf x | sha256sum | cut -c1-64)', null)")" .id)" = "$(jget .body.id "$res")" ]
+	[ "$(jget .id "$(sql_app "select auth_cert('$(printf x | sha256sum | cut -c1-64)', null)")")" = "$(jget .body.id "$res")" ]
 	# Only the schema owner mints admin tokens (the CLI); the runtime role may not.
 	! sql_app "select mint_admin_token('root', '$(printf m | sha256sum | cut -c1-64)', '$(printf b | sha256sum | cut -c1-64)', 2000000000)" 2>/dev/null
 	res=$(sql "select mint_admin_token('root', '$(printf m | sha256sum | cut -c1-64)', '$(printf b | sha256sum | cut -c1-64)', extract(epoch from now() + interval '1 day')::bigint)")
-	[ "$(jget "$(sql_app "select auth_token('$(printf m | sha256sum | cut -c1-64)')")" .role)" = admin ]
+	[ "$(jget .role "$(sql_app "select auth_token('$(printf m | sha256sum | cut -c1-64)')")")" = admin ]
 }
 
 @test "deadline policy: ISO 8601 durations, validated" {
