@@ -45,7 +45,7 @@ static long retention_next(void *arg, enum db_status st, const PGresult *res)
 {
 	struct app *app = arg;
 	json_t *r;
-	json_int_t forgotten, purged;
+	json_int_t forgotten, purged, ms;
 	long next = RETENTION_MAX_SLEEP_MS;
 	json_t *nm;
 	int more;
@@ -59,14 +59,16 @@ static long retention_next(void *arg, enum db_status st, const PGresult *res)
 	}
 	forgotten = json_integer_value(json_object_get(r, "forgotten"));
 	purged = json_integer_value(json_object_get(r, "purged"));
+	ms = json_integer_value(json_object_get(r, "ms"));
 	more = json_is_true(json_object_get(r, "more"));
 	nm = json_object_get(r, "next_ms");
 	if (json_is_integer(nm) && json_integer_value(nm) + RETENTION_SLACK_MS < next)
 		next = (long)json_integer_value(nm) + RETENTION_SLACK_MS;
 	json_decref(r);
 	if (forgotten > 0 || purged > 0) {
-		log_info("retention_done", "contact_erased=%lld record_purged=%lld",
-			 (long long)forgotten, (long long)purged);
+		/* ms: how long the batch's transaction held its row locks. */
+		log_info("retention_done", "contact_erased=%lld record_purged=%lld ms=%lld",
+			 (long long)forgotten, (long long)purged, (long long)ms);
 		/* The batch queued their keys: delete them now. */
 		datakeys_erase_queued(app->datakeys);
 	}

@@ -202,7 +202,7 @@ END $$;
 -- data is due for destruction, then at most p_limit whose rows are due for
 -- deletion, each audited (system actor, the referral's id). One daemon at
 -- a time (the others are told busy); rows a request holds are skipped and
--- taken next time. Returns {"forgotten", "purged", "more", "next_ms"}:
+-- taken next time. Returns {"forgotten", "purged", "ms", "more", "next_ms"}:
 -- more when a stage filled its batch, next_ms the time until the next
 -- referral falls due (null: none closed).
 CREATE OR REPLACE FUNCTION retention_run(p_limit integer) RETURNS jsonb
@@ -270,6 +270,8 @@ BEGIN
 		 ORDER BY coalesce(r.closed_at, r.withdrawn_at, r.updated_at) LIMIT 1))
 	INTO due;
 	RETURN jsonb_build_object('forgotten', nf, 'purged', np,
+		-- How long this transaction has held its locks so far (commit follows).
+		'ms', round(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint,
 		'more', cardinality(forget_ids) >= lim OR cardinality(purge_ids) >= lim,
 		'next_ms', CASE WHEN due IS NOT NULL
 		                THEN greatest(0, ceil(extract(epoch FROM due - now()) * 1000))::bigint END);
