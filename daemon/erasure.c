@@ -6,7 +6,8 @@
  * every ERASURE_INTERVAL_MS, and at once when a request or the retention
  * job has just committed a forget (datakeys_erase_queued()), so a key
  * outlives its referral's personal data by one round trip to the key
- * store. Deleting a key twice is harmless: several daemons may run this at
+ * store (and within ERASURE_INTERVAL_MS when the caller did not say so).
+ * Deleting a key twice is harmless: several daemons may run this at
  * once, and a run cut short is simply repeated.
  *
  * Owns: the run's ids between its three steps.
@@ -23,7 +24,7 @@
 #include "log.h"
 
 #define ERASURE_BATCH 500
-#define ERASURE_INTERVAL_MS 5000L
+#define ERASURE_INTERVAL_MS 1000L
 #define ERASURE_RETRY_MS 2000L
 
 struct erasure {

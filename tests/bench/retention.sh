@@ -117,12 +117,12 @@ SELECT oid, aid, :'worker', now() - interval '2 days', now() - interval '1 day',
 FROM bench_ret;
 INSERT INTO deadlines (id, kind, assignment_id, offer_id, worker_id, organisation_id, starts_at,
                        due_at, state, met_at, elapsed)
-SELECT d1, 'accept', aid, oid, :'worker', :'org', now() - interval '2 days' - i * interval '1 second',
+SELECT d1, 'accept', aid, oid, :'worker'::uuid, :'org'::uuid, now() - interval '2 days' - i * interval '1 second',
        now() - interval '1 day' - i * interval '1 second', 'met',
        now() - interval '47 hours' - i * interval '1 second', interval '1 hour'
 FROM bench_ret
 UNION ALL
-SELECT d2, 'first_contact', aid, NULL, :'worker', :'org', now() - interval '47 hours' - i * interval '1 second',
+SELECT d2, 'first_contact', aid, NULL, :'worker'::uuid, :'org'::uuid, now() - interval '47 hours' - i * interval '1 second',
        now() - interval '1 day' - i * interval '1 second',
        CASE WHEN i % 5 = 0 THEN 'missed' ELSE 'met' END,
        now() - interval '40 hours' - i * interval '1 second', interval '7 hours'
@@ -137,10 +137,10 @@ INSERT INTO assignment_history (assignment_id, from_status, to_status, worker_id
 SELECT aid, 'in_progress', 'completed', :'worker', 'worker' FROM bench_ret;
 INSERT INTO outbox (type, payload, office_id, delivered_at)
 SELECT 'referral.closed', jsonb_build_object('referral_id', rid, 'detail_url', '/v1/referrals/' || rid),
-       :'office', now() FROM bench_ret
+       :'office'::uuid, now() FROM bench_ret
 UNION ALL
 SELECT 'assignment.accepted', jsonb_build_object('assignment_id', aid, 'detail_url', '/v1/assignments/' || aid),
-       NULL, now() FROM bench_ret;
+       NULL::uuid, now() FROM bench_ret;
 INSERT INTO idempotency_keys (office_id, key, request_hash, status, response, created_at)
 SELECT :'office', 'ret-' || i, md5(i::text), 201, jsonb_build_object('id', rid), now()
 FROM bench_ret;
