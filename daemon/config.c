@@ -249,7 +249,7 @@ static const struct key_def keys[] = {
 	  "stored answer); older records are purged." },
 	{ "retention", "interval", KT_DURATION, "10m", KEY_RELOAD, 100, 24 * HOUR_MS, NULL, NULL,
 	  OFF(retention_interval_ms), "How often the retention purge runs." },
-	{ "retention", "batch", KT_INT, "500", KEY_RELOAD, 1, 100000, NULL, NULL,
+	{ "retention", "batch", KT_INT, "100", KEY_RELOAD, 1, 100000, NULL, NULL,
 	  OFF(retention_batch),
 	  "Referrals the retention job erases or deletes per transaction (GET/PUT "
 	  "/v1/retention-policy sets when; this bounds how long one batch holds its locks)." },

@@ -5,7 +5,7 @@
 #   bash tests/bench/retention.sh BUILD         (called by tests/bench/run.sh)
 #
 # On one private PostgreSQL, its key store and one daemon (default
-# [retention] batch 500):
+# [retention] batch 100):
 # 1. seed through the API: an organisation, an office, a worker;
 # 2. seed N closed referrals set-based as superuser (triggers off): each with
 #    sealed contact, note and external_ref, one completed assignment, its
@@ -22,7 +22,7 @@
 # Prints figures only; fails only when the setup fails, the purge is not
 # done within 10 minutes, or the report's figures change.
 #
-# Knobs: BENCH_RETENTION_N (10000), BENCH_RETENTION_BATCH (500).
+# Knobs: BENCH_RETENTION_N (10000), BENCH_RETENTION_BATCH (100).
 # Owns: its own cluster and daemon (tests/lib/common.bash); stops both.
 # Must never: use fixed ports, or print tokens.
 set -u
@@ -32,7 +32,7 @@ BUILD=${1:-${BUILD:-build}}
 case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 export BUILD
 N=${BENCH_RETENTION_N:-10000}
-BATCH=${BENCH_RETENTION_BATCH:-500}
+BATCH=${BENCH_RETENTION_BATCH:-100}
 
 # shellcheck source=../lib/common.bash
 . tests/lib/common.bash

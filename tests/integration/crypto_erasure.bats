@@ -163,3 +163,31 @@ accepted() {
 	expect_jq '.note | length > 0'
 	refd_daemon_stop restored
 }
+
+@test "KEK rotation: --rewrap-keys wraps every data key under the new key, the old line can go" {
+	local b ba pb n out
+	read -r b ba pb <<<"$(accepted)"
+	n=$(keys_sql "SELECT count(*) FROM data_keys")
+	[ "$n" -ge 1 ]
+	[ "$(keys_sql "SELECT count(*) FROM data_keys WHERE wrapped NOT LIKE 'k1:%'")" = 0 ]
+	refd_daemon_stop main
+	echo "k2 $(openssl rand -hex 32)" >>"$REFD_KEYS/data.keys"
+	# On a terminal it shows its progress; the log line has the counts.
+	out=$(script -qec "'$REFD_BIN' -c '$REFD_CONF' --rewrap-keys" /dev/null)
+	[[ "$out" == *"rewrap-keys: $n of $n data keys"* ]]
+	[[ "$out" == *"event=rewrap.done kid=k2 keys=$n rewrapped=$n already_current=0 failed=0"* ]]
+	[ "$(keys_sql "SELECT count(*) FROM data_keys WHERE wrapped LIKE 'k2:%'")" = "$n" ]
+	# Again: nothing left to do.
+	run "$REFD_BIN" -c "$REFD_CONF" --rewrap-keys
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"rewrapped=0 already_current=$n failed=0"* ]]
+	# Without the old line the daemon still opens every referral's fields.
+	sed -i '/^k1 /d' "$REFD_KEYS/data.keys"
+	! grep -q '^k1 ' "$REFD_KEYS/data.keys"
+	refd_daemon_start main "$REFD_CONF"
+	call "$W_TOKEN" GET "/v1/assignments/$ba"
+	expect_status 200
+	expect_json .client.contact.phone "$pb"
+	read -r b ba pb <<<"$(accepted)"
+	[ "$(keys_sql "SELECT count(*) FROM data_keys WHERE referral_id = '$b' AND wrapped LIKE 'k2:%'")" = 1 ]
+}

@@ -325,7 +325,7 @@ static void test_key_store_required(void **state)
 		fail_msg("load failed: %s", err);
 	assert_string_equal(c.key_store_conninfo, "dbname=referrald_keys");
 	assert_int_equal(c.key_store_pool_size, 4);
-	assert_int_equal(c.retention_batch, 500);
+	assert_int_equal(c.retention_batch, 100);
 	config_free(&c);
 }
 
