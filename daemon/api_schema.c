@@ -20,6 +20,14 @@ const struct jv_field api_body_reason[] = {
 	JV_END,
 };
 
+/* POST /v1/referrals/{id}/consent/revoke (whether recorded_at lies in the
+ * future is the database clock's to say: 422 there). */
+const struct jv_field api_body_consent_revoke[] = {
+	JVF_ENUM("scope", JV_REQUIRED, 1, 32, vocab_consent_scope),
+	JVF_STR("recorded_at", JV_REQUIRED, 20, 40, jsonv_is_time),
+	JV_END,
+};
+
 /* POST /v1/referrals */
 static const struct jv_field contact_fields[] = {
 	JVF_STR("phone", JV_REQUIRED, 9, 16, jsonv_is_phone),

@@ -10,6 +10,7 @@
 /* Request bodies. */
 extern const struct jv_field api_body_empty[];
 extern const struct jv_field api_body_reason[];          /* withdraw, decline, hold */
+extern const struct jv_field api_body_consent_revoke[];
 extern const struct jv_field api_body_referral[];
 extern const struct jv_field api_body_event[];
 extern const struct jv_field api_body_complete[];

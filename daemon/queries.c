@@ -28,6 +28,8 @@ static const struct query queries[] = {
 	{ "api_referral_get", "SELECT api_referral_get($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_referral_list", "SELECT api_referral_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_referral_withdraw", "SELECT api_referral_withdraw($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_referral_consent_revoke",
+	  "SELECT api_referral_consent_revoke($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_assignment_get", "SELECT api_assignment_get($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_assignment_list", "SELECT api_assignment_list($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_assignment_accept", "SELECT api_assignment_accept($1::jsonb, $2, $3::jsonb)", 3 },

@@ -58,6 +58,9 @@ static const struct route routes[] = {
 	  OP("api_referral_get", NULL, NULL, API_ID) },
 	{ EVHTTP_REQ_POST, "/v1/referrals/{id}/withdraw", R_OFF, "referral.withdraw",
 	  OP("api_referral_withdraw", api_body_reason, NULL, API_ID | API_SEAL_WITHDRAWN) },
+	{ EVHTTP_REQ_POST, "/v1/referrals/{id}/consent/revoke", R_OFF | R_WRK | R_SUP,
+	  "referral.consent_revoke",
+	  OP("api_referral_consent_revoke", api_body_consent_revoke, NULL, API_ID) },
 
 	/* Assignments: the state machine's actions (the database's transition
 	 * table decides which are allowed). */

@@ -32,6 +32,7 @@ const char *const vocab_report_group_by[] = { "organisation", "office", "worker"
 					      "need", NULL };
 
 const char *const vocab_clock[] = { "wall", "working", NULL };
+const char *const vocab_consent_scope[] = { "services", "report_back", NULL };
 
 const struct vocab_set vocab_sets[] = {
 	{ "need", vocab_need },
@@ -47,6 +48,7 @@ const struct vocab_set vocab_sets[] = {
 	{ "supervisor_scope", vocab_supervisor_scope },
 	{ "report_group_by", vocab_report_group_by },
 	{ "clock", vocab_clock },
+	{ "consent_scope", vocab_consent_scope },
 	{ NULL, NULL },
 };
 

@@ -20,6 +20,7 @@ extern const char *const vocab_fail_reason[];
 extern const char *const vocab_deadline_state[];
 extern const char *const vocab_supervisor_scope[];
 extern const char *const vocab_report_group_by[];
+extern const char *const vocab_consent_scope[];       /* what a consent revocation revokes */
 extern const char *const vocab_clock[];               /* a deadline policy's clock */
 
 /* Every set by name, NULL-terminated: for tests comparing them with the

@@ -26,37 +26,142 @@ LANGUAGE sql STABLE AS $$
 	SELECT * FROM deadline_policies WHERE need = p_need AND urgency = p_urgency
 $$;
 
+-- The candidate order is read from an index, not sorted: worker_match_slots
+-- (migration 0080) holds one row per free worker (active, not on leave, below
+-- capacity) and region it serves, with its load (open_count / capacity) and
+-- idle-since, indexed by (region, kind, load, last_assigned_at NULLS FIRST,
+-- worker_id). The trigger below rewrites a worker's rows in the transaction
+-- that changes the worker, which holds the worker's row lock; so a slot row
+-- is only ever written after its worker's lock (no lock-order cycle), and the
+-- matcher, which locks the worker (FOR UPDATE OF c), re-checks every
+-- condition on the worker's latest version: a stale slot row can only make it
+-- look at a worker that is then skipped, never offer one over capacity.
+CREATE OR REPLACE FUNCTION worker_match_slots_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	free boolean := NEW.active AND NOT NEW.on_leave AND NEW.open_count < NEW.capacity;
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		IF free AND OLD.active AND NOT OLD.on_leave AND OLD.open_count < OLD.capacity
+		   AND NEW.kind = OLD.kind AND NEW.regions = OLD.regions THEN
+			-- The common case (an offer, a slot freed): new order columns only.
+			UPDATE worker_match_slots
+			SET load = NEW.open_count::numeric / NEW.capacity, last_assigned_at = NEW.last_assigned_at
+			WHERE worker_id = NEW.id;
+			RETURN NULL;
+		END IF;
+		DELETE FROM worker_match_slots WHERE worker_id = NEW.id;
+	END IF;
+	IF free THEN
+		INSERT INTO worker_match_slots (worker_id, region, kind, load, last_assigned_at)
+		SELECT DISTINCT NEW.id, r, NEW.kind, NEW.open_count::numeric / NEW.capacity, NEW.last_assigned_at
+		FROM unnest(NEW.regions) r;
+	END IF;
+	RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER worker_match_slots_ins AFTER INSERT ON workers
+	FOR EACH ROW EXECUTE FUNCTION worker_match_slots_trg();
+CREATE OR REPLACE TRIGGER worker_match_slots_upd
+	AFTER UPDATE OF open_count, capacity, last_assigned_at, active, on_leave, kind, regions ON workers
+	FOR EACH ROW
+	WHEN ((OLD.open_count, OLD.capacity, OLD.last_assigned_at, OLD.active, OLD.on_leave, OLD.kind, OLD.regions)
+	      IS DISTINCT FROM
+	      (NEW.open_count, NEW.capacity, NEW.last_assigned_at, NEW.active, NEW.on_leave, NEW.kind, NEW.regions))
+	EXECUTE FUNCTION worker_match_slots_trg();
+
+-- The slots of one (region, kind) made equal to what workers say, for the
+-- changes no trigger saw (session_replication_role = replica: a restore, a
+-- manual repair). Called by the periodic re-matching pass for each pair it
+-- looks at (41_rematch.sql), so such a worker is found within one
+-- rematch_interval. Writes only rows that differ: nothing when in step.
+-- Costs one pass over the pair's workers (GIN on regions); it never runs in
+-- a request.
+CREATE OR REPLACE FUNCTION worker_match_slots_repair(p_region text, p_kind text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	-- It writes slot rows without their workers' locks: a wait on a request
+	-- that holds one gives way (the next pass repairs).
+	BEGIN
+	WITH want AS (
+		SELECT w.id, w.kind, w.open_count::numeric / w.capacity AS load, w.last_assigned_at
+		FROM workers w
+		WHERE w.regions @> ARRAY[p_region] AND w.kind = p_kind
+		  AND w.active AND NOT w.on_leave AND w.open_count < w.capacity),
+	gone AS (
+		DELETE FROM worker_match_slots s
+		WHERE s.region = p_region AND s.kind = p_kind
+		  AND NOT EXISTS (SELECT 1 FROM want WHERE want.id = s.worker_id))
+	INSERT INTO worker_match_slots (worker_id, region, kind, load, last_assigned_at)
+	SELECT want.id, p_region, want.kind, want.load, want.last_assigned_at FROM want
+	WHERE NOT EXISTS (SELECT 1 FROM worker_match_slots s
+	                  WHERE s.worker_id = want.id AND s.region = p_region AND s.kind = want.kind
+	                    AND s.load = want.load
+	                    AND s.last_assigned_at IS NOT DISTINCT FROM want.last_assigned_at)
+	ON CONFLICT (worker_id, region) DO UPDATE
+	SET kind = EXCLUDED.kind, load = EXCLUDED.load, last_assigned_at = EXCLUDED.last_assigned_at;
+	EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+		NULL;
+	END;
+END $$;
+
 -- The candidate query, shared by both attempts. p_skip_locked chooses the
--- locking mode. Returns the locked worker row or NULL.
+-- locking mode. Returns the locked worker row or NULL. The least loaded
+-- first, then idle longest, then id: the first rows of worker_match_slots_order
+-- for (region, kind) that pass the worker's own conditions (a shared
+-- language, not declined or let expire by that worker), so the cost is the
+-- rows read until one passes, not the number of candidates (the plan is in
+-- the output of tests/bench/matching.sh). One named worker (p_only,
+-- continuity of care) is looked up by id.
 CREATE OR REPLACE FUNCTION match_candidate(a assignments, p_only uuid, p_skip_locked boolean)
 RETURNS workers LANGUAGE plpgsql AS $$
 DECLARE
 	w workers;
 BEGIN
-	IF p_skip_locked THEN
-		SELECT * INTO w FROM workers c
-		WHERE c.active AND NOT c.on_leave AND c.kind = a.need
+	IF p_only IS NOT NULL THEN
+		IF p_skip_locked THEN
+			SELECT c.* INTO w FROM workers c
+			WHERE c.id = p_only AND c.active AND NOT c.on_leave AND c.kind = a.need
+			  AND c.regions @> ARRAY[a.region] AND c.languages && a.languages
+			  AND c.open_count < c.capacity
+			  AND NOT EXISTS (SELECT 1 FROM offers o
+			                  WHERE o.assignment_id = a.id AND o.worker_id = c.id
+			                    AND o.outcome IN ('declined', 'expired'))
+			FOR UPDATE SKIP LOCKED;
+		ELSE
+			SELECT c.* INTO w FROM workers c
+			WHERE c.id = p_only AND c.active AND NOT c.on_leave AND c.kind = a.need
+			  AND c.regions @> ARRAY[a.region] AND c.languages && a.languages
+			  AND c.open_count < c.capacity
+			  AND NOT EXISTS (SELECT 1 FROM offers o
+			                  WHERE o.assignment_id = a.id AND o.worker_id = c.id
+			                    AND o.outcome IN ('declined', 'expired'))
+			FOR UPDATE;
+		END IF;
+	ELSIF p_skip_locked THEN
+		SELECT c.* INTO w FROM worker_match_slots s JOIN workers c ON c.id = s.worker_id
+		WHERE s.region = a.region AND s.kind = a.need
+		  AND c.active AND NOT c.on_leave AND c.kind = a.need
 		  AND c.regions @> ARRAY[a.region] AND c.languages && a.languages
 		  AND c.open_count < c.capacity
-		  AND (p_only IS NULL OR c.id = p_only)
 		  AND NOT EXISTS (SELECT 1 FROM offers o
 		                  WHERE o.assignment_id = a.id AND o.worker_id = c.id
 		                    AND o.outcome IN ('declined', 'expired'))
-		ORDER BY c.open_count::numeric / c.capacity, c.last_assigned_at ASC NULLS FIRST, c.id
+		ORDER BY s.load, s.last_assigned_at NULLS FIRST, s.worker_id
 		LIMIT 1
-		FOR UPDATE SKIP LOCKED;
+		FOR UPDATE OF c SKIP LOCKED;
 	ELSE
-		SELECT * INTO w FROM workers c
-		WHERE c.active AND NOT c.on_leave AND c.kind = a.need
+		SELECT c.* INTO w FROM worker_match_slots s JOIN workers c ON c.id = s.worker_id
+		WHERE s.region = a.region AND s.kind = a.need
+		  AND c.active AND NOT c.on_leave AND c.kind = a.need
 		  AND c.regions @> ARRAY[a.region] AND c.languages && a.languages
 		  AND c.open_count < c.capacity
-		  AND (p_only IS NULL OR c.id = p_only)
 		  AND NOT EXISTS (SELECT 1 FROM offers o
 		                  WHERE o.assignment_id = a.id AND o.worker_id = c.id
 		                    AND o.outcome IN ('declined', 'expired'))
-		ORDER BY c.open_count::numeric / c.capacity, c.last_assigned_at ASC NULLS FIRST, c.id
+		ORDER BY s.load, s.last_assigned_at NULLS FIRST, s.worker_id
 		LIMIT 1
-		FOR UPDATE;
+		FOR UPDATE OF c;
 	END IF;
 	IF w.id IS NULL THEN
 		RETURN NULL;

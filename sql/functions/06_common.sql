@@ -237,22 +237,94 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
 	                                    'column', p_column, 'row', p_row) END
 $$;
 
--- The short assignment of a referral, as an office or supervisor sees it.
--- contact_made_at only when the client consented to report-back (offices),
--- always for supervisors.
-CREATE OR REPLACE FUNCTION assignment_short_json(a assignments, p_report_back boolean) RETURNS jsonb
+-- What an office sees (protocol v1.1): only what the client allowed it to
+-- learn. Without report-back consent a referral's status is never derived
+-- from its assignments: open until the office withdraws it or consent to
+-- services is revoked (closed). With report-back the derived status.
+CREATE OR REPLACE FUNCTION referral_office_report_back(r referrals) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object('id', a.id, 'need', a.need, 'status', a.status,
-	                          'worker_id', a.worker_id, 'offer_expires_at', ts(a.offer_expires_at),
-	                          'accepted_at', ts(a.accepted_at), 'ended_at', ts(a.ended_at))
-	    || CASE WHEN current_setting('app.role', true) = 'supervisor' OR p_report_back
-	            THEN jsonb_build_object('contact_made_at', ts(a.first_contact_at))
+	SELECT r.consent_report_back AND r.consent_revoked_at IS NULL
+$$;
+
+CREATE OR REPLACE FUNCTION referral_office_status(r referrals) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN r.status = 'withdrawn' THEN 'withdrawn'
+	            WHEN r.consent_revoked_at IS NOT NULL THEN 'closed'
+	            WHEN r.consent_report_back THEN r.status
+	            ELSE 'open' END
+$$;
+
+CREATE OR REPLACE FUNCTION referral_consent_json(r referrals) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('services', r.consent_services,
+	                          'report_back', r.consent_report_back,
+	                          'obtained_at', ts(r.consent_obtained_at),
+	                          'revoked_at', ts(r.consent_revoked_at),
+	                          'report_back_revoked_at', ts(r.report_back_revoked_at))
+$$;
+
+-- An assignment of a referral as its office sees it: id and need; with
+-- report-back also its progress (the outcome code, never a detail). Never
+-- the worker.
+CREATE OR REPLACE FUNCTION assignment_office_json(a assignments, p_report_back boolean) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', a.id, 'need', a.need)
+	    || CASE WHEN p_report_back
+	            THEN jsonb_build_object('status', a.status, 'accepted_at', ts(a.accepted_at),
+	                                    'contact_made_at', ts(a.first_contact_at),
+	                                    'ended_at', ts(a.ended_at), 'outcome', a.outcome)
 	            ELSE '{}' END
 $$;
 
--- A referral under the current row-level-security scope (so a supervisor
--- sees only its organisation's assignments of it).
-CREATE OR REPLACE FUNCTION referral_json(r referrals) RETURNS jsonb
+-- The short assignment of a referral as a supervisor sees it.
+CREATE OR REPLACE FUNCTION assignment_short_json(a assignments) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', a.id, 'need', a.need, 'status', a.status,
+	                          'worker_id', a.worker_id, 'offer_expires_at', ts(a.offer_expires_at),
+	                          'accepted_at', ts(a.accepted_at), 'ended_at', ts(a.ended_at),
+	                          'contact_made_at', ts(a.first_contact_at), 'outcome', a.outcome)
+$$;
+
+-- The referral as its office sees it. Without report-back only the
+-- assignments the submission made (one per need): a reassignment's new row
+-- would tell the office that something happened.
+CREATE OR REPLACE FUNCTION referral_office_json(r referrals) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object(
+		'id', r.id, 'external_ref', r.external_ref,
+		'external_ref_sealed', sealed_ref('referrals', 'external_ref', r.id, r.external_ref_sealed),
+		'status', referral_office_status(r),
+		'created_at', ts(r.created_at), 'withdrawn_at', ts(r.withdrawn_at),
+		'needs', to_jsonb(r.needs), 'urgency', r.urgency, 'consent', referral_consent_json(r),
+		'assignments', coalesce((
+			SELECT jsonb_agg(assignment_office_json(a, referral_office_report_back(r))
+			                 ORDER BY a.created_at, a.need, a.id)
+			FROM assignments a
+			WHERE a.referral_id = r.id
+			  AND (referral_office_report_back(r) OR a.replaces IS NULL)), '[]'))
+$$;
+
+-- The referral as a worker holding one of its assignments sees it (the
+-- answer to its consent revocation): no case number, its own assignments.
+CREATE OR REPLACE FUNCTION referral_worker_json(r referrals) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object(
+		'id', r.id, 'status', r.status, 'created_at', ts(r.created_at),
+		'withdrawn_at', ts(r.withdrawn_at), 'closed_at', ts(r.closed_at),
+		'needs', to_jsonb(r.needs), 'urgency', r.urgency, 'consent', referral_consent_json(r),
+		'assignments', coalesce((
+			SELECT jsonb_agg(jsonb_build_object('id', a.id, 'need', a.need, 'status', a.status,
+			                                    'reason', a.reason)
+			                 ORDER BY a.created_at, a.need, a.id)
+			FROM assignments a
+			WHERE a.referral_id = r.id AND a.worker_id::text = current_setting('app.subject', true)),
+			'[]'))
+$$;
+
+-- The referral as a supervisor sees it, under the current row-level-security
+-- scope (so it sees only its organisation's assignments of it): the worker
+-- and the duplicate link included.
+CREATE OR REPLACE FUNCTION referral_supervisor_json(r referrals) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object(
 		'id', r.id, 'status', r.status, 'external_ref', r.external_ref,
@@ -260,13 +332,22 @@ LANGUAGE sql STABLE AS $$
 		'created_at', ts(r.created_at), 'updated_at', ts(r.updated_at),
 		'duplicate_of', r.duplicate_of, 'urgency', r.urgency, 'needs', to_jsonb(r.needs),
 		'withdrawn_at', ts(r.withdrawn_at), 'closed_at', ts(r.closed_at),
-		'assignments', coalesce((SELECT jsonb_agg(assignment_short_json(a, r.consent_report_back)
+		'consent', referral_consent_json(r),
+		'office_id', r.office_id, 'region', r.region, 'report_back', r.consent_report_back,
+		'assignments', coalesce((SELECT jsonb_agg(assignment_short_json(a)
 		                                          ORDER BY a.created_at, a.need, a.id)
 		                         FROM assignments a WHERE a.referral_id = r.id), '[]'))
-	    || CASE WHEN current_setting('app.role', true) = 'supervisor'
-	            THEN jsonb_build_object('office_id', r.office_id, 'region', r.region,
-	                                    'report_back', r.consent_report_back)
-	            ELSE '{}' END
+$$;
+
+-- A referral as the current caller's role may see it.
+DROP FUNCTION IF EXISTS assignment_short_json(assignments, boolean);
+CREATE OR REPLACE FUNCTION referral_json(r referrals) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT CASE current_setting('app.role', true)
+	       WHEN 'office' THEN referral_office_json(r)
+	       WHEN 'worker' THEN referral_worker_json(r)
+	       WHEN 'supervisor' THEN referral_supervisor_json(r)
+	       ELSE jsonb_build_object('id', r.id) END
 $$;
 
 -- Is the assignment overdue (a missed deadline not yet resolved by acting)?

@@ -20,6 +20,7 @@ CREATE OR REPLACE FUNCTION referral_submit_idempotency(p_who jsonb, p_request_id
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	stored idempotency_keys;
+	r referrals;
 BEGIN
 	IF NOT pg_try_advisory_xact_lock(hashtextextended('idem:' || p_office || ':' || p_key, 0)) THEN
 		RETURN api_error(409, 'idempotency_key_in_flight',
@@ -35,7 +36,12 @@ BEGIN
 	END IF;
 	PERFORM audit_write(p_who, p_request_id, 'referral.submit_replay', 'referral',
 	                    stored.response->>'id', 'ok');
-	RETURN api_result(stored.status, stored.response,
+	-- The same referral again, as the office may see it now: a consent
+	-- revoked since the first answer holds for the replay too, so only the
+	-- id is stored (no case number or assignment kept in the stored answer).
+	SELECT * INTO r FROM referrals WHERE id = try_uuid(stored.response->>'id');
+	RETURN api_result(stored.status,
+	                  CASE WHEN r.id IS NULL THEN stored.response ELSE referral_json(r) END,
 	                  jsonb_build_object('Idempotent-Replayed', 'true',
 	                                     'Location', '/v1/referrals/' || (stored.response->>'id')));
 END $$;
@@ -137,9 +143,9 @@ BEGIN
 	END LOOP;
 END $$;
 
--- Step 5, audit: the answer, shaped under the caller's scope, is stored for
--- replays of the key; the audit record is the last write (it takes the
--- chain head's lock).
+-- Step 5, audit: the answer is shaped under the caller's scope; the key
+-- keeps only the referral's id for replays (which shape it again); the
+-- audit record is the last write (it takes the chain head's lock).
 CREATE OR REPLACE FUNCTION referral_submit_done(p_who jsonb, p_request_id text, p_id uuid,
                                                 p_key text, p_hash text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -148,7 +154,7 @@ DECLARE
 BEGIN
 	SELECT referral_json(x) INTO body FROM referrals x WHERE x.id = p_id;
 	INSERT INTO idempotency_keys (office_id, key, request_hash, status, response)
-	VALUES ((p_who->>'id')::uuid, p_key, coalesce(p_hash, ''), 201, body);
+	VALUES ((p_who->>'id')::uuid, p_key, coalesce(p_hash, ''), 201, jsonb_build_object('id', p_id));
 	PERFORM audit_write(p_who, p_request_id, 'referral.submit', 'referral', p_id::text, 'ok');
 	RETURN api_result(201, body, jsonb_build_object('Location', '/v1/referrals/' || p_id));
 END $$;
@@ -249,7 +255,11 @@ BEGIN
 		SELECT r.* FROM referrals r
 		WHERE referral_in_scope(r, p_who)
 		  AND (p_who->>'role' <> 'office' OR r.office_id = (p_who->>'id')::uuid)
-		  AND (p_args->>'status' IS NULL OR r.status = p_args->>'status')
+		  -- An office filters on the status it may see, or the filter
+		  -- would tell it what the view hides.
+		  AND (p_args->>'status' IS NULL
+		       OR CASE WHEN p_who->>'role' = 'office' THEN referral_office_status(r)
+		               ELSE r.status END = p_args->>'status')
 		  AND (p_args->>'since' IS NULL OR r.created_at >= (p_args->>'since')::timestamptz)
 		  AND (cur.at IS NULL OR (r.created_at, r.id) < (cur.at, cur.id))
 		ORDER BY r.created_at DESC, r.id DESC
@@ -277,7 +287,10 @@ BEGIN
 	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'referral.withdraw', 'referral', p_args->>'id');
 	END IF;
-	IF r.status <> 'open' THEN
+	-- Open as the office sees it: without report-back a referral whose
+	-- assignments all ended still looks open to it, and a 409 here would
+	-- tell it otherwise; withdrawing it then marks it withdrawn.
+	IF referral_office_status(r) <> 'open' THEN
 		RETURN api_error(409, 'invalid_transition', 'only an open referral can be withdrawn');
 	END IF;
 

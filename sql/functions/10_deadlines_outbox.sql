@@ -243,9 +243,27 @@ END $$;
 -- transaction, then outbox_done() or outbox_retry(). A daemon dying mid-send
 -- leaves the lease to run out: at-least-once. Each row comes with its target
 -- webhooks (sealed secrets; the daemon opens them).
+-- What an office's webhook may receive (protocol v1.1): the end of its
+-- referral always; engagement events only while the client consents to
+-- report-back. Asked at every claim, so a revocation also stops events
+-- already queued (and their retries).
+CREATE OR REPLACE FUNCTION outbox_office_may_receive(p_type text, p_payload jsonb) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT CASE
+	WHEN p_type IN ('referral.withdrawn', 'referral.consent_revoked') THEN true
+	WHEN p_type IN ('assignment.accepted', 'assignment.completed', 'assignment.failed',
+	                'referral.closed') THEN
+		coalesce((SELECT referral_office_report_back(r) FROM referrals r
+		          WHERE r.id = try_uuid(p_payload->>'referral_id')), false)
+	ELSE false END
+$$;
+
 CREATE OR REPLACE FUNCTION outbox_claim(p_limit integer) RETURNS SETOF jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
+	-- The consent check reads referrals, which row-level security hides
+	-- from a connection without a context.
+	PERFORM ctx_set(jsonb_build_object('role', 'system'), 'outbox');
 	RETURN QUERY
 	WITH due AS (
 		SELECT id FROM outbox
@@ -269,7 +287,8 @@ BEGIN
 		                        AND ((h.programme AND c.organisation_id IS NULL
 		                              AND c.office_id IS NULL)
 		                             OR h.organisation_id = c.organisation_id
-		                             OR h.office_id = c.office_id)), '[]'))
+		                             OR (h.office_id = c.office_id
+		                                 AND outbox_office_may_receive(c.type, c.payload)))), '[]'))
 	FROM claimed c;
 END $$;
 

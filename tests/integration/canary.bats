@@ -63,7 +63,10 @@ no_canary_in_body() {
 @test "the same client from another office (duplicate_of) leaks nothing" {
 	submit "$OFFICE2_TOKEN" "$(printf '%s' "$CBODY" | jq -c --arg r "$(new_ref)" '.external_ref = $r')"
 	expect_status 201
-	[ "$(jget '.duplicate_of // ""')" != "" ]
+	# Linked silently: the second office never learns the first referral.
+	expect_office_view report_back
+	expect_no_echo "$(cut -d' ' -f1 "$BATS_FILE_TMPDIR/ids")"
+	[ "$(sql "SELECT duplicate_of FROM referrals WHERE id = '$(jget .id)'")" = "$(cut -d' ' -f1 "$BATS_FILE_TMPDIR/ids")" ]
 	no_canary_in_body
 }
 

@@ -27,12 +27,21 @@ teardown_file() { api_teardown_file; }
 	expect_time "$(jget .created_at)"
 	expect_json '.assignments | length' 2
 	expect_jq '[.assignments[].need] | sort == ["harm_reduction", "legal_support"]'
-	expect_jq 'all(.assignments[]; has("id") and has("need") and has("status")
-		and has("worker_id") and has("offer_expires_at"))'
-	expect_jq 'all(.assignments[]; .status == "offered")'
-	expect_json "$(printf '[.assignments[]|select(.need=="harm_reduction")][0].worker_id')" "$HR_W"
-	expect_json "$(printf '[.assignments[]|select(.need=="legal_support")][0].worker_id')" "$LS_W"
-	expect_time "$(jget '.assignments[0].offer_expires_at')"
+	# Without report-back consent the office learns only that each need
+	# has an assignment (protocol v1.1): no status, worker or offer time.
+	expect_office_view
+	expect_json .consent.report_back false
+	expect_json .consent.services true
+	[ "$(status_for harm_reduction)" = offered ]
+	[ "$(status_for legal_support)" = offered ]
+	[ "$(worker_for harm_reduction)" = "$HR_W" ]
+	[ "$(worker_for legal_support)" = "$LS_W" ]
+	# With report-back: the assignments' progress, still no worker.
+	submit "$OFFICE_TOKEN" "$(referral_json '.consent.report_back = true')"
+	expect_status 201
+	expect_office_view report_back
+	expect_jq 'all(.assignments[]; .status == "offered" and .accepted_at == null
+		and .contact_made_at == null and .ended_at == null and .outcome == null)'
 	# The office's answer never carries client data back.
 	expect_jq 'has("client") | not'
 	expect_jq 'has("note") | not'
@@ -54,6 +63,7 @@ teardown_file() { api_teardown_file; }
 	expect_json .status open
 	expect_json .created_at "$created"
 	expect_json '.assignments | length' 2
+	expect_office_view
 	expect_jq 'has("client") | not'
 	expect_jq '[paths | map(tostring) | join("/")] | map(select(test("contact|note|uic|phone"))) | length == 0'
 }
@@ -70,6 +80,7 @@ teardown_file() { api_teardown_file; }
 	expect_status 201
 	expect_json .id "$id"
 	[ "$(header Idempotent-Replayed)" = true ]
+	expect_office_view
 	# Nothing was created twice (the reference is stored only sealed and
 	# as a keyed hash: compare those).
 	[ "$(sql "SELECT count(*) FROM referrals WHERE external_ref_hash = (SELECT external_ref_hash FROM referrals WHERE id = '$id')")" = 1 ]
@@ -157,17 +168,32 @@ teardown_file() { api_teardown_file; }
 	first=$(jget .id)
 	holder=$(worker_for harm_reduction)
 	[ "$holder" = "$w1" ] || [ "$holder" = "$w2" ]
-	expect_jq '.duplicate_of == null'
+	expect_jq 'has("duplicate_of") | not'
 	# Same UIC in other letter case from the other office: a new referral,
-	# linked, and offered to the worker who already holds the client although
-	# the other worker is now less loaded.
+	# linked silently (the second office never learns the first one's id,
+	# with or without report-back), and offered to the worker who already
+	# holds the client although the other worker is now less loaded.
 	submit "$OFFICE2_TOKEN" "$(referral_json ".client.region=\"$region\" | .client.languages=[\"ky\"]
-		| .needs=[\"harm_reduction\"] | .client.uic=\"$(printf '%s' "$uic" | tr A-Z a-z)\"")"
+		| .needs=[\"harm_reduction\"] | .client.uic=\"$(printf '%s' "$uic" | tr A-Z a-z)\"
+		| .consent.report_back = true")"
 	expect_status 201
 	second=$(jget .id)
 	[ "$second" != "$first" ]
+	expect_office_view report_back
+	expect_no_echo "$first"
+	[ "$(worker_for harm_reduction)" = "$holder" ]
+	as "$OFFICE2_TOKEN" GET "/v1/referrals/$second"
+	expect_office_view report_back
+	expect_no_echo "$first"
+	as "$OFFICE2_TOKEN" GET "/v1/referrals?limit=200"
+	expect_no_echo "$first"
+	expect_no_echo "$holder"
+	# The link is there: the database and the supervisor see it.
+	[ "$(sql "SELECT duplicate_of FROM referrals WHERE id = '$second'")" = "$first" ]
+	as "$PROG_TOKEN" GET "/v1/referrals/$second"
+	expect_status 200
 	expect_json .duplicate_of "$first"
-	expect_json "$(printf '[.assignments[]|select(.need=="harm_reduction")][0].worker_id')" "$holder"
+	expect_json '.assignments[0].worker_id' "$holder"
 }
 
 @test "a withdrawn referral is not open: the same client later is not a duplicate" {
@@ -386,7 +412,9 @@ teardown_file() { api_teardown_file; }
 	as_office POST "/v1/referrals/$id/withdraw" '{"reason":"client moved"}'
 	expect_status 200
 	expect_json .status withdrawn
-	expect_jq 'all(.assignments[]; .status == "cancelled")'
+	expect_time "$(jget .withdrawn_at)"
+	expect_office_view
+	[ "$(sql "SELECT count(*) FROM assignments WHERE referral_id = '$id' AND status <> 'cancelled'")" = 0 ]
 	as_office POST "/v1/referrals/$id/withdraw" '{"reason":"again"}'
 	expect_error 409 invalid_transition
 	as_office POST "/v1/referrals/$id/withdraw" '{"reason":"x","extra":1}'
@@ -397,5 +425,11 @@ teardown_file() { api_teardown_file; }
 	submit "$OFFICE_TOKEN" "$(referral_json ".client.region = \"$(new_region)\"")"
 	expect_status 201
 	expect_json .status open
-	expect_jq 'all(.assignments[]; .status == "unassigned" and .worker_id == null)'
+	expect_office_view
+	[ "$(status_for harm_reduction)" = unassigned ]
+	[ "$(worker_for harm_reduction)" = "" ]
+	submit "$OFFICE_TOKEN" "$(referral_json ".client.region = \"$(new_region)\" | .consent.report_back = true")"
+	expect_status 201
+	expect_office_view report_back
+	expect_jq 'all(.assignments[]; .status == "unassigned")'
 }

@@ -60,6 +60,16 @@ api() {
 # jget JSON FILTER (jq -r)
 jget() { jq -r "$2" <<<"$1"; }
 
+# first_worker RESULT: the worker of the first assignment of a submission's
+# result, from the database ("null" when unassigned): an office's answer
+# never names the worker (protocol v1.1).
+first_worker() {
+	qs "select coalesce(worker_id::text, 'null') from assignments where id = '$(jget "$1" '.body.assignments[0].id')'"
+}
+first_status() {
+	qs "select status from assignments where id = '$(jget "$1" '.body.assignments[0].id')'"
+}
+
 mk_org() {
 	jget "$(api organisation_create "$(who_admin)" "{\"name\":\"$1\"}")" .body.id
 }

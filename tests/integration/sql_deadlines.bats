@@ -23,7 +23,7 @@ sweep() { q "select deadline_sweep(${1:-100})"; }
 	b=$(mk_worker "$org" harm_reduction b-d1 '["d1"]' '["ru"]' 3)
 	res=$(submit "$off" k1 E1 U1 '["harm_reduction"]' d1 '["ru"]' urgent)
 	aid=$(jget "$res" '.body.assignments[0].id')
-	first=$(jget "$res" '.body.assignments[0].worker_id')
+	first=$(first_worker "$res")
 	if [ "$first" = "$a" ]; then second=$b; else second=$a; fi
 	# Not yet due: nothing happens, and the sweeper is told when to wake.
 	res=$(sweep)

@@ -31,7 +31,7 @@ setup() {
 new_offer() {
 	local res
 	res=$(submit "$OFF" "k$RANDOM$RANDOM" "E$RANDOM$RANDOM" "U$RANDOM$RANDOM" '["harm_reduction"]' sm '["ru"]')
-	echo "$(jget "$res" '.body.assignments[0].id') $(jget "$res" '.body.assignments[0].worker_id')"
+	echo "$(jget "$res" '.body.assignments[0].id') $(first_worker "$res")"
 }
 act() { # ACTION WORKER ASSIGNMENT [EXTRA_JSON]
 	api "assignment_$1" "$(who_worker "$2" "$ORG")" "{\"id\":\"$3\"${4:+,$4}}"
@@ -79,7 +79,7 @@ act() { # ACTION WORKER ASSIGNMENT [EXTRA_JSON]
 	local res aid w
 	res=$(submit "$OFF" "k$RANDOM" "E$RANDOM" "U$RANDOM" '["legal_support"]' sm '["ru"]')
 	aid=$(jget "$res" '.body.assignments[0].id')
-	w=$(jget "$res" '.body.assignments[0].worker_id')
+	w=$(first_worker "$res")
 	[ "$w" = "$L1" ]
 	act accept "$w" "$aid" >/dev/null
 	[ "$(qs "select string_agg(kind, ',' order by kind) from deadlines where assignment_id = '$aid' and state = 'pending'")" = "consultation,first_contact" ]
@@ -176,7 +176,7 @@ act() { # ACTION WORKER ASSIGNMENT [EXTRA_JSON]
 	res=$(submit "$OFF" "k$RANDOM" "E$RANDOM" "U$RANDOM" '["harm_reduction","legal_support"]' sm '["ru"]')
 	rid=$(jget "$res" .body.id)
 	aid=$(jget "$res" '.body.assignments[0].id')
-	w=$(jget "$res" '.body.assignments[0].worker_id')
+	w=$(first_worker "$res")
 	if [ "$w" = "$W1" ]; then other=$W2; else other=$W1; fi
 	act accept "$w" "$aid" >/dev/null
 	res=$(api assignment_reassign "$(who_sup 00000000-0000-4000-8000-00000000000a "$ORG")" "{\"id\":\"$aid\",\"worker_id\":\"$other\",\"reason\":\"test\"}")

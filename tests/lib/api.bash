@@ -353,7 +353,38 @@ submit() {
 
 # assignment_for NEED: id of the assignment for NEED in the last referral body.
 assignment_for() { jget "[.assignments[] | select(.need == \"$1\")][0].id"; }
-worker_for() { jget "[.assignments[] | select(.need == \"$1\")][0].worker_id // \"\""; }
+# worker_for NEED / status_for NEED: the worker holding (and the status of)
+# that assignment, from the database: an office's answer never names the
+# worker, and shows statuses only with report-back consent (protocol v1.1).
+worker_for() {
+	local id
+	id=$(assignment_for "$1")
+	[ -n "$id" ] && [ "$id" != null ] || return 0
+	sql "SELECT coalesce(worker_id::text, '') FROM assignments WHERE id = '$id'"
+}
+status_for() {
+	local id
+	id=$(assignment_for "$1")
+	[ -n "$id" ] && [ "$id" != null ] || return 0
+	sql "SELECT status FROM assignments WHERE id = '$id'"
+}
+
+# expect_office_view [report_back]: the last body is a referral exactly as
+# an office may see it (protocol v1.1, "What an office sees"): only these
+# members, never a worker or a duplicate link; assignments with id and need
+# only, or with report_back their progress too (never a detail).
+expect_office_view() {
+	local akeys='["id","need"]'
+	[ "${1-}" = report_back ] &&
+		akeys='["accepted_at","contact_made_at","ended_at","id","need","outcome","status"]'
+	expect_jq '(keys == ["assignments","consent","created_at","external_ref","id","needs",
+		"status","urgency","withdrawn_at"])
+		and (.consent | keys == ["obtained_at","report_back","report_back_revoked_at",
+		"revoked_at","services"])
+		and all(.assignments[]; keys == '"$akeys"')
+		and ([.. | objects | select(has("worker_id") or has("duplicate_of") or has("detail")
+		      or has("offer_expires_at"))] | length == 0)'
+}
 
 # ---- database -------------------------------------------------------------
 

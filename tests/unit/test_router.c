@@ -91,6 +91,9 @@ static const struct expect brief[] = {
 	{ EVHTTP_REQ_POST, "/v1/assignments/" ID "/break-glass", "break_glass", ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_GET, "/v1/break-glass", "break_glass.list", ROLE_SUPERVISOR },
 	{ EVHTTP_REQ_POST, "/v1/subject-access", "subject_access", ROLE_SUPERVISOR },
+	/* v1.1 Consent revocation. */
+	{ EVHTTP_REQ_POST, "/v1/referrals/" ID "/consent/revoke", "referral.consent_revoke",
+	  ROLE_OFFICE | ROLE_WORKER | ROLE_SUPERVISOR },
 };
 
 static void test_every_brief_route(void **state)
