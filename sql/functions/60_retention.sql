@@ -36,8 +36,13 @@ BEGIN
 	WHERE id = ANY(p_ids);
 	GET DIAGNOSTICS n = ROW_COUNT;
 	-- Step 2: free text of its assignments, their events and history.
-	UPDATE assignments SET reason_sealed = NULL, detail_sealed = NULL
-	WHERE referral_id = ANY(p_ids) AND (reason_sealed IS NOT NULL OR detail_sealed IS NOT NULL);
+	-- A reassignment's reason is a supervisor's free text kept in clear in
+	-- reason (the other values there are codes): it goes too.
+	UPDATE assignments SET reason_sealed = NULL, detail_sealed = NULL,
+	       reason = CASE WHEN status = 'reassigned' THEN NULL ELSE reason END
+	WHERE referral_id = ANY(p_ids)
+	  AND (reason_sealed IS NOT NULL OR detail_sealed IS NOT NULL
+	       OR (status = 'reassigned' AND reason IS NOT NULL));
 	UPDATE assignment_events e SET detail_sealed = NULL, outcome_sealed = NULL
 	FROM assignments a
 	WHERE a.referral_id = ANY(p_ids) AND e.assignment_id = a.id
