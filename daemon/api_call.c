@@ -156,6 +156,7 @@ static const struct open_rule {
 	{ "reason_sealed", "reason", "assignments", "reason", 0 },
 	{ "detail_sealed", "detail", "assignment_events", "detail", 0 },
 	{ "outcome_sealed", "outcome", "assignment_events", "outcome", 0 },
+	{ "reason_sealed", "reason", "assignment_history", "reason", 0 },
 	{ "reason_sealed", "reason", "break_glass", "reason", 0 },
 };
 
@@ -689,10 +690,16 @@ static int api_call_seal_flags(struct req *r, json_t *args, unsigned flags,
 	    api_call_seal_text(r, args, "reason", "reason_sealed", "referrals", "withdrawn_reason",
 			       id, dek, rid) < 0)
 		return -1;
+	/* Kept in each history row of the reassignment: bound to the referral. */
+	if ((flags & API_SEAL_REASSIGN) && rid &&
+	    api_call_seal_text(r, args, "reason", "reason_sealed", "assignment_history", "reason",
+			       rid, dek, rid) < 0)
+		return -1;
 	return 0;
 }
 
-#define API_SEAL_ANY (API_SEAL_DETAIL | API_SEAL_REASON | API_SEAL_EVENT | API_SEAL_WITHDRAWN)
+#define API_SEAL_ANY \
+	(API_SEAL_DETAIL | API_SEAL_REASON | API_SEAL_EVENT | API_SEAL_WITHDRAWN | API_SEAL_REASSIGN)
 
 /* A route with free text, between finding its referral's key and its call. */
 struct api_seal {
@@ -782,6 +789,12 @@ static void api_seal_referral(void *arg, enum db_status st, const PGresult *res)
 			json_object_del(p->args, "outcome");
 		if (f & (API_SEAL_REASON | API_SEAL_WITHDRAWN))
 			json_object_del(p->args, "reason");
+		if (f & API_SEAL_REASSIGN) {
+			/* A required reason: a stand-in, so the call answers
+			 * 404 or 409 as it would; it is never stored. */
+			json_object_del(p->args, "reason");
+			json_object_set_new(p->args, "reason_sealed", json_string("-"));
+		}
 		json_decref(j);
 		api_seal_run(p, NULL);
 		return;

@@ -47,9 +47,10 @@ BEGIN
 	FROM assignments a
 	WHERE a.referral_id = ANY(p_ids) AND e.assignment_id = a.id
 	  AND (e.detail_sealed IS NOT NULL OR e.outcome_sealed IS NOT NULL);
-	UPDATE assignment_history h SET reason = NULL
+	UPDATE assignment_history h SET reason = NULL, reason_sealed = NULL
 	FROM assignments a
-	WHERE a.referral_id = ANY(p_ids) AND h.assignment_id = a.id AND h.reason IS NOT NULL;
+	WHERE a.referral_id = ANY(p_ids) AND h.assignment_id = a.id
+	  AND (h.reason IS NOT NULL OR h.reason_sealed IS NOT NULL);
 	-- Step 3: the data keys, deleted from the key store after commit.
 	INSERT INTO data_key_erasures (referral_id)
 	SELECT id FROM referrals WHERE id = ANY(p_ids)

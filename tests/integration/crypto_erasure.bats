@@ -191,3 +191,26 @@ accepted() {
 	read -r b ba pb <<<"$(accepted)"
 	[ "$(keys_sql "SELECT count(*) FROM data_keys WHERE referral_id = '$b' AND wrapped LIKE 'k2:%'")" = 1 ]
 }
+
+@test "a reassignment's reason is sealed under the referral's key, shown in the history, erased with it" {
+	local b ba pb w2 why="moved: $(rand_hex 8)"
+	read -r b ba pb <<<"$(accepted)"
+	w2=$(mk_worker "$ORG_A" harm_reduction bishkek ky,ru 100)
+	call "$SUP_A_TOKEN" POST "/v1/assignments/$ba/reassign" \
+		"$(jq -nc --arg w "$w2" --arg r "$why" '{worker_id:$w, reason:$r}')"
+	expect_status 200
+	call "$SUP_A_TOKEN" GET "/v1/assignments/$ba/history"
+	expect_status 200
+	expect_jq "[.items[] | select(.reason == \"$why\")] | length >= 1"
+	[ "$(sql "SELECT count(*) FROM assignment_history h JOIN assignments a ON a.id = h.assignment_id
+	          WHERE a.referral_id = '$b' AND (h.reason = '$why' OR a.reason = '$why')")" = 0 ]
+	[ "$(sql "SELECT count(*) FROM assignment_history WHERE assignment_id = '$ba'
+	          AND reason_sealed LIKE 'd@$b:%'")" -ge 1 ]
+	# Forgotten (as consent revocation does): the history keeps no reason.
+	sql "SELECT referral_forget('$b')" >/dev/null
+	wait_sql "SELECT count(*) FROM data_key_erasures WHERE referral_id = '$b'" 0 10
+	[ "$(keys_sql "SELECT count(*) FROM data_keys WHERE referral_id = '$b'")" = 0 ]
+	call "$SUP_A_TOKEN" GET "/v1/assignments/$ba/history"
+	expect_status 200
+	expect_jq '[.items[] | select(.reason != null)] | length == 0'
+}
