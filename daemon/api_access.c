@@ -28,12 +28,14 @@
 void api_subject_access(struct req *r, const struct api_op *op)
 {
 	json_t *args = api_call_args(r, op);
-	const struct keyring *k = r->app ? r->app->keys : NULL;
+	const struct keyring *k;
 	char hash[65], id[37];
 	int ok;
 
+	/* Without args the request has been answered, and r is gone. */
 	if (!args)
 		return;
+	k = r->app ? r->app->keys : NULL;
 	ok = k && crypto_uuid_v4(id) == 0 &&
 	     keyring_uic_hash(k, json_string_value(json_object_get(args, "uic")), hash) == 0;
 	/* The clear UIC leaves the args before anything else can see them. */
@@ -59,11 +61,12 @@ void api_subject_access(struct req *r, const struct api_op *op)
 void api_break_glass(struct req *r, const struct api_op *op)
 {
 	json_t *args = api_call_args(r, op);
-	const struct config *cfg = r->app ? r->app->cfg : NULL;
+	const struct config *cfg;
 	char id[37];
 
 	if (!args)
 		return;
+	cfg = r->app ? r->app->cfg : NULL;
 	if (crypto_uuid_v4(id) != 0) {
 		json_decref(args);
 		req_reply_error(r, 500, "internal_error", "internal error", NULL);

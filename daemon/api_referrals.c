@@ -2,8 +2,9 @@
  * api_referrals.c - POST /v1/referrals (the other referral routes are rows of
  * the route table; the body's schema is api_body_referral in api_schema.c).
  *
- * Owns: the cross-field rules (consent, birth year, probation dates), and
- * turning client secrets into what the database
+ * Owns: the cross-field rules (birth year, probation dates; consent to
+ * services is the database's rule, api_referral_submit), and turning client
+ * secrets into what the database
  * may hold: the UIC and external_ref become keyed hashes, contact, note and
  * external_ref are sealed under the referral's own data key (created in the
  * key store first; datakey.c), and the idempotency fingerprint of the body
@@ -30,7 +31,6 @@
 int api_referral_rules(const json_t *body, struct jv_error *e)
 {
 	const json_t *client = json_object_get(body, "client");
-	const json_t *consent = json_object_get(body, "consent");
 	const json_t *prob = json_object_get(body, "probation");
 	json_int_t by = json_integer_value(json_object_get(client, "birth_year"));
 
@@ -44,10 +44,6 @@ int api_referral_rules(const json_t *body, struct jv_error *e)
 			return jsonv_fail(e, 400, "invalid_value", "ends before it starts",
 					  "/probation/ends_on");
 	}
-	if (!json_is_true(json_object_get(consent, "services")))
-		return jsonv_fail(e, 422, "consent_required",
-				  "the client's consent to services is required",
-				  "/consent/services");
 	return 0;
 }
 

@@ -44,31 +44,23 @@
 static long seal_run(struct job *j, void *arg)
 {
 	struct app *app = arg;
-	char batch[16];
-	const char *params[1] = { batch };
 
-	snprintf(batch, sizeof(batch), "%d", app->cfg->audit_seal_batch);
-	return job_submit(j, "audit_seal", 1, params) < 0 ? JOB_FAILED : JOB_RUNNING;
+	return job_submit_batch(j, "audit_seal", app->cfg->audit_seal_batch);
 }
 
 static long seal_next(void *arg, enum db_status st, const PGresult *res)
 {
 	struct app *app = arg;
-	json_t *j;
+	json_t *j = job_result_object(st, res);
 	long sealed, ms = app->cfg->audit_seal_interval_ms;
 
-	if (st != DB_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+	if (!j)
 		return JOB_FAILED;
-	j = json_loadb(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, NULL);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return JOB_FAILED;
-	}
-	sealed = (long)json_integer_value(json_object_get(j, "sealed"));
+	sealed = job_json_long(j, "sealed");
 	if (sealed > 0)
-		metrics_count(app->metrics, "referrald_audit_sealed_total", (unsigned long)sealed);
+		metrics_add(app->metrics, M_AUDIT_SEALED, (unsigned long)sealed);
 	if (json_is_true(json_object_get(j, "busy")))
-		metrics_count(app->metrics, "referrald_audit_seal_busy_total", 1);
+		metrics_add(app->metrics, M_AUDIT_SEAL_BUSY, 1);
 	else if (json_is_true(json_object_get(j, "more")))
 		ms = JOB_NOW;
 	json_decref(j);
@@ -113,7 +105,7 @@ static void head_published(void *arg, enum db_status st, const PGresult *res)
 		log_warn("audit_head_publish_failed", "status=%s sqlstate=%s",
 			 db_status_to_str(st), res ? db_sqlstate(res) : "");
 	else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-		metrics_count(app->metrics, "referrald_audit_heads_published_total", 1);
+		metrics_add(app->metrics, M_AUDIT_HEADS_PUBLISHED, 1);
 }
 
 /* The job's own handle for the publish: set at start (one job per app). */

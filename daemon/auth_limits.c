@@ -92,7 +92,7 @@ static void limits_reply_429(struct req *r, uint32_t retry_s, const char *what)
 
 	snprintf(v, sizeof(v), "%u", retry_s ? retry_s : 1);
 	if (r->app && r->app->metrics)
-		metrics_count(r->app->metrics, "referrald_rate_limited_total", 1);
+		metrics_add(r->app->metrics, M_RATE_LIMITED, 1);
 	log_event(LOG_INFO, r->id, "rate_limited", "limit=%s retry_after=%u", what, retry_s);
 	req_add_header(r, "Retry-After", v);
 	req_reply_error(r, 429, "rate_limited", "too many requests; retry later", NULL);
@@ -186,7 +186,7 @@ void auth_limits_failed(struct req *r, const char *reason, const char *message)
 		ratelimit_hit(r->app->limits->fail, r->peer_key, 16, &spec, limits_now());
 	}
 	if (r->app->metrics)
-		metrics_count(r->app->metrics, "referrald_auth_failures_total", 1);
+		metrics_add(r->app->metrics, M_AUTH_FAILURES, 1);
 	ratelimit_addr_text(r->peer_key, addr, sizeof(addr));
 	cred[0] = '\0';
 	if (r->cert.present && !req_header(r, "Authorization"))

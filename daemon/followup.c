@@ -56,23 +56,6 @@ static long long followup_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static long followup_int(json_t *o, const char *k)
-{
-	json_t *v = json_object_get(o, k);
-
-	return json_is_integer(v) ? (long)json_integer_value(v) : 0;
-}
-
-/* The statement's one jsonb value, or NULL. */
-static json_t *followup_result(enum db_status st, const PGresult *res)
-{
-	json_error_t jerr;
-
-	if (st != DB_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
-		return NULL;
-	return json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
-}
-
 /* Re-matching ------------------------------------------------------------ */
 
 static long rematch_run(struct job *j, void *arg)
@@ -94,7 +77,7 @@ static long rematch_next(void *arg, enum db_status st, const PGresult *res)
 {
 	struct rematch *m = arg;
 	const struct config *cfg = m->app->cfg;
-	json_t *r = followup_result(st, res);
+	json_t *r = job_result_object(st, res);
 	long offered, busy, more;
 	long long until_full;
 
@@ -103,8 +86,8 @@ static long rematch_next(void *arg, enum db_status st, const PGresult *res)
 			m->last_full = 0; /* that full pass did not happen: the next run is one */
 		return JOB_FAILED;
 	}
-	offered = followup_int(r, "offered");
-	busy = followup_int(r, "busy");
+	offered = job_json_long(r, "offered");
+	busy = job_json_long(r, "busy");
 	more = json_is_true(json_object_get(r, "more"));
 	json_decref(r);
 	if (offered > 0) {
@@ -166,13 +149,13 @@ static long steps_run(struct job *j, void *arg)
 static long steps_next(void *arg, enum db_status st, const PGresult *res)
 {
 	struct app *app = arg;
-	json_t *r = followup_result(st, res), *in;
+	json_t *r = job_result_object(st, res), *in;
 	long reminded, escalated, more, sleep_ms = app->cfg->sweeper_max_sleep_ms;
 
 	if (!r)
 		return JOB_FAILED;
-	reminded = followup_int(r, "reminded");
-	escalated = followup_int(r, "escalated");
+	reminded = job_json_long(r, "reminded");
+	escalated = job_json_long(r, "escalated");
 	more = json_is_true(json_object_get(r, "more"));
 	in = json_object_get(r, "next_in_ms");
 	if (json_is_integer(in) && json_integer_value(in) < sleep_ms)

@@ -419,7 +419,7 @@ static void hs_admit_cb(evutil_socket_t fd, short what, void *arg)
 	log_info("connection_refused", "reason=connections_per_address listener=%s",
 		 c->s->kind == LISTENER_OPS ? "ops" : "api");
 	if (c->s->app->metrics != NULL)
-		metrics_count(c->s->app->metrics, "referrald_connections_refused_per_address_total", 1);
+		metrics_add(c->s->app->metrics, M_REFUSED_PER_ADDRESS, 1);
 	shutdown(sock, SHUT_RDWR);
 	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, 0);
 }

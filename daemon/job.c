@@ -38,6 +38,7 @@
  * next() after job_stop(); log a statement's parameters or error text
  * (status and sqlstate only).
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -180,6 +181,37 @@ int job_submit(struct job *j, const char *stmt, int nparams, const char *const *
 	if (!db_submit(j->app->pool, stmt, nparams, values, job_db_cb, j, 0))
 		return -1;
 	return 0;
+}
+
+long job_submit_batch(struct job *j, const char *stmt, long batch)
+{
+	char v[24];
+	const char *params[1] = { v };
+
+	snprintf(v, sizeof(v), "%ld", batch);
+	return job_submit(j, stmt, 1, params) < 0 ? JOB_FAILED : JOB_RUNNING;
+}
+
+json_t *job_result_object(enum db_status st, const PGresult *res)
+{
+	json_t *o;
+
+	if (st != DB_OK || res == NULL || PQntuples(res) != 1 || PQnfields(res) != 1 ||
+	    PQgetisnull(res, 0, 0))
+		return NULL;
+	o = json_loadb(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+long job_json_long(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (long)json_integer_value(v) : 0;
 }
 
 void job_done(struct job *j, long next_ms)

@@ -5,6 +5,8 @@
 #ifndef REFD_JOB_H
 #define REFD_JOB_H
 
+#include <jansson.h>
+
 #include "db_pool.h"
 
 struct app;
@@ -47,6 +49,15 @@ void job_run_now(struct job *j);
 /* The run's statement; its result goes to def->next. 0, or -1 when the
  * pool is closed (return JOB_FAILED from run() then). */
 int job_submit(struct job *j, const char *stmt, int nparams, const char *const *values);
+/* run() for a statement of one integer parameter (a batch size): submit it
+ * and return JOB_RUNNING, or JOB_FAILED. */
+long job_submit_batch(struct job *j, const char *stmt, long batch);
+/* For next(): the JSON object a statement answered as its one value (one row,
+ * one column, not NULL), or NULL when st is not DB_OK or the answer is not
+ * that. The caller json_decref()s it. */
+json_t *job_result_object(enum db_status st, const PGresult *res);
+/* An integer member of o, or 0 when it is absent or not an integer. */
+long job_json_long(const json_t *o, const char *key);
 /* End a run that did not use job_submit (next_ms as next() returns it).
  * When the job was stopped meanwhile this may free it and its arg: call it
  * last. */

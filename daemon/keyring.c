@@ -44,11 +44,11 @@
  * ciphertext moved to another row, column, table or key id no longer opens.
  */
 #include "keyring.h"
+#include "errbuf.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,19 +90,7 @@ struct keyring {
 };
 
 static int keyring_derive_subkeys(struct keyring *k);
-static void keyring_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void keyring_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#define keyring_err errbuf_set
 
 static int hexval(int c)
 {

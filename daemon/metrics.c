@@ -2,7 +2,7 @@
  * metrics.c - Prometheus text metrics for one process.
  *
  * Owns: fixed-size counter tables (routes x status codes, a latency histogram
- * per route, free-form counters named by the code) and their rendering in
+ * per route, the counters of enum metric, the jobs' runs) and their rendering in
  * the Prometheus text exposition format 0.0.4.
  * Must never: take a label from client input: route names come from the
  * static route table, statuses are integers, counter names are literals in
@@ -23,7 +23,6 @@
 
 #define METRICS_MAX_ROUTES 64
 #define METRICS_MAX_STATUSES 24   /* distinct statuses kept per route */
-#define METRICS_MAX_COUNTERS 64
 #define METRICS_MAX_JOBS 16
 #define METRICS_NAME_MAX 64
 
@@ -54,10 +53,6 @@ struct metrics_route {
 	struct metrics_hist latency;
 };
 
-struct metrics_counter {
-	char name[METRICS_NAME_MAX];
-	unsigned long value;
-};
 
 struct metrics_job {
 	char name[METRICS_NAME_MAX];
@@ -73,8 +68,6 @@ struct metrics {
 	int nroutes;
 	struct metrics_route route[METRICS_MAX_ROUTES];
 	unsigned long fixed[M_NCOUNTERS];    /* metrics_table's counters */
-	int ncounters;                       /* named on first use (metrics_count) */
-	struct metrics_counter counter[METRICS_MAX_COUNTERS];
 };
 
 struct metrics *metrics_new(void)
@@ -264,38 +257,24 @@ static const struct {
 				   "deadline.due_soon reminders sent (this process)." },
 	[M_ESCALATIONS_LEVEL2] = { "referrald_deadline_escalations_level2_total",
 				   "Missed deadlines escalated to programme supervisors (level 2)." },
+	[M_RATE_LIMITED] = { "referrald_rate_limited_total",
+			     "Requests answered 429 by a [limits] rule." },
+	[M_AUTH_FAILURES] = { "referrald_auth_failures_total",
+			      "Failed authentications (answered 401)." },
+	[M_REFUSED_PER_ADDRESS] = { "referrald_connections_refused_per_address_total",
+				    "Connections closed at once: too many from one address." },
+	[M_AUDIT_SEALED] = { "referrald_audit_sealed_total",
+			     "Audit records sealed into the hash chain." },
+	[M_AUDIT_SEAL_BUSY] = { "referrald_audit_seal_busy_total",
+				"Sealer runs that found another sealer at work." },
+	[M_AUDIT_HEADS_PUBLISHED] = { "referrald_audit_heads_published_total",
+				      "Signed audit heads published." },
 };
 
 void metrics_add(struct metrics *m, enum metric id, unsigned long n)
 {
 	if (m != NULL && id < M_NCOUNTERS)
 		m->fixed[id] += n;
-}
-
-void metrics_count(struct metrics *m, const char *name, unsigned long n)
-{
-	int i;
-
-	if (m == NULL || name == NULL || strncmp(name, "referrald_", 10) != 0 ||
-	    !metrics_name_ok(name))
-		return;
-	for (i = 0; i < M_NCOUNTERS; i++) {
-		if (strcmp(metrics_table[i].name, name) == 0) {
-			m->fixed[i] += n;
-			return;
-		}
-	}
-	for (i = 0; i < m->ncounters; i++) {
-		if (strcmp(m->counter[i].name, name) == 0) {
-			m->counter[i].value += n;
-			return;
-		}
-	}
-	if (m->ncounters == METRICS_MAX_COUNTERS)
-		return;
-	i = m->ncounters++;
-	strcpy(m->counter[i].name, name);
-	m->counter[i].value = n;
 }
 
 struct metrics_job *metrics_job(struct metrics *m, const char *name)
@@ -415,7 +394,4 @@ void metrics_render(const struct metrics *m, const struct db_pool_stats *pool,
 	for (i = 0; m && i < M_NCOUNTERS; i++)
 		metrics_render_value(out, metrics_table[i].name, metrics_table[i].help, "counter",
 				     m->fixed[i]);
-	for (i = 0; m && i < m->ncounters; i++)
-		evbuffer_add_printf(out, "# TYPE %s counter\n%s %lu\n", m->counter[i].name,
-				    m->counter[i].name, m->counter[i].value);
 }

@@ -34,12 +34,15 @@ enum metric {
 	M_REMATCH_OFFERS,          /* referrald_rematch_offers_total */
 	M_DEADLINE_REMINDERS,      /* referrald_deadline_reminders_total */
 	M_ESCALATIONS_LEVEL2,      /* referrald_deadline_escalations_level2_total */
+	M_RATE_LIMITED,            /* referrald_rate_limited_total */
+	M_AUTH_FAILURES,           /* referrald_auth_failures_total */
+	M_REFUSED_PER_ADDRESS,     /* referrald_connections_refused_per_address_total */
+	M_AUDIT_SEALED,            /* referrald_audit_sealed_total */
+	M_AUDIT_SEAL_BUSY,         /* referrald_audit_seal_busy_total */
+	M_AUDIT_HEADS_PUBLISHED,   /* referrald_audit_heads_published_total */
 	M_NCOUNTERS
 };
 void metrics_add(struct metrics *m, enum metric id, unsigned long n);
-/* A counter by its full name ("referrald_..._total"), added on first use:
- * for code on other branches not yet in the table (prefer metrics_add). */
-void metrics_count(struct metrics *m, const char *name, unsigned long n);
 
 /* The follow-up gauges read from the database: a rendered text block (owned
  * by m from then on) and whether the one held is younger than max_age_ms. */

@@ -21,8 +21,8 @@
  * message for classes that describe the schema, not rows).
  */
 #include "migrate.h"
+#include "errbuf.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,19 +32,7 @@
 /* Arbitrary constant shared by every referrald: "refdmigr" in ASCII. */
 #define MIGRATE_LOCK_KEY "7522537126473082226"
 
-static void migrate_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void migrate_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#define migrate_err errbuf_set
 
 /* Connection-level libpq errors (host, port, authentication) are safe to
  * show; strip the trailing newline libpq adds. */
@@ -133,6 +121,25 @@ static int migrate_known_max(void)
 	return max;
 }
 
+/* One value of a one-row query (with at most one parameter) into buf;
+ * 0, or -1 with err (what it was reading). */
+static int migrate_value(PGconn *c, const char *sql, const char *param, const char *what,
+			 char *buf, size_t n, char *err, size_t errlen)
+{
+	const char *params[1] = { param };
+	PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL, param ? params : NULL, NULL, NULL,
+				   0);
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		migrate_res_err(r, what, err, errlen);
+		PQclear(r);
+		return -1;
+	}
+	snprintf(buf, n, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
 /* Fill applied[i] = 1 for each embedded migration already recorded (2 when
  * it was recorded before checksums were, so its checksum is still to be
  * written), and check the database is not ahead of the binary and that no
@@ -141,21 +148,15 @@ static int migrate_known_max(void)
 static int migrate_scan(PGconn *c, char *applied, char *err, size_t errlen)
 {
 	PGresult *r;
+	char exists[8];
 	int i, j, pending = 0, known_max = migrate_known_max(), db_max = 0;
 
 	memset(applied, 0, (size_t)(refd_migrations_count > 0 ? refd_migrations_count : 1));
-	r = PQexec(c, "SELECT to_regclass('schema_migrations') IS NOT NULL");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		migrate_res_err(r, "reading schema_migrations", err, errlen);
-		PQclear(r);
+	if (migrate_value(c, "SELECT to_regclass('schema_migrations') IS NOT NULL", NULL,
+			  "reading schema_migrations", exists, sizeof(exists), err, errlen) < 0)
 		return -1;
-	}
-	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
-		/* Fresh database: everything is pending. */
-		PQclear(r);
-		return refd_migrations_count;
-	}
-	PQclear(r);
+	if (strcmp(exists, "t") != 0)
+		return refd_migrations_count; /* fresh database: everything is pending */
 	/* to_jsonb: a database migrated before checksums were recorded has no
 	 * checksum column yet (NULL here; the column is added when applying). */
 	r = PQexec(c, "SELECT version, to_jsonb(m)->>'checksum' FROM schema_migrations m "
@@ -255,30 +256,18 @@ fail:
  * the table does not exist yet), -1 on error. */
 static int migrate_functions_current(PGconn *c, char *err, size_t errlen)
 {
-	const char *params[1] = { refd_functions_checksum };
-	PGresult *r;
-	int cur;
+	char v[24];
 
-	r = PQexec(c, "SELECT to_regclass('schema_functions') IS NOT NULL");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		migrate_res_err(r, "reading schema_functions", err, errlen);
-		PQclear(r);
+	if (migrate_value(c, "SELECT to_regclass('schema_functions') IS NOT NULL", NULL,
+			  "reading schema_functions", v, sizeof(v), err, errlen) < 0)
 		return -1;
-	}
-	cur = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	PQclear(r);
-	if (!cur)
+	if (strcmp(v, "t") != 0)
 		return 0;
-	r = PQexecParams(c, "SELECT count(*) FROM schema_functions WHERE checksum = $1",
-			 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		migrate_res_err(r, "reading schema_functions", err, errlen);
-		PQclear(r);
+	if (migrate_value(c, "SELECT count(*) FROM schema_functions WHERE checksum = $1",
+			  refd_functions_checksum, "reading schema_functions", v, sizeof(v), err,
+			  errlen) < 0)
 		return -1;
-	}
-	cur = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
-	PQclear(r);
-	return cur;
+	return strcmp(v, "1") == 0;
 }
 
 /* Every file of sql/functions/ in one transaction, then the checksum. */
@@ -441,18 +430,9 @@ static int migrate_show(PGconn *c, const char *name, char *buf, size_t n, char *
 			size_t errlen)
 {
 	char sql[64];
-	PGresult *r;
 
 	snprintf(sql, sizeof(sql), "SHOW %s", name);
-	r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		migrate_res_err(r, sql, err, errlen);
-		PQclear(r);
-		return -1;
-	}
-	snprintf(buf, n, "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return 0;
+	return migrate_value(c, sql, NULL, sql, buf, n, err, errlen);
 }
 
 int migrate_check_durability(const char *conninfo, char *err, size_t errlen)

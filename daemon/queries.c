@@ -111,8 +111,6 @@ static const struct query queries[] = {
 	{ "data_key_erasures_due", "SELECT data_key_erasures_due($1::int)", 1 },
 	{ "data_key_erasures_done", "SELECT data_key_erasures_done($1::uuid[])", 1 },
 	{ "assignment_referral", "SELECT assignment_referral($1::uuid)", 1 },
-
-	/* Other modules append their statements here. */
 };
 
 const struct query *queries_table(int *count)

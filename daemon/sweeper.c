@@ -61,18 +61,13 @@ static long sweeper_ms_until(const char *ts)
 
 /* Parse {"processed": n, "next_due_at": RFC 3339 | null} (or "next_due_in_ms",
  * preferred when present: it is computed on the database's clock). */
-static int sweeper_parse(const PGresult *res, long *processed, long *next_ms)
+static int sweeper_parse(enum db_status st, const PGresult *res, long *processed, long *next_ms)
 {
-	json_t *j, *v;
-	json_error_t jerr;
+	json_t *j = job_result_object(st, res), *v;
 
-	if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
-		return -1;
-	j = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
 	if (!j)
 		return -1;
-	v = json_object_get(j, "processed");
-	*processed = json_is_integer(v) ? (long)json_integer_value(v) : 0;
+	*processed = job_json_long(j, "processed");
 	v = json_object_get(j, "next_due_in_ms");
 	*next_ms = json_is_integer(v) ? (long)json_integer_value(v) : -1;
 	v = json_object_get(j, "next_due_at");
@@ -91,11 +86,8 @@ static int sweeper_parse(const PGresult *res, long *processed, long *next_ms)
 static long sweeper_run(struct job *j, void *arg)
 {
 	struct app *app = arg;
-	char batch[24];
-	const char *params[1] = { batch };
 
-	snprintf(batch, sizeof(batch), "%d", app->cfg->sweeper_batch);
-	return job_submit(j, "deadline_sweep", 1, params) < 0 ? JOB_FAILED : JOB_RUNNING;
+	return job_submit_batch(j, "deadline_sweep", app->cfg->sweeper_batch);
 }
 
 static long sweeper_next(void *arg, enum db_status st, const PGresult *res)
@@ -103,7 +95,7 @@ static long sweeper_next(void *arg, enum db_status st, const PGresult *res)
 	struct app *app = arg;
 	long processed = 0, next_ms = -1, sleep_ms = app->cfg->sweeper_max_sleep_ms;
 
-	if (st != DB_OK || sweeper_parse(res, &processed, &next_ms) < 0)
+	if (sweeper_parse(st, res, &processed, &next_ms) < 0)
 		return JOB_FAILED;
 	if (processed > 0) {
 		metrics_add(app->metrics, M_SWEEPER_MISSED, (unsigned long)processed);

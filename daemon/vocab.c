@@ -3,8 +3,9 @@
  * outcomes, ...), once, for the validation tables (JV_ENUM, JQ_ENUM) and
  * every other C check.
  *
- * Owns: the C copy of each set; vocab_sets names them all, so a test can hold
- * them against the database's CHECKs and the spec's enums.
+ * Owns: the C copy of each set; vocab_sets names them all, so
+ * sql_value_sets.bats can hold them against their source, the domains of
+ * sql/migrations/0075_value_sets.sql, and against the spec's enums.
  * Must never: grow a value the database would refuse (the test fails then).
  */
 #include <string.h>

@@ -10,8 +10,9 @@ set -eu
 
 # Build: compiler, pkg-config and the four libraries the Makefile links.
 # Test: cmocka (unit), PostgreSQL 15 server (integration starts private
-# clusters), bats/jq/curl/openssl (clients), GNU parallel (bats runs two
-# files at once with it), iproute2/procps (ports, pids).
+# clusters), bats/jq/curl/openssl (clients), yq (reads the spec's enums,
+# sql_value_sets.bats), GNU parallel (bats runs two files at once with it),
+# iproute2/procps (ports, pids).
 # Web pages' tests: Debian's Chromium (driven by playwright-core from npm,
 # which never downloads a browser of its own) and a font with Cyrillic for
 # its screenshots; zlib (a unit test inflates the embedded gzip pages).
@@ -23,7 +24,7 @@ PKGS="build-essential pkg-config
 libevent-dev libssl-dev libpq-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev
 debhelper lintian haproxy
 postgresql-15 postgresql-client-15 postgresql-contrib
-bats parallel jq curl openssl ca-certificates
+bats parallel jq yq curl openssl ca-certificates
 iproute2 procps
 wrk nginx-light
 clang libclang-rt-14-dev

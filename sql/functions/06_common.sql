@@ -67,6 +67,20 @@ EXCEPTION WHEN invalid_text_representation THEN
 	RETURN NULL;
 END $$;
 
+-- Whether p is one of the values of a value-set domain (0075_value_sets.sql,
+-- the one list of each set); NULL is not.
+CREATE OR REPLACE FUNCTION is_value_of(p text, p_domain regtype) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	IF p IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE format('SELECT $1::%s', p_domain) USING p;
+	RETURN true;
+EXCEPTION WHEN check_violation THEN
+	RETURN false;
+END $$;
+
 -- List paging: newest first by (created_at, id). The cursor is base64url of
 -- "<epoch microseconds>,<uuid>": opaque to callers, stable under inserts.
 CREATE OR REPLACE FUNCTION cursor_encode(p_at timestamptz, p_id uuid) RETURNS text
@@ -95,6 +109,42 @@ CREATE OR REPLACE FUNCTION api_limit(p_args jsonb) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT least(greatest(coalesce((p_args->>'limit')::integer, 50), 1), 200)
 $$;
+
+-- The steps every list takes before its query: the request context, the
+-- roles it serves (api_forbidden under its action otherwise) and the paging
+-- cursor (400 invalid_cursor). err is the answer to return when not NULL;
+-- at/id are the cursor's position (NULL: the first page).
+CREATE OR REPLACE FUNCTION list_start(p_who jsonb, p_request_id text, p_args jsonb, p_action text,
+                                      p_roles text[], OUT err jsonb, OUT at timestamptz,
+                                      OUT id uuid)
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM ctx_set(p_who, p_request_id);
+	IF NOT coalesce(p_who->>'role' = ANY (p_roles), false) THEN
+		err := api_forbidden(p_who, p_request_id, p_action);
+		RETURN;
+	END IF;
+	SELECT c.at, c.id INTO at, id FROM cursor_decode(p_args->>'cursor') c;
+EXCEPTION WHEN SQLSTATE 'RF400' THEN
+	err := api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
+END $$;
+
+-- The steps after it: p_page holds up to p_lim + 1 rows, newest first, each
+-- {"c": its cursor, "j": its item}; the answer shows p_lim of them, "next"
+-- the cursor of the last shown when there are more, and the read is audited.
+CREATE OR REPLACE FUNCTION list_reply(p_who jsonb, p_request_id text, p_action text,
+                                      p_object_type text, p_object_id text, p_page jsonb,
+                                      p_lim integer)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	n integer := coalesce(jsonb_array_length(p_page), 0);
+BEGIN
+	PERFORM audit_write(p_who, p_request_id, p_action, p_object_type, p_object_id, 'ok');
+	RETURN api_result(200, jsonb_build_object(
+		'items', coalesce((SELECT jsonb_agg(p_page->i->'j' ORDER BY i)
+		                   FROM generate_series(0, least(n, p_lim) - 1) i), '[]'),
+		'next', CASE WHEN n > p_lim THEN p_page->(p_lim - 1)->>'c' END));
+END $$;
 
 CREATE OR REPLACE FUNCTION jsonb_text_array(p jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$

@@ -238,39 +238,28 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	lim integer := api_limit(p_args);
 	cur record;
-	page referrals[];
-	n integer;
+	page jsonb;
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('office', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'referral.list');
+	cur := list_start(p_who, p_request_id, p_args, 'referral.list', ARRAY['office', 'supervisor']);
+	IF cur.err IS NOT NULL THEN
+		RETURN cur.err;
 	END IF;
-	BEGIN
-		cur := cursor_decode(p_args->>'cursor');
-	EXCEPTION WHEN SQLSTATE 'RF400' THEN
-		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
-	END;
-
-	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
-		SELECT r.* FROM referrals r
-		WHERE referral_in_scope(r, p_who)
-		  AND (p_who->>'role' <> 'office' OR r.office_id = (p_who->>'id')::uuid)
-		  -- An office filters on the status it may see, or the filter
-		  -- would tell it what the view hides.
-		  AND (p_args->>'status' IS NULL
-		       OR CASE WHEN p_who->>'role' = 'office' THEN referral_office_status(r)
-		               ELSE r.status END = p_args->>'status')
-		  AND (p_args->>'since' IS NULL OR r.created_at >= (p_args->>'since')::timestamptz)
-		  AND (cur.at IS NULL OR (r.created_at, r.id) < (cur.at, cur.id))
-		ORDER BY r.created_at DESC, r.id DESC
-		LIMIT lim + 1) x;
-	n := coalesce(cardinality(page), 0);
-
-	PERFORM audit_write(p_who, p_request_id, 'referral.list', 'referral', NULL, 'ok');
-	RETURN api_result(200, jsonb_build_object(
-		'items', coalesce((SELECT jsonb_agg(referral_json(page[i]) ORDER BY i)
-		                   FROM generate_series(1, least(n, lim)) i), '[]'),
-		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
+	SELECT jsonb_agg(jsonb_build_object('c', cursor_encode((s.x).created_at, (s.x).id),
+	                                    'j', referral_json(s.x))
+	                 ORDER BY (s.x).created_at DESC, (s.x).id DESC) INTO page
+	FROM (SELECT r AS x FROM referrals r
+	      WHERE referral_in_scope(r, p_who)
+	        AND (p_who->>'role' <> 'office' OR r.office_id = (p_who->>'id')::uuid)
+	        -- An office filters on the status it may see, or the filter
+	        -- would tell it what the view hides.
+	        AND (p_args->>'status' IS NULL
+	             OR CASE WHEN p_who->>'role' = 'office' THEN referral_office_status(r)
+	                     ELSE r.status END = p_args->>'status')
+	        AND (p_args->>'since' IS NULL OR r.created_at >= (p_args->>'since')::timestamptz)
+	        AND (cur.at IS NULL OR (r.created_at, r.id) < (cur.at, cur.id))
+	      ORDER BY r.created_at DESC, r.id DESC
+	      LIMIT lim + 1) s;
+	RETURN list_reply(p_who, p_request_id, 'referral.list', 'referral', NULL, page, lim);
 END $$;
 
 CREATE OR REPLACE FUNCTION api_referral_withdraw(p_who jsonb, p_request_id text, p_args jsonb)

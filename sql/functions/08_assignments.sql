@@ -101,36 +101,25 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	lim integer := api_limit(p_args);
 	cur record;
-	page assignments[];
-	n integer;
+	page jsonb;
 	overdue boolean := coalesce((p_args->>'overdue')::boolean, false);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('worker', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'assignment.list');
+	cur := list_start(p_who, p_request_id, p_args, 'assignment.list', ARRAY['worker', 'supervisor']);
+	IF cur.err IS NOT NULL THEN
+		RETURN cur.err;
 	END IF;
-	BEGIN
-		cur := cursor_decode(p_args->>'cursor');
-	EXCEPTION WHEN SQLSTATE 'RF400' THEN
-		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
-	END;
-
-	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
-		SELECT a.* FROM assignments a
-		WHERE assignment_in_scope(a, p_who)
-		  AND (p_who->>'role' <> 'worker' OR a.worker_id = (p_who->>'id')::uuid)
-		  AND (p_args->>'status' IS NULL OR a.status = p_args->>'status')
-		  AND (NOT overdue OR assignment_overdue(a.id))
-		  AND (cur.at IS NULL OR (a.created_at, a.id) < (cur.at, cur.id))
-		ORDER BY a.created_at DESC, a.id DESC
-		LIMIT lim + 1) x;
-	n := coalesce(cardinality(page), 0);
-
-	PERFORM audit_write(p_who, p_request_id, 'assignment.list', 'assignment', NULL, 'ok');
-	RETURN api_result(200, jsonb_build_object(
-		'items', coalesce((SELECT jsonb_agg(assignment_json(page[i]) - 'client' - 'note_sealed' - 'reason_sealed' ORDER BY i)
-		                   FROM generate_series(1, least(n, lim)) i), '[]'),
-		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
+	SELECT jsonb_agg(jsonb_build_object('c', cursor_encode((s.x).created_at, (s.x).id),
+	                                    'j', assignment_json(s.x) - 'client' - 'note_sealed' - 'reason_sealed')
+	                 ORDER BY (s.x).created_at DESC, (s.x).id DESC) INTO page
+	FROM (SELECT a AS x FROM assignments a
+	      WHERE assignment_in_scope(a, p_who)
+	        AND (p_who->>'role' <> 'worker' OR a.worker_id = (p_who->>'id')::uuid)
+	        AND (p_args->>'status' IS NULL OR a.status = p_args->>'status')
+	        AND (NOT overdue OR assignment_overdue(a.id))
+	        AND (cur.at IS NULL OR (a.created_at, a.id) < (cur.at, cur.id))
+	      ORDER BY a.created_at DESC, a.id DESC
+	      LIMIT lim + 1) s;
+	RETURN list_reply(p_who, p_request_id, 'assignment.list', 'assignment', NULL, page, lim);
 END $$;
 
 CREATE OR REPLACE FUNCTION api_assignment_accept(p_who jsonb, p_request_id text, p_args jsonb)

@@ -234,13 +234,13 @@ DECLARE
 	rb interval;
 BEGIN
 	IF err IS NOT NULL THEN RETURN err; END IF;
-	IF p_args->>'need' NOT IN ('harm_reduction', 'legal_support') OR p_args->>'need' IS NULL THEN
+	IF NOT is_value_of(p_args->>'need', 'need') THEN
 		RETURN api_error(404, 'not_found', 'no such need');
 	END IF;
-	IF p_args->>'urgency' NOT IN ('normal', 'urgent') OR p_args->>'urgency' IS NULL THEN
+	IF NOT is_value_of(p_args->>'urgency', 'urgency') THEN
 		RETURN api_error(404, 'not_found', 'no such urgency');
 	END IF;
-	IF p_args->>'clock' IS NOT NULL AND p_args->>'clock' NOT IN ('wall', 'working') THEN
+	IF p_args->>'clock' IS NOT NULL AND NOT is_value_of(p_args->>'clock', 'deadline_clock') THEN
 		RETURN api_error(400, 'invalid_value', 'clock is wall or working', '/clock');
 	END IF;
 	FOREACH f IN ARRAY ARRAY['accept_within', 'first_contact_within', 'consultation_within',
@@ -339,32 +339,23 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	lim integer := api_limit(p_args);
 	cur record;
-	page tokens[];
-	n integer;
+	page jsonb;
 	sid uuid := try_uuid(p_args->>'subject_id');
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('admin', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'token.list');
+	cur := list_start(p_who, p_request_id, p_args, 'token.list', ARRAY['admin', 'supervisor']);
+	IF cur.err IS NOT NULL THEN
+		RETURN cur.err;
 	END IF;
-	BEGIN
-		cur := cursor_decode(p_args->>'cursor');
-	EXCEPTION WHEN SQLSTATE 'RF400' THEN
-		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
-	END;
-	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
-		SELECT t.* FROM tokens t
-		WHERE (sid IS NULL OR t.subject_id = sid)
-		  AND token_subject_visible(p_who, t.subject_id, t.role)
-		  AND (cur.at IS NULL OR (t.created_at, t.id) < (cur.at, cur.id))
-		ORDER BY t.created_at DESC, t.id DESC
-		LIMIT lim + 1) x;
-	n := coalesce(cardinality(page), 0);
-	PERFORM audit_write(p_who, p_request_id, 'token.list', 'token', sid::text, 'ok');
-	RETURN api_result(200, jsonb_build_object(
-		'items', coalesce((SELECT jsonb_agg(token_json(page[i]) ORDER BY i)
-		                   FROM generate_series(1, least(n, lim)) i), '[]'),
-		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
+	SELECT jsonb_agg(jsonb_build_object('c', cursor_encode((s.x).created_at, (s.x).id),
+	                                    'j', token_json(s.x))
+	                 ORDER BY (s.x).created_at DESC, (s.x).id DESC) INTO page
+	FROM (SELECT t AS x FROM tokens t
+	      WHERE (sid IS NULL OR t.subject_id = sid)
+	        AND token_subject_visible(p_who, t.subject_id, t.role)
+	        AND (cur.at IS NULL OR (t.created_at, t.id) < (cur.at, cur.id))
+	      ORDER BY t.created_at DESC, t.id DESC
+	      LIMIT lim + 1) s;
+	RETURN list_reply(p_who, p_request_id, 'token.list', 'token', sid::text, page, lim);
 END $$;
 
 CREATE OR REPLACE FUNCTION api_token_revoke_subject(p_who jsonb, p_request_id text, p_args jsonb)

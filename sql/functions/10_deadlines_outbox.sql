@@ -138,34 +138,25 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	lim integer := api_limit(p_args);
 	cur record;
-	page deadlines[];
-	n integer;
+	page jsonb;
 	prog boolean := coalesce((p_who->>'programme')::boolean, false);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'deadline.list');
+	cur := list_start(p_who, p_request_id, p_args, 'deadline.list', ARRAY['supervisor']);
+	IF cur.err IS NOT NULL THEN
+		RETURN cur.err;
 	END IF;
-	BEGIN
-		cur := cursor_decode(p_args->>'cursor');
-	EXCEPTION WHEN SQLSTATE 'RF400' THEN
-		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
-	END;
-	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
-		SELECT d.* FROM deadlines d
-		WHERE (prog OR d.organisation_id::text = p_who->>'org_id')
-		  AND d.state <> 'void'
-		  AND (p_args->>'state' IS NULL OR d.state = p_args->>'state')
-		  AND (p_args->>'due_before' IS NULL OR d.due_at < (p_args->>'due_before')::timestamptz)
-		  AND (cur.at IS NULL OR (d.created_at, d.id) < (cur.at, cur.id))
-		ORDER BY d.created_at DESC, d.id DESC
-		LIMIT lim + 1) x;
-	n := coalesce(cardinality(page), 0);
-	PERFORM audit_write(p_who, p_request_id, 'deadline.list', 'deadline', NULL, 'ok');
-	RETURN api_result(200, jsonb_build_object(
-		'items', coalesce((SELECT jsonb_agg(deadline_json(page[i]) ORDER BY i)
-		                   FROM generate_series(1, least(n, lim)) i), '[]'),
-		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
+	SELECT jsonb_agg(jsonb_build_object('c', cursor_encode((s.x).created_at, (s.x).id),
+	                                    'j', deadline_json(s.x))
+	                 ORDER BY (s.x).created_at DESC, (s.x).id DESC) INTO page
+	FROM (SELECT d AS x FROM deadlines d
+	      WHERE (prog OR d.organisation_id::text = p_who->>'org_id')
+	        AND d.state <> 'void'
+	        AND (p_args->>'state' IS NULL OR d.state = p_args->>'state')
+	        AND (p_args->>'due_before' IS NULL OR d.due_at < (p_args->>'due_before')::timestamptz)
+	        AND (cur.at IS NULL OR (d.created_at, d.id) < (cur.at, cur.id))
+	      ORDER BY d.created_at DESC, d.id DESC
+	      LIMIT lim + 1) s;
+	RETURN list_reply(p_who, p_request_id, 'deadline.list', 'deadline', NULL, page, lim);
 END $$;
 
 -- A supervisor's audit scope: records about its organisation's assignments,
@@ -196,13 +187,14 @@ CREATE OR REPLACE FUNCTION api_audit_list(p_who jsonb, p_request_id text, p_args
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	lim integer := api_limit(p_args);
+	err jsonb;
 	before bigint;
-	page audit_log[];
-	n integer;
+	page jsonb;
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'audit.list');
+	-- Its own cursor (an id, not a time and an id).
+	err := (list_start(p_who, p_request_id, p_args - 'cursor', 'audit.list', ARRAY['supervisor'])).err;
+	IF err IS NOT NULL THEN
+		RETURN err;
 	END IF;
 	IF p_args->>'cursor' IS NOT NULL THEN
 		BEGIN
@@ -212,28 +204,22 @@ BEGIN
 			RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
 		END;
 	END IF;
-	SELECT array_agg(x ORDER BY x.id DESC) INTO page FROM (
-		SELECT l.* FROM audit_log l
-		WHERE (before IS NULL OR l.id < before)
-		  AND (p_args->>'from' IS NULL OR l.at >= (p_args->>'from')::timestamptz)
-		  AND (p_args->>'to' IS NULL OR l.at < (p_args->>'to')::timestamptz)
-		  AND (p_args->>'object' IS NULL OR l.object_id = p_args->>'object')
-		  AND audit_in_scope(l, p_who)
-		ORDER BY l.id DESC
-		LIMIT lim + 1) x;
-	n := coalesce(cardinality(page), 0);
-	PERFORM audit_write(p_who, p_request_id, 'audit.list', 'audit', NULL, 'ok');
-	RETURN api_result(200, jsonb_build_object(
-		'items', coalesce((SELECT jsonb_agg(jsonb_build_object(
-			'seq', page[i].seq, 'at', to_char(page[i].at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-			'actor_role', page[i].actor_role, 'actor_id', page[i].actor_id,
-			'credential_id', page[i].credential_id,
-			'action', page[i].action, 'object_type', page[i].object_type,
-			'object_id', page[i].object_id, 'outcome', page[i].outcome,
-			'request_id', page[i].request_id) ORDER BY i)
-			FROM generate_series(1, least(n, lim)) i), '[]'),
-		'next', CASE WHEN n > lim THEN rtrim(translate(encode(convert_to(page[lim].id::text, 'UTF8'),
-		                                                       'base64'), '+/', '-_'), '=') END));
+	SELECT jsonb_agg(jsonb_build_object(
+		'c', rtrim(translate(encode(convert_to(l.id::text, 'UTF8'), 'base64'), '+/', '-_'), '='),
+		'j', jsonb_build_object(
+			'seq', l.seq, 'at', to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+			'actor_role', l.actor_role, 'actor_id', l.actor_id, 'credential_id', l.credential_id,
+			'action', l.action, 'object_type', l.object_type, 'object_id', l.object_id,
+			'outcome', l.outcome, 'request_id', l.request_id)) ORDER BY l.id DESC) INTO page
+	FROM (SELECT * FROM audit_log l
+	      WHERE (before IS NULL OR l.id < before)
+	        AND (p_args->>'from' IS NULL OR l.at >= (p_args->>'from')::timestamptz)
+	        AND (p_args->>'to' IS NULL OR l.at < (p_args->>'to')::timestamptz)
+	        AND (p_args->>'object' IS NULL OR l.object_id = p_args->>'object')
+	        AND audit_in_scope(l, p_who)
+	      ORDER BY l.id DESC
+	      LIMIT lim + 1) l;
+	RETURN list_reply(p_who, p_request_id, 'audit.list', 'audit', NULL, page, lim);
 END $$;
 
 -- Outbox ------------------------------------------------------------------------

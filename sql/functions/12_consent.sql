@@ -99,7 +99,7 @@ BEGIN
 	IF p_who->>'role' NOT IN ('office', 'worker', 'supervisor') THEN
 		RETURN api_forbidden(p_who, p_request_id, 'referral.consent_revoke');
 	END IF;
-	IF v_scope IS NULL OR v_scope NOT IN ('services', 'report_back') THEN
+	IF NOT is_value_of(v_scope, 'consent_scope') THEN
 		RETURN api_error(400, 'invalid_value', 'scope must be services or report_back', '/scope');
 	END IF;
 	BEGIN

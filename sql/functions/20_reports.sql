@@ -200,7 +200,7 @@ BEGIN
 	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
 		RETURN api_forbidden(p_who, p_request_id, 'report.follow_up');
 	END IF;
-	IF grp NOT IN ('organisation', 'office', 'worker', 'region', 'need') THEN
+	IF NOT is_value_of(grp, 'report_group_by') THEN
 		RETURN api_error(400, 'invalid_value', 'group_by must be organisation, office, worker, region or need',
 		                 '/group_by');
 	END IF;

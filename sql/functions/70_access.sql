@@ -6,7 +6,8 @@
 -- Owns: api_subject_access, api_break_glass, api_break_glass_list, the
 -- window check break_glass_active() and its read break_glass_read() that
 -- api_assignment_get (08) defers to, and the shapes of a subject-access
--- answer.
+-- answer, and the trigger that destroys break-the-glass reasons with the
+-- referral's personal data.
 -- Must never: write a UIC, its keyed hash or any clear client value to a
 -- table, an audit record or an event (ids only); answer client fields to a
 -- caller without a break_glass or subject_access audit record committed
@@ -268,3 +269,18 @@ BEGIN
 	        NULL, NULL);
 	RETURN api_result(200, body);
 END $$;
+
+-- Forgetting a referral (retention, consent revocation: referral_forget in
+-- 60_retention.sql sets forgotten_at) destroys the free text of the
+-- break-the-glass uses on it too; the records of the uses stay. SECURITY
+-- DEFINER: the runtime role may only insert into break_glass.
+CREATE OR REPLACE FUNCTION access_forget_trg() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+	UPDATE break_glass SET reason_sealed = NULL
+	WHERE referral_id = NEW.id AND reason_sealed IS NOT NULL;
+	RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER access_forget AFTER UPDATE OF forgotten_at ON referrals
+	FOR EACH ROW WHEN (OLD.forgotten_at IS NULL AND NEW.forgotten_at IS NOT NULL)
+	EXECUTE FUNCTION access_forget_trg();

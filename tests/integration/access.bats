@@ -16,38 +16,15 @@
 # phone, note, reason or token reached the log, an error body or a dump.
 
 load ../lib/api
-
-# A receiver recording into $RX/NAME (tests/integration/webhook_receiver.c).
-rx_start() {
-	local d=$RX/$1 i
-	mkdir -p "$d"
-	(
-		"$RX_BIN" "$REFD_CERTS/server.crt" "$REFD_CERTS/server.key" "$d" </dev/null \
-			>>"$RX/$1.log" 2>&1 &
-		echo $! >"$RX/$1.pid"
-		wait $!
-	) </dev/null >/dev/null 2>&1 3>&- &
-	for i in $(seq 1 50); do
-		[ -s "$d/port" ] && return 0
-		sleep 0.1
-	done
-	echo "receiver $1 did not start" >&2
-	return 1
-}
+load ../lib/webhook_rx
 
 # received TYPE ID SECS: the body the programme receiver got of event TYPE
 # naming ID (waits for it); prints its file name.
 received() {
-	local i f n
+	local i f
 	for i in $(seq 1 $(($3 * 10))); do
-		n=1
-		while [ -e "$RX/prog/$n.head" ]; do
-			f=$RX/prog/$n.body
-			if grep -qF "\"type\":\"$1\"" "$f" && grep -qF "$2" "$f"; then
-				echo "$f"
-				return 0
-			fi
-			n=$((n + 1))
+		for f in $(rx_bodies "$RX/prog" "$2"); do
+			grep -qF "\"type\":\"$1\"" "$f" && { echo "$f"; return 0; }
 		done
 		sleep 0.1
 	done
@@ -85,13 +62,8 @@ accepted_case() {
 
 setup_file() {
 	api_setup_file || return 1
-	export RX RX_BIN WH_SECRET WINDOW
-	RX=$REFD_TMP/rx
-	RX_BIN=$RX/webhook_receiver
-	mkdir -p "$RX"
-	# shellcheck disable=SC2046
-	cc -std=c11 -D_GNU_SOURCE -O1 -o "$RX_BIN" "$REFD_ROOT/tests/integration/webhook_receiver.c" \
-		$(pkg-config --cflags --libs libevent_core libevent_extra libevent_openssl openssl) || return 1
+	export WH_SECRET WINDOW
+	rx_build || return 1
 	# A short window, so that its end is seen within the test.
 	WINDOW=4
 	refd_daemon_stop main >/dev/null || return 1
@@ -102,7 +74,7 @@ setup_file() {
 	api_seed_network || return 1
 	WH_SECRET="whsec-$(rand_hex 16)"
 	printf '%s\n' "$WH_SECRET" >>"$API_SECRETS"
-	rx_start prog || return 1
+	rx_start prog "$REFD_CERTS/server.crt" "$REFD_CERTS/server.key" >/dev/null || return 1
 	as_admin POST /v1/webhooks "$(jq -nc --arg u "https://127.0.0.1:$(cat "$RX/prog/port")/prog" \
 		--arg s "$WH_SECRET" '{url:$u, events:["access.break_glass","access.subject_access"],
 		secret:$s, programme:true}')"
@@ -110,10 +82,7 @@ setup_file() {
 }
 
 teardown_file() {
-	local f
-	for f in "$RX"/*.pid; do
-		[ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null
-	done
+	rx_stop_all
 	api_teardown_file
 }
 
@@ -269,6 +238,26 @@ teardown_file() {
 	expect_error 400 "" /since
 	as "$PROG_TOKEN" GET "/v1/break-glass?uic=AB0312M85"
 	expect_error 400
+}
+
+@test "break-glass: forgetting the referral destroys the reason, the record of the use stays" {
+	local reason
+	accepted_case
+	reason=$(new_reason)
+	as "$SUP_B_TOKEN" POST "/v1/assignments/$ASG/break-glass" "$(jq -nc --arg r "$reason" '{reason:$r}')"
+	expect_status 200
+	[ "$(sql "SELECT count(*) FROM break_glass WHERE referral_id = '$REF' AND reason_sealed IS NOT NULL")" = 1 ]
+	# Retention and consent revocation forget a referral through this.
+	[ "$(sql "SELECT referral_forget('$REF')")" = t ]
+	[ "$(sql "SELECT count(*) FROM break_glass WHERE referral_id = '$REF' AND reason_sealed IS NULL")" = 1 ]
+	as "$PROG_TOKEN" GET "/v1/break-glass?limit=200"
+	expect_status 200
+	expect_jq ".items[] | select(.referral_id == \"$REF\") | has(\"reason\") | not"
+	expect_jq "[.items[] | select(.referral_id == \"$REF\")] | length == 1"
+	# The client's UIC no longer leads to it either (its keyed hash went).
+	as "$PROG_TOKEN" POST /v1/subject-access "$(jq -nc --arg u "$UIC" --arg r "$(new_reason)" '{uic:$u, reason:$r}')"
+	expect_status 200
+	expect_jq '.referrals == []'
 }
 
 # ---- subject access ---------------------------------------------------------

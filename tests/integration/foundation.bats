@@ -58,16 +58,16 @@ lock_release() {
 now_ms() { date +%s%3N; }
 
 @test "GET /healthz answers 200 over TLS with an X-Request-Id" {
-	refd_req GET /healthz
-	[ "$REFD_STATUS" = 200 ]
-	[[ "$(refd_hdr X-Request-Id)" =~ ^[0-9a-f]{32}$ ]]
-	refd_req GET /healthz
-	[[ "$(refd_hdr X-Request-Id)" =~ ^[0-9a-f]{32}$ ]]
+	call "" GET /healthz
+	[ "$HTTP_STATUS" = 200 ]
+	[[ "$(header X-Request-Id)" =~ ^[0-9a-f]{32}$ ]]
+	call "" GET /healthz
+	[[ "$(header X-Request-Id)" =~ ^[0-9a-f]{32}$ ]]
 }
 
 @test "GET /readyz answers 200 when the database is reachable and the schema current" {
-	refd_req GET /readyz
-	[ "$REFD_STATUS" = 200 ]
+	call "" GET /readyz
+	[ "$HTTP_STATUS" = 200 ]
 }
 
 @test "--version, --help and --check-config on a good configuration" {
@@ -173,15 +173,15 @@ now_ms() { date +%s%3N; }
 }
 
 @test "mTLS listener: the office certificate is accepted" {
-	refd_req GET "$REFD_MTLS_URL/healthz" --cert "$REFD_CERTS/office.crt" \
+	call "" GET "$REFD_MTLS_URL/healthz" "" --cert "$REFD_CERTS/office.crt" \
 		--key "$REFD_CERTS/office.key"
-	echo "$REFD_CURL_ERR"
-	[ "$REFD_STATUS" = 200 ]
+	echo "$HTTP_CURL_ERR"
+	[ "$HTTP_STATUS" = 200 ]
 }
 
 @test "public listener: certificate optional, but a foreign one fails the handshake" {
-	refd_req GET /healthz --cert "$REFD_CERTS/office.crt" --key "$REFD_CERTS/office.key"
-	[ "$REFD_STATUS" = 200 ]
+	call "" GET /healthz "" --cert "$REFD_CERTS/office.crt" --key "$REFD_CERTS/office.key"
+	[ "$HTTP_STATUS" = 200 ]
 	run curl -sS --max-time 10 --cacert "$REFD_CA" --cert "$REFD_CERTS/foreign.crt" \
 		--key "$REFD_CERTS/foreign.key" "$REFD_URL/healthz"
 	echo "$output"
@@ -192,19 +192,19 @@ now_ms() { date +%s%3N; }
 	head -c 10485760 /dev/zero | tr '\0' 'a' >"$REFD_TMP/big.json"
 	local t0 t1
 	t0=$(now_ms)
-	refd_req POST /v1/referrals -H 'Content-Type: application/json' \
+	call "" POST /v1/referrals "" -H 'Content-Type: application/json' \
 		-H 'Idempotency-Key: big-body' --data-binary @"$REFD_TMP/big.json"
 	t1=$(now_ms)
-	echo "status $REFD_STATUS after $((t1 - t0)) ms; $REFD_CURL_ERR"
-	[ "$REFD_STATUS" = 413 ]
+	echo "status $HTTP_STATUS after $((t1 - t0)) ms; $HTTP_CURL_ERR"
+	[ "$HTTP_STATUS" = 413 ]
 	[ $((t1 - t0)) -lt 2000 ]
 	# Also when the client waits for 100-continue.
-	refd_req POST /v1/referrals -H 'Content-Type: application/json' -H 'Expect: 100-continue' \
+	call "" POST /v1/referrals "" -H 'Content-Type: application/json' -H 'Expect: 100-continue' \
 		--data-binary @"$REFD_TMP/big.json"
-	[ "$REFD_STATUS" = 413 ]
+	[ "$HTTP_STATUS" = 413 ]
 	# The daemon is still fine.
-	refd_req GET /healthz
-	[ "$REFD_STATUS" = 200 ]
+	call "" GET /healthz
+	[ "$HTTP_STATUS" = 200 ]
 }
 
 @test "keep-alive replies do not stall on Nagle and delayed ACKs (one record per reply, TCP_NODELAY)" {
@@ -224,11 +224,11 @@ now_ms() { date +%s%3N; }
 @test "oversized request headers are refused" {
 	local big
 	big=$(head -c 16384 /dev/zero | tr '\0' 'a')
-	refd_req GET /healthz -H "X-Big: $big"
-	echo "status $REFD_STATUS; $REFD_CURL_ERR"
-	[[ "$REFD_STATUS" =~ ^(400|413|431)$ ]]
-	refd_req GET /healthz
-	[ "$REFD_STATUS" = 200 ]
+	call "" GET /healthz "" -H "X-Big: $big"
+	echo "status $HTTP_STATUS; $HTTP_CURL_ERR"
+	[[ "$HTTP_STATUS" =~ ^(400|413|431)$ ]]
+	call "" GET /healthz
+	[ "$HTTP_STATUS" = 200 ]
 }
 
 @test "duplicate Content-Length with different values: 400 and the connection closed" {
@@ -265,10 +265,10 @@ now_ms() { date +%s%3N; }
 }
 
 @test "the access log has one line per request and never the query string" {
-	refd_req GET '/healthz?token=canary-q-7f3a&uic=canary-uic-91' -H 'Authorization: Bearer canary-tok-55'
-	[ "$REFD_STATUS" = 200 ]
+	call "" GET '/healthz?token=canary-q-7f3a&uic=canary-uic-91' "" -H 'Authorization: Bearer canary-tok-55'
+	[ "$HTTP_STATUS" = 200 ]
 	local id
-	id=$(refd_hdr X-Request-Id)
+	id=$(header X-Request-Id)
 	sleep 0.3
 	grep -F "$id" "$REFD_LOG"
 	run grep -F -e canary-q-7f3a -e canary-uic-91 -e canary-tok-55 "$REFD_LOG"
@@ -276,17 +276,17 @@ now_ms() { date +%s%3N; }
 }
 
 @test "/metrics on the metrics listener, not anonymously on the public one" {
-	refd_req GET "$REFD_OPS_URL/metrics"
-	[ "$REFD_STATUS" = 200 ]
-	[[ "$(refd_hdr Content-Type)" == text/plain* ]]
-	[[ "$REFD_BODY" == *"# TYPE referrald_http_requests_total counter"* ]]
-	[[ "$REFD_BODY" == *'route="healthz"'* ]]
-	[[ "$REFD_BODY" == *referrald_db_pool_size* ]]
-	refd_req GET "$REFD_OPS_URL/healthz"
-	[ "$REFD_STATUS" = 200 ]
-	refd_req GET /metrics
-	echo "public /metrics: $REFD_STATUS"
-	[ "$REFD_STATUS" != 200 ]
+	call "" GET "$REFD_OPS_URL/metrics"
+	[ "$HTTP_STATUS" = 200 ]
+	[[ "$(header Content-Type)" == text/plain* ]]
+	[[ "$HTTP_BODY" == *"# TYPE referrald_http_requests_total counter"* ]]
+	[[ "$HTTP_BODY" == *'route="healthz"'* ]]
+	[[ "$HTTP_BODY" == *referrald_db_pool_size* ]]
+	call "" GET "$REFD_OPS_URL/healthz"
+	[ "$HTTP_STATUS" = 200 ]
+	call "" GET /metrics
+	echo "public /metrics: $HTTP_STATUS"
+	[ "$HTTP_STATUS" != 200 ]
 }
 
 @test "readyz answers 503 while PostgreSQL is stopped and 200 after it restarts (same process)" {
@@ -294,8 +294,8 @@ now_ms() { date +%s%3N; }
 	pid=$(refd_daemon_pid main)
 	refd_pg_stop
 	refd_wait_status "$REFD_URL/readyz" 503 10
-	refd_req GET /healthz
-	[ "$REFD_STATUS" = 200 ]
+	call "" GET /healthz
+	[ "$HTTP_STATUS" = 200 ]
 	refd_pg_start
 	refd_wait_status "$REFD_URL/readyz" 200 20
 	[ "$(refd_daemon_pid main)" = "$pid" ]
@@ -317,8 +317,8 @@ now_ms() { date +%s%3N; }
 	echo "query seen in flight: $seen"
 	[ "$seen" = yes ]
 	refd_wait_status "$REFD_URL/readyz" 200 10
-	refd_req GET /healthz
-	[ "$REFD_STATUS" = 200 ]
+	call "" GET /healthz
+	[ "$HTTP_STATUS" = 200 ]
 	refd_daemon_alive main
 }
 
@@ -383,8 +383,8 @@ now_ms() { date +%s%3N; }
 	[ "$after" = "$newserial" ]
 	[ "$(grep -c 'HTTP/1.1 200' "$REFD_TMP/ka.out")" -eq 2 ]
 	refd_daemon_alive main
-	refd_req GET /healthz
-	[ "$REFD_STATUS" = 200 ]
+	call "" GET /healthz
+	[ "$HTTP_STATUS" = 200 ]
 }
 
 @test "SIGTERM: the daemon exits 0 with no sanitizer report in its log" {

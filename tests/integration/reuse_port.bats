@@ -46,7 +46,7 @@ both_serve() {
 	echo "# both served after $n connections" >&3
 	# One stops: the other keeps serving the address alone.
 	refd_daemon_stop twin
-	refd_req GET /healthz
-	[ "$REFD_STATUS" = 200 ]
+	call "" GET /healthz
+	[ "$HTTP_STATUS" = 200 ]
 	refd_daemon_stop main
 }

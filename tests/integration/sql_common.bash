@@ -36,53 +36,33 @@ sql_setup_file() {
 	done
 }
 
-# q SQL: one statement as the daemon's role; tuples only, unaligned.
-q() {
-	psql -X -q -tA -v ON_ERROR_STOP=1 -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U postgres \
-		-d "$REFD_DB" -c "SET ROLE referrald_app" -c "$1"
+# sql_app (was q), sql (was qs), sql_api (was api), who_*, jget FILTER [JSON]:
+# tests/lib/client.bash, the one dialect. The seeders below are sql_mk_*,
+# sql_submit; their old names stay as aliases at the end of this file.
+
+sql_mk_org() { # NAME
+	jget .body.id "$(sql_api organisation_create "$(who_admin)" "{\"name\":\"$1\"}")"
+}
+sql_mk_office() { # NAME REGION
+	jget .body.id "$(sql_api office_create "$(who_admin)" "{\"name\":\"$1\",\"region\":\"$2\"}")"
+}
+sql_mk_worker() { # ORG KIND HANDLE REGIONS_JSON LANGS_JSON CAPACITY
+	jget .body.id "$(sql_api worker_create "$(who_admin)" "{\"organisation_id\":\"$1\",\"kind\":\"$2\",
+		\"handle\":\"$3\",\"regions\":$4,\"languages\":$5,\"capacity\":$6}")"
 }
 
-# qs SQL: as superuser (fixture inspection, tampering).
-qs() {
-	refd_psql -tA -c "$1"
+# sql_first_worker RESULT: the worker of the first assignment of a
+# submission's result, from the database ("null" when unassigned): an office's
+# answer never names the worker (protocol v1.1). sql_first_status: its status.
+sql_first_worker() {
+	sql "select coalesce(worker_id::text, 'null') from assignments where id = '$(jget '.body.assignments[0].id' "$1")'"
+}
+sql_first_status() {
+	sql "select status from assignments where id = '$(jget '.body.assignments[0].id' "$1")'"
 }
 
-# Principals as the daemon's auth_* functions return them.
-who_admin() { echo '{"role":"admin","id":"00000000-0000-4000-8000-000000000001"}'; }
-who_office() { echo "{\"role\":\"office\",\"id\":\"$1\"}"; }
-who_worker() { echo "{\"role\":\"worker\",\"id\":\"$1\",\"org_id\":\"$2\"}"; }
-who_sup() { echo "{\"role\":\"supervisor\",\"id\":\"$1\",\"org_id\":\"$2\",\"programme\":false}"; }
-
-# api NAME WHO ARGS -> the whole result document
-api() {
-	q "SELECT api_$1('$2'::jsonb, 'req-$RANDOM', \$json\$$3\$json\$::jsonb)"
-}
-# jget JSON FILTER (jq -r)
-jget() { jq -r "$2" <<<"$1"; }
-
-# first_worker RESULT: the worker of the first assignment of a submission's
-# result, from the database ("null" when unassigned): an office's answer
-# never names the worker (protocol v1.1).
-first_worker() {
-	qs "select coalesce(worker_id::text, 'null') from assignments where id = '$(jget "$1" '.body.assignments[0].id')'"
-}
-first_status() {
-	qs "select status from assignments where id = '$(jget "$1" '.body.assignments[0].id')'"
-}
-
-mk_org() {
-	jget "$(api organisation_create "$(who_admin)" "{\"name\":\"$1\"}")" .body.id
-}
-mk_office() { # NAME REGION
-	jget "$(api office_create "$(who_admin)" "{\"name\":\"$1\",\"region\":\"$2\"}")" .body.id
-}
-mk_worker() { # ORG KIND HANDLE REGIONS_JSON LANGS_JSON CAPACITY
-	jget "$(api worker_create "$(who_admin)" "{\"organisation_id\":\"$1\",\"kind\":\"$2\",
-		\"handle\":\"$3\",\"regions\":$4,\"languages\":$5,\"capacity\":$6}")" .body.id
-}
-
-# submit_args KEY EXTREF UIC NEEDS_JSON REGION LANGS_JSON [URGENCY] [CONSENT]
-submit_args() {
+# sql_submit_args KEY EXTREF UIC NEEDS_JSON REGION LANGS_JSON [URGENCY] [CONSENT]
+sql_submit_args() {
 	local uic
 	uic=$(printf '%s' "$3" | sha256sum | cut -c1-64)
 	cat <<EOF
@@ -94,9 +74,31 @@ submit_args() {
  "note_sealed":"k1:bm90ZQ=="}
 EOF
 }
-# submit OFFICE KEY EXTREF UIC NEEDS REGION LANGS [URGENCY] -> result document
-submit() {
+# sql_submit OFFICE KEY EXTREF UIC NEEDS REGION LANGS [URGENCY] -> result document
+sql_submit() {
 	local o=$1
 	shift
-	api referral_submit "$(who_office "$o")" "$(submit_args "$@")"
+	sql_api referral_submit "$(who_office "$o")" "$(sql_submit_args "$@")"
 }
+
+# ---- old names: thin aliases until no test uses them --------------------------
+mk_org() { sql_mk_org "$@"; }
+mk_office() { sql_mk_office "$@"; }
+mk_worker() { sql_mk_worker "$@"; }
+submit_args() { sql_submit_args "$@"; }
+submit() { sql_submit "$@"; }
+first_worker() { sql_first_worker "$@"; }
+first_status() { sql_first_status "$@"; }
+# The old order was jget JSON FILTER: a first argument that is a JSON document
+# (not a jq filter) is taken that way.
+jget() {
+	if [ $# -ge 2 ] && case $1 in '{'* | '['*) true ;; *) false ;; esac &&
+		jq -e . >/dev/null 2>&1 <<<"$1"; then
+		printf '%s' "$1" | jq -r "$2"
+	else
+		printf '%s' "${2-$HTTP_BODY}" | jq -r "$1"
+	fi
+}
+# Child shells (xargs -P ... bash -c) need the seeders and jget as well.
+export -f sql_mk_org sql_mk_office sql_mk_worker sql_submit_args sql_submit sql_first_worker \
+	sql_first_status jget

@@ -24,18 +24,18 @@ ACTION="'p_request_id,\\s*(?:p_args,\\s*)?''([a-z_.]+)'''"
 @test "every audit action an api_ function names is its own name" {
 	local bad n
 	# read_client_data is the second record of a read, not an operation.
-	bad=$(qs "SELECT string_agg(f.proname || ' writes ' || m[1], ', ' ORDER BY f.proname)
+	bad=$(sql "SELECT string_agg(f.proname || ' writes ' || m[1], ', ' ORDER BY f.proname)
 	          FROM $OPS CROSS JOIN LATERAL regexp_matches(f.prosrc, $ACTION, 'g') AS m
 	          WHERE m[1] <> 'read_client_data' AND 'api_' || replace(m[1], '.', '_') <> f.proname")
 	[ -z "$bad" ] || { echo "actions not named after their function: $bad" >&2; return 1; }
 	# Not vacuous: most operations name their action.
-	n=$(qs "SELECT count(*) FROM $OPS WHERE f.prosrc ~ $ACTION")
+	n=$(sql "SELECT count(*) FROM $OPS WHERE f.prosrc ~ $ACTION")
 	[ "$n" -ge 30 ] || { echo "only $n functions name an action" >&2; return 1; }
 }
 
 @test "the route table and the database name the same api_ functions" {
 	local db routes
-	db=$(qs "SELECT f.proname FROM $OPS ORDER BY 1")
+	db=$(sql "SELECT f.proname FROM $OPS ORDER BY 1")
 	routes=$(grep -o '"api_[a-z_]*"' "$REFD_ROOT/daemon/router.c" | tr -d '"' | sort -u)
 	[ -n "$db" ] && [ -n "$routes" ]
 	if [ "$db" != "$routes" ]; then
@@ -50,9 +50,9 @@ ACTION="'p_request_id,\\s*(?:p_args,\\s*)?''([a-z_.]+)'''"
 	# under its own name, as the router does for a role the route refuses.
 	local fn name bad=""
 	while read -r fn name; do
-		q "SELECT $fn('{\"role\":\"nobody\",\"id\":\"00000000-0000-4000-8000-000000000001\"}',
+		sql_app "SELECT $fn('{\"role\":\"nobody\",\"id\":\"00000000-0000-4000-8000-000000000001\"}',
 		             'names-$fn', '{\"id\":\"00000000-0000-4000-8000-000000000002\"}')" >/dev/null
-		[ "$(qs "SELECT string_agg(action || ':' || outcome, ',') FROM audit_log
+		[ "$(sql "SELECT string_agg(action || ':' || outcome, ',') FROM audit_log
 		         WHERE request_id = 'names-$fn'")" = "$name:denied" ] || bad="$bad $fn"
 	done <<-LIST
 		api_referral_submit referral.submit

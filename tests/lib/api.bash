@@ -67,99 +67,15 @@ api_teardown_file() {
 
 # ---- requests -------------------------------------------------------------
 
-_api_n=0
-# call TOKEN METHOD PATH [BODY] [curl args...]; TOKEN "" = no Authorization.
-call() {
-	local token=$1 method=$2 path=$3 data=${4-} bodyf hdrf args
-	shift 3
-	[ $# -gt 0 ] && shift
-	_api_n=$((_api_n + 1))
-	bodyf=$API_TMP/body.$BASHPID.$_api_n
-	hdrf=$API_TMP/hdr.$BASHPID.$_api_n
-	args=(-sS --http1.1 --cacert "$API_CA" --max-time 30 -X "$method" -o "$bodyf" -D "$hdrf"
-		-w '%{http_code}')
-	[ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
-	if [ -n "$data" ]; then
-		printf '%s' "$data" >"$bodyf.req"
-		args+=(-H 'Content-Type: application/json' --data-binary "@$bodyf.req")
-	fi
-	HTTP_STATUS=$(curl "${args[@]}" "$@" "$API_URL$path") || HTTP_STATUS=000
-	# Builtins only from here: the suite makes thousands of calls.
-	HTTP_BODY=
-	IFS= read -r -d '' HTTP_BODY <"$bodyf" || true
-	HTTP_HEADERS=$hdrf
-	HTTP_REQID=$(header X-Request-Id)
-	case $HTTP_STATUS in
-	2??) ;;
-	*) printf '%s\n' "$HTTP_BODY" >>"$API_ERRORS" ;;
-	esac
-	return 0
-}
-
-as() { call "$@"; }
+# call, as, anon, header: tests/lib/client.bash.
 as_admin() { call "$ADMIN_TOKEN" "$@"; }
 as_office() { call "$OFFICE_TOKEN" "$@"; }
 as_worker() { call "$WORKER_TOKEN" "$@"; }
 as_supervisor() { call "$SUPERVISOR_TOKEN" "$@"; }
-anon() { call "" "$@"; }
-
-# Value of a response header of the last call (case-insensitive), CR stripped.
-header() {
-	local line name=${1,,} v=
-	[ -f "${HTTP_HEADERS:-}" ] || return 0
-	while IFS= read -r line; do
-		line=${line%$'\r'}
-		case ${line,,} in
-		"$name":*)
-			v=${line#*:}
-			v=${v#"${v%%[![:space:]]*}"}
-			;;
-		esac
-	done <"$HTTP_HEADERS"
-	printf '%s' "$v"
-}
 
 # ---- assertions -----------------------------------------------------------
 
-_api_ctx() {
-	echo "  last response: HTTP $HTTP_STATUS request-id=${HTTP_REQID:-?}" >&2
-	printf '  body: %.2000s\n' "$HTTP_BODY" >&2
-}
-
-expect_status() {
-	local want
-	for want in "$@"; do
-		[ "$HTTP_STATUS" = "$want" ] && return 0
-	done
-	echo "expected HTTP status $*, got $HTTP_STATUS" >&2
-	_api_ctx
-	return 1
-}
-
-# jget FILTER [JSON]: jq -r on the last body (or the given JSON).
-jget() {
-	printf '%s' "${2-$HTTP_BODY}" | jq -r "$1"
-}
-
-# expect_json FILTER VALUE: jq -r FILTER of the last body equals VALUE.
-expect_json() {
-	local got
-	got=$(jget "$1" 2>/dev/null) || got="<jq failed>"
-	if [ "$got" != "$2" ]; then
-		echo "expected $1 == '$2', got '$got'" >&2
-		_api_ctx
-		return 1
-	fi
-}
-
-# expect_jq FILTER: the filter yields true on the last body.
-expect_jq() {
-	if ! printf '%s' "$HTTP_BODY" | jq -e "$1" >/dev/null 2>&1; then
-		echo "expected jq '$1' to hold" >&2
-		_api_ctx
-		return 1
-	fi
-}
+# expect_status, expect_json, expect_jq, jget: tests/lib/client.bash.
 
 # expect_error STATUS CODE [POINTER]: the protocol's error shape. CODE "" skips
 # the code check. POINTER matches exactly, or as a prefix followed by "/"
@@ -388,10 +304,7 @@ expect_office_view() {
 
 # ---- database -------------------------------------------------------------
 
-# sql QUERY: one psql call as the superuser, unaligned tuples only.
-sql() {
-	refd_psql -At -c "$1"
-}
+# sql QUERY (the superuser), sql_app QUERY (the daemon's role): tests/lib/client.bash.
 
 # wait_sql QUERY WANT SECS: poll until the query prints WANT (the periodic
 # jobs act on their own time); fails showing the last value.

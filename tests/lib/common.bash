@@ -13,10 +13,10 @@
 #   teardown_file() { refd_teardown_file; }
 #
 #   @test "..." {
-#       refd_req GET /healthz                  # -> $REFD_STATUS, $REFD_BODY, $REFD_HDRS
-#       [ "$REFD_STATUS" = 200 ]
-#       refd_req POST /v1/referrals -H "Authorization: Bearer $T" -d @file.json
-#       refd_psql -tAc 'select count(*) from referrals'   # superuser psql on the test db
+#       call "" GET /healthz                   # -> $HTTP_STATUS, $HTTP_BODY, $HTTP_HEADERS
+#       expect_status 200
+#       call "$T" POST /v1/referrals "$json"   # tests/lib/client.bash
+#       sql 'select count(*) from referrals'   # superuser psql on the test db
 #   }
 #
 # Variables (exported by refd_setup_file, so every @test sees them):
@@ -49,7 +49,8 @@
 #                                      $REFD_TMP/NAME.conf with fresh ports, starts it, and
 #                                      prints "PORT MTLS_PORT OPS_PORT"
 #   refd_wait_status URL CODE [SECS] [curl args]   poll until URL answers CODE
-#   refd_req METHOD PATH [curl args]   request on $REFD_URL (or a full https:// URL)
+#   call, sql, ... (tests/lib/client.bash): the one dialect to talk to the daemon and
+#                                      the database; refd_req is its old alias
 #   refd_mint_admin_token [NAME]       prints a fresh admin bearer token (CLI, no network)
 #
 # Knobs (environment): BUILD (default build), REFD_KEEP_TMP=1 keeps the temp dir,
@@ -450,32 +451,6 @@ refd_instance() {
 
 # ------------------------------------------------------------------ clients
 
-# refd_req METHOD PATH|URL [curl args...]: sets REFD_STATUS (000 when the
-# transport failed), REFD_BODY and REFD_HDRS (raw response headers), and
-# REFD_CURL_RC. Call it directly, not through `run`, so the variables stay.
-refd_req() {
-	local method=$1 url=$2 out
-	shift 2
-	case $url in https://*) ;; *) url=$REFD_URL$url ;; esac
-	out=$(mktemp "$REFD_TMP/resp.XXXXXX") || return 1
-	REFD_STATUS=$(curl -sS -X "$method" --cacert "$REFD_CA" --max-time 20 \
-		-D "$out.h" -o "$out" -w '%{http_code}' "$@" "$url" 2>"$out.e")
-	REFD_CURL_RC=$?
-	REFD_BODY=$(cat "$out")
-	REFD_HDRS=$(tr -d '\r' <"$out.h" 2>/dev/null)
-	REFD_CURL_ERR=$(cat "$out.e")
-	rm -f "$out" "$out.h" "$out.e"
-	[ -n "$REFD_STATUS" ] || REFD_STATUS=000
-	return 0
-}
-
-# Header value from the last refd_req (case-insensitive name).
-refd_hdr() {
-	printf '%s\n' "$REFD_HDRS" | awk -v n="$1" 'BEGIN { n = tolower(n) }
-		{ i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == n) {
-			v = substr($0, i + 1); sub(/^[ \t]*/, "", v); print v } }' | tail -n 1
-}
-
 # refd_mint_admin_token [NAME]: the token is the last line the CLI prints.
 refd_mint_admin_token() {
 	local out
@@ -539,3 +514,7 @@ refd_teardown_file() {
 		rm -rf "$REFD_TMP"
 	fi
 }
+
+# The one dialect of requests and queries (and the old names as aliases).
+# shellcheck source=client.bash
+source "$REFD_ROOT/tests/lib/client.bash"
