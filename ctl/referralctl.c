@@ -393,7 +393,7 @@ static int cmd_office_bind_cert(struct ctx *c, struct args *a)
 		return -1;
 	if (cert_fingerprint(a->pos[1], fp) < 0)
 		ctl_die("%s: not a PEM certificate", a->pos[1]);
-	return call_id(c, "PATCH", "/v1/offices/%s", a->pos[0],
+	return call_id(c, "PUT", "/v1/offices/%s/certificate", a->pos[0],
 		       json_pack("{ss}", "cert_fingerprint", fp));
 }
 

@@ -30,10 +30,12 @@
 #include "jsonv.h"
 #include "keyring.h"
 #include "log.h"
+#include "queries.h"
 #include "request.h"
 
 struct api_call {
 	struct req *r;
+	int folded;             /* ran with auth_token() re-checked in the statement */
 	api_call_post post;
 	api_call_render render;
 	api_call_seen seen;
@@ -380,6 +382,15 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 	}
 	}
 
+	if (c->folded && res && PQntuples(res) == 1 && PQnfields(res) >= 1 &&
+	    PQgetisnull(res, 0, 0)) {
+		/* The cached principal no longer holds (revoked, expired,
+		 * disabled, changed): nothing ran; authenticate afresh, which
+		 * answers 401 or runs the request again unfolded. */
+		api_call_free(c);
+		auth_recheck(r);
+		return;
+	}
 	if (!res || PQntuples(res) != 1 || PQnfields(res) < 1 || PQgetisnull(res, 0, 0))
 		goto bad;
 	result = json_loadb(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, &jerr);
@@ -514,9 +525,11 @@ static void api_call_start(struct req *r, const char *stmt, json_t *args, api_ca
 	struct api_call *c = NULL;
 	json_t *who = NULL;
 	char *who_s = NULL, *args_s = NULL;
-	const char *values[3];
+	const char *values[5];
+	char folded[128];
+	int nvalues = 3;
 	size_t args_len = 0;
-	int reply = 500;      /* 0: submitted; 503: no pool; 500: out of memory */
+	int reply = 500;      /* 0: submitted; 503: no pool; 500: out of memory; 401: recheck */
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -539,8 +552,22 @@ static void api_call_start(struct req *r, const char *stmt, json_t *args, api_ca
 	values[0] = who_s;
 	values[1] = r->id;
 	values[2] = args_s;
+	if (r->auth_cached) {
+		/* A principal from auth.c's cache acts only through the
+		 * statement that re-checks it; an operation without such a twin
+		 * authenticates afresh first. */
+		if (queries_folded_name(stmt, folded, sizeof(folded)) != 0) {
+			reply = 401;
+			goto out;
+		}
+		values[3] = r->auth_hash;
+		values[4] = r->auth_expect;
+		nvalues = 5;
+		stmt = folded;
+		c->folded = 1;
+	}
 	if (r->app && r->app->pool &&
-	    db_submit(r->app->pool, stmt, 3, values, api_call_done, c, 0))
+	    db_submit(r->app->pool, stmt, nvalues, values, api_call_done, c, 0))
 		reply = 0;
 	else
 		reply = 503;
@@ -556,7 +583,9 @@ out:
 	if (reply == 0)
 		return;
 	api_call_free(c);
-	if (reply == 503)
+	if (reply == 401)
+		auth_recheck(r);
+	else if (reply == 503)
 		req_reply_unavailable(r, 1);
 	else
 		req_reply_error(r, 500, "internal_error", "internal error", NULL);

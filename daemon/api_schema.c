@@ -134,6 +134,13 @@ const struct jv_field api_body_office[] = {
 	JV_END,
 };
 
+/* PUT /v1/offices/{id}/certificate: at least one of the two (API_NONEMPTY). */
+const struct jv_field api_body_office_cert[] = {
+	JVF_STR("cert_fingerprint", 0, 64, 64, jsonv_is_hex64),
+	JVF_STR("cert_subject", 0, 1, 255, jsonv_is_text),
+	JV_END,
+};
+
 const struct jv_field api_body_worker[] = {
 	JVF_STR("organisation_id", JV_REQUIRED, 36, 36, jsonv_is_uuid),
 	JVF_ENUM("kind", JV_REQUIRED, 1, 32, vocab_need),
@@ -257,6 +264,19 @@ const struct jv_qparam api_query_audit[] = {
 };
 
 const struct jv_qparam api_query_history[] = {
+	JQP_LIMIT,
+	JQP_CURSOR,
+	JQ_END,
+};
+
+/* GET /v1/workers: one organisation's (within what the caller may see). */
+const struct jv_qparam api_query_workers[] = {
+	JQP_STR("organisation_id", jsonv_is_uuid),
+	JQ_END,
+};
+
+/* A plain list: paging only. */
+const struct jv_qparam api_query_page[] = {
 	JQP_LIMIT,
 	JQP_CURSOR,
 	JQ_END,

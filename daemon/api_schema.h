@@ -18,6 +18,7 @@ extern const struct jv_field api_body_fail[];
 extern const struct jv_field api_body_reassign[];
 extern const struct jv_field api_body_organisation[];
 extern const struct jv_field api_body_office[];
+extern const struct jv_field api_body_office_cert[];
 extern const struct jv_field api_body_worker[];
 extern const struct jv_field api_body_worker_patch[];
 extern const struct jv_field api_body_supervisor[];
@@ -39,6 +40,8 @@ extern const struct jv_qparam api_query_audit[];
 extern const struct jv_qparam api_query_report[];
 extern const struct jv_qparam api_query_history[];
 extern const struct jv_qparam api_query_tokens[];
+extern const struct jv_qparam api_query_workers[];  /* GET /v1/workers */
+extern const struct jv_qparam api_query_page[];     /* limit and cursor only */
 extern const struct jv_field api_body_subject_access[];  /* POST /v1/subject-access */
 extern const struct jv_qparam api_query_break_glass[];    /* GET /v1/break-glass */
 

@@ -21,6 +21,7 @@ struct job;
 struct audit_signer;
 struct limits;
 struct datakeys;
+struct auth_cache;
 
 #define REFD_VERSION "0.1.0"
 #define REFD_NAME "referrald"
@@ -43,6 +44,7 @@ struct app {
 	int njobs;
 	struct audit_signer *signer; /* audit head signing key; NULL when not configured */
 	struct limits *limits;      /* rate limits and per-address connection caps (memory) */
+	struct auth_cache *auth_cache; /* verified tokens (auth.c); NULL: none cached */
 	int draining;               /* set by SIGTERM/SIGINT: stop accepting, finish in-flight */
 	int schema_current;         /* migrations applied and matching the binary */
 };

@@ -6,16 +6,22 @@
  * (HMAC-SHA256 under the token key file: a row someone wrote into the
  * database without that file matches no token anybody can present), the
  * asynchronous lookup (auth_token / auth_cert), filling r->who, and the 401.
+ * Also owns the cache of verified tokens (auth.h): a hit saves the lookup's
+ * round trip, never the check, which the acting statement repeats in the
+ * database (api_call.c, queries.c); a miss there drops the entry.
  * Must never: accept a credential from the query string (a URL ends up in
  * proxy logs and browser history: such a request is refused with 401 even if
  * it also carries a valid header); log or keep a token in clear; compare
- * secrets itself (the database looks up the hash through a unique index).
+ * secrets itself (the database looks up the hash through a unique index; the
+ * cache compares keyed hashes in constant time, and only finds what the
+ * database already matched); cache a principal whose binding did not verify.
  */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -38,6 +44,92 @@ struct auth_state {
 	auth_next next;
 	char token_hash[65];  /* what we looked up, "" for a certificate */
 };
+
+/* Direct-mapped by the hash's first hex digits: a token in use stays, a
+ * colliding one replaces it (both stay correct; one pays a round trip). */
+#define AUTH_CACHE_SLOTS 512
+
+struct auth_cache_entry {
+	char hash[65];                       /* "" = empty slot */
+	char expect[REQ_AUTH_EXPECT_MAX];    /* auth_token()'s text */
+	struct principal who;                /* without credential_id */
+	long long expires;                   /* the token's expiry, epoch seconds */
+};
+
+struct auth_cache {
+	struct auth_cache_entry e[AUTH_CACHE_SLOTS];
+};
+
+struct auth_cache *auth_cache_new(void)
+{
+	return calloc(1, sizeof(struct auth_cache));
+}
+
+void auth_cache_free(struct auth_cache *c)
+{
+	if (!c)
+		return;
+	OPENSSL_cleanse(c, sizeof(*c));
+	free(c);
+}
+
+static struct auth_cache_entry *auth_cache_slot(const struct req *r, const char *hash)
+{
+	struct auth_cache *c = r->app ? r->app->auth_cache : NULL;
+	unsigned long v;
+	char head[9];
+
+	if (!c)
+		return NULL;
+	memcpy(head, hash, 8);
+	head[8] = '\0';
+	v = strtoul(head, NULL, 16);
+	return &c->e[v % AUTH_CACHE_SLOTS];
+}
+
+static void auth_cache_drop(struct req *r, const char *hash)
+{
+	struct auth_cache_entry *e = auth_cache_slot(r, hash);
+
+	if (e && e->hash[0] && crypto_equal(e->hash, hash, 64))
+		OPENSSL_cleanse(e, sizeof(*e));
+}
+
+static void auth_cache_put(struct req *r, const char *hash, const char *text, size_t len,
+			   long long expires)
+{
+	struct auth_cache_entry *e = auth_cache_slot(r, hash);
+
+	if (!e || len >= sizeof(e->expect) || expires <= (long long)time(NULL))
+		return;
+	OPENSSL_cleanse(e, sizeof(*e));
+	memcpy(e->hash, hash, 64);
+	e->hash[64] = '\0';
+	memcpy(e->expect, text, len);
+	e->expect[len] = '\0';
+	e->who = r->who;
+	memset(e->who.credential_id, 0, sizeof(e->who.credential_id));
+	e->expires = expires;
+}
+
+/* A verified principal for this hash, copied into r; 0 on a miss. */
+static int auth_cache_get(struct req *r, const char *hash, auth_next next)
+{
+	struct auth_cache_entry *e = auth_cache_slot(r, hash);
+
+	if (!e || !e->hash[0] || !crypto_equal(e->hash, hash, 64))
+		return 0;
+	if (e->expires <= (long long)time(NULL)) {
+		OPENSSL_cleanse(e, sizeof(*e));
+		return 0;
+	}
+	r->who = e->who;
+	memcpy(r->auth_hash, hash, 65);
+	memcpy(r->auth_expect, e->expect, sizeof(r->auth_expect));
+	r->auth_cached = 1;
+	r->auth_next = next;
+	return 1;
+}
 
 json_t *auth_who_json(const struct principal *p)
 {
@@ -131,7 +223,7 @@ static int auth_copy_id(char *dst, size_t dstlen, const json_t *v, int required)
  * compared in constant time here, so the decision never rests on how the
  * database compared (collation, case folding, a wrong row). */
 static int auth_fill_principal(struct req *r, const char *text, size_t len,
-			       const char *token_hash)
+			       const char *token_hash, long long *expires)
 {
 	json_t *j = json_loadb(text, len, 0, NULL);
 	struct principal p;
@@ -167,6 +259,7 @@ static int auth_fill_principal(struct req *r, const char *text, size_t len,
 			rc = -2;
 			goto fail;
 		}
+		*expires = (long long)json_integer_value(exp);
 	}
 	if (auth_copy_id(p.id, sizeof(p.id), json_object_get(j, "id"), 1) < 0 ||
 	    auth_copy_id(p.org_id, sizeof(p.org_id), json_object_get(j, "org_id"), 0) < 0 ||
@@ -186,6 +279,7 @@ static void auth_done(void *arg, enum db_status st, const PGresult *res)
 	struct req *r = s->r;
 	auth_next next = s->next;
 	char token_hash[65];
+	long long expires = 0;
 	int rc;
 
 	memcpy(token_hash, s->token_hash, sizeof(token_hash));
@@ -210,7 +304,7 @@ static void auth_done(void *arg, enum db_status st, const PGresult *res)
 		return;
 	}
 	rc = auth_fill_principal(r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
-				 token_hash);
+				 token_hash, &expires);
 	if (rc == -2) {
 		/* A token row changed or written in the database without the
 		 * token key: refused like an unknown token, and said loudly. */
@@ -226,6 +320,11 @@ static void auth_done(void *arg, enum db_status st, const PGresult *res)
 		req_reply_error(r, 500, "internal_error", "internal error", NULL);
 		return;
 	}
+	/* Verified (hash and binding): later requests with this token skip
+	 * the lookup and re-check it inside their own statement. */
+	if (token_hash[0])
+		auth_cache_put(r, token_hash, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+			       expires);
 	OPENSSL_cleanse(token_hash, sizeof(token_hash));
 	auth_limits_credential_name(r);
 	next(r);
@@ -283,6 +382,12 @@ void auth_begin(struct req *r, auth_next next)
 			req_reply_unavailable(r, 1);
 			return;
 		}
+		if (auth_cache_get(r, hex, next)) {
+			OPENSSL_cleanse(hex, sizeof(hex));
+			auth_limits_credential_name(r);
+			next(r);
+			return;
+		}
 		const char *values[1] = {hex};
 		auth_submit(r, next, "auth_token", 1, values, hex);
 		OPENSSL_cleanse(hex, sizeof(hex));
@@ -302,4 +407,24 @@ void auth_begin(struct req *r, auth_next next)
 		return;
 	}
 	auth_reply_401(r, "no_credential", "authentication required");
+}
+
+void auth_recheck(struct req *r)
+{
+	char hex[65];
+
+	memcpy(hex, r->auth_hash, sizeof(hex));
+	auth_cache_drop(r, hex);
+	r->auth_cached = 0;
+	OPENSSL_cleanse(r->auth_hash, sizeof(r->auth_hash));
+	OPENSSL_cleanse(r->auth_expect, sizeof(r->auth_expect));
+	memset(&r->who, 0, sizeof(r->who));
+	if (!r->auth_next || strlen(hex) != 64) {
+		OPENSSL_cleanse(hex, sizeof(hex));
+		req_reply_error(r, 500, "internal_error", "internal error", NULL);
+		return;
+	}
+	const char *values[1] = {hex};
+	auth_submit(r, r->auth_next, "auth_token", 1, values, hex);
+	OPENSSL_cleanse(hex, sizeof(hex));
 }

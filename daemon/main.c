@@ -43,6 +43,7 @@
 #include "purge.h"
 #include "audit_head.h"
 #include "audit_seal.h"
+#include "auth.h"
 #include "auth_limits.h"
 #include "sweeper.h"
 #include "outbox.h"
@@ -799,8 +800,11 @@ int main(int argc, char **argv)
 		log_error("start.failed", "step=limits");
 		goto done;
 	}
+	/* Without it every request looks its token up (correct, slower). */
+	app.auth_cache = auth_cache_new();
 	rc = main_run(&app);
 done:
+	auth_cache_free(app.auth_cache);
 	limits_free(app.limits);
 	audit_signer_free(app.signer);
 	if (app.keys)

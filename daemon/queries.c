@@ -6,7 +6,9 @@
  * Must never: contain SQL assembled at run time, or anything that depends on
  * request data; parameters always travel separately as $n.
  */
-#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "db_pool.h"
 #include "queries.h"
@@ -93,6 +95,10 @@ static const struct query queries[] = {
 	{ "api_sign_in", "SELECT api_sign_in($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_sign_out", "SELECT api_sign_out($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_worker_list", "SELECT api_worker_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_organisation_list", "SELECT api_organisation_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_office_list", "SELECT api_office_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_webhook_list", "SELECT api_webhook_list($1::jsonb, $2, $3::jsonb)", 3 },
+	{ "api_office_certificate_put", "SELECT api_office_certificate_put($1::jsonb, $2, $3::jsonb)", 3 },
 	{ "api_me", "SELECT api_me($1::jsonb, $2, $3::jsonb)", 3 },
 	/* audit_seal.c: the ledger v2 sealer and the signed head's publisher;
 	 * api_audit_head.c: GET /v1/audit/head. */
@@ -119,12 +125,62 @@ const struct query *queries_table(int *count)
 	return queries;
 }
 
+/* An operation's statement with its caller's authentication folded in
+ * (auth.c's cache of verified tokens, api_call.c): $4 the token's keyed hash,
+ * $5 the principal auth_token() returned when the daemon verified it. The
+ * operation runs only when auth_token($4) still returns exactly that (same
+ * row, binding, subject, scope; not revoked, expired or disabled); otherwise
+ * the result is NULL and nothing ran. Composed once at start from the static
+ * texts above, never from request data. */
+#define QUERIES_FOLD_HEAD "SELECT CASE WHEN auth_token($4) = $5::jsonb THEN "
+#define QUERIES_FOLD_TAIL " END"
+
+static int queries_foldable(const struct query *q)
+{
+	return q->nparams == 3 && strncmp(q->name, "api_", 4) == 0 &&
+	       strncmp(q->sql, "SELECT api_", 11) == 0 && strchr(q->sql, ';') == NULL;
+}
+
+int queries_folded_name(const char *name, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(queries) / sizeof(queries[0]); i++)
+		if (strcmp(queries[i].name, name) == 0) {
+			if (!queries_foldable(&queries[i]))
+				return -1;
+			if ((size_t)snprintf(out, outlen, "%s" QUERIES_FOLDED_SUFFIX, name) >= outlen)
+				return -1;
+			return 0;
+		}
+	return -1;
+}
+
 int queries_register(struct db_pool *p)
 {
 	size_t i;
 
 	for (i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
 		if (db_pool_prepare(p, queries[i].name, queries[i].sql, queries[i].nparams) != 0)
+			return -1;
+	}
+	for (i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+		char name[128], *sql;
+		size_t n;
+		int rc;
+
+		if (!queries_foldable(&queries[i]))
+			continue;
+		n = strlen(QUERIES_FOLD_HEAD) + strlen(queries[i].sql) + strlen(QUERIES_FOLD_TAIL) + 1;
+		sql = malloc(n);
+		if (!sql || queries_folded_name(queries[i].name, name, sizeof(name)) != 0) {
+			free(sql);
+			return -1;
+		}
+		snprintf(sql, n, QUERIES_FOLD_HEAD "%s" QUERIES_FOLD_TAIL, queries[i].sql + 7);
+		rc = db_pool_prepare(p, name, sql, 5);
+		free(sql);
+		if (rc != 0)
 			return -1;
 	}
 	return 0;

@@ -83,6 +83,10 @@ static void req_wipe_body(struct req *r)
 		OPENSSL_cleanse(r->body, r->body_len + 1);
 	free(r->body);
 	r->body = NULL;
+	if (r->auth_hash[0]) {
+		OPENSSL_cleanse(r->auth_hash, sizeof(r->auth_hash));
+		OPENSSL_cleanse(r->auth_expect, sizeof(r->auth_expect));
+	}
 }
 
 struct req *req_new(struct app *app, struct evhttp_request *ev)

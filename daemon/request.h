@@ -27,6 +27,9 @@ struct req_hooks {
 };
 
 #define REQ_MAX_PARAMS 3
+/* The principal's text as auth_token() returned it, when auth.c took it from
+ * its cache of verified tokens (longer ones are never cached). */
+#define REQ_AUTH_EXPECT_MAX 640
 
 struct req {
 	struct app *app;
@@ -49,6 +52,14 @@ struct req {
 	void *state;                     /* handler's own state; the handler frees it before replying */
 	const struct req_hooks *hooks;   /* the listener's, or NULL */
 	unsigned char peer_key[16];      /* the peer's address as a limit key (ratelimit.h) */
+	/* Set by auth.c when `who` came from its cache of verified tokens: the
+	 * statement that acts must re-check it in the database (api_call.c folds
+	 * auth_token(auth_hash) = auth_expect into it); auth_recheck() does the
+	 * full lookup again and resumes at auth_next. Wiped when r is freed. */
+	unsigned auth_cached : 1;
+	char auth_hash[65];
+	char auth_expect[REQ_AUTH_EXPECT_MAX];
+	void (*auth_next)(struct req *r);
 };
 
 /* Created by http_server.c for each incoming request. Returns NULL only on

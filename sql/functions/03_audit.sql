@@ -122,13 +122,16 @@ $$;
 -- hashes or the transaction id.
 CREATE OR REPLACE FUNCTION audit_write(p_who jsonb, p_request_id text, p_action text,
                                        p_object_type text, p_object_id text, p_outcome text)
-RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+	-- PL/pgSQL keeps this INSERT's plan for the session; as a SQL function
+	-- it was parsed and planned at every record (issue 12).
 	INSERT INTO audit_log (at, actor_role, actor_id, credential_id, action, object_type,
 	                       object_id, outcome, request_id)
 	VALUES (clock_timestamp(), coalesce(p_who->>'role', 'system'), p_who->>'id',
 	        left(p_who->>'credential_id', 80), p_action, p_object_type, p_object_id,
-	        p_outcome, p_request_id)
-$$;
+	        p_outcome, p_request_id);
+END $$;
 
 -- The sealer. Returns {"sealed": n, "head_seq": s, "more": bool} or
 -- {"sealed": 0, "busy": true} when another sealer holds the lock.

@@ -13,28 +13,37 @@
 -- app.actor_role/app.actor_id/app.request_id name who acts in the history.
 -- All are transaction-local (set_config(..., true)).
 
+-- PL/pgSQL, not SQL: a SQL function that cannot be inlined (this one has
+-- seven columns) is parsed and planned again at every call; PL/pgSQL keeps
+-- its plan for the session (issue 12: every request calls this).
 CREATE OR REPLACE FUNCTION ctx_set(p_who jsonb, p_request_id text) RETURNS void
-LANGUAGE sql AS $$
-	SELECT set_config('app.role', coalesce(p_who->>'role', ''), true),
-	       set_config('app.subject', coalesce(p_who->>'id', ''), true),
-	       set_config('app.org', coalesce(p_who->>'org_id', ''), true),
-	       set_config('app.programme', coalesce((p_who->>'programme')::boolean, false)::text, true),
-	       set_config('app.actor_role', coalesce(p_who->>'role', 'system'), true),
-	       set_config('app.actor_id', coalesce(p_who->>'id', ''), true),
-	       set_config('app.request_id', coalesce(p_request_id, ''), true);
-$$;
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('app.role', coalesce(p_who->>'role', ''), true),
+	        set_config('app.subject', coalesce(p_who->>'id', ''), true),
+	        set_config('app.org', coalesce(p_who->>'org_id', ''), true),
+	        set_config('app.programme', coalesce((p_who->>'programme')::boolean, false)::text, true),
+	        set_config('app.actor_role', coalesce(p_who->>'role', 'system'), true),
+	        set_config('app.actor_id', coalesce(p_who->>'id', ''), true),
+	        set_config('app.request_id', coalesce(p_request_id, ''), true);
+END $$;
 
 -- Matching, duplicate detection and the sweeper must see rows outside the
 -- caller's scope (another office's open referral for the same client, every
 -- candidate's load). They run between ctx_system() and ctx_caller(); what
 -- they return to the caller is then shaped under the caller's own scope.
+-- (PL/pgSQL: a SQL function returning void is never inlined.)
 CREATE OR REPLACE FUNCTION ctx_system() RETURNS void
-LANGUAGE sql AS $$ SELECT set_config('app.role', 'system', true) $$;
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('app.role', 'system', true);
+END $$;
 
 CREATE OR REPLACE FUNCTION ctx_caller() RETURNS void
-LANGUAGE sql AS $$
-	SELECT set_config('app.role', coalesce(nullif(current_setting('app.actor_role', true), ''), 'system'), true)
-$$;
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('app.role', coalesce(nullif(current_setting('app.actor_role', true), ''), 'system'), true);
+END $$;
 
 CREATE OR REPLACE FUNCTION assignment_is_open(p_status text) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$

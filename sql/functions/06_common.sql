@@ -7,19 +7,23 @@
 -- Must never: put client data into an error, or return sealed fields to a
 -- caller who may not see them.
 
+-- STABLE, as to_char is: a SQL function declared IMMUTABLE over a STABLE
+-- body is never inlined, and each call went through the SQL-function
+-- executor (eight per assignment shown; issue 12). The same for the three
+-- below (jsonb_build_object is STABLE).
 CREATE OR REPLACE FUNCTION ts(t timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
 	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 $$;
 
 CREATE OR REPLACE FUNCTION api_result(p_status integer, p_body jsonb, p_headers jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+RETURNS jsonb LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('status', p_status, 'body', p_body, 'headers', coalesce(p_headers, '{}'))
 $$;
 
 CREATE OR REPLACE FUNCTION api_error(p_status integer, p_code text, p_message text, p_field text DEFAULT NULL,
                           p_extra jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+RETURNS jsonb LANGUAGE sql STABLE AS $$
 	SELECT api_result(p_status, jsonb_build_object('error',
 		jsonb_strip_nulls(jsonb_build_object('code', p_code, 'message', p_message, 'field', p_field))
 		|| p_extra))
@@ -146,6 +150,33 @@ BEGIN
 		'next', CASE WHEN n > p_lim THEN p_page->(p_lim - 1)->>'c' END));
 END $$;
 
+-- The members p_fields of p_args that are present must be positive ISO 8601
+-- durations (PT2S, P7D, ...): NULL when they are, else the 400 naming the
+-- first that is not.
+CREATE OR REPLACE FUNCTION durations_check(p_args jsonb, p_fields text[]) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	f text;
+	iv interval;
+BEGIN
+	FOREACH f IN ARRAY p_fields LOOP
+		CONTINUE WHEN p_args->>f IS NULL;
+		BEGIN
+			IF p_args->>f !~ '^P(?!$)([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$' THEN
+				RAISE invalid_datetime_format;
+			END IF;
+			iv := (p_args->>f)::interval;
+			IF iv <= interval '0' THEN
+				RAISE invalid_datetime_format;
+			END IF;
+		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow
+		               OR interval_field_overflow THEN
+			RETURN api_error(400, 'invalid_field', 'not a positive ISO 8601 duration', '/' || f);
+		END;
+	END LOOP;
+	RETURN NULL;
+END $$;
+
 CREATE OR REPLACE FUNCTION jsonb_text_array(p jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT CASE WHEN p IS NULL OR jsonb_typeof(p) <> 'array' THEN NULL
@@ -189,10 +220,15 @@ LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 	SELECT count(*)::integer FROM r
 $$;
 
+-- A row another request is touching right now is left to it (SKIP LOCKED):
+-- otherwise every request in flight with the token queued on its row lock
+-- once a minute, each until the previous one's transaction ended (issue 12).
 CREATE OR REPLACE FUNCTION token_touch(p_id uuid) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 	UPDATE tokens SET last_used_at = now()
-	WHERE id = p_id AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+	WHERE id = (SELECT t.id FROM tokens t
+	            WHERE t.id = p_id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')
+	            FOR UPDATE SKIP LOCKED)
 $$;
 
 -- Principal for a bearer token's keyed hash; NULL when unknown, expired,
@@ -230,7 +266,10 @@ BEGIN
 	IF who IS NULL THEN
 		RETURN NULL;
 	END IF;
-	PERFORM token_touch(t.id);
+	-- Most requests come within the minute: no UPDATE statement for them.
+	IF t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' THEN
+		PERFORM token_touch(t.id);
+	END IF;
 	RETURN who || jsonb_build_object('token_id', t.id, 'token_hash', t.token_hash,
 	                                 'binding', t.binding,
 	                                 'expires_epoch', extract(epoch FROM t.expires_at)::bigint);
@@ -281,7 +320,7 @@ END $$;
 -- (the daemon's AEAD associated data is "v2|" kid "|" table "|" column "|"
 -- row id; daemon/api_call.c opens only the pairs it expects).
 CREATE OR REPLACE FUNCTION sealed_ref(p_table text, p_column text, p_row uuid, p_value text)
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+RETURNS jsonb LANGUAGE sql STABLE AS $$
 	SELECT CASE WHEN p_value IS NULL THEN NULL
 	            ELSE jsonb_build_object('sealed', p_value, 'table', p_table,
 	                                    'column', p_column, 'row', p_row) END
@@ -339,8 +378,9 @@ $$;
 -- assignments the submission made (one per need): a reassignment's new row
 -- would tell the office that something happened.
 CREATE OR REPLACE FUNCTION referral_office_json(r referrals) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN jsonb_build_object(
 		'id', r.id, 'external_ref', r.external_ref,
 		'external_ref_sealed', sealed_ref('referrals', 'external_ref', r.id, r.external_ref_sealed),
 		'status', referral_office_status(r),
@@ -351,14 +391,15 @@ LANGUAGE sql STABLE AS $$
 			                 ORDER BY a.created_at, a.need, a.id)
 			FROM assignments a
 			WHERE a.referral_id = r.id
-			  AND (referral_office_report_back(r) OR a.replaces IS NULL)), '[]'))
-$$;
+			  AND (referral_office_report_back(r) OR a.replaces IS NULL)), '[]'));
+END $$;
 
 -- The referral as a worker holding one of its assignments sees it (the
 -- answer to its consent revocation): no case number, its own assignments.
 CREATE OR REPLACE FUNCTION referral_worker_json(r referrals) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN jsonb_build_object(
 		'id', r.id, 'status', r.status, 'created_at', ts(r.created_at),
 		'withdrawn_at', ts(r.withdrawn_at), 'closed_at', ts(r.closed_at),
 		'needs', to_jsonb(r.needs), 'urgency', r.urgency, 'consent', referral_consent_json(r),
@@ -368,15 +409,16 @@ LANGUAGE sql STABLE AS $$
 			                 ORDER BY a.created_at, a.need, a.id)
 			FROM assignments a
 			WHERE a.referral_id = r.id AND a.worker_id::text = current_setting('app.subject', true)),
-			'[]'))
-$$;
+			'[]'));
+END $$;
 
 -- The referral as a supervisor sees it, under the current row-level-security
 -- scope (so it sees only its organisation's assignments of it): the worker
 -- and the duplicate link included.
 CREATE OR REPLACE FUNCTION referral_supervisor_json(r referrals) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN jsonb_build_object(
 		'id', r.id, 'status', r.status, 'external_ref', r.external_ref,
 		'external_ref_sealed', sealed_ref('referrals', 'external_ref', r.id, r.external_ref_sealed),
 		'created_at', ts(r.created_at), 'updated_at', ts(r.updated_at),
@@ -386,26 +428,32 @@ LANGUAGE sql STABLE AS $$
 		'office_id', r.office_id, 'region', r.region, 'report_back', r.consent_report_back,
 		'assignments', coalesce((SELECT jsonb_agg(assignment_short_json(a)
 		                                          ORDER BY a.created_at, a.need, a.id)
-		                         FROM assignments a WHERE a.referral_id = r.id), '[]'))
-$$;
+		                         FROM assignments a WHERE a.referral_id = r.id), '[]'));
+END $$;
 
--- A referral as the current caller's role may see it.
+-- A referral as the current caller's role may see it. These four are
+-- PL/pgSQL: as SQL functions with sub-queries they were never inlined and
+-- were planned again at every call (issue 12: every submission's reply).
 DROP FUNCTION IF EXISTS assignment_short_json(assignments, boolean);
 CREATE OR REPLACE FUNCTION referral_json(r referrals) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT CASE current_setting('app.role', true)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN CASE current_setting('app.role', true)
 	       WHEN 'office' THEN referral_office_json(r)
 	       WHEN 'worker' THEN referral_worker_json(r)
 	       WHEN 'supervisor' THEN referral_supervisor_json(r)
-	       ELSE jsonb_build_object('id', r.id) END
-$$;
+	       ELSE jsonb_build_object('id', r.id) END;
+END $$;
 
 -- Is the assignment overdue (a missed deadline not yet resolved by acting)?
 CREATE OR REPLACE FUNCTION assignment_overdue(p_id uuid) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-	SELECT EXISTS (SELECT 1 FROM deadlines d WHERE d.assignment_id = p_id AND d.state = 'missed')
-	    OR EXISTS (SELECT 1 FROM escalations e WHERE e.assignment_id = p_id AND e.resolved_at IS NULL)
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	-- PL/pgSQL: a SQL function with sub-queries is never inlined and was
+	-- planned again at every call (issue 12).
+	RETURN EXISTS (SELECT 1 FROM deadlines d WHERE d.assignment_id = p_id AND d.state = 'missed')
+	    OR EXISTS (SELECT 1 FROM escalations e WHERE e.assignment_id = p_id AND e.resolved_at IS NULL);
+END $$;
 
 
 -- The full assignment. Client fields and sealed notes only for the worker

@@ -49,17 +49,20 @@ END $$;
 -- The office's referral with this external_ref, under the caller's scope:
 -- by the daemon's keyed hash (external_ref_hash, sql/functions/60_retention
 -- explains why), or by the clear value of a row written before it.
+-- (PL/pgSQL: planned once per session; as SQL, at every submission.)
 CREATE OR REPLACE FUNCTION referral_by_external_ref(p_office uuid, p_ref text) RETURNS uuid
-LANGUAGE sql STABLE AS $$
-	SELECT id FROM referrals WHERE office_id = p_office AND external_ref = p_ref
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (SELECT id FROM referrals WHERE office_id = p_office AND external_ref = p_ref);
+END $$;
 CREATE OR REPLACE FUNCTION referral_by_external_ref(p_office uuid, p_args jsonb) RETURNS uuid
-LANGUAGE sql STABLE AS $$
-	SELECT coalesce(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN coalesce(
 		(SELECT id FROM referrals WHERE office_id = p_office
 		    AND external_ref_hash = p_args->>'external_ref_hash'),
-		referral_by_external_ref(p_office, p_args->>'external_ref'))
-$$;
+		referral_by_external_ref(p_office, p_args->>'external_ref'));
+END $$;
 
 CREATE OR REPLACE FUNCTION referral_duplicate_ref_error(p_existing uuid) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
@@ -262,11 +265,45 @@ BEGIN
 	RETURN list_reply(p_who, p_request_id, 'referral.list', 'referral', NULL, page, lim);
 END $$;
 
+-- Every live assignment of a referral ends 'cancelled' with p_reason (its
+-- open offer ending p_offer_outcome), its pending deadlines void, its
+-- escalations resolved, and an assignment.cancelled event for each (with
+-- p_unassigned_too also for those no organisation holds). The workers whose
+-- load goes down are locked first, in id order: two transactions touching
+-- the same two workers then cannot deadlock. Withdrawal and consent
+-- revocation (12_consent.sql) both end a referral's work this way.
+CREATE OR REPLACE FUNCTION referral_cancel_assignments(p_referral uuid, p_offer_outcome text,
+                                                       p_reason text, p_unassigned_too boolean)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	aid uuid;
+BEGIN
+	PERFORM 1 FROM workers
+	WHERE id IN (SELECT worker_id FROM assignments
+	             WHERE referral_id = p_referral AND assignment_is_open(status))
+	ORDER BY id FOR UPDATE;
+	FOR aid IN SELECT id FROM assignments
+	           WHERE referral_id = p_referral AND NOT assignment_is_ended(status)
+	           ORDER BY id FOR UPDATE LOOP
+		PERFORM offer_end(aid, p_offer_outcome, p_reason);
+		-- declined/expired rows are matched again in the same transaction
+		-- that set them, so every live row here has a cancel transition.
+		UPDATE assignments SET status = 'cancelled', reason = p_reason, reason_sealed = NULL
+		WHERE id = aid;
+		UPDATE deadlines SET state = 'void' WHERE assignment_id = aid AND state = 'pending';
+		UPDATE escalations SET resolved_at = now() WHERE assignment_id = aid AND resolved_at IS NULL;
+		INSERT INTO outbox (type, payload, organisation_id)
+		SELECT 'assignment.cancelled',
+		       jsonb_build_object('assignment_id', aid, 'detail_url', '/v1/assignments/' || aid),
+		       organisation_id
+		FROM assignments WHERE id = aid AND (p_unassigned_too OR organisation_id IS NOT NULL);
+	END LOOP;
+END $$;
+
 CREATE OR REPLACE FUNCTION api_referral_withdraw(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	r referrals;
-	aid uuid;
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
 	IF p_who->>'role' IS DISTINCT FROM 'office' THEN
@@ -287,28 +324,7 @@ BEGIN
 	UPDATE referrals SET status = 'withdrawn', withdrawn_at = now(), updated_at = now(),
 	       withdrawn_reason_sealed = p_args->>'reason_sealed'
 	WHERE id = r.id RETURNING * INTO r;
-	-- Lock the workers whose load goes down in id order first: two
-	-- withdrawals touching the same two workers then cannot deadlock.
-	PERFORM 1 FROM workers
-	WHERE id IN (SELECT worker_id FROM assignments
-	             WHERE referral_id = r.id AND assignment_is_open(status))
-	ORDER BY id FOR UPDATE;
-	FOR aid IN SELECT id FROM assignments
-	           WHERE referral_id = r.id AND NOT assignment_is_ended(status)
-	           ORDER BY id FOR UPDATE LOOP
-		PERFORM offer_end(aid, 'cancelled', 'referral_withdrawn');
-		-- declined/expired rows are matched again in the same transaction
-		-- that set them, so every live row here has a cancel transition.
-		UPDATE assignments SET status = 'cancelled', reason = 'referral_withdrawn', reason_sealed = NULL
-		WHERE id = aid;
-		UPDATE deadlines SET state = 'void' WHERE assignment_id = aid AND state = 'pending';
-		UPDATE escalations SET resolved_at = now() WHERE assignment_id = aid AND resolved_at IS NULL;
-		INSERT INTO outbox (type, payload, organisation_id)
-		SELECT 'assignment.cancelled',
-		       jsonb_build_object('assignment_id', aid, 'detail_url', '/v1/assignments/' || aid),
-		       organisation_id
-		FROM assignments WHERE id = aid;
-	END LOOP;
+	PERFORM referral_cancel_assignments(r.id, 'cancelled', 'referral_withdrawn', true);
 	INSERT INTO outbox (type, payload, office_id)
 	VALUES ('referral.withdrawn',
 	        jsonb_build_object('referral_id', r.id, 'detail_url', '/v1/referrals/' || r.id), r.office_id);

@@ -11,9 +11,12 @@
 -- Scope: a worker sees what is offered to or held by it; a supervisor its
 -- organisation's assignments, plus unassigned ones its organisation could
 -- serve (programme supervisors: all).
+-- PL/pgSQL: as a SQL function with a sub-query it was never inlined and was
+-- planned again at every call (issue 12).
 CREATE OR REPLACE FUNCTION assignment_in_scope(a assignments, p_who jsonb) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-	SELECT CASE p_who->>'role'
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN CASE p_who->>'role'
 	WHEN 'worker' THEN a.worker_id::text = p_who->>'id'
 	WHEN 'supervisor' THEN coalesce((p_who->>'programme')::boolean, false)
 		OR a.organisation_id::text = p_who->>'org_id'
@@ -21,8 +24,8 @@ LANGUAGE sql STABLE AS $$
 			SELECT 1 FROM workers w
 			WHERE w.organisation_id::text = p_who->>'org_id' AND w.kind = a.need
 			  AND w.regions @> ARRAY[a.region]))
-	ELSE false END
-$$;
+	ELSE false END;
+END $$;
 
 -- The caller's assignment, locked; NULL when absent or out of scope.
 CREATE OR REPLACE FUNCTION assignment_lock(p_who jsonb, p_id text) RETURNS assignments

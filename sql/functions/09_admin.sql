@@ -228,8 +228,6 @@ CREATE OR REPLACE FUNCTION api_deadline_policy_put(p_who jsonb, p_request_id tex
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'deadline_policy.put');
-	f text;
-	iv interval;
 	p deadline_policies;
 	rb interval;
 BEGIN
@@ -243,22 +241,9 @@ BEGIN
 	IF p_args->>'clock' IS NOT NULL AND NOT is_value_of(p_args->>'clock', 'deadline_clock') THEN
 		RETURN api_error(400, 'invalid_value', 'clock is wall or working', '/clock');
 	END IF;
-	FOREACH f IN ARRAY ARRAY['accept_within', 'first_contact_within', 'consultation_within',
-	                         'remind_before'] LOOP
-		CONTINUE WHEN p_args->>f IS NULL;
-		BEGIN
-			IF p_args->>f !~ '^P(?!$)([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$' THEN
-				RAISE invalid_datetime_format;
-			END IF;
-			iv := (p_args->>f)::interval;
-			IF iv <= interval '0' THEN
-				RAISE invalid_datetime_format;
-			END IF;
-		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow
-		               OR interval_field_overflow THEN
-			RETURN api_error(400, 'invalid_field', 'not a positive ISO 8601 duration', '/' || f);
-		END;
-	END LOOP;
+	err := durations_check(p_args, ARRAY['accept_within', 'first_contact_within',
+	                                     'consultation_within', 'remind_before']);
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	IF p_args->>'consultation_within' IS NOT NULL AND p_args->>'need' <> 'legal_support' THEN
 		RETURN api_error(400, 'invalid_field', 'only legal support has a consultation deadline',
 		                 '/consultation_within');

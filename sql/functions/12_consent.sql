@@ -33,34 +33,13 @@ $$;
 -- first, so the assignments' trigger does not announce referral.closed.
 CREATE OR REPLACE FUNCTION consent_revoke_services(r referrals, p_at timestamptz) RETURNS referrals
 LANGUAGE plpgsql AS $$
-DECLARE
-	aid uuid;
 BEGIN
 	UPDATE referrals SET consent_services = false, consent_revoked_at = p_at,
 	       status = CASE WHEN status = 'open' THEN 'closed' ELSE status END,
 	       closed_at = CASE WHEN status = 'open' THEN now() ELSE closed_at END,
 	       updated_at = now()
 	WHERE id = r.id RETURNING * INTO r;
-	-- Workers first, in id order (as withdrawal does): no deadlock with
-	-- another transaction moving the same workers' loads.
-	PERFORM 1 FROM workers
-	WHERE id IN (SELECT worker_id FROM assignments
-	             WHERE referral_id = r.id AND assignment_is_open(status))
-	ORDER BY id FOR UPDATE;
-	FOR aid IN SELECT id FROM assignments
-	           WHERE referral_id = r.id AND NOT assignment_is_ended(status)
-	           ORDER BY id FOR UPDATE LOOP
-		PERFORM offer_end(aid, 'withdrawn', 'consent_revoked');
-		UPDATE assignments SET status = 'cancelled', reason = 'consent_revoked', reason_sealed = NULL
-		WHERE id = aid;
-		UPDATE deadlines SET state = 'void' WHERE assignment_id = aid AND state = 'pending';
-		UPDATE escalations SET resolved_at = now() WHERE assignment_id = aid AND resolved_at IS NULL;
-		INSERT INTO outbox (type, payload, organisation_id)
-		SELECT 'assignment.cancelled',
-		       jsonb_build_object('assignment_id', aid, 'detail_url', '/v1/assignments/' || aid),
-		       organisation_id
-		FROM assignments WHERE id = aid AND organisation_id IS NOT NULL;
-	END LOOP;
+	PERFORM referral_cancel_assignments(r.id, 'withdrawn', 'consent_revoked', false);
 	-- Contact, note, every free-text field and the UIC's keyed hash go, and
 	-- the referral's data key is queued for deletion from the key store
 	-- (crypto-erasure: 60_retention.sql), in this transaction.

@@ -141,7 +141,9 @@ BEGIN
 		ORDER BY w.handle), '[]')
 	INTO items
 	FROM workers w
-	WHERE prog OR w.organisation_id::text = p_who->>'org_id';
+	WHERE (prog OR w.organisation_id::text = p_who->>'org_id')
+	  AND (p_args->>'organisation_id' IS NULL
+	       OR w.organisation_id::text = p_args->>'organisation_id');
 	PERFORM audit_write(p_who, p_request_id, 'worker.list', 'worker', NULL, 'ok');
 	RETURN api_result(200, jsonb_build_object('items', items));
 END $$;

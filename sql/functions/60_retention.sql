@@ -127,26 +127,11 @@ CREATE OR REPLACE FUNCTION api_retention_policy_put(p_who jsonb, p_request_id te
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	err jsonb := admin_check(p_who, p_request_id, 'retention_policy.put');
-	f text;
-	iv interval;
 	p retention_policy;
 BEGIN
 	IF err IS NOT NULL THEN RETURN err; END IF;
-	FOREACH f IN ARRAY ARRAY['contact_after_close', 'record_after_close'] LOOP
-		CONTINUE WHEN p_args->>f IS NULL;
-		BEGIN
-			IF p_args->>f !~ '^P(?!$)([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$' THEN
-				RAISE invalid_datetime_format;
-			END IF;
-			iv := (p_args->>f)::interval;
-			IF iv <= interval '0' THEN
-				RAISE invalid_datetime_format;
-			END IF;
-		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow
-		               OR interval_field_overflow THEN
-			RETURN api_error(400, 'invalid_field', 'not a positive ISO 8601 duration', '/' || f);
-		END;
-	END LOOP;
+	err := durations_check(p_args, ARRAY['contact_after_close', 'record_after_close']);
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	UPDATE retention_policy
 	SET contact_after_close = coalesce((p_args->>'contact_after_close')::interval, contact_after_close),
 	    record_after_close = coalesce((p_args->>'record_after_close')::interval, record_after_close),

@@ -59,7 +59,7 @@ EOF
 	# -l writes one line per transaction (latency in us, third column): the
 	# percentiles come from there, as wrk's come from its histogram.
 	(cd "$dir" && pgbench -n -h 127.0.0.1 -p "$REFD_PGPORT" -U postgres -c "$clients" -j 2 \
-		-T "${BENCH_DURATION%s}" -l --log-prefix=tx -f insert.sql "$REFD_DB") >"$out" 2>&1 || {
+		-T "$(d=${BENCH_DURATION:-10s}; echo "${d%s}")" -l --log-prefix=tx -f insert.sql "$REFD_DB") >"$out" 2>&1 || {
 		tail -n 5 "$out" >&2
 		return 1
 	}
@@ -88,7 +88,7 @@ bench_profile_setup() {
 shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = all
 pg_stat_statements.max = 2000
-track_functions = pl
+track_functions = all
 EOF
 	refd_pg_restart || return 1
 	refd_psql -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' >/dev/null || return 1
@@ -114,11 +114,12 @@ bench_profile_report() {
 		left(regexp_replace(query, '\s+', ' ', 'g'), 110)
 		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 		ORDER BY total_exec_time DESC LIMIT 5" | sed 's/^/    /'
-	echo "  top 5 PL/pgSQL functions by self time (pg_stat_user_functions):"
-	refd_psql -At -F ' | ' -c "SELECT funcname, calls || ' calls',
-		round(self_time::numeric / greatest(calls, 1), 3) || ' ms self/call',
-		round(total_time::numeric / greatest(calls, 1), 3) || ' ms total/call'
-		FROM pg_stat_user_functions ORDER BY self_time DESC LIMIT 5" | sed 's/^/    /'
+	echo "  top 8 functions by self time (pg_stat_user_functions, SQL ones too: those listed were not inlined):"
+	refd_psql -At -F ' | ' -c "SELECT f.funcname || ' (' || l.lanname || ')', f.calls || ' calls',
+		round(f.self_time::numeric / greatest(f.calls, 1), 3) || ' ms self/call',
+		round(f.total_time::numeric / greatest(f.calls, 1), 3) || ' ms total/call'
+		FROM pg_stat_user_functions f JOIN pg_proc p ON p.oid = f.funcid
+		JOIN pg_language l ON l.oid = p.prolang ORDER BY f.self_time DESC LIMIT 8" | sed 's/^/    /'
 	if [ -n "${PERF_PID:-}" ]; then
 		kill -INT "$PERF_PID" 2>/dev/null
 		wait "$PERF_PID" 2>/dev/null

@@ -123,18 +123,129 @@ ctl() { "$CTL" "$@"; }
 	[ "$(sql "select accept_within, first_contact_within from deadline_policies where need = 'legal_support' and urgency = 'urgent'")" = "02:00:00|12:00:00" ]
 }
 
-@test "commands whose endpoint this daemon lacks say so (exit 1) instead of failing obscurely" {
-	local c
-	for c in "org list" "office list" "worker list" "webhook list" "token list" "policy get" \
-		"retention get"; do
-		# shellcheck disable=SC2086
-		run ctl $c
-		echo "$c: $output"
-		if [ "$status" -ne 0 ]; then
-			[ "$status" -eq 1 ]
-			grep -Eq 'HTTP 40[45]' <<<"$output"
-		fi
+@test "org, office, worker, webhook, token list, policy get, retention get: what the database holds" {
+	local org worker n sup stok path
+	org=$(sql "select id from organisations where name = 'Harm Reduction Osh'")
+	worker=$(cat "$CTLD/worker.id")
+	run ctl org list
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '.items | length' <<<"$output")" = "$(sql "select count(*) from organisations")" ]
+	[ "$(jq -r --arg o "$org" '.items[] | select(.id == $o) | .name' <<<"$output")" = "Harm Reduction Osh" ]
+	run ctl office list
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '.items | length' <<<"$output")" = "$(sql "select count(*) from offices")" ]
+	[ "$(jq -r '.items[] | select(.name == "Office Osh") | .cert_fingerprint' <<<"$output")" = \
+		"$(sql "select c.fingerprint from office_certs c join offices o on o.id = c.office_id where o.name = 'Office Osh'")" ]
+	run ctl worker list --org "$org"
+	[ "$status" -eq 0 ]
+	n=$(sql "select count(*) from workers where organisation_id = '$org'")
+	[ "$n" -ge 1 ]
+	[ "$(jq -r --arg o "$org" '[.items[] | select(.organisation_id == $o)] | length' <<<"$output")" = "$n" ]
+	[ "$(jq -r '.items | length' <<<"$output")" = "$n" ]
+	run ctl webhook list
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '[.items[] | select(.url == "https://127.0.0.1:9/hook")] | length' <<<"$output")" = 1 ]
+	# Never the secret, sealed or not.
+	! grep -qF "$(cat "$CTLD/wh.secret")" <<<"$output"
+	! grep -q secret <<<"$output"
+	run ctl token list --subject "$worker"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '.items | length' <<<"$output")" = "$(sql "select count(*) from tokens where subject_id = '$worker'")" ]
+	[ "$(jq -r '[.items[] | select(.revoked_at != null)] | length' <<<"$output")" -ge 1 ]
+	run ctl policy get
+	[ "$status" -eq 0 ]
+	jq -e '.items[] | select(.need == "legal_support" and .urgency == "urgent" and .accept_within == "PT2H")' <<<"$output"
+	run ctl retention get
+	echo "$output"
+	[ "$status" -eq 0 ]
+	jq -e '.contact_after_close and .record_after_close' <<<"$output"
+	run ctl retention set --contact-after-close P45D
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(sql "select contact_after_close from retention_policy")" = "45 days" ]
+	# Each list read is in the audit, under its operation's name.
+	[ "$(sql "select count(*) from audit_log where action in ('organisation.list', 'office.list', 'webhook.list') and outcome = 'ok'")" = 3 ]
+	# Not an admin: 403, and the refusal is audited.
+	sup=$(ctl supervisor add --org "$org" --handle "s-$(rand_hex 4)" | jq -r .id)
+	stok=$(ctl token issue --role supervisor --subject "$sup" | jq -r .token)
+	printf '%s\n' "$stok" >>"$API_SECRETS"
+	for path in /v1/organisations /v1/offices /v1/webhooks; do
+		as "$stok" GET "$path"
+		expect_status 403
+		expect_denied_audit
 	done
+}
+
+@test "office bind-cert: the certificate authenticates as that office, a bound one is refused; disable stops every credential" {
+	local office tok fp out
+	run ctl office add "Office Talas" talas
+	[ "$status" -eq 0 ]
+	office=$(jq -r .id <<<"$output")
+	run ctl token issue --role office --subject "$office"
+	[ "$status" -eq 0 ]
+	tok=$(jq -r .token <<<"$output")
+	printf '%s\n' "$tok" >>"$API_SECRETS"
+	# Before binding, the certificate maps to no office.
+	call "" GET /v1/referrals "" --cert "$REFD_CERTS/office.crt" --key "$REFD_CERTS/office.key"
+	expect_status 401
+	run ctl office bind-cert "$office" "$REFD_CERTS/office.crt"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	fp=$(openssl x509 -in "$REFD_CERTS/office.crt" -outform DER | sha256sum | cut -c1-64)
+	[ "$(jq -r .cert_fingerprint <<<"$output")" = "$fp" ]
+	[ "$(sql "select office_id from office_certs where fingerprint = '$fp'")" = "$office" ]
+	call "" GET /v1/referrals "" --cert "$REFD_CERTS/office.crt" --key "$REFD_CERTS/office.key"
+	expect_status 200
+	[ "$(sql "select actor_id from audit_log where request_id = '$HTTP_REQID'")" = "$office" ]
+	# office2.crt is Office Osh's: refused, nothing changes.
+	run ctl office bind-cert "$office" "$REFD_CERTS/office2.crt"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	grep -q 'HTTP 409 duplicate_name' <<<"$output"
+	[ "$(sql "select o.name from office_certs c join offices o on o.id = c.office_id
+	          where c.fingerprint = '$(openssl x509 -in "$REFD_CERTS/office2.crt" -outform DER | sha256sum | cut -c1-64)'")" = "Office Osh" ]
+	[ "$(sql "select count(*) from office_certs where office_id = '$office'")" = 1 ]
+	# Not a certificate file: refused before any request.
+	run ctl office bind-cert "$office" "$CTLD/token"
+	[ "$status" -ne 0 ]
+	as "$tok" GET /v1/referrals
+	expect_status 200
+	run ctl office disable "$office"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .active <<<"$output")" = false ]
+	[ "$(sql "select active from offices where id = '$office'")" = f ]
+	as "$tok" GET /v1/referrals
+	expect_status 401
+	call "" GET /v1/referrals "" --cert "$REFD_CERTS/office.crt" --key "$REFD_CERTS/office.key"
+	expect_status 401
+	# An unknown office: 404 from the daemon, exit 1.
+	run ctl office disable "$(new_uuid)"
+	[ "$status" -eq 1 ]
+	grep -q 'HTTP 404' <<<"$output"
+}
+
+@test "token revoke --subject revokes every token of the subject" {
+	local worker t1 t2
+	worker=$(cat "$CTLD/worker.id")
+	t1=$(ctl token issue --role worker --subject "$worker" | jq -r .token)
+	t2=$(ctl token issue --role worker --subject "$worker" | jq -r .token)
+	printf '%s\n%s\n' "$t1" "$t2" >>"$API_SECRETS"
+	as "$t1" GET /v1/assignments
+	expect_status 200
+	as "$t2" GET /v1/assignments
+	expect_status 200
+	run ctl token revoke --subject "$worker"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .revoked <<<"$output")" -ge 2 ]
+	as "$t1" GET /v1/assignments
+	expect_status 401
+	as "$t2" GET /v1/assignments
+	expect_status 401
+	[ "$(sql "select count(*) from tokens where subject_id = '$worker' and revoked_at is null")" = 0 ]
 }
 
 @test "worker import: dry run by default (nothing written), --apply writes, a result per line" {

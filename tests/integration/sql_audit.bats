@@ -11,18 +11,18 @@ load sql_common
 setup_file() {
 	sql_setup_file
 	local org off w res aid
-	org=$(mk_org "o-au")
-	off=$(mk_office "off-au" au)
-	w=$(mk_worker "$org" harm_reduction "h-au" '["au"]' '["ru"]' 5)
+	org=$(sql_mk_org "o-au")
+	off=$(sql_mk_office "off-au" au)
+	w=$(sql_mk_worker "$org" harm_reduction "h-au" '["au"]' '["ru"]' 5)
 	for i in 1 2 3; do
-		res=$(submit "$off" "k$i" "E$i" "CANARYUIC$i" '["harm_reduction"]' au '["ru"]')
+		res=$(sql_submit "$off" "k$i" "E$i" "CANARYUIC$i" '["harm_reduction"]' au '["ru"]')
 	done
-	aid=$(jget "$res" '.body.assignments[0].id')
-	api assignment_accept "$(who_worker "$w" "$org")" "{\"id\":\"$aid\"}" >/dev/null
-	api assignment_get "$(who_worker "$w" "$org")" "{\"id\":\"$aid\"}" >/dev/null
-	api referral_get "$(who_office 00000000-0000-4000-8000-0000000000ff)" "{\"id\":\"$(jget "$res" .body.id)\"}" >/dev/null
+	aid=$(jget '.body.assignments[0].id' "$res")
+	sql_api assignment_accept "$(who_worker "$w" "$org")" "{\"id\":\"$aid\"}" >/dev/null
+	sql_api assignment_get "$(who_worker "$w" "$org")" "{\"id\":\"$aid\"}" >/dev/null
+	sql_api referral_get "$(who_office 00000000-0000-4000-8000-0000000000ff)" "{\"id\":\"$(jget .body.id "$res")\"}" >/dev/null
 	echo "$aid" >"$REFD_TMP/aid"
-	q "select audit_seal(100000)" >/dev/null
+	sql_app "select audit_seal(100000)" >/dev/null
 }
 teardown_file() { refd_teardown_file; }
 
@@ -30,38 +30,38 @@ teardown_file() { refd_teardown_file; }
 	local aid
 	aid=$(cat "$REFD_TMP/aid")
 	# accept answers with client fields (one record), get once more (one).
-	[ "$(qs "select count(*) from audit_log where action = 'read_client_data' and object_id = '$aid'")" = 2 ]
-	[ "$(qs "select count(*) from audit_log where action = 'referral.get' and outcome = 'denied'")" = 1 ]
-	[ "$(qs "select audit_verify()::text")" = '{"reason": null, "checked": '"$(qs "select count(*) from audit_log")"', "first_bad_seq": null}' ]
+	[ "$(sql "select count(*) from audit_log where action = 'read_client_data' and object_id = '$aid'")" = 2 ]
+	[ "$(sql "select count(*) from audit_log where action = 'referral.get' and outcome = 'denied'")" = 1 ]
+	[ "$(sql "select audit_verify()::text")" = '{"reason": null, "checked": '"$(sql "select count(*) from audit_log")"', "first_bad_seq": null}' ]
 }
 
 @test "no client data in the audit log" {
-	run qs "select count(*) from audit_log l where l::text ~* 'canary|c2VhbGVk|bm90ZQ'"
+	run sql "select count(*) from audit_log l where l::text ~* 'canary|c2VhbGVk|bm90ZQ'"
 	[ "$output" = 0 ]
-	run qs "select count(*) from audit_log l, referrals r where l::text like '%' || r.uic_hash || '%'"
+	run sql "select count(*) from audit_log l, referrals r where l::text like '%' || r.uic_hash || '%'"
 	[ "$output" = 0 ]
 }
 
 @test "the daemon's role cannot update, delete or truncate audit records" {
-	run q "update audit_log set outcome = 'ok' where seq = 1"
+	run sql_app "update audit_log set outcome = 'ok' where seq = 1"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"permission denied"* ]]
-	run q "delete from audit_log where seq = 1"
+	run sql_app "delete from audit_log where seq = 1"
 	[ "$status" -ne 0 ]
-	run q "truncate audit_log"
+	run sql_app "truncate audit_log"
 	[ "$status" -ne 0 ]
-	run q "update audit_chain_head set last_seq = 0"
+	run sql_app "update audit_chain_head set last_seq = 0"
 	[ "$status" -ne 0 ]
 	# No direct insert either (ledger v2): audit_write is its only way in,
 	# and the sealer decides seq and hashes.
-	run q "insert into audit_log (seq, at, actor_role, action, outcome, prev_hash, hash) values (999999, now(), 'admin', 'forged', 'ok', '\\x00', '\\x00')"
+	run sql_app "insert into audit_log (seq, at, actor_role, action, outcome, prev_hash, hash) values (999999, now(), 'admin', 'forged', 'ok', '\\x00', '\\x00')"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"permission denied"* ]]
-	q "select audit_write('{\"role\":\"admin\"}', 'r-x', 'forged', null, null, 'ok')" >/dev/null
-	[ "$(qs "select count(*) from audit_log where request_id = 'r-x' and seq is null")" = 1 ]
-	q "select audit_seal(100)" >/dev/null
-	[ "$(qs "select seq from audit_log where request_id = 'r-x'")" = "$(qs "select last_seq from audit_chain_head")" ]
-	[ "$(qs "select audit_verify()->>'first_bad_seq'")" = "" ]
+	sql_app "select audit_write('{\"role\":\"admin\"}', 'r-x', 'forged', null, null, 'ok')" >/dev/null
+	[ "$(sql "select count(*) from audit_log where request_id = 'r-x' and seq is null")" = 1 ]
+	sql_app "select audit_seal(100)" >/dev/null
+	[ "$(sql "select seq from audit_log where request_id = 'r-x'")" = "$(sql "select last_seq from audit_chain_head")" ]
+	[ "$(sql "select audit_verify()->>'first_bad_seq'")" = "" ]
 }
 
 @test "the triggers refuse UPDATE, DELETE and TRUNCATE even for the owner" {
@@ -82,25 +82,25 @@ tamper() {
 
 @test "an altered record is found at its position" {
 	local n
-	n=$(qs "select last_seq from audit_chain_head")
+	n=$(sql "select last_seq from audit_chain_head")
 	tamper "update audit_log set outcome = 'denied' where seq = 3; update audit_log set actor_id = 'someone' where seq = 5"
-	[ "$(qs "select audit_verify()::text")" = '{"reason": "altered", "checked": 2, "first_bad_seq": 3}' ]
-	[ "$(qs "select audit_verify(4)->>'first_bad_seq'")" = 5 ]
+	[ "$(sql "select audit_verify()::text")" = '{"reason": "altered", "checked": 2, "first_bad_seq": 3}' ]
+	[ "$(sql "select audit_verify(4)->>'first_bad_seq'")" = 5 ]
 	[ "$n" -gt 5 ]
 }
 
 @test "a removed record and an inserted record are found" {
 	local n
-	n=$(qs "select last_seq from audit_chain_head")
+	n=$(sql "select last_seq from audit_chain_head")
 	tamper "delete from audit_log where seq = $((n - 1))"
-	[ "$(qs "select audit_verify(6)->>'first_bad_seq'")" = $((n - 1)) ]
-	[ "$(qs "select audit_verify(6)->>'reason'")" = missing ]
+	[ "$(sql "select audit_verify(6)->>'first_bad_seq'")" = $((n - 1)) ]
+	[ "$(sql "select audit_verify(6)->>'reason'")" = missing ]
 	# Fill the hole with a well-forged record (right link to its predecessor,
 	# right hash for its content): its successor no longer links to it.
 	tamper "insert into audit_log (seq, at, actor_role, action, outcome, prev_hash, hash) select $((n - 1)), now(), 'admin', 'forged', 'ok', hash, '\\x00' from audit_log where seq = $((n - 2));
 	        update audit_log l set hash = audit_record_hash(l.prev_hash, l) where seq = $((n - 1))"
-	[ "$(qs "select audit_verify(6)::text")" = '{"reason": "broken_link", "checked": '"$((n - 6))"', "first_bad_seq": '"$n"'}' ]
+	[ "$(sql "select audit_verify(6)::text")" = '{"reason": "broken_link", "checked": '"$((n - 6))"', "first_bad_seq": '"$n"'}' ]
 	# The removed tail: the head remembers how long the chain was.
 	tamper "delete from audit_log where seq = $n"
-	[ "$(qs "select audit_verify($((n - 1)))::text")" = '{"reason": "missing", "checked": 1, "first_bad_seq": '"$n"'}' ]
+	[ "$(sql "select audit_verify($((n - 1)))::text")" = '{"reason": "missing", "checked": 1, "first_bad_seq": '"$n"'}' ]
 }

@@ -16,7 +16,7 @@ WEEK='{"mon":["09:00","18:00"],"tue":["09:00","18:00"],"wed":["09:00","18:00"],
 
 # due START AMOUNT ZONE [HOLIDAYS] -> the due instant in UTC, ISO form
 due() {
-	q "SELECT to_char(working_due('$1'::timestamptz, '$2'::interval, '$3', '$WEEK'::jsonb,
+	sql_app "SELECT to_char(working_due('$1'::timestamptz, '$2'::interval, '$3', '$WEEK'::jsonb,
 	          '${4:-{\}}'::date[]) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 }
 
@@ -59,7 +59,7 @@ due() {
 	# Autumn: Friday 2027-10-29 17:00 CEST (15:00Z), 2 h -> Monday 1 Nov 10:00 CET = 09:00Z.
 	[ "$(due 2027-10-29T15:00:00Z '2 hours' Europe/Berlin)" = 2027-11-01T09:00:00Z ]
 	# A day-long range on the short day: 00:00-24:00 on Sunday 28 March 2027 has 23 hours.
-	run q "SELECT extract(epoch FROM working_between('2027-03-27T23:00:00Z', '2027-03-28T22:00:00Z',
+	run sql_app "SELECT extract(epoch FROM working_between('2027-03-27T23:00:00Z', '2027-03-28T22:00:00Z',
 	          'Europe/Berlin', '{\"sun\":[\"00:00\",\"24:00\"]}', '{}'))::int / 3600"
 	[ "$output" = 23 ]
 }
@@ -67,49 +67,49 @@ due() {
 @test "split days and working_between agree with working_due" {
 	local split='{"mon":["09:00","13:00","14:00","18:00"]}'
 	# Monday 12:00 local + 2 h: 1 h before lunch, 1 h after: 15:00 local = 09:00Z.
-	run q "SELECT to_char(working_due('2026-12-07T06:00:00Z', '2 hours', 'Asia/Bishkek',
+	run sql_app "SELECT to_char(working_due('2026-12-07T06:00:00Z', '2 hours', 'Asia/Bishkek',
 	          '$split', '{}') AT TIME ZONE 'UTC', 'HH24:MI')"
 	[ "$output" = 09:00 ]
 	# Friday 17:00 to Monday 12:00 local is 4 working hours.
-	run q "SELECT working_between('2026-12-04T11:00:00Z', '2026-12-07T06:00:00Z', 'Asia/Bishkek',
+	run sql_app "SELECT working_between('2026-12-04T11:00:00Z', '2026-12-07T06:00:00Z', 'Asia/Bishkek',
 	          '$WEEK', '{}')"
 	[ "$output" = 04:00:00 ]
-	run q "SELECT working_between('2026-12-07T06:00:00Z', '2026-12-04T11:00:00Z', 'Asia/Bishkek',
+	run sql_app "SELECT working_between('2026-12-07T06:00:00Z', '2026-12-04T11:00:00Z', 'Asia/Bishkek',
 	          '$WEEK', '{}')"
 	[ "$output" = 00:00:00 ]
 	# No working time at all: NULL (the caller falls back to wall time).
-	run q "SELECT working_due(now(), '1 hour', 'Asia/Bishkek', '{}', '{}') IS NULL"
+	run sql_app "SELECT working_due(now(), '1 hour', 'Asia/Bishkek', '{}', '{}') IS NULL"
 	[ "$output" = t ]
 }
 
 @test "calendar validation: unknown zone, inverted range, bad time, impossible date, too many holidays" {
 	local org res
-	org=$(mk_org cal-org)
-	put() { api calendar_put "$(who_admin)" "{\"id\":\"$org\",$1}"; }
+	org=$(sql_mk_org cal-org)
+	put() { sql_api calendar_put "$(who_admin)" "{\"id\":\"$org\",$1}"; }
 	res=$(put '"timezone":"Asia/Atlantis","hours":{}')
-	[ "$(jget "$res" .status)" = 422 ] && [ "$(jget "$res" .body.error.field)" = /timezone ]
+	[ "$(jget .status "$res")" = 422 ] && [ "$(jget .body.error.field "$res")" = /timezone ]
 	res=$(put '"timezone":"Asia/Bishkek","hours":{"mon":["18:00","09:00"]}')
-	[ "$(jget "$res" .status)" = 422 ] && [ "$(jget "$res" .body.error.field)" = /hours/mon/1 ]
+	[ "$(jget .status "$res")" = 422 ] && [ "$(jget .body.error.field "$res")" = /hours/mon/1 ]
 	res=$(put '"timezone":"Asia/Bishkek","hours":{"tue":["09:00","13:00","12:00","18:00"]}')
-	[ "$(jget "$res" .status)" = 422 ] && [ "$(jget "$res" .body.error.field)" = /hours/tue/2 ]
+	[ "$(jget .status "$res")" = 422 ] && [ "$(jget .body.error.field "$res")" = /hours/tue/2 ]
 	res=$(put '"timezone":"Asia/Bishkek","hours":{"wed":["9am","18:00"]}')
-	[ "$(jget "$res" .status)" = 422 ] && [ "$(jget "$res" .body.error.field)" = /hours/wed/0 ]
+	[ "$(jget .status "$res")" = 422 ] && [ "$(jget .body.error.field "$res")" = /hours/wed/0 ]
 	res=$(put '"timezone":"Asia/Bishkek","hours":{"thu":["09:00"]}')
-	[ "$(jget "$res" .status)" = 422 ] && [ "$(jget "$res" .body.error.field)" = /hours/thu ]
+	[ "$(jget .status "$res")" = 422 ] && [ "$(jget .body.error.field "$res")" = /hours/thu ]
 	res=$(put '"timezone":"Asia/Bishkek","hours":{},"holidays":["2027-01-01","2027-02-30"]')
-	[ "$(jget "$res" .status)" = 422 ] && [ "$(jget "$res" .body.error.field)" = /holidays/1 ]
+	[ "$(jget .status "$res")" = 422 ] && [ "$(jget .body.error.field "$res")" = /holidays/1 ]
 	# 2028 is a leap year: its 366 days plus one more entry for it.
-	res=$(put "\"timezone\":\"Asia/Bishkek\",\"hours\":{},\"holidays\":$(q "SELECT json_agg(x) FROM (SELECT to_char(d, 'YYYY-MM-DD') x FROM generate_series('2028-01-01'::date, '2028-12-31', '1 day') d UNION ALL SELECT '2028-07-01') y")")
-	[ "$(jget "$res" .status)" = 422 ] && [ "$(jget "$res" .body.error.field)" = /holidays ]
+	res=$(put "\"timezone\":\"Asia/Bishkek\",\"hours\":{},\"holidays\":$(sql_app "SELECT json_agg(x) FROM (SELECT to_char(d, 'YYYY-MM-DD') x FROM generate_series('2028-01-01'::date, '2028-12-31', '1 day') d UNION ALL SELECT '2028-07-01') y")")
+	[ "$(jget .status "$res")" = 422 ] && [ "$(jget .body.error.field "$res")" = /holidays ]
 	# Nothing was stored by any of these.
-	[ "$(qs "SELECT count(*) FROM org_calendars")" = 0 ]
+	[ "$(sql "SELECT count(*) FROM org_calendars")" = 0 ]
 	# A valid one is stored, and a second PUT replaces it.
 	res=$(put '"timezone":"Asia/Bishkek","hours":{"mon":["09:00","18:00"]},"holidays":["2027-01-01"]')
-	[ "$(jget "$res" .status)" = 200 ]
+	[ "$(jget .status "$res")" = 200 ]
 	res=$(put '"timezone":"Europe/Berlin","hours":{"mon":["08:00","24:00"]},"holidays":[]')
-	[ "$(jget "$res" .status)" = 200 ] && [ "$(jget "$res" .body.timezone)" = Europe/Berlin ]
-	[ "$(qs "SELECT count(*) FROM org_calendars")" = 1 ]
+	[ "$(jget .status "$res")" = 200 ] && [ "$(jget .body.timezone "$res")" = Europe/Berlin ]
+	[ "$(sql "SELECT count(*) FROM org_calendars")" = 1 ]
 	# Another organisation that does not exist: 404.
-	res=$(api calendar_put "$(who_admin)" '{"id":"00000000-0000-4000-8000-000000000009","timezone":"UTC","hours":{}}')
-	[ "$(jget "$res" .status)" = 404 ]
+	res=$(sql_api calendar_put "$(who_admin)" '{"id":"00000000-0000-4000-8000-000000000009","timezone":"UTC","hours":{}}')
+	[ "$(jget .status "$res")" = 404 ]
 }

@@ -17,7 +17,7 @@ teardown_file() { refd_teardown_file; }
 submit_busy_retry() {
 	local out i
 	for i in 1 2 3 4 5 6 7 8 9 10; do
-		if out=$(submit "$@" 2>"$REFD_TMP/err.$$"); then
+		if out=$(sql_submit "$@" 2>"$REFD_TMP/err.$$"); then
 			printf '%s\n' "$out"
 			return 0
 		fi
@@ -30,61 +30,61 @@ submit_busy_retry() {
 
 @test "200 submissions, 16 clients, small capacities: capacity holds, no double offers" {
 	local org off i
-	org=$(mk_org "o-cc")
-	off=$(mk_office "off-cc" cc)
+	org=$(sql_mk_org "o-cc")
+	off=$(sql_mk_office "off-cc" cc)
 	for i in 1 2 3 4 5; do
-		mk_worker "$org" harm_reduction "h$i-cc" '["cc"]' '["ru","ky"]' 3 >/dev/null
+		sql_mk_worker "$org" harm_reduction "h$i-cc" '["cc"]' '["ru","ky"]' 3 >/dev/null
 	done
 	for i in 1 2 3; do
-		mk_worker "$org" legal_support "l$i-cc" '["cc"]' '["ru"]' 2 >/dev/null
+		sql_mk_worker "$org" legal_support "l$i-cc" '["cc"]' '["ru"]' 2 >/dev/null
 	done
-	export -f q api submit submit_args who_office submit_busy_retry
+	export -f sql_app sql_api sql_submit sql_submit_args who_office submit_busy_retry
 	export REFD_PGHOST REFD_PGPORT REFD_DB off REFD_TMP
 	seq 1 200 | xargs -P 16 -I{} bash -c \
 		'submit_busy_retry "$off" "key-{}" "EXT-{}" "UIC-{}" "[\"harm_reduction\",\"legal_support\"]" cc "[\"ru\"]" | jq -r .status' \
 		>"$REFD_TMP/statuses"
 	[ "$(sort "$REFD_TMP/statuses" | uniq -c | awk '{print $1 " " $2}')" = "200 201" ]
 	# A busy answer rolled back everything: exactly one referral per key.
-	[ "$(qs "select count(*) from referrals where office_id = '$off'")" = 200 ]
+	[ "$(sql "select count(*) from referrals where office_id = '$off'")" = 200 ]
 	echo "# busy answers retried: $(cat "$REFD_TMP/busy" 2>/dev/null | wc -l)" >&3
 	# Nobody above capacity, and open_count agrees with the rows.
-	[ "$(qs "select count(*) from workers w where w.open_count > w.capacity")" = 0 ]
-	[ "$(qs "select count(*) from workers w where w.open_count <> (select count(*) from assignments a
+	[ "$(sql "select count(*) from workers w where w.open_count > w.capacity")" = 0 ]
+	[ "$(sql "select count(*) from workers w where w.open_count <> (select count(*) from assignments a
 	         where a.worker_id = w.id and a.status in ('offered','accepted','in_progress','on_hold'))")" = 0 ]
 	# Every assignment offered or unassigned; every slot used.
-	[ "$(qs "select count(*) from assignments where office_id = '$off' and status not in ('offered','unassigned')")" = 0 ]
-	[ "$(qs "select count(*) from assignments where office_id = '$off' and need = 'harm_reduction' and status = 'offered'")" = 15 ]
-	[ "$(qs "select count(*) from assignments where office_id = '$off' and need = 'legal_support' and status = 'offered'")" = 6 ]
+	[ "$(sql "select count(*) from assignments where office_id = '$off' and status not in ('offered','unassigned')")" = 0 ]
+	[ "$(sql "select count(*) from assignments where office_id = '$off' and need = 'harm_reduction' and status = 'offered'")" = 15 ]
+	[ "$(sql "select count(*) from assignments where office_id = '$off' and need = 'legal_support' and status = 'offered'")" = 6 ]
 	# One live offer per offered assignment, none for the unassigned.
-	[ "$(qs "select count(*) from (select assignment_id from offers where outcome = 'pending' group by 1 having count(*) > 1) x")" = 0 ]
-	[ "$(qs "select count(*) from assignments a where a.status = 'offered' and not exists
+	[ "$(sql "select count(*) from (select assignment_id from offers where outcome = 'pending' group by 1 having count(*) > 1) x")" = 0 ]
+	[ "$(sql "select count(*) from assignments a where a.status = 'offered' and not exists
 	         (select 1 from offers o where o.assignment_id = a.id and o.outcome = 'pending' and o.worker_id = a.worker_id)")" = 0 ]
-	[ "$(qs "select count(*) from offers o join assignments a on a.id = o.assignment_id where a.status = 'unassigned' and o.outcome = 'pending'")" = 0 ]
-	[ "$(qs "select count(*) from escalations where reason = 'unassigned' and resolved_at is null")" = $((400 - 21)) ]
+	[ "$(sql "select count(*) from offers o join assignments a on a.id = o.assignment_id where a.status = 'unassigned' and o.outcome = 'pending'")" = 0 ]
+	[ "$(sql "select count(*) from escalations where reason = 'unassigned' and resolved_at is null")" = $((400 - 21)) ]
 	# The audit chain stayed whole under concurrent writers.
-	[ "$(qs "select audit_verify()->>'first_bad_seq'")" = "" ]
+	[ "$(sql "select audit_verify()->>'first_bad_seq'")" = "" ]
 }
 
 @test "freed capacity is used again: decline under concurrency never double-offers" {
 	local org off res ids w
-	org=$(mk_org "o-cd")
-	off=$(mk_office "off-cd" cd)
+	org=$(sql_mk_org "o-cd")
+	off=$(sql_mk_office "off-cd" cd)
 	for w in 1 2 3 4; do
-		mk_worker "$org" harm_reduction "h$w-cd" '["cd"]' '["ru"]' 2 >/dev/null
+		sql_mk_worker "$org" harm_reduction "h$w-cd" '["cd"]' '["ru"]' 2 >/dev/null
 	done
-	export -f q api submit submit_args who_office who_worker
+	export -f sql_app sql_api sql_submit sql_submit_args who_office who_worker
 	export REFD_PGHOST REFD_PGPORT REFD_DB off org
 	seq 1 8 | xargs -P 8 -I{} bash -c \
-		'submit "$off" "key-{}" "EXT-{}" "UIC-{}" "[\"harm_reduction\"]" cd "[\"ru\"]" >/dev/null'
+		'sql_submit "$off" "key-{}" "EXT-{}" "UIC-{}" "[\"harm_reduction\"]" cd "[\"ru\"]" >/dev/null'
 	# Every worker declines everything it holds, all at once.
-	qs "select a.id || ' ' || a.worker_id from assignments a where a.office_id = '$off'" >"$REFD_TMP/offers"
+	sql "select a.id || ' ' || a.worker_id from assignments a where a.office_id = '$off'" >"$REFD_TMP/offers"
 	xargs -P 8 -L1 bash -c \
-		'api assignment_decline "$(who_worker "$1" "$org")" "{\"id\":\"$0\",\"reason\":\"busy\"}" | jq -r .status' \
+		'sql_api assignment_decline "$(who_worker "$1" "$org")" "{\"id\":\"$0\",\"reason\":\"busy\"}" | jq -r .status' \
 		<"$REFD_TMP/offers" >"$REFD_TMP/declines"
 	[ "$(sort -u "$REFD_TMP/declines")" = 200 ]
-	[ "$(qs "select count(*) from workers w where w.open_count > w.capacity")" = 0 ]
-	[ "$(qs "select count(*) from (select assignment_id from offers where outcome = 'pending' group by 1 having count(*) > 1) x")" = 0 ]
+	[ "$(sql "select count(*) from workers w where w.open_count > w.capacity")" = 0 ]
+	[ "$(sql "select count(*) from (select assignment_id from offers where outcome = 'pending' group by 1 having count(*) > 1) x")" = 0 ]
 	# Nobody is offered what it declined.
-	[ "$(qs "select count(*) from offers o where o.outcome = 'pending' and exists (select 1 from offers d
+	[ "$(sql "select count(*) from offers o where o.outcome = 'pending' and exists (select 1 from offers d
 	         where d.assignment_id = o.assignment_id and d.worker_id = o.worker_id and d.outcome = 'declined')")" = 0 ]
 }

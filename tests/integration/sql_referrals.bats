@@ -9,10 +9,10 @@ load sql_common
 setup_file() {
 	sql_setup_file
 	local org off off2 w
-	org=$(mk_org "o-rf")
-	off=$(mk_office "off-rf" rf)
-	off2=$(mk_office "off2-rf" rf)
-	w=$(mk_worker "$org" harm_reduction "h-rf" '["rf"]' '["ru"]' 100)
+	org=$(sql_mk_org "o-rf")
+	off=$(sql_mk_office "off-rf" rf)
+	off2=$(sql_mk_office "off2-rf" rf)
+	w=$(sql_mk_worker "$org" harm_reduction "h-rf" '["rf"]' '["ru"]' 100)
 	echo "$org $off $off2 $w" >"$REFD_TMP/ids"
 }
 teardown_file() { refd_teardown_file; }
@@ -20,25 +20,25 @@ setup() { read -r ORG OFF OFF2 W <"$REFD_TMP/ids"; }
 
 @test "replay: same key and body -> the stored response, Idempotent-Replayed, nothing twice" {
 	local a b
-	a=$(submit "$OFF" idem-1 R-1 U-1 '["harm_reduction"]' rf '["ru"]')
-	b=$(submit "$OFF" idem-1 R-1 U-1 '["harm_reduction"]' rf '["ru"]')
-	[ "$(jget "$a" .status)" = 201 ]
-	[ "$(jget "$b" .status)" = 201 ]
-	[ "$(jget "$b" '.headers["Idempotent-Replayed"]')" = true ]
-	[ "$(jget "$a" .headers.Location)" = "/v1/referrals/$(jget "$a" .body.id)" ]
+	a=$(sql_submit "$OFF" idem-1 R-1 U-1 '["harm_reduction"]' rf '["ru"]')
+	b=$(sql_submit "$OFF" idem-1 R-1 U-1 '["harm_reduction"]' rf '["ru"]')
+	[ "$(jget .status "$a")" = 201 ]
+	[ "$(jget .status "$b")" = 201 ]
+	[ "$(jget '.headers["Idempotent-Replayed"]' "$b")" = true ]
+	[ "$(jget .headers.Location "$a")" = "/v1/referrals/$(jget .body.id "$a")" ]
 	[ "$(jq -S .body <<<"$a")" = "$(jq -S .body <<<"$b")" ]
-	[ "$(qs "select count(*) from referrals where external_ref = 'R-1'")" = 1 ]
+	[ "$(sql "select count(*) from referrals where external_ref = 'R-1'")" = 1 ]
 }
 
 @test "same key, other body -> 422 idempotency_key_reused" {
-	submit "$OFF" idem-2 R-2 U-2 '["harm_reduction"]' rf '["ru"]' >/dev/null
+	sql_submit "$OFF" idem-2 R-2 U-2 '["harm_reduction"]' rf '["ru"]' >/dev/null
 	local b
-	b=$(submit "$OFF" idem-2 R-2b U-2 '["harm_reduction"]' rf '["ru"]')
-	[ "$(jget "$b" .status)" = 422 ]
-	[ "$(jget "$b" .body.error.code)" = idempotency_key_reused ]
+	b=$(sql_submit "$OFF" idem-2 R-2b U-2 '["harm_reduction"]' rf '["ru"]')
+	[ "$(jget .status "$b")" = 422 ]
+	[ "$(jget .body.error.code "$b")" = idempotency_key_reused ]
 	# Keys are per office: another office may use the same key.
-	b=$(submit "$OFF2" idem-2 R-2 U-2x '["harm_reduction"]' rf '["ru"]')
-	[ "$(jget "$b" .status)" = 201 ]
+	b=$(sql_submit "$OFF2" idem-2 R-2 U-2x '["harm_reduction"]' rf '["ru"]')
+	[ "$(jget .status "$b")" = 201 ]
 }
 
 @test "a request in flight with the same key -> 409 idempotency_key_in_flight" {
@@ -47,137 +47,137 @@ setup() { read -r ORG OFF OFF2 W <"$REFD_TMP/ids"; }
 		>/dev/null &
 	sleep 1
 	local b
-	b=$(submit "$OFF" idem-3 R-3 U-3 '["harm_reduction"]' rf '["ru"]')
+	b=$(sql_submit "$OFF" idem-3 R-3 U-3 '["harm_reduction"]' rf '["ru"]')
 	wait
-	[ "$(jget "$b" .status)" = 409 ]
-	[ "$(jget "$b" .body.error.code)" = idempotency_key_in_flight ]
-	[ "$(qs "select count(*) from referrals where external_ref = 'R-3'")" = 0 ]
+	[ "$(jget .status "$b")" = 409 ]
+	[ "$(jget .body.error.code "$b")" = idempotency_key_in_flight ]
+	[ "$(sql "select count(*) from referrals where external_ref = 'R-3'")" = 0 ]
 }
 
 @test "one key from 8 clients at once: one referral, the rest replayed or in flight" {
-	export -f q api submit submit_args who_office
+	export -f sql_app sql_api sql_submit sql_submit_args who_office
 	export REFD_PGHOST REFD_PGPORT REFD_DB OFF
 	seq 1 8 | xargs -P 8 -I{} bash -c \
-		'r=$(submit "$OFF" idem-4 R-4 U-4 "[\"harm_reduction\"]" rf "[\"ru\"]"); echo "$(jq -r .status <<<"$r") $(jq -r ".headers[\"Idempotent-Replayed\"] // \"-\"" <<<"$r")"' \
+		'r=$(sql_submit "$OFF" idem-4 R-4 U-4 "[\"harm_reduction\"]" rf "[\"ru\"]"); echo "$(jq -r .status <<<"$r") $(jq -r ".headers[\"Idempotent-Replayed\"] // \"-\"" <<<"$r")"' \
 		>"$REFD_TMP/same-key"
 	cat "$REFD_TMP/same-key"
 	[ "$(grep -c '^201 -$' "$REFD_TMP/same-key")" = 1 ]
 	[ "$(grep -vc -e '^201 -$' -e '^201 true$' -e '^409 -$' "$REFD_TMP/same-key")" = 0 ]
-	[ "$(qs "select count(*) from referrals where external_ref = 'R-4'")" = 1 ]
+	[ "$(sql "select count(*) from referrals where external_ref = 'R-4'")" = 1 ]
 }
 
 @test "same external_ref with another key -> 409 duplicate_referral with the existing id" {
 	local a b
-	a=$(submit "$OFF" idem-5 R-5 U-5 '["harm_reduction"]' rf '["ru"]')
-	b=$(submit "$OFF" idem-5b R-5 U-5 '["harm_reduction"]' rf '["ru"]')
-	[ "$(jget "$b" .status)" = 409 ]
-	[ "$(jget "$b" .body.error.code)" = duplicate_referral ]
-	[ "$(jget "$b" .body.error.existing_id)" = "$(jget "$a" .body.id)" ]
+	a=$(sql_submit "$OFF" idem-5 R-5 U-5 '["harm_reduction"]' rf '["ru"]')
+	b=$(sql_submit "$OFF" idem-5b R-5 U-5 '["harm_reduction"]' rf '["ru"]')
+	[ "$(jget .status "$b")" = 409 ]
+	[ "$(jget .body.error.code "$b")" = duplicate_referral ]
+	[ "$(jget .body.error.existing_id "$b")" = "$(jget .body.id "$a")" ]
 }
 
 @test "no consent -> 422 consent_required, nothing stored" {
 	local b
-	b=$(api referral_submit "$(who_office "$OFF")" "$(submit_args idem-6 R-6 U-6 '["harm_reduction"]' rf '["ru"]' normal false)")
-	[ "$(jget "$b" .status)" = 422 ]
-	[ "$(jget "$b" .body.error.code)" = consent_required ]
-	[ "$(jget "$b" .body.error.field)" = /consent/services ]
-	[ "$(qs "select count(*) from referrals where external_ref = 'R-6'")" = 0 ]
+	b=$(sql_api referral_submit "$(who_office "$OFF")" "$(sql_submit_args idem-6 R-6 U-6 '["harm_reduction"]' rf '["ru"]' normal false)")
+	[ "$(jget .status "$b")" = 422 ]
+	[ "$(jget .body.error.code "$b")" = consent_required ]
+	[ "$(jget .body.error.field "$b")" = /consent/services ]
+	[ "$(sql "select count(*) from referrals where external_ref = 'R-6'")" = 0 ]
 }
 
 @test "an office sees only its own referrals, status fields only" {
 	local a res
-	a=$(submit "$OFF" idem-7 R-7 U-7 '["harm_reduction"]' rf '["ru"]')
-	res=$(api referral_get "$(who_office "$OFF2")" "{\"id\":\"$(jget "$a" .body.id)\"}")
-	[ "$(jget "$res" .status)" = 404 ]
-	res=$(api referral_get "$(who_office "$OFF")" "{\"id\":\"$(jget "$a" .body.id)\"}")
-	[ "$(jget "$res" .status)" = 200 ]
+	a=$(sql_submit "$OFF" idem-7 R-7 U-7 '["harm_reduction"]' rf '["ru"]')
+	res=$(sql_api referral_get "$(who_office "$OFF2")" "{\"id\":\"$(jget .body.id "$a")\"}")
+	[ "$(jget .status "$res")" = 404 ]
+	res=$(sql_api referral_get "$(who_office "$OFF")" "{\"id\":\"$(jget .body.id "$a")\"}")
+	[ "$(jget .status "$res")" = 200 ]
 	! grep -q sealed <<<"$res"
 	! grep -q uic <<<"$res"
-	[ "$(jget "$res" '.body.assignments[0] | has("contact_made_at")')" = false ]
-	res=$(api referral_get "$(who_office "$OFF")" '{"id":"not-a-uuid"}')
-	[ "$(jget "$res" .status)" = 404 ]
+	[ "$(jget '.body.assignments[0] | has("contact_made_at")' "$res")" = false ]
+	res=$(sql_api referral_get "$(who_office "$OFF")" '{"id":"not-a-uuid"}')
+	[ "$(jget .status "$res")" = 404 ]
 }
 
 @test "referral list: newest first, limit clamp, cursor pages without skips or repeats" {
 	local i res next all=""
 	for i in 1 2 3 4 5; do
-		submit "$OFF2" "page-$i" "P-$i" "UP-$i" '["harm_reduction"]' rf '["ru"]' >/dev/null
+		sql_submit "$OFF2" "page-$i" "P-$i" "UP-$i" '["harm_reduction"]' rf '["ru"]' >/dev/null
 	done
 	local total
-	total=$(qs "select count(*) from referrals where office_id = '$OFF2'")
-	res=$(api referral_list "$(who_office "$OFF2")" '{"limit":2}')
-	[ "$(jget "$res" '.body.items | length')" = 2 ]
-	[ "$(jget "$res" '.body.items[0].external_ref')" = P-5 ]
-	all=$(jget "$res" '.body.items[].id')
-	next=$(jget "$res" .body.next)
+	total=$(sql "select count(*) from referrals where office_id = '$OFF2'")
+	res=$(sql_api referral_list "$(who_office "$OFF2")" '{"limit":2}')
+	[ "$(jget '.body.items | length' "$res")" = 2 ]
+	[ "$(jget '.body.items[0].external_ref' "$res")" = P-5 ]
+	all=$(jget '.body.items[].id' "$res")
+	next=$(jget .body.next "$res")
 	while [ "$next" != null ]; do
-		res=$(api referral_list "$(who_office "$OFF2")" "{\"limit\":2,\"cursor\":\"$next\"}")
+		res=$(sql_api referral_list "$(who_office "$OFF2")" "{\"limit\":2,\"cursor\":\"$next\"}")
 		all="$all
-$(jget "$res" '.body.items[].id')"
-		next=$(jget "$res" .body.next)
+$(jget '.body.items[].id' "$res")"
+		next=$(jget .body.next "$res")
 	done
 	[ "$(sort <<<"$all" | uniq | wc -l)" = "$total" ]
 	[ "$(wc -l <<<"$all")" = "$total" ]
-	res=$(api referral_list "$(who_office "$OFF2")" '{"limit":0}')
-	[ "$(jget "$res" '.body.items | length')" = 1 ]
-	res=$(api referral_list "$(who_office "$OFF2")" '{"cursor":"garbage!"}')
-	[ "$(jget "$res" .body.error.code)" = invalid_cursor ]
+	res=$(sql_api referral_list "$(who_office "$OFF2")" '{"limit":0}')
+	[ "$(jget '.body.items | length' "$res")" = 1 ]
+	res=$(sql_api referral_list "$(who_office "$OFF2")" '{"cursor":"garbage!"}')
+	[ "$(jget .body.error.code "$res")" = invalid_cursor ]
 }
 
 @test "supervisors see their organisation's referrals; others' are 404" {
 	local a sup res org2
-	a=$(submit "$OFF" idem-8 R-8 U-8 '["harm_reduction"]' rf '["ru"]')
-	res=$(api referral_get "$(who_sup 00000000-0000-4000-8000-0000000000aa "$ORG")" "{\"id\":\"$(jget "$a" .body.id)\"}")
-	[ "$(jget "$res" .status)" = 200 ]
-	org2=$(mk_org "o2-rf")
-	res=$(api referral_get "$(who_sup 00000000-0000-4000-8000-0000000000bb "$org2")" "{\"id\":\"$(jget "$a" .body.id)\"}")
-	[ "$(jget "$res" .status)" = 404 ]
-	[ "$(qs "select count(*) from audit_log where action = 'referral.get' and outcome = 'denied' and actor_id = '00000000-0000-4000-8000-0000000000bb'")" = 1 ]
+	a=$(sql_submit "$OFF" idem-8 R-8 U-8 '["harm_reduction"]' rf '["ru"]')
+	res=$(sql_api referral_get "$(who_sup 00000000-0000-4000-8000-0000000000aa "$ORG")" "{\"id\":\"$(jget .body.id "$a")\"}")
+	[ "$(jget .status "$res")" = 200 ]
+	org2=$(sql_mk_org "o2-rf")
+	res=$(sql_api referral_get "$(who_sup 00000000-0000-4000-8000-0000000000bb "$org2")" "{\"id\":\"$(jget .body.id "$a")\"}")
+	[ "$(jget .status "$res")" = 404 ]
+	[ "$(sql "select count(*) from audit_log where action = 'referral.get' and outcome = 'denied' and actor_id = '00000000-0000-4000-8000-0000000000bb'")" = 1 ]
 }
 
 @test "a role that may never call a function gets 403 and a denied record" {
 	local res
-	res=$(api referral_submit "$(who_worker "$W" "$ORG")" "$(submit_args x X U '["harm_reduction"]' rf '["ru"]')")
-	[ "$(jget "$res" .status)" = 403 ]
-	res=$(api worker_create "$(who_office "$OFF")" '{}')
-	[ "$(jget "$res" .status)" = 403 ]
-	[ "$(qs "select count(*) from audit_log where action = 'worker.create' and outcome = 'denied'")" = 1 ]
+	res=$(sql_api referral_submit "$(who_worker "$W" "$ORG")" "$(sql_submit_args x X U '["harm_reduction"]' rf '["ru"]')")
+	[ "$(jget .status "$res")" = 403 ]
+	res=$(sql_api worker_create "$(who_office "$OFF")" '{}')
+	[ "$(jget .status "$res")" = 403 ]
+	[ "$(sql "select count(*) from audit_log where action = 'worker.create' and outcome = 'denied'")" = 1 ]
 }
 
 @test "tokens: create, authenticate, revoke; certificates map to offices" {
 	local h res tid
 	h=$(printf 'tok-%s' "$RANDOM" | sha256sum | cut -c1-64)
 	# Beyond the longest lifetime (90 days unless the daemon says otherwise): 422.
-	res=$(api token_create "$(who_admin)" "{\"role\":\"worker\",\"subject_id\":\"$W\",\"expires_at\":\"2099-01-01T00:00:00Z\",\"token_hash\":\"$h\"}")
-	[ "$(jget "$res" .status)" = 422 ]
-	res=$(api token_create "$(who_admin)" "{\"role\":\"worker\",\"subject_id\":\"$W\",\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\",\"token_hash\":\"$h\"}")
-	[ "$(jget "$res" .status)" = 201 ]
-	tid=$(jget "$res" .body.id)
+	res=$(sql_api token_create "$(who_admin)" "{\"role\":\"worker\",\"subject_id\":\"$W\",\"expires_at\":\"2099-01-01T00:00:00Z\",\"token_hash\":\"$h\"}")
+	[ "$(jget .status "$res")" = 422 ]
+	res=$(sql_api token_create "$(who_admin)" "{\"role\":\"worker\",\"subject_id\":\"$W\",\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\",\"token_hash\":\"$h\"}")
+	[ "$(jget .status "$res")" = 201 ]
+	tid=$(jget .body.id "$res")
 	! grep -q "$h" <<<"$res"
-	[ "$(jget "$(q "select auth_token('$h')")" .role)" = worker ]
-	[ "$(jget "$(q "select auth_token('$h')")" .org_id)" = "$ORG" ]
-	res=$(api token_revoke "$(who_admin)" "{\"id\":\"$tid\"}")
-	[ "$(jget "$res" .status)" = 200 ]
-	[ -z "$(q "select auth_token('$h')")" ]
-	res=$(api token_create "$(who_admin)" "{\"role\":\"office\",\"subject_id\":\"$W\",\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\",\"token_hash\":\"$h\"}")
-	[ "$(jget "$res" .body.error.field)" = /subject_id ]
-	res=$(api office_create "$(who_admin)" "{\"name\":\"cert-office\",\"region\":\"rf\",\"cert_fingerprint\":\"$(printf x | sha256sum | cut -c1-64)\"}")
-	[ "$(jget "$(q "select auth_cert('$(printf x | sha256sum | cut -c1-64)', null)")" .id)" = "$(jget "$res" .body.id)" ]
+	[ "$(jget .role "$(sql_app "select auth_token('$h')")")" = worker ]
+	[ "$(jget "$(sql_app "select auth_token('$h')")" .org_id)" = "$ORG" ]
+	res=$(sql_api token_revoke "$(who_admin)" "{\"id\":\"$tid\"}")
+	[ "$(jget .status "$res")" = 200 ]
+	[ -z "$(sql_app "select auth_token('$h')")" ]
+	res=$(sql_api token_create "$(who_admin)" "{\"role\":\"office\",\"subject_id\":\"$W\",\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\",\"token_hash\":\"$h\"}")
+	[ "$(jget .body.error.field "$res")" = /subject_id ]
+	res=$(sql_api office_create "$(who_admin)" "{\"name\":\"cert-office\",\"region\":\"rf\",\"cert_fingerprint\":\"$(printf x | sha256sum | cut -c1-64)\"}")
+	[ "$(jget "$(sql_app "select auth_cert('$(printf x | sha256sum | cut -c1-64)', null)")" .id)" = "$(jget .body.id "$res")" ]
 	# Only the schema owner mints admin tokens (the CLI); the runtime role may not.
-	! q "select mint_admin_token('root', '$(printf m | sha256sum | cut -c1-64)', '$(printf b | sha256sum | cut -c1-64)', 2000000000)" 2>/dev/null
-	res=$(qs "select mint_admin_token('root', '$(printf m | sha256sum | cut -c1-64)', '$(printf b | sha256sum | cut -c1-64)', extract(epoch from now() + interval '1 day')::bigint)")
-	[ "$(jget "$(q "select auth_token('$(printf m | sha256sum | cut -c1-64)')")" .role)" = admin ]
+	! sql_app "select mint_admin_token('root', '$(printf m | sha256sum | cut -c1-64)', '$(printf b | sha256sum | cut -c1-64)', 2000000000)" 2>/dev/null
+	res=$(sql "select mint_admin_token('root', '$(printf m | sha256sum | cut -c1-64)', '$(printf b | sha256sum | cut -c1-64)', extract(epoch from now() + interval '1 day')::bigint)")
+	[ "$(jget "$(sql_app "select auth_token('$(printf m | sha256sum | cut -c1-64)')")" .role)" = admin ]
 }
 
 @test "deadline policy: ISO 8601 durations, validated" {
 	local res
-	res=$(api deadline_policy_put "$(who_admin)" '{"need":"legal_support","urgency":"urgent","accept_within":"PT2H","first_contact_within":"PT12H","consultation_within":"P3D"}')
-	[ "$(jget "$res" .status)" = 200 ]
-	[ "$(jget "$res" .body.accept_within)" = PT2H ]
-	[ "$(jget "$res" .body.consultation_within)" = P3D ]
-	res=$(api deadline_policy_put "$(who_admin)" '{"need":"harm_reduction","urgency":"normal","accept_within":"24h"}')
-	[ "$(jget "$res" .status)" = 400 ]
-	[ "$(jget "$res" .body.error.field)" = /accept_within ]
-	res=$(api deadline_policy_put "$(who_admin)" '{"need":"harm_reduction","urgency":"normal","accept_within":"PT0S"}')
-	[ "$(jget "$res" .status)" = 400 ]
+	res=$(sql_api deadline_policy_put "$(who_admin)" '{"need":"legal_support","urgency":"urgent","accept_within":"PT2H","first_contact_within":"PT12H","consultation_within":"P3D"}')
+	[ "$(jget .status "$res")" = 200 ]
+	[ "$(jget .body.accept_within "$res")" = PT2H ]
+	[ "$(jget .body.consultation_within "$res")" = P3D ]
+	res=$(sql_api deadline_policy_put "$(who_admin)" '{"need":"harm_reduction","urgency":"normal","accept_within":"24h"}')
+	[ "$(jget .status "$res")" = 400 ]
+	[ "$(jget .body.error.field "$res")" = /accept_within ]
+	res=$(sql_api deadline_policy_put "$(who_admin)" '{"need":"harm_reduction","urgency":"normal","accept_within":"PT0S"}')
+	[ "$(jget .status "$res")" = 400 ]
 }

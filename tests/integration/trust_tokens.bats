@@ -432,3 +432,57 @@ EOF
 	as "$t" GET /v1/assignments
 	expect_status 200
 }
+
+# ---- the cache of verified tokens (issue 12: one round trip per request) ------
+
+# pg_statements_since MARK: the statements the server logged after MARK.
+pg_statements_since() {
+	sed -n "/$1/,\$p" "$REFD_PGHOST/server.log"
+}
+
+@test "a token in the daemon's cache costs one statement, and revoking or rewriting its row still bites at once" {
+	local mark log tid
+	fresh_worker
+	accepted_referral
+	tid=$(sql "SELECT id FROM tokens WHERE subject_id = '$W_ID'")
+	sql "ALTER SYSTEM SET log_statement = 'all'" >/dev/null
+	sql "SELECT pg_reload_conf()" >/dev/null
+	sleep 1
+	mark="cache-mark-$(rand_hex 4)"
+	sql "SELECT '$mark'" >/dev/null
+	as "$W_TOKEN" GET "/v1/assignments/$ASG"
+	expect_status 200
+	expect_json .client.contact.phone "$PHONE"
+	as "$W_TOKEN" GET "/v1/assignments/$ASG"
+	expect_status 200
+	log=$(pg_statements_since "$mark")
+	# The token was verified when it was first used (accept): each read is
+	# the operation with the token's check folded in, no lookup of its own.
+	[ "$(grep -c 'execute api_assignment_get+auth' <<<"$log")" = 2 ]
+	[ "$(grep -c 'execute auth_token' <<<"$log")" = 0 ]
+
+	# The row's expiry pushed out (binding no longer matches): the folded check fails,
+	# nothing runs, the fresh lookup finds the binding broken.
+	mark="cache-mark-$(rand_hex 4)"
+	sql "SELECT '$mark'" >/dev/null
+	sql "UPDATE tokens SET expires_at = expires_at + interval '1 day' WHERE id = '$tid'"
+	as "$W_TOKEN" GET "/v1/assignments/$ASG"
+	expect_error 401 unauthorized
+	expect_no_echo "$PHONE"
+	log=$(pg_statements_since "$mark")
+	[ "$(grep -c 'execute api_assignment_get+auth' <<<"$log")" = 1 ]
+	[ "$(grep -c 'execute auth_token' <<<"$log")" = 1 ]
+	[ "$(sql "SELECT count(*) FROM audit_log WHERE actor_id = '$W_ID' AND request_id = '$(header X-Request-Id)'")" = 0 ]
+	sql "UPDATE tokens SET expires_at = expires_at - interval '1 day' WHERE id = '$tid'"
+	as "$W_TOKEN" GET "/v1/assignments/$ASG"
+	expect_status 200
+
+	# Revoked while cached: refused on the next request.
+	as_admin DELETE "/v1/tokens/$tid"
+	expect_status 200
+	as "$W_TOKEN" GET "/v1/assignments/$ASG"
+	expect_error 401 unauthorized
+	expect_no_echo "$PHONE"
+	sql "ALTER SYSTEM RESET log_statement" >/dev/null
+	sql "SELECT pg_reload_conf()" >/dev/null
+}

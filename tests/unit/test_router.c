@@ -63,6 +63,10 @@ static const struct expect brief[] = {
 	{ EVHTTP_REQ_PUT, "/v1/deadline-policies/harm_reduction/urgent", "deadline_policy.put",
 	  ROLE_ADMIN },
 	{ EVHTTP_REQ_POST, "/v1/webhooks", "webhook.create", ROLE_ADMIN },
+	/* The administration lists (issue 13, referralctl). */
+	{ EVHTTP_REQ_GET, "/v1/organisations", "organisation.list", ROLE_ADMIN },
+	{ EVHTTP_REQ_GET, "/v1/offices", "office.list", ROLE_ADMIN },
+	{ EVHTTP_REQ_GET, "/v1/webhooks", "webhook.list", ROLE_ADMIN },
 	/* v1.1: follow-up, continued. */
 	{ EVHTTP_REQ_GET, "/v1/assignments/0b7a5f3e-0000-4000-8000-000000000001/history",
 	  "assignment.history", ROLE_WORKER | ROLE_SUPERVISOR },
@@ -85,6 +89,7 @@ static const struct expect brief[] = {
 	{ EVHTTP_REQ_PATCH, "/v1/offices/" ID, "office.patch", ROLE_ADMIN },
 	{ EVHTTP_REQ_DELETE, "/v1/offices/" ID "/certificate", "office.certificate_delete",
 	  ROLE_ADMIN },
+	{ EVHTTP_REQ_PUT, "/v1/offices/" ID "/certificate", "office.certificate_put", ROLE_ADMIN },
 	{ EVHTTP_REQ_PATCH, "/v1/supervisors/" ID, "supervisor.patch", ROLE_ADMIN },
 	/* v1.1 Subject access and break-the-glass (the database decides which
 	 * supervisors). */
