@@ -20,6 +20,8 @@ struct jv_qparam;
 #define API_SEAL_EVENT  0x40 /* an event: args.event_id chosen here, detail and outcome sealed
                                 bound to that assignment_events row */
 #define API_SEAL_WITHDRAWN 0x80 /* args.reason sealed, bound to referrals.withdrawn_reason */
+#define API_SEAL_REASSIGN 0x100 /* args.reason sealed, bound to assignment_history.reason of
+                                   the assignment's referral */
 
 struct api_op {
 	const char *stmt;               /* statement registered in queries.c */

@@ -25,6 +25,7 @@
 #include "app.h"
 #include "auth.h"
 #include "config.h"
+#include "datakey.h"
 #include "db_pool.h"
 #include "jsonv.h"
 #include "keyring.h"
@@ -37,8 +38,13 @@ struct api_call {
 	int folded;             /* ran with auth_token() re-checked in the statement */
 	api_call_post post;
 	api_call_render render;
+	api_call_seen seen;
 	void *arg;
 	void (*free_arg)(void *);
+	/* While the data keys of the reply's sealed values are fetched. */
+	json_t *result;
+	json_t *body;
+	int status;
 };
 
 static void api_call_free(struct api_call *c)
@@ -47,6 +53,8 @@ static void api_call_free(struct api_call *c)
 		return;
 	if (c->free_arg && c->arg)
 		c->free_arg(c->arg);
+	json_decref(c->body);
+	json_decref(c->result);
 	free(c);
 }
 
@@ -144,11 +152,13 @@ static const struct open_rule {
 } open_rules[] = {
 	{ "contact_sealed", "contact", "referrals", "contact", 1 },
 	{ "note_sealed", "note", "referrals", "note", 0 },
+	{ "external_ref_sealed", "external_ref", "referrals", "external_ref", 0 },
 	{ "withdrawn_reason_sealed", "withdrawn_reason", "referrals", "withdrawn_reason", 0 },
 	{ "detail_sealed", "detail", "assignments", "detail", 0 },
 	{ "reason_sealed", "reason", "assignments", "reason", 0 },
 	{ "detail_sealed", "detail", "assignment_events", "detail", 0 },
 	{ "outcome_sealed", "outcome", "assignment_events", "outcome", 0 },
+	{ "reason_sealed", "reason", "assignment_history", "reason", 0 },
 	{ "reason_sealed", "reason", "break_glass", "reason", 0 },
 };
 
@@ -162,9 +172,14 @@ static int ends_with_sealed(const char *k)
 /* Open one sealed member into its clear name. Returns -1 when a value that
  * should open does not: it was altered or moved, and the reply must not go
  * out (the caller answers 500). Anything that is not a known sealed value is
- * dropped unopened. */
-static int api_call_open_one(struct req *r, json_t *obj, const char *key)
+ * dropped unopened. A value sealed under a referral's data key opens with
+ * that key from keys; when the key store no longer has it the value was
+ * erased (retention, consent revocation) and is dropped like an absent one:
+ * a database restored from an older backup cannot bring it back. */
+static int api_call_open_one(struct req *r, json_t *obj, const char *key,
+			     const struct dek_set *keys)
 {
+	char rid[DATAKEY_ID_LEN + 1];
 	json_t *v = json_object_get(obj, key);
 	const struct keyring *k = r->app ? r->app->keys : NULL;
 	const struct open_rule *rule = NULL;
@@ -198,8 +213,17 @@ static int api_call_open_one(struct req *r, json_t *obj, const char *key)
 	b.table = rule->table;
 	b.column = rule->column;
 	b.row_id = row;
-	if (k)
+	if (datakey_sealed_referral(blob, rid) == 0) {
+		const unsigned char *dek = dek_set_get(keys, rid);
+
+		if (!dek) {
+			json_object_del(obj, key);
+			return 0;
+		}
+		plain = datakey_open(dek, blob, &b, &len);
+	} else if (k) {
 		plain = keyring_open(k, KP_CLIENT_DATA, &b, blob, &len);
+	}
 	if (plain) {
 		if (rule->as_object) {
 			clear = json_loadb(plain, len, JSON_REJECT_DUPLICATES, NULL);
@@ -224,7 +248,7 @@ static int api_call_open_one(struct req *r, json_t *obj, const char *key)
 	return 0;
 }
 
-static int api_call_open_sealed(struct req *r, json_t *v, int depth)
+static int api_call_open_sealed(struct req *r, json_t *v, int depth, const struct dek_set *keys)
 {
 	if (depth > 16)
 		return 0;
@@ -241,22 +265,51 @@ static int api_call_open_sealed(struct req *r, json_t *v, int depth)
 			if (ends_with_sealed(k))
 				json_array_append_new(names, json_string(k));
 		json_array_foreach(names, i, m)
-			if (api_call_open_one(r, v, json_string_value(m)) < 0)
+			if (api_call_open_one(r, v, json_string_value(m), keys) < 0)
 				rc = -1;
 		json_decref(names);
 		if (rc < 0)
 			return -1;
 		json_object_foreach(v, k, m)
-			if (api_call_open_sealed(r, m, depth + 1) < 0)
+			if (api_call_open_sealed(r, m, depth + 1, keys) < 0)
 				return -1;
 	} else if (json_is_array(v)) {
 		size_t i;
 		json_t *m;
 		json_array_foreach(v, i, m)
-			if (api_call_open_sealed(r, m, depth + 1) < 0)
+			if (api_call_open_sealed(r, m, depth + 1, keys) < 0)
 				return -1;
 	}
 	return 0;
+}
+
+/* The referral ids of the values in v sealed under a data key (members
+ * ending in _sealed whose "sealed" carries a "d@" label), into ids. */
+static void api_call_collect_keys(json_t *v, int depth, json_t *ids)
+{
+	const char *k;
+	json_t *m;
+	size_t i;
+
+	if (depth > 16)
+		return;
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, m) {
+			char rid[DATAKEY_ID_LEN + 1];
+			const char *blob;
+
+			if (ends_with_sealed(k) && json_is_object(m)) {
+				blob = json_string_value(json_object_get(m, "sealed"));
+				if (blob && datakey_sealed_referral(blob, rid) == 0)
+					json_object_set_new(ids, rid, json_true());
+				continue;
+			}
+			api_call_collect_keys(m, depth + 1, ids);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+			api_call_collect_keys(m, depth + 1, ids);
+	}
 }
 
 static int header_name_ok(const char *s)
@@ -274,12 +327,31 @@ static int header_name_ok(const char *s)
 	return 1;
 }
 
+static void api_call_finish(struct api_call *c, struct dek_set *keys);
+
+static void api_call_keys(void *arg, struct dek_set *keys)
+{
+	struct api_call *c = arg;
+
+	if (!keys) {
+		/* The key store did not answer: the caller may retry. */
+		log_event(LOG_WARN, c->r->id, "db_call_failed", "route=%s status=key_store",
+			  c->r->route_name ? c->r->route_name : "-");
+		struct req *r = c->r;
+
+		api_call_free(c);
+		req_reply_unavailable(r, 1);
+		return;
+	}
+	api_call_finish(c, keys);
+}
+
 static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 {
 	struct api_call *c = arg;
 	struct req *r = c->r;
 	const char *route = r->route_name ? r->route_name : "-";
-	json_t *result = NULL, *body = NULL, *headers;
+	json_t *result = NULL, *body = NULL, *ids;
 	json_error_t jerr;
 	int status;
 
@@ -327,6 +399,10 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 	status = (int)json_integer_value(json_object_get(result, "status"));
 	if (status < 200 || status > 599)
 		goto bad;
+	/* The function forgot a referral (referral_forget): its data key goes
+	 * from the key store now that the transaction has committed. */
+	if (json_is_true(json_object_get(result, "erase")) && r->app)
+		datakeys_erase_queued(r->app->datakeys);
 	body = json_object_get(result, "body");
 	if (body)
 		json_incref(body);
@@ -334,6 +410,8 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 		json_decref(body);
 		body = NULL;
 	}
+	if (c->seen)
+		c->seen(c->arg, status, body, json_object_get(result, "headers"));
 	if (status == 404) {
 		/* Every 404 must read the same, whether the object is absent, out
 		 * of scope or its id malformed: even the object type in a message
@@ -344,7 +422,62 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 		req_reply_error(r, 404, "not_found", "no such resource", NULL);
 		return;
 	}
-	if (body && api_call_open_sealed(r, body, 0) < 0) {
+	c->result = result;
+	c->body = body;
+	c->status = status;
+	ids = json_object();
+	if (body && ids)
+		api_call_collect_keys(body, 0, ids);
+	if (ids && json_object_size(ids) > 0) {
+		const char **list = calloc(json_object_size(ids), sizeof(*list));
+		struct dek_set *now = NULL;
+		const char *k;
+		json_t *m;
+		size_t n = 0;
+		int rc = -1;
+
+		if (list) {
+			json_object_foreach(ids, k, m)
+				list[n++] = k;
+			rc = datakeys_fetch(r->app ? r->app->datakeys : NULL, list, n, api_call_keys,
+					    c, &now);
+		}
+		free(list);
+		json_decref(ids);
+		if (rc == 0)
+			return;                 /* api_call_keys follows */
+		if (rc < 0) {
+			api_call_free(c);
+			req_reply_unavailable(r, 1);
+			return;
+		}
+		api_call_finish(c, now);
+		return;
+	}
+	json_decref(ids);
+	api_call_finish(c, NULL);
+	return;
+bad:
+	log_event(LOG_ERROR, r->id, "db_call_failed", "route=%s status=bad_result", route);
+	json_decref(result);
+	api_call_free(c);
+	req_reply_error(r, 500, "internal_error", "internal error", NULL);
+}
+
+/* The rest of a reply once the data keys its sealed values need are in
+ * keys (NULL: none needed); takes keys. */
+static void api_call_finish(struct api_call *c, struct dek_set *keys)
+{
+	struct req *r = c->r;
+	json_t *result = c->result, *body = c->body, *headers;
+	int status = c->status;
+	int opened;
+
+	c->result = NULL;
+	c->body = NULL;
+	opened = !body || api_call_open_sealed(r, body, 0, keys) == 0;
+	dek_set_free(keys);
+	if (!opened) {
 		/* A sealed value failed to open: tampering, or a value moved to
 		 * another row. Nothing of this reply goes out. */
 		json_decref(body);
@@ -361,10 +494,10 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 		const char *k;
 		json_t *v;
 		json_object_foreach(headers, k, v) {
-			const char *s = json_string_value(v);
-			if (!s || !header_name_ok(k) || strpbrk(s, "\r\n") || strlen(s) > 512)
+			const char *hv = json_string_value(v);
+			if (!hv || !header_name_ok(k) || strpbrk(hv, "\r\n") || strlen(hv) > 512)
 				continue;
-			req_add_header(r, k, s);
+			req_add_header(r, k, hv);
 		}
 	}
 	json_decref(result);
@@ -383,16 +516,11 @@ static void api_call_done(void *arg, enum db_status st, const PGresult *res)
 	}
 	api_call_free(c);
 	req_reply_json(r, status, body);
-	return;
-bad:
-	log_event(LOG_ERROR, r->id, "db_call_failed", "route=%s status=bad_result", route);
-	json_decref(result);
-	api_call_free(c);
-	req_reply_error(r, 500, "internal_error", "internal error", NULL);
 }
 
 static void api_call_start(struct req *r, const char *stmt, json_t *args, api_call_post post,
-			   api_call_render render, void *arg, void (*free_arg)(void *))
+			   api_call_render render, api_call_seen seen, void *arg,
+			   void (*free_arg)(void *))
 {
 	struct api_call *c = NULL;
 	json_t *who = NULL;
@@ -412,6 +540,7 @@ static void api_call_start(struct req *r, const char *stmt, json_t *args, api_ca
 	c->r = r;
 	c->post = post;
 	c->render = render;
+	c->seen = seen;
 	c->arg = arg;
 	c->free_arg = free_arg;
 	who = auth_who_json(&r->who);
@@ -465,29 +594,37 @@ out:
 void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_post post,
 		     void *arg, void (*free_arg)(void *))
 {
-	api_call_start(r, stmt, args, post, NULL, arg, free_arg);
+	api_call_start(r, stmt, args, post, NULL, NULL, arg, free_arg);
+}
+
+void api_call_run_seen(struct req *r, const char *stmt, json_t *args, api_call_seen seen,
+		       void *arg, void (*free_arg)(void *))
+{
+	api_call_start(r, stmt, args, NULL, NULL, seen, arg, free_arg);
 }
 
 void api_call_run(struct req *r, const char *stmt, json_t *args)
 {
-	api_call_start(r, stmt, args, NULL, NULL, NULL, NULL);
+	api_call_start(r, stmt, args, NULL, NULL, NULL, NULL, NULL);
 }
 
 void api_call_run_render(struct req *r, const char *stmt, json_t *args, api_call_render render,
 			 void *arg)
 {
-	api_call_start(r, stmt, args, NULL, render, arg, NULL);
+	api_call_start(r, stmt, args, NULL, render, NULL, arg, NULL);
 }
 
 void api_call_run_render_ex(struct req *r, const char *stmt, json_t *args,
 			    api_call_render render, void *arg, void (*free_arg)(void *))
 {
-	api_call_start(r, stmt, args, NULL, render, arg, free_arg);
+	api_call_start(r, stmt, args, NULL, render, NULL, arg, free_arg);
 }
 
-int api_call_seal_for(struct req *r, json_t *args, const char *key, const char *sealed_key,
-		      enum keyring_purpose purpose, const char *table, const char *column,
-		      const char *row_id)
+/* Seal under the referral's data key dek when given (rid: its referral),
+ * else under the keyring's purpose subkey. */
+static int api_call_seal_with(struct req *r, json_t *args, const char *key, const char *sealed_key,
+			      enum keyring_purpose purpose, const char *table, const char *column,
+			      const char *row_id, const unsigned char *dek, const char *rid)
 {
 	json_t *v = json_object_get(args, key);
 	const struct keyring *k = r->app ? r->app->keys : NULL;
@@ -498,13 +635,15 @@ int api_call_seal_for(struct req *r, json_t *args, const char *key, const char *
 	if (!v)
 		return 0;
 	if (json_is_string(v)) {
-		sealed = k ? keyring_seal(k, purpose, &b, json_string_value(v),
+		sealed = dek ? datakey_seal(dek, rid, &b, json_string_value(v), json_string_length(v))
+		       : k ? keyring_seal(k, purpose, &b, json_string_value(v),
 					  json_string_length(v)) : NULL;
 	} else {
 		text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
 		if (text) {
 			len = strlen(text);
-			sealed = k ? keyring_seal(k, purpose, &b, text, len) : NULL;
+			sealed = dek ? datakey_seal(dek, rid, &b, text, len)
+			       : k ? keyring_seal(k, purpose, &b, text, len) : NULL;
 			OPENSSL_cleanse(text, len);
 			free(text);
 		}
@@ -521,16 +660,37 @@ int api_call_seal_for(struct req *r, json_t *args, const char *key, const char *
 	return 0;
 }
 
+int api_call_seal_for(struct req *r, json_t *args, const char *key, const char *sealed_key,
+		      enum keyring_purpose purpose, const char *table, const char *column,
+		      const char *row_id)
+{
+	return api_call_seal_with(r, args, key, sealed_key, purpose, table, column, row_id, NULL,
+				  NULL);
+}
+
 int api_call_seal(struct req *r, json_t *args, const char *key, const char *sealed_key,
 		  const char *table, const char *column, const char *row_id)
 {
 	return api_call_seal_for(r, args, key, sealed_key, KP_CLIENT_DATA, table, column, row_id);
 }
 
+/* One free-text field under the referral's key (or the keyring's, for a
+ * referral older than data keys). */
+static int api_call_seal_text(struct req *r, json_t *args, const char *key, const char *sealed_key,
+			      const char *table, const char *column, const char *row_id,
+			      const unsigned char *dek, const char *rid)
+{
+	return api_call_seal_with(r, args, key, sealed_key, KP_CLIENT_DATA, table, column, row_id,
+				  dek, rid);
+}
+
 /* Free text about a client, per the route's flags: only its sealed form
  * leaves here, bound to the row it will live in (an event's row id is chosen
- * here for that; the assignment's or referral's is the path's). */
-static int api_call_seal_flags(struct req *r, json_t *args, unsigned flags)
+ * here for that; the assignment's or referral's is the path's), under the
+ * data key of the referral it belongs to (dek; NULL: a referral older than
+ * data keys, sealed under the keyring). */
+static int api_call_seal_flags(struct req *r, json_t *args, unsigned flags,
+			       const unsigned char *dek, const char *rid)
 {
 	const char *id = json_string_value(json_object_get(args, "id"));
 	char eid[37];
@@ -541,23 +701,136 @@ static int api_call_seal_flags(struct req *r, json_t *args, unsigned flags)
 			return -1;
 		}
 		json_object_set_new(args, "event_id", json_string(eid));
-		if (api_call_seal(r, args, "detail", "detail_sealed", "assignment_events", "detail",
-				  eid) < 0 ||
-		    api_call_seal(r, args, "outcome", "outcome_sealed", "assignment_events",
-				  "outcome", eid) < 0)
+		if (api_call_seal_text(r, args, "detail", "detail_sealed", "assignment_events",
+				       "detail", eid, dek, rid) < 0 ||
+		    api_call_seal_text(r, args, "outcome", "outcome_sealed", "assignment_events",
+				       "outcome", eid, dek, rid) < 0)
 			return -1;
 	}
 	if ((flags & API_SEAL_DETAIL) &&
-	    api_call_seal(r, args, "detail", "detail_sealed", "assignments", "detail", id) < 0)
+	    api_call_seal_text(r, args, "detail", "detail_sealed", "assignments", "detail", id, dek,
+			       rid) < 0)
 		return -1;
 	if ((flags & API_SEAL_REASON) &&
-	    api_call_seal(r, args, "reason", "reason_sealed", "assignments", "reason", id) < 0)
+	    api_call_seal_text(r, args, "reason", "reason_sealed", "assignments", "reason", id, dek,
+			       rid) < 0)
 		return -1;
 	if ((flags & API_SEAL_WITHDRAWN) &&
-	    api_call_seal(r, args, "reason", "reason_sealed", "referrals", "withdrawn_reason",
-			  id) < 0)
+	    api_call_seal_text(r, args, "reason", "reason_sealed", "referrals", "withdrawn_reason",
+			       id, dek, rid) < 0)
+		return -1;
+	/* Kept in each history row of the reassignment: bound to the referral. */
+	if ((flags & API_SEAL_REASSIGN) && rid &&
+	    api_call_seal_text(r, args, "reason", "reason_sealed", "assignment_history", "reason",
+			       rid, dek, rid) < 0)
 		return -1;
 	return 0;
+}
+
+#define API_SEAL_ANY \
+	(API_SEAL_DETAIL | API_SEAL_REASON | API_SEAL_EVENT | API_SEAL_WITHDRAWN | API_SEAL_REASSIGN)
+
+/* A route with free text, between finding its referral's key and its call. */
+struct api_seal {
+	struct req *r;
+	const struct api_op *op;
+	json_t *args;
+	char rid[DATAKEY_ID_LEN + 1];
+};
+
+static void api_seal_run(struct api_seal *p, const unsigned char *dek)
+{
+	struct req *r = p->r;
+	json_t *args = p->args;
+	const struct api_op *op = p->op;
+	const char *rid = p->rid;
+	int rc = api_call_seal_flags(r, args, op->flags, dek, rid);
+
+	free(p);
+	if (rc < 0) {
+		json_decref(args);
+		return;
+	}
+	api_call_run(r, op->stmt, args);
+}
+
+static void api_seal_keys(void *arg, struct dek_set *keys)
+{
+	struct api_seal *p = arg;
+
+	if (!keys) {
+		struct req *r = p->r;
+
+		json_decref(p->args);
+		free(p);
+		req_reply_unavailable(r, 1);
+		return;
+	}
+	/* No key: a referral older than data keys (keyring sealing). */
+	api_seal_run(p, dek_set_get(keys, p->rid));
+	dek_set_free(keys);
+}
+
+static void api_seal_fetch(struct api_seal *p)
+{
+	const char *ids[1] = { p->rid };
+	struct dek_set *now = NULL;
+	int rc = datakeys_fetch(p->r->app ? p->r->app->datakeys : NULL, ids, 1, api_seal_keys, p,
+				&now);
+
+	if (rc == 1) {
+		api_seal_keys(p, now);
+	} else if (rc < 0) {
+		struct req *r = p->r;
+
+		json_decref(p->args);
+		free(p);
+		req_reply_unavailable(r, 1);
+	}
+}
+
+/* The assignment's referral, and whether its personal data still exists. */
+static void api_seal_referral(void *arg, enum db_status st, const PGresult *res)
+{
+	struct api_seal *p = arg;
+	json_t *j = NULL;
+
+	if (st != DB_OK || PQntuples(res) != 1) {
+		struct req *r = p->r;
+
+		json_decref(p->args);
+		free(p);
+		req_reply_unavailable(r, 1);
+		return;
+	}
+	if (!PQgetisnull(res, 0, 0))
+		j = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	if (!j || json_is_true(json_object_get(j, "forgotten")) ||
+	    !json_string_value(json_object_get(j, "referral_id")) ||
+	    strlen(json_string_value(json_object_get(j, "referral_id"))) != DATAKEY_ID_LEN) {
+		/* No such assignment (the call answers 404), or its referral's
+		 * personal data is gone: free text about it is not kept. */
+		unsigned f = p->op->flags;
+
+		if (f & (API_SEAL_DETAIL | API_SEAL_EVENT))
+			json_object_del(p->args, "detail");
+		if (f & API_SEAL_EVENT)
+			json_object_del(p->args, "outcome");
+		if (f & (API_SEAL_REASON | API_SEAL_WITHDRAWN))
+			json_object_del(p->args, "reason");
+		if (f & API_SEAL_REASSIGN) {
+			/* A required reason: a stand-in, so the call answers
+			 * 404 or 409 as it would; it is never stored. */
+			json_object_del(p->args, "reason");
+			json_object_set_new(p->args, "reason_sealed", json_string("-"));
+		}
+		json_decref(j);
+		api_seal_run(p, NULL);
+		return;
+	}
+	snprintf(p->rid, sizeof(p->rid), "%s", json_string_value(json_object_get(j, "referral_id")));
+	json_decref(j);
+	api_seal_fetch(p);
 }
 
 /* The args of a route without a body: its query string (or none) and the
@@ -611,7 +884,35 @@ void api_call_op(struct req *r, const struct api_op *op)
 
 	if (!args)
 		return;
-	if (api_call_seal_flags(r, args, op->flags) < 0) {
+	if ((op->flags & API_SEAL_ANY) &&
+	    (json_object_get(args, "detail") || json_object_get(args, "outcome") ||
+	     json_object_get(args, "reason"))) {
+		struct api_seal *p = calloc(1, sizeof(*p));
+		const char *id = json_string_value(json_object_get(args, "id"));
+		const char *params[1] = { id };
+
+		if (!p || !id || !r->app) {
+			free(p);
+			json_decref(args);
+			req_reply_error(r, 500, "internal_error", "internal error", NULL);
+			return;
+		}
+		p->r = r;
+		p->op = op;
+		p->args = args;
+		if (op->flags & API_SEAL_WITHDRAWN) {
+			/* The path names the referral itself. */
+			snprintf(p->rid, sizeof(p->rid), "%s", id);
+			api_seal_fetch(p);
+		} else if (!db_submit(r->app->pool, "assignment_referral", 1, params,
+				      api_seal_referral, p, 0)) {
+			json_decref(args);
+			free(p);
+			req_reply_unavailable(r, 1);
+		}
+		return;
+	}
+	if (api_call_seal_flags(r, args, op->flags, NULL, NULL) < 0) {
 		json_decref(args);
 		return;
 	}

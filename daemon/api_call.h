@@ -23,6 +23,13 @@ void api_call_run(struct req *r, const char *stmt, json_t *args);
 void api_call_run_ex(struct req *r, const char *stmt, json_t *args, api_call_post post,
 		     void *arg, void (*free_arg)(void *));
 
+/* Told of every well-formed result (any status) before the reply: the
+ * body and headers as the database returned them (sealed values unopened);
+ * for work that depends on the outcome, not for changing the reply. */
+typedef void (*api_call_seen)(void *arg, int status, const json_t *body, const json_t *headers);
+void api_call_run_seen(struct req *r, const char *stmt, json_t *args, api_call_seen seen,
+		       void *arg, void (*free_arg)(void *));
+
 /* Renders a successful (2xx) result itself instead of the JSON reply, for
  * example as CSV: takes body (a reference it must drop) and must reply exactly
  * once. Errors still get the protocol's JSON error shape. */

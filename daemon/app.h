@@ -20,6 +20,7 @@ struct keyring;
 struct job;
 struct audit_signer;
 struct limits;
+struct datakeys;
 struct auth_cache;
 
 #define REFD_VERSION "0.1.0"
@@ -37,6 +38,8 @@ struct app {
 	struct db_pool *pool;
 	struct metrics *metrics;
 	struct keyring *keys;       /* UIC HMAC key and data encryption keys */
+	struct db_pool *keystore;   /* the key store: per-referral data keys, wrapped */
+	struct datakeys *datakeys;  /* those keys: create, fetch (cached), erase */
 	struct job *jobs[APP_MAX_JOBS]; /* periodic jobs (job.c), in main_jobs' order */
 	int njobs;
 	struct audit_signer *signer; /* audit head signing key; NULL when not configured */

@@ -178,6 +178,14 @@ static const struct key_def keys[] = {
 	  "Secret (32+ bytes, not the UIC key) for the HMAC-SHA256 under which bearer tokens and "
 	  "sign-in codes are stored; keep it outside the database. Replacing it revokes every "
 	  "token." },
+	{ "security", "key_store_conninfo", KT_STRING, NULL, KEY_REQUIRED, 0, 0, NULL, NULL,
+	  OFF(key_store_conninfo),
+	  "libpq connection string of the key store: a database of its own (referrald_keys) that "
+	  "holds each referral's data key, wrapped by the data_key_file keyring. Deleting a key "
+	  "erases that referral's personal fields; keep its backups shorter than "
+	  "contact_after_close (SECURITY.md). Never logged." },
+	{ "security", "key_store_pool_size", KT_INT, "4", 0, 1, 256, NULL, NULL,
+	  OFF(key_store_pool_size), "Connections to the key store of each daemon." },
 	{ "security", "max_token_lifetime", KT_DURATION, "90d", 0, MIN_MS, 3650LL * 24 * HOUR_MS,
 	  NULL, NULL, OFF(max_token_lifetime_ms),
 	  "Longest a new token may live (its expires_at at most this far ahead, else 422; the "
@@ -241,6 +249,10 @@ static const struct key_def keys[] = {
 	  "stored answer); older records are purged." },
 	{ "retention", "interval", KT_DURATION, "10m", KEY_RELOAD, 100, 24 * HOUR_MS, NULL, NULL,
 	  OFF(retention_interval_ms), "How often the retention purge runs." },
+	{ "retention", "batch", KT_INT, "100", KEY_RELOAD, 1, 100000, NULL, NULL,
+	  OFF(retention_batch),
+	  "Referrals the retention job erases or deletes per transaction (GET/PUT "
+	  "/v1/retention-policy sets when; this bounds how long one batch holds its locks)." },
 
 	{ "privacy", "break_glass_window", KT_DURATION, "1h", KEY_RELOAD, SEC_MS, 7LL * 24 * HOUR_MS,
 	  NULL, NULL, OFF(break_glass_window_ms),

@@ -58,6 +58,8 @@ struct config {
 	char *uic_key_file;           /* 32+ byte secret for HMAC-SHA256 of UICs */
 	char *data_key_file;          /* keyring: lines "<key id> <64 hex chars>", last line is current */
 	char *token_key_file;         /* 32+ byte secret for HMAC-SHA256 of tokens and sign-in codes */
+	char *key_store_conninfo;     /* the key store database (per-referral data keys) */
+	int key_store_pool_size;
 	long max_token_lifetime_ms;   /* a new token's expires_at at most this far ahead */
 
 	/* [deadlines] */
@@ -84,6 +86,7 @@ struct config {
 	/* [retention] */
 	long retention_idempotency_ms; /* idempotency records older than this are purged */
 	long retention_interval_ms;    /* between purge runs */
+	int retention_batch;           /* referrals per retention transaction */
 
 	/* [privacy] */
 	long break_glass_window_ms;   /* how long a break-the-glass read stays allowed */

@@ -66,6 +66,9 @@
 
 #define KEYRING_MAX_FILE 65536   /* a key file bigger than this is a mistake */
 #define KEYRING_KID_MAX 32
+/* A sealed value's label: a key id of the keyring, or (datakey.c) "d@" and
+ * the referral id whose data key sealed it. */
+#define SEAL_LABEL_MAX 40
 #define KEYRING_KEY_LEN 32       /* AES-256 */
 #define KEYRING_NONCE_LEN 12
 #define KEYRING_TAG_LEN 16
@@ -605,7 +608,7 @@ int crypto_sealed_kid(const char *sealed, char *kid, size_t kidlen)
 	if (!colon)
 		return -1;
 	n = (size_t)(colon - sealed);
-	if (n == 0 || n > KEYRING_KID_MAX || n >= kidlen)
+	if (n == 0 || n > SEAL_LABEL_MAX || n >= kidlen)
 		return -1;
 	memcpy(kid, sealed, n);
 	kid[n] = '\0';
@@ -615,7 +618,7 @@ int crypto_sealed_kid(const char *sealed, char *kid, size_t kidlen)
 char *crypto_open_bound(const unsigned char key[32], const char *sealed,
 			const struct seal_bind *b, size_t *len)
 {
-	char kid[KEYRING_KID_MAX + 1];
+	char kid[SEAL_LABEL_MAX + 1];
 	const char *b64;
 	EVP_CIPHER_CTX *ctx = NULL;
 	unsigned char *raw = NULL;

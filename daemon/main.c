@@ -30,6 +30,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "datakey.h"
+#include "erasure.h"
+#include "keystore.h"
+#include "retention.h"
 #include "notify.h"
 #include "privdrop.h"
 #include "queries.h"
@@ -75,7 +79,7 @@ struct proc {
 struct cmdline {
 	const char *config;
 	const char *mint_name;
-	int check_config, migrate, verify_audit, reference, version, help, init_keys;
+	int check_config, migrate, verify_audit, reference, version, help, init_keys, rewrap;
 	const char *head_file;
 };
 
@@ -84,6 +88,7 @@ static void main_usage(FILE *out, int full)
 	fprintf(out,
 		"usage: " REFD_NAME " -c FILE [--check-config] [--init-keys] [--migrate]\n"
 		"                 [--mint-admin-token NAME] [--verify-audit [--head FILE]]\n"
+		"                 [--rewrap-keys]\n"
 		"       " REFD_NAME " --config-reference | --version | --help\n");
 	if (!full) {
 		fprintf(out, "(" REFD_NAME " --help describes the options and exit codes)\n");
@@ -103,6 +108,9 @@ static void main_usage(FILE *out, int full)
 		"                            and unsealed records older than [audit] max_unsealed_age\n"
 		"      --head FILE           with --verify-audit: also prove the chain still holds the\n"
 		"                            signed head in FILE (JSON from GET /v1/audit/head)\n"
+		"      --rewrap-keys         wrap every data key in the key store again under the\n"
+		"                            current (last) key of data_key_file, with a progress\n"
+		"                            line on a terminal (KEK rotation: SECURITY.md)\n"
 		"      --config-reference    print every configuration key as a Markdown table\n"
 		"      --version             print the version\n"
 		"  -h, --help                this text\n"
@@ -124,7 +132,7 @@ static void main_usage(FILE *out, int full)
 static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 {
 	enum { OPT_CHECK = 256, OPT_MIGRATE, OPT_MINT, OPT_VERIFY, OPT_REFERENCE, OPT_VERSION,
-	       OPT_INIT_KEYS, OPT_HEAD };
+	       OPT_INIT_KEYS, OPT_HEAD, OPT_REWRAP };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
@@ -133,6 +141,7 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 		{ "mint-admin-token", required_argument, NULL, OPT_MINT },
 		{ "verify-audit", no_argument, NULL, OPT_VERIFY },
 		{ "head", required_argument, NULL, OPT_HEAD },
+		{ "rewrap-keys", no_argument, NULL, OPT_REWRAP },
 		{ "config-reference", no_argument, NULL, OPT_REFERENCE },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -162,6 +171,9 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 		case OPT_VERIFY:
 			cl->verify_audit = 1;
 			break;
+		case OPT_REWRAP:
+			cl->rewrap = 1;
+			break;
 		case OPT_HEAD:
 			cl->head_file = optarg;
 			break;
@@ -185,10 +197,10 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 	if (cl->help || cl->version || cl->reference)
 		return 0;
 	commands = cl->check_config + cl->migrate + (cl->mint_name != NULL) + cl->verify_audit +
-		   cl->init_keys;
+		   cl->init_keys + cl->rewrap;
 	if (commands > 1) {
 		fprintf(stderr, REFD_NAME ": choose one of --check-config, --init-keys, --migrate, "
-				"--mint-admin-token, --verify-audit\n");
+				"--mint-admin-token, --verify-audit, --rewrap-keys\n");
 		return -1;
 	}
 	if (cl->head_file && !cl->verify_audit) {
@@ -215,6 +227,8 @@ static const struct {
 	{ "sweeper", sweeper_start },   /* deadlines */
 	{ "outbox", outbox_start },     /* webhooks */
 	{ "purge", purge_start },       /* retention */
+	{ "retention", retention_start }, /* personal data and records of closed referrals */
+	{ "erasure", erasure_start },   /* data keys of forgotten referrals, from the key store */
 	{ "audit_seal", audit_seal_start }, /* audit ledger v2: chains committed records */
 	{ "audit_head", audit_head_start }, /* signed audit heads to the outbox */
 	{ "rematch", rematch_start },   /* unassigned assignments matched again */
@@ -284,6 +298,8 @@ static void main_drain_tick(evutil_socket_t fd, short what, void *arg)
 			 inflight == 0 ? "no" : p->forced ? "signal" : "drain_timeout");
 		if (app->pool)
 			db_pool_close(app->pool);
+		if (app->keystore)
+			db_pool_close(app->keystore);
 		main_set_phase(p, PHASE_CLOSING);
 		main_arm_drain_timer(p);
 		return;
@@ -423,6 +439,11 @@ static int main_prepare_database(const struct config *cfg, int apply)
 			  "database.migrate = off; run with --migrate\"", pending);
 		return -1;
 	}
+	if (keystore_prepare(cfg->key_store_conninfo, err, sizeof(err)) < 0) {
+		log_error("start.failed", "step=key_store reason=\"%s\"",
+			  log_esc(esc, sizeof(esc), err));
+		return -1;
+	}
 	return 0;
 }
 
@@ -530,6 +551,20 @@ static int main_run(struct app *app)
 		log_error("start.failed", "step=db_pool_start");
 		goto fail;
 	}
+	/* The key store: a pool of its own on another database. */
+	po.conninfo = cfg->key_store_conninfo;
+	po.size = cfg->key_store_pool_size;
+	app->keystore = db_pool_new(app->base, &po);
+	if (!app->keystore || datakeys_register(app->keystore) < 0 ||
+	    db_pool_start(app->keystore) < 0) {
+		log_error("start.failed", "step=key_store_pool");
+		goto fail;
+	}
+	app->datakeys = datakeys_new(app->keystore, app->keys);
+	if (!app->datakeys) {
+		log_error("start.failed", "step=datakeys");
+		goto fail;
+	}
 	app->tls = tls_server_new(cfg, err, sizeof(err));
 	if (!app->tls) {
 		log_error("start.failed", "step=tls reason=\"%s\"", log_esc(esc, sizeof(esc), err));
@@ -605,6 +640,8 @@ fail:
 	main_stop_jobs(app);
 	if (app->pool && rc != EXIT_OK)
 		db_pool_close(app->pool);
+	if (app->keystore && rc != EXIT_OK)
+		db_pool_close(app->keystore);
 	if (p.sighup)
 		event_free(p.sighup);
 	if (p.sigterm)
@@ -627,6 +664,12 @@ fail:
 	if (app->pool)
 		db_pool_free(app->pool);
 	app->pool = NULL;
+	if (app->keystore)
+		db_pool_free(app->keystore);
+	app->keystore = NULL;
+	/* After its pool: no key store callback is pending any more. */
+	datakeys_free(app->datakeys);
+	app->datakeys = NULL;
 	if (app->metrics)
 		metrics_free(app->metrics);
 	app->metrics = NULL;
@@ -699,9 +742,10 @@ int main(int argc, char **argv)
 	app.config_path = cl.config;
 	rc = EXIT_START;
 
-	if (cl.migrate || cl.mint_name || cl.verify_audit) {
+	if (cl.migrate || cl.mint_name || cl.verify_audit || cl.rewrap) {
 		log_info("command", "name=%s version=" REFD_VERSION,
-			 cl.migrate ? "migrate" : cl.mint_name ? "mint-admin-token" : "verify-audit");
+			 cl.migrate ? "migrate" : cl.mint_name ? "mint-admin-token" :
+			 cl.rewrap ? "rewrap-keys" : "verify-audit");
 	} else {
 		char a1[300], a2[300], a3[300];
 
@@ -721,6 +765,11 @@ int main(int argc, char **argv)
 	if (!app.keys) {
 		log_error("start.failed", "step=keyring reason=\"%s\"",
 			  log_esc(esc, sizeof(esc), err));
+		goto done;
+	}
+	if (cl.rewrap) {
+		/* Only the key store and the keyring: the main database is not needed. */
+		rc = keystore_rewrap(&cfg, app.keys);
 		goto done;
 	}
 	if (main_prepare_database(&cfg, cl.migrate || cfg.db_migrate == MIGRATE_AUTO) < 0)

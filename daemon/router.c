@@ -84,7 +84,7 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/fail", R_WRK, "assignment.fail",
 	  OP("api_assignment_fail", api_body_fail, NULL, API_ID | API_SEAL_DETAIL) },
 	{ EVHTTP_REQ_POST, "/v1/assignments/{id}/reassign", R_SUP, "assignment.reassign",
-	  OP("api_assignment_reassign", api_body_reassign, NULL, API_ID) },
+	  OP("api_assignment_reassign", api_body_reassign, NULL, API_ID | API_SEAL_REASSIGN) },
 	{ EVHTTP_REQ_GET, "/v1/assignments/{id}/history", R_WRK | R_SUP, "assignment.history",
 	  OP("api_assignment_history", NULL, api_query_history, API_ID) },
 

@@ -290,6 +290,8 @@ SELECT format('CREATE ROLE %I LOGIN', :'app')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db' || '_keys', :'app')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db' || '_keys') \gexec
 EOF
 
 # ------------------------------------------------- certificates and keys
@@ -310,6 +312,9 @@ chmod 0700 "$KEYS"
 # The daemon runs as the unprivileged APP_USER; migrations run as the owner.
 conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$APP_USER application_name=referrald-demo"
 migrate_conninfo="host=127.0.0.1 port=$PGPORT dbname=$DB user=$DB_USER application_name=referrald-demo-migrate"
+# The key store (each referral's data key, wrapped): a database of its own,
+# owned by the daemon's role, never in a dump of $DB.
+key_store_conninfo="host=127.0.0.1 port=$PGPORT dbname=${DB}_keys user=$APP_USER application_name=referrald-demo-keys"
 # Started as root, the daemon refuses to stay root: it becomes nobody once
 # its listeners are bound and its keys read.
 run_user=""
@@ -341,6 +346,7 @@ pool_size = 16
 uic_key_file = $KEYS/uic.key
 data_key_file = $KEYS/data.keys
 token_key_file = $KEYS/token.key
+key_store_conninfo = $key_store_conninfo
 
 [log]
 level = info

@@ -98,7 +98,7 @@ BEGIN
 	IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status
 	   OR NEW.worker_id IS DISTINCT FROM OLD.worker_id THEN
 		INSERT INTO assignment_history (assignment_id, from_status, to_status, worker_id,
-		                                actor_role, actor_id, request_id, reason)
+		                                actor_role, actor_id, request_id, reason, reason_sealed)
 		VALUES (NEW.id, CASE WHEN TG_OP = 'UPDATE' THEN OLD.status END, NEW.status,
 		        NEW.worker_id,
 		        coalesce(nullif(current_setting('app.actor_role', true), ''), 'db:' || current_user),
@@ -106,7 +106,8 @@ BEGIN
 		        nullif(current_setting('app.request_id', true), ''),
 		        coalesce(nullif(current_setting('app.reason', true), ''),
 		                 CASE WHEN TG_OP = 'UPDATE' AND NEW.reason IS DISTINCT FROM OLD.reason
-		                      THEN NEW.reason END));
+		                      THEN NEW.reason END),
+		        nullif(current_setting('app.reason_sealed', true), ''));
 	END IF;
 
 	IF was_open AND (NOT is_open OR NEW.worker_id IS DISTINCT FROM OLD.worker_id) THEN

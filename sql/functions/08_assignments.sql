@@ -331,12 +331,15 @@ DECLARE
 	n assignments;
 	w workers;
 	why text := p_args->>'reason';
+	-- The daemon seals the reason under the referral's data key (bound to
+	-- assignment_history.reason of the referral): only that reaches us.
+	why_sealed text := p_args->>'reason_sealed';
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
 	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
 		RETURN api_forbidden(p_who, p_request_id, 'assignment.reassign');
 	END IF;
-	IF why IS NULL OR length(why) NOT BETWEEN 1 AND 500 THEN
+	IF why_sealed IS NULL AND (why IS NULL OR length(why) NOT BETWEEN 1 AND 500) THEN
 		RETURN api_error(400, 'invalid_value', 'reason is required (1 to 500 characters)', '/reason');
 	END IF;
 	a := assignment_lock(p_who, p_args->>'id');
@@ -360,7 +363,8 @@ BEGIN
 		                 '/worker_id');
 	END IF;
 
-	PERFORM set_config('app.reason', why, true);
+	PERFORM set_config('app.reason', coalesce(why, ''), true);
+	PERFORM set_config('app.reason_sealed', coalesce(why_sealed, ''), true);
 	INSERT INTO assignments (referral_id, office_id, need, urgency, region, languages, replaces)
 	VALUES (a.referral_id, a.office_id, a.need, a.urgency, a.region, a.languages, a.id)
 	RETURNING * INTO n;
@@ -371,5 +375,6 @@ BEGIN
 	PERFORM offer_make(n, w, jsonb_build_object('rule', 'supervisor', 'supervisor_id', p_who->>'id',
 	                                            'open_before', w.open_count, 'capacity', w.capacity));
 	PERFORM set_config('app.reason', '', true);
+	PERFORM set_config('app.reason_sealed', '', true);
 	RETURN assignment_reply(p_who, p_request_id, 'assignment.reassign', n.id, 200);
 END $$;

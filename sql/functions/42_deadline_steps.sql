@@ -238,7 +238,8 @@ BEGIN
 			'worker_id', page[i].worker_id,
 			'actor_role', CASE WHEN page[i].actor_role LIKE 'db:%' THEN 'system'
 			                   ELSE page[i].actor_role END,
-			'reason', page[i].reason) ORDER BY i)
+			'reason', page[i].reason,
+			'reason_sealed', sealed_ref('assignment_history', 'reason', a.referral_id, page[i].reason_sealed)) ORDER BY i)
 			FROM generate_series(1, least(n, lim)) i), '[]'),
 		'next', CASE WHEN n > lim THEN rtrim(translate(encode(convert_to(page[lim].id::text, 'UTF8'),
 		                                                       'base64'), '+/', '-_'), '=') END));

@@ -36,15 +36,21 @@ BEGIN
 	WHERE id = ANY(p_ids);
 	GET DIAGNOSTICS n = ROW_COUNT;
 	-- Step 2: free text of its assignments, their events and history.
-	UPDATE assignments SET reason_sealed = NULL, detail_sealed = NULL
-	WHERE referral_id = ANY(p_ids) AND (reason_sealed IS NOT NULL OR detail_sealed IS NOT NULL);
+	-- A reassignment's reason is a supervisor's free text kept in clear in
+	-- reason (the other values there are codes): it goes too.
+	UPDATE assignments SET reason_sealed = NULL, detail_sealed = NULL,
+	       reason = CASE WHEN status = 'reassigned' THEN NULL ELSE reason END
+	WHERE referral_id = ANY(p_ids)
+	  AND (reason_sealed IS NOT NULL OR detail_sealed IS NOT NULL
+	       OR (status = 'reassigned' AND reason IS NOT NULL));
 	UPDATE assignment_events e SET detail_sealed = NULL, outcome_sealed = NULL
 	FROM assignments a
 	WHERE a.referral_id = ANY(p_ids) AND e.assignment_id = a.id
 	  AND (e.detail_sealed IS NOT NULL OR e.outcome_sealed IS NOT NULL);
-	UPDATE assignment_history h SET reason = NULL
+	UPDATE assignment_history h SET reason = NULL, reason_sealed = NULL
 	FROM assignments a
-	WHERE a.referral_id = ANY(p_ids) AND h.assignment_id = a.id AND h.reason IS NOT NULL;
+	WHERE a.referral_id = ANY(p_ids) AND h.assignment_id = a.id
+	  AND (h.reason IS NOT NULL OR h.reason_sealed IS NOT NULL);
 	-- Step 3: the data keys, deleted from the key store after commit.
 	INSERT INTO data_key_erasures (referral_id)
 	SELECT id FROM referrals WHERE id = ANY(p_ids)
@@ -187,7 +193,7 @@ END $$;
 -- data is due for destruction, then at most p_limit whose rows are due for
 -- deletion, each audited (system actor, the referral's id). One daemon at
 -- a time (the others are told busy); rows a request holds are skipped and
--- taken next time. Returns {"forgotten", "purged", "more", "next_ms"}:
+-- taken next time. Returns {"forgotten", "purged", "ms", "more", "next_ms"}:
 -- more when a stage filled its batch, next_ms the time until the next
 -- referral falls due (null: none closed).
 CREATE OR REPLACE FUNCTION retention_run(p_limit integer) RETURNS jsonb
@@ -255,6 +261,8 @@ BEGIN
 		 ORDER BY coalesce(r.closed_at, r.withdrawn_at, r.updated_at) LIMIT 1))
 	INTO due;
 	RETURN jsonb_build_object('forgotten', nf, 'purged', np,
+		-- How long this transaction has held its locks so far (commit follows).
+		'ms', round(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint,
 		'more', cardinality(forget_ids) >= lim OR cardinality(purge_ids) >= lim,
 		'next_ms', CASE WHEN due IS NOT NULL
 		                THEN greatest(0, ceil(extract(epoch FROM due - now()) * 1000))::bigint END);

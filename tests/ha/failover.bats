@@ -67,6 +67,9 @@ EOF
 			"host=127.0.0.1,127.0.0.1 port=$PRIMARY_PORT,$SB_PORT dbname=$REFD_DB user=$REFD_APP_USER target_session_attrs=read-write connect_timeout=2"
 		refd_config_set "$REFD_TMP/$name.conf" database migrate_conninfo \
 			"host=127.0.0.1,127.0.0.1 port=$PRIMARY_PORT,$SB_PORT dbname=$REFD_DB user=$REFD_DB_USER target_session_attrs=read-write connect_timeout=2"
+		# The key store is a database of the same cluster: it fails over too.
+		refd_config_set "$REFD_TMP/$name.conf" security key_store_conninfo \
+			"host=127.0.0.1,127.0.0.1 port=$PRIMARY_PORT,$SB_PORT dbname=$REFD_KEYS_DB user=$REFD_APP_USER target_session_attrs=read-write connect_timeout=2"
 		refd_config_set "$REFD_TMP/$name.conf" database query_timeout 5s
 		refd_config_set "$REFD_TMP/$name.conf" deadlines sweeper_max_sleep 200ms
 		refd_config_set "$REFD_TMP/$name.conf" webhooks poll_interval 200ms

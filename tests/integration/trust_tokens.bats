@@ -304,10 +304,13 @@ EOF
 	as "$t2" POST "/v1/assignments/$a/hold" "$(jq -nc --arg r "$hold" '{reason:$r}')"
 	expect_status 200
 	expect_json .reason "$hold"
+	# Under the referral's own data key (datakey.c): labelled with it.
+	local rid
+	rid=$(sql "SELECT referral_id FROM assignments WHERE id = '$a'")
 	run sql "SELECT reason_sealed FROM assignments WHERE id = '$a'"
-	[[ $output == k1:* ]]
+	[[ $output == "d@$rid:"* ]]
 	run sql "SELECT outcome_sealed FROM assignment_events WHERE assignment_id = '$a'"
-	[[ $output == k1:* ]]
+	[[ $output == "d@$rid:"* ]]
 	# (api_teardown_file's leak check greps a plain pg_dump for all three.)
 }
 

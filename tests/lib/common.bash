@@ -30,6 +30,7 @@
 #   REFD_MTLS_PORT / REFD_MTLS_URL   listener that requires a client cert
 #   REFD_OPS_PORT / REFD_OPS_URL     metrics listener (/metrics /healthz /readyz)
 #   REFD_PGPORT REFD_PGHOST (socket dir) REFD_PGDATA REFD_DB REFD_CONNINFO
+#   REFD_KEYS_DB (the key store database, referrald_keys) REFD_KEYSTORE_CONNINFO
 #   REFD_DB_USER (owns the database, runs migrations: REFD_MIGRATE_CONNINFO)
 #   REFD_APP_USER (the daemon's runtime role: REFD_CONNINFO)
 #
@@ -63,6 +64,7 @@
 REFD_ROOT=${REFD_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 REFD_PG_BIN=${REFD_PG_BIN:-/usr/lib/postgresql/15/bin}
 REFD_DB=${REFD_DB:-referrald}
+REFD_KEYS_DB=${REFD_KEYS_DB:-${REFD_DB}_keys}
 REFD_DB_USER=${REFD_DB_USER:-referrald}
 REFD_APP_USER=${REFD_APP_USER:-referrald_app}
 REFD_START_TIMEOUT=${REFD_START_TIMEOUT:-30}
@@ -74,7 +76,7 @@ esac
 # refuses to stay root): the harness names this one, and what the daemon reads
 # after the switch (certificates on SIGHUP) must be that user's (refd_give).
 REFD_RUN_USER=${REFD_RUN_USER:-postgres}
-export REFD_ROOT REFD_PG_BIN REFD_DB REFD_DB_USER REFD_APP_USER REFD_BIN REFD_START_TIMEOUT
+export REFD_ROOT REFD_PG_BIN REFD_DB REFD_KEYS_DB REFD_DB_USER REFD_APP_USER REFD_BIN REFD_START_TIMEOUT
 export REFD_RUN_USER
 
 _refd_err() { echo "harness: $*" >&2; }
@@ -286,6 +288,7 @@ reconnect_max = 1s
 uic_key_file = $REFD_KEYS/uic.key
 data_key_file = $REFD_KEYS/data.keys
 token_key_file = $REFD_KEYS/token.key
+key_store_conninfo = ${REFD_KEYSTORE_CONNINFO:-}
 
 [deadlines]
 sweeper_max_sleep = 1s
@@ -302,7 +305,7 @@ EOF
 	# the keys issue 9 added (tests/bench/audit_ledger.sh runs one to
 	# compare).
 	if [ "${REFD_CONF_NO_AUDIT:-0}" = 1 ]; then
-		sed -i -e '/^token_key_file = /d' -e '/^allow_private_targets = /d' "$f"
+		sed -i -e '/^token_key_file = /d' -e '/^key_store_conninfo = /d' -e '/^allow_private_targets = /d' "$f"
 	fi
 	[ "${REFD_CONF_NO_AUDIT:-0}" = 1 ] || printf '\n[audit]\nsigning_key_file = %s\n' \
 		"$REFD_KEYS/audit-head.key" >>"$f"
@@ -474,9 +477,14 @@ refd_setup_file() {
 	refd_pg_init || return 1
 	refd_pg_start || return 1
 	refd_pg_createdb "$REFD_DB" || return 1
+	# The key store: a database of its own in the same cluster, owned by
+	# the daemon's role (it creates its one table), never in a dump of
+	# $REFD_DB.
+	refd_pg_createdb "$REFD_KEYS_DB" "$REFD_APP_USER" || return 1
 	REFD_CONNINFO="host=127.0.0.1 port=$REFD_PGPORT dbname=$REFD_DB user=$REFD_APP_USER application_name=referrald"
 	REFD_MIGRATE_CONNINFO="host=127.0.0.1 port=$REFD_PGPORT dbname=$REFD_DB user=$REFD_DB_USER application_name=referrald-migrate"
-	export REFD_CONNINFO REFD_MIGRATE_CONNINFO
+	REFD_KEYSTORE_CONNINFO="host=127.0.0.1 port=$REFD_PGPORT dbname=$REFD_KEYS_DB user=$REFD_APP_USER application_name=referrald-keys"
+	export REFD_CONNINFO REFD_MIGRATE_CONNINFO REFD_KEYSTORE_CONNINFO
 	refd_certs "$REFD_CERTS" && refd_give "$REFD_CERTS" || return 1
 	refd_keys "$REFD_KEYS" || return 1
 	REFD_PORT=$(refd_free_port) && REFD_MTLS_PORT=$(refd_free_port) &&

@@ -86,7 +86,8 @@ static const char *write_conf(const char *name, const char *head, const char *ex
 			"[security]\n"
 			"uic_key_file = %s\n"
 			"data_key_file = %s\n"
-			"token_key_file = %s\n",
+			"token_key_file = %s\n"
+			"key_store_conninfo = \"host=/tmp dbname=referrald_keys\"\n",
 			cert, key, uic, data, data);
 	if (extra)
 		fputs(extra, f);
@@ -200,8 +201,8 @@ static void test_quoting(void **state)
 	assert_string_equal(c.tls_ciphers, "A\"B");
 	config_free(&c);
 
-	expect_error("[server]\nallowed_methods = \"GET\n", "t.conf:14: unterminated quoted value");
-	expect_error("[server]\nallowed_methods = \"GET\" x\n", "t.conf:14: text after the closing");
+	expect_error("[server]\nallowed_methods = \"GET\n", "t.conf:15: unterminated quoted value");
+	expect_error("[server]\nallowed_methods = \"GET\" x\n", "t.conf:15: text after the closing");
 }
 
 static void test_bom_and_crlf(void **state)
@@ -215,7 +216,8 @@ static void test_bom_and_crlf(void **state)
 	snprintf(head, sizeof(head),
 		 "\xef\xbb\xbf[server]\r\nlisten = 127.0.0.1:1\r\n[tls]\r\ncert_file = %s\r\n"
 		 "key_file = %s\r\n[database]\r\nconninfo = x\r\n[security]\r\n"
-		 "uic_key_file = %s\r\ndata_key_file = %s\r\ntoken_key_file = %s\r\n",
+		 "uic_key_file = %s\r\ndata_key_file = %s\r\ntoken_key_file = %s\r\n"
+		 "key_store_conninfo = k\r\n",
 		 cert, key, uic, data, data);
 	p = write_conf("u.conf", head, NULL);
 	if (config_load(p, &c, err, sizeof(err)) != 0)
@@ -229,13 +231,13 @@ static void test_unknown_key_has_line(void **state)
 {
 	(void)state;
 	/* the minimal file has 11 lines; the extra starts at line 12 */
-	expect_error("[server]\nlisten_port = 1\n", "t.conf:14: unknown key \"listen_port\" in [server]");
+	expect_error("[server]\nlisten_port = 1\n", "t.conf:15: unknown key \"listen_port\" in [server]");
 }
 
 static void test_unknown_section(void **state)
 {
 	(void)state;
-	expect_error("\n[serv]\n", "t.conf:14: unknown section [serv]");
+	expect_error("\n[serv]\n", "t.conf:15: unknown section [serv]");
 }
 
 static void test_key_outside_section(void **state)
@@ -253,26 +255,26 @@ static void test_bad_duration(void **state)
 {
 	(void)state;
 	expect_error("[server]\nread_timeout = 10\n",
-		     "t.conf:14: bad value for server.read_timeout: expected a duration");
-	expect_error("[server]\nread_timeout = 10 s\n", "t.conf:14: bad value");
-	expect_error("[server]\nread_timeout = -5s\n", "t.conf:14: bad value");
-	expect_error("[server]\nread_timeout = 99999999999999999999h\n", "t.conf:14: bad value");
-	expect_error("[server]\nread_timeout = 2d\n", "t.conf:14: bad value for server.read_timeout: "
+		     "t.conf:15: bad value for server.read_timeout: expected a duration");
+	expect_error("[server]\nread_timeout = 10 s\n", "t.conf:15: bad value");
+	expect_error("[server]\nread_timeout = -5s\n", "t.conf:15: bad value");
+	expect_error("[server]\nread_timeout = 99999999999999999999h\n", "t.conf:15: bad value");
+	expect_error("[server]\nread_timeout = 2d\n", "t.conf:15: bad value for server.read_timeout: "
 						      "must be between 100ms and 1h");
 }
 
 static void test_bad_size_int_enum(void **state)
 {
 	(void)state;
-	expect_error("[server]\nmax_body_size = 64q\n", "t.conf:14: bad value for server.max_body_size");
+	expect_error("[server]\nmax_body_size = 64q\n", "t.conf:15: bad value for server.max_body_size");
 	expect_error("[server]\nmax_body_size = 1g\n", "must be between 1k and 64m");
-	expect_error("[database]\npool_size = 0\n", "t.conf:14: bad value for database.pool_size: must "
+	expect_error("[database]\npool_size = 0\n", "t.conf:15: bad value for database.pool_size: must "
 						    "be between 1 and 512");
 	expect_error("[database]\npool_size = 4x\n", "expected an integer");
 	expect_error("[log]\nlevel = loud\n", "expected one of debug, info, warn, error");
 	expect_error("[tls]\nmin_version = 1.1\n", "expected 1.2 or 1.3");
-	expect_error("[server]\nallowed_methods = GET,TRACE\n", "t.conf:14: bad value for server.allowed_methods");
-	expect_error("[server]\nmtls_listen = 127.0.0.1\n", "t.conf:14: bad value for server.mtls_listen: expected IP:port");
+	expect_error("[server]\nallowed_methods = GET,TRACE\n", "t.conf:15: bad value for server.allowed_methods");
+	expect_error("[server]\nmtls_listen = 127.0.0.1\n", "t.conf:15: bad value for server.mtls_listen: expected IP:port");
 	expect_error("[server]\nmtls_listen = 127.0.0.1:0\n", "expected IP:port");
 	expect_error("[server]\nmtls_listen = 127.0.0.1:65536\n", "expected IP:port");
 	expect_error("[server]\nmtls_listen = localhost:443\n", "expected IP:port");
@@ -286,7 +288,7 @@ static void test_missing_required_file(void **state)
 
 	(void)state;
 	snprintf(extra, sizeof(extra), "[tls]\nca_file = %s/nope.crt\n", dir);
-	expect_error(extra, "t.conf:14: tls.ca_file: cannot read");
+	expect_error(extra, "t.conf:15: tls.ca_file: cannot read");
 	expect_error(extra, "No such file or directory");
 }
 
@@ -303,6 +305,30 @@ static void test_missing_required_key(void **state)
 	assert_non_null(strstr(err, "u.conf: missing required key tls.cert_file"));
 }
 
+/* The key store is required: without it no referral's data key exists. */
+static void test_key_store_required(void **state)
+{
+	struct config c;
+	char err[512] = "", head[1024];
+	const char *p;
+
+	(void)state;
+	snprintf(head, sizeof(head),
+		 "[server]\nlisten = 127.0.0.1:1\n[tls]\ncert_file = %s\nkey_file = %s\n"
+		 "[database]\nconninfo = x\n[security]\nuic_key_file = %s\ndata_key_file = %s\n"
+		 "token_key_file = %s\n", cert, key, uic, data, data);
+	p = write_conf("ks.conf", head, NULL);
+	assert_int_equal(config_load(p, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "missing required key security.key_store_conninfo"));
+	p = write_conf("ks.conf", head, "key_store_conninfo = \"dbname=referrald_keys\"\n");
+	if (config_load(p, &c, err, sizeof(err)) != 0)
+		fail_msg("load failed: %s", err);
+	assert_string_equal(c.key_store_conninfo, "dbname=referrald_keys");
+	assert_int_equal(c.key_store_pool_size, 4);
+	assert_int_equal(c.retention_batch, 100);
+	config_free(&c);
+}
+
 static void test_missing_config_file(void **state)
 {
 	struct config c;
@@ -317,17 +343,17 @@ static void test_duplicate_key(void **state)
 {
 	(void)state;
 	expect_error("[server]\nlisten = 127.0.0.1:2\n",
-		     "t.conf:14: duplicate key server.listen (first set on line 3)");
+		     "t.conf:15: duplicate key server.listen (first set on line 3)");
 }
 
 static void test_syntax(void **state)
 {
 	(void)state;
-	expect_error("[server\n", "t.conf:13: expected [section]");
-	expect_error("[server] x\n", "t.conf:13: text after [section]");
-	expect_error("[server]\njust words\n", "t.conf:14: expected key = value");
-	expect_error("[server]\n= 3\n", "t.conf:14: missing key");
-	expect_error("[server]\nlisten =\n", "t.conf:14: duplicate key");
+	expect_error("[server\n", "t.conf:14: expected [section]");
+	expect_error("[server] x\n", "t.conf:14: text after [section]");
+	expect_error("[server]\njust words\n", "t.conf:15: expected key = value");
+	expect_error("[server]\n= 3\n", "t.conf:15: missing key");
+	expect_error("[server]\nlisten =\n", "t.conf:15: duplicate key");
 }
 
 static void test_cross_checks(void **state)
@@ -418,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_bad_size_int_enum),
 		cmocka_unit_test(test_missing_required_file),
 		cmocka_unit_test(test_missing_required_key),
+		cmocka_unit_test(test_key_store_required),
 		cmocka_unit_test(test_missing_config_file),
 		cmocka_unit_test(test_duplicate_key),
 		cmocka_unit_test(test_syntax),
