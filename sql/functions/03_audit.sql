@@ -133,6 +133,21 @@ BEGIN
 	        p_outcome, p_request_id);
 END $$;
 
+-- audit_write for many objects of one action in one statement (a sweep's
+-- batch): one record each, in the array's order.
+CREATE OR REPLACE FUNCTION audit_write_each(p_who jsonb, p_request_id text, p_action text,
+                                            p_object_type text, p_object_ids text[], p_outcome text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+	INSERT INTO audit_log (at, actor_role, actor_id, credential_id, action, object_type,
+	                       object_id, outcome, request_id)
+	SELECT clock_timestamp(), coalesce(p_who->>'role', 'system'), p_who->>'id',
+	       left(p_who->>'credential_id', 80), p_action, p_object_type, o.id, p_outcome,
+	       p_request_id
+	FROM unnest(p_object_ids) WITH ORDINALITY AS o(id, n)
+	ORDER BY o.n;
+END $$;
+
 -- The sealer. Returns {"sealed": n, "head_seq": s, "more": bool} or
 -- {"sealed": 0, "busy": true} when another sealer holds the lock.
 CREATE OR REPLACE FUNCTION audit_seal(p_limit integer DEFAULT 5000) RETURNS jsonb
