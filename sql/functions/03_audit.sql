@@ -3,7 +3,8 @@
 -- migration 0041_audit_ledger_v2.sql).
 --
 -- Owns: the triggers that stamp new records and refuse changes,
--- audit_write() (the only way the runtime role appends), audit_seal() (the
+-- audit_write() and audit_write_each() (its batch form: the only ways the
+-- runtime role appends), audit_seal() (the
 -- sealer's statement), the canonical forms, audit_head() and
 -- audit_head_publish() (signed heads), audit_authenticate_failed() and
 -- audit_verify().

@@ -87,9 +87,10 @@ END $$;
 -- expiry) may itself be waiting for this deadline row, so waiting here could
 -- deadlock; the deadline is retried on the next pass instead.
 -- A re-offer locks workers (the old one's load goes down, the next one's up),
--- and another sweeper or request may hold those in the other order: each
--- runs in its own sub-transaction, and a deadlock or a lock timeout undoes
--- only that deadline, which stays pending for the next pass.
+-- and another sweeper or request may hold those in the other order: after a
+-- deadlock or a lock timeout the re-offers are redone one sub-transaction
+-- each, so a failure undoes only that deadline, which stays pending for the
+-- next pass.
 -- A full batch answers "now again" without looking for the next due time
 -- (the daemon runs again at once); that probe is paid once, when the due
 -- ones are done.
@@ -133,16 +134,27 @@ BEGIN
 	-- the plain ones, set-based
 	PERFORM deadline_mark_missed(plain);
 	done := plain;
-	-- the live offers, one sub-transaction each
-	FOR r IN SELECT d.id, d.assignment_id FROM deadlines d
-	         WHERE d.id = ANY (reoffer) ORDER BY d.due_at, d.id LOOP
-		BEGIN
+	-- the live offers: all in one sub-transaction; only when that one meets
+	-- a deadlock or a lock timeout, again one sub-transaction each (more than
+	-- 64 sub-transactions in one transaction overflow its snapshot cache and
+	-- slow every other session's visibility checks)
+	BEGIN
+		FOR r IN SELECT d.id, d.assignment_id FROM deadlines d
+		         WHERE d.id = ANY (reoffer) ORDER BY d.due_at, d.id LOOP
 			PERFORM deadline_miss_offer(r.id, r.assignment_id);
-			done := done || r.id;
-		EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
-			skipped := skipped + 1;
-		END;
-	END LOOP;
+		END LOOP;
+		done := done || reoffer;
+	EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
+		FOR r IN SELECT d.id, d.assignment_id FROM deadlines d
+		         WHERE d.id = ANY (reoffer) ORDER BY d.due_at, d.id LOOP
+			BEGIN
+				PERFORM deadline_miss_offer(r.id, r.assignment_id);
+				done := done || r.id;
+			EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
+				skipped := skipped + 1;
+			END;
+		END LOOP;
+	END;
 	-- Audit last: the chain head is the last lock a transaction takes, or a
 	-- sweeper holding it would wait on workers other transactions hold while
 	-- they wait for the head.
