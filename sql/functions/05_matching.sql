@@ -232,7 +232,8 @@ BEGIN
 	       match_reason = p_reason
 	WHERE id = a.id RETURNING * INTO r;
 
-	UPDATE workers SET last_assigned_at = now() WHERE id = w.id;
+	-- The worker's load and idle-since follow in the assignments trigger
+	-- (04_state_machine.sql), in one update.
 
 	INSERT INTO deadlines (kind, assignment_id, offer_id, worker_id, organisation_id, due_at,
 	                       clock, remind_at)
