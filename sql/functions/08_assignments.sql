@@ -100,30 +100,15 @@ END $$;
 -- Items carry no client fields (each such read is fetched and audited one by
 -- one through api_assignment_get).
 CREATE OR REPLACE FUNCTION api_assignment_list(p_who jsonb, p_request_id text, p_args jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	lim integer := api_limit(p_args);
-	cur record;
-	page jsonb;
-	overdue boolean := coalesce((p_args->>'overdue')::boolean, false);
-BEGIN
-	cur := list_start(p_who, p_request_id, p_args, 'assignment.list', ARRAY['worker', 'supervisor']);
-	IF cur.err IS NOT NULL THEN
-		RETURN cur.err;
-	END IF;
-	SELECT jsonb_agg(jsonb_build_object('c', cursor_encode((s.x).created_at, (s.x).id),
-	                                    'j', assignment_json(s.x) - 'client' - 'note_sealed' - 'reason_sealed')
-	                 ORDER BY (s.x).created_at DESC, (s.x).id DESC) INTO page
-	FROM (SELECT a AS x FROM assignments a
-	      WHERE assignment_in_scope(a, p_who)
-	        AND (p_who->>'role' <> 'worker' OR a.worker_id = (p_who->>'id')::uuid)
-	        AND (p_args->>'status' IS NULL OR a.status = p_args->>'status')
-	        AND (NOT overdue OR assignment_overdue(a.id))
-	        AND (cur.at IS NULL OR (a.created_at, a.id) < (cur.at, cur.id))
-	      ORDER BY a.created_at DESC, a.id DESC
-	      LIMIT lim + 1) s;
-	RETURN list_reply(p_who, p_request_id, 'assignment.list', 'assignment', NULL, page, lim);
-END $$;
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT list_page(p_who, p_request_id, p_args, 'assignment.list', ARRAY['worker', 'supervisor'],
+	                 'assignment', NULL, 'assignments',
+	                 $i$assignment_json(x) - 'client' - 'note_sealed' - 'reason_sealed'$i$, $f$
+		assignment_in_scope(x, $1)
+		AND ($1->>'role' <> 'worker' OR x.worker_id = ($1->>'id')::uuid)
+		AND ($2->>'status' IS NULL OR x.status = $2->>'status')
+		AND (NOT coalesce(($2->>'overdue')::boolean, false) OR assignment_overdue(x.id))$f$)
+$$;
 
 CREATE OR REPLACE FUNCTION api_assignment_accept(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
