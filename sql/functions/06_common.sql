@@ -191,33 +191,38 @@ BEGIN
 		'next', CASE WHEN n > p_lim THEN p_page->(p_lim - 1)->>'c' END));
 END $$;
 
--- A whole list paged newest first by (created_at, id), for the roles
--- p_roles: list_start, one page of p_table, list_reply (audited as p_action
--- on p_object_type, p_object_id). p_filter is the list's condition on row x
--- of p_table, p_item the item shown for it; both are SQL text written in
--- these files (never a caller's input) and may use $1 (p_who) and $2
--- (p_args). One statement, planned with the request's values.
+-- A whole list paged newest first by (created_at, id), or by id alone with
+-- p_by_seq (append order), for the roles p_roles: list_start, one page of
+-- p_table, list_reply (audited as p_action on p_object_type, p_object_id).
+-- p_filter is the list's condition on row x of p_table, p_item the item
+-- shown for it; both are SQL text written in these files (never a caller's
+-- input) and may use $1 (p_who) and $2 (p_args). One statement, planned
+-- with the request's values.
 CREATE OR REPLACE FUNCTION list_page(p_who jsonb, p_request_id text, p_args jsonb, p_action text,
                                      p_roles text[], p_object_type text, p_object_id text,
-                                     p_table regclass, p_item text, p_filter text)
+                                     p_table regclass, p_item text, p_filter text,
+                                     p_by_seq boolean DEFAULT false)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	lim integer := api_limit(p_args);
 	cur record;
 	page jsonb;
+	key text := CASE WHEN p_by_seq THEN '(x).id DESC' ELSE '(x).created_at DESC, (x).id DESC' END;
 BEGIN
-	cur := list_start(p_who, p_request_id, p_args, p_action, p_roles);
+	cur := list_start(p_who, p_request_id, p_args, p_action, p_roles, p_by_seq);
 	IF cur.err IS NOT NULL THEN
 		RETURN cur.err;
 	END IF;
 	EXECUTE format($q$
-		SELECT jsonb_agg(jsonb_build_object('c', cursor_encode((x).created_at, (x).id), 'j', %2$s)
-		                 ORDER BY (x).created_at DESC, (x).id DESC)
-		FROM (SELECT x FROM %1$s x
-		      WHERE (%3$s) AND ($3::timestamptz IS NULL OR (x.created_at, x.id) < ($3, $4::uuid))
-		      ORDER BY x.created_at DESC, x.id DESC
-		      LIMIT $5) s$q$, p_table, p_item, p_filter)
-	INTO page USING p_who, p_args, cur.at, cur.id, lim + 1;
+		SELECT jsonb_agg(jsonb_build_object('c', %s, 'j', %s) ORDER BY %s)
+		FROM (SELECT x FROM %s x WHERE (%s) AND %s ORDER BY %s LIMIT $6) s$q$,
+		CASE WHEN p_by_seq THEN 'cursor_seq_encode((x).id)'
+		     ELSE 'cursor_encode((x).created_at, (x).id)' END,
+		p_item, key, p_table, p_filter,
+		CASE WHEN p_by_seq THEN '($5::bigint IS NULL OR (x).id < $5)'
+		     ELSE '($3::timestamptz IS NULL OR ((x).created_at, (x).id) < ($3, $4::uuid))' END,
+		key)
+	INTO page USING p_who, p_args, cur.at, cur.id, cur.seq, lim + 1;
 	RETURN list_reply(p_who, p_request_id, p_action, p_object_type, p_object_id, page, lim);
 END $$;
 

@@ -171,11 +171,9 @@ DECLARE
 	existing uuid;
 	dup uuid;
 	r referrals;
+	err jsonb := api_check(p_who, p_request_id, 'referral.submit', ARRAY['office']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'office' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'referral.submit');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	IF k IS NULL OR length(k) NOT BETWEEN 1 AND 128 THEN
 		RETURN api_error(400, 'idempotency_key_required', 'Idempotency-Key header is required');
 	END IF;
@@ -223,11 +221,9 @@ CREATE OR REPLACE FUNCTION api_referral_get(p_who jsonb, p_request_id text, p_ar
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	r referrals;
+	err jsonb := api_check(p_who, p_request_id, 'referral.get', ARRAY['office', 'supervisor']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('office', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'referral.get');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	SELECT * INTO r FROM referrals WHERE id = try_uuid(p_args->>'id');
 	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'referral.get', 'referral', p_args->>'id');
@@ -289,11 +285,9 @@ CREATE OR REPLACE FUNCTION api_referral_withdraw(p_who jsonb, p_request_id text,
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	r referrals;
+	err jsonb := api_check(p_who, p_request_id, 'referral.withdraw', ARRAY['office']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'office' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'referral.withdraw');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	SELECT * INTO r FROM referrals WHERE id = try_uuid(p_args->>'id') FOR UPDATE;
 	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'referral.withdraw', 'referral', p_args->>'id');

@@ -6,14 +6,9 @@
 -- clear (the daemon passes only the token's hash and the sealed secret).
 
 CREATE OR REPLACE FUNCTION admin_check(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'admin' THEN
-		RETURN api_forbidden(p_who, p_request_id, p_action);
-	END IF;
-	RETURN NULL;
-END $$;
+LANGUAGE sql AS $$
+	SELECT api_check(p_who, p_request_id, p_action, ARRAY['admin'])
+$$;
 
 CREATE OR REPLACE FUNCTION admin_done(p_who jsonb, p_request_id text, p_action text, p_type text,
                            p_id uuid, p_status integer, p_body jsonb) RETURNS jsonb

@@ -177,29 +177,14 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE OR REPLACE FUNCTION api_audit_list(p_who jsonb, p_request_id text, p_args jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	lim integer := api_limit(p_args);
-	cur record;
-	page jsonb;
-BEGIN
-	-- Its own cursor (an id, not a time and an id).
-	cur := list_start(p_who, p_request_id, p_args, 'audit.list', ARRAY['supervisor'], true);
-	IF cur.err IS NOT NULL THEN
-		RETURN cur.err;
-	END IF;
-	SELECT jsonb_agg(jsonb_build_object('c', cursor_seq_encode(l.id), 'j', audit_json(l))
-	                 ORDER BY l.id DESC) INTO page
-	FROM (SELECT * FROM audit_log l
-	      WHERE (cur.seq IS NULL OR l.id < cur.seq)
-	        AND (p_args->>'from' IS NULL OR l.at >= (p_args->>'from')::timestamptz)
-	        AND (p_args->>'to' IS NULL OR l.at < (p_args->>'to')::timestamptz)
-	        AND (p_args->>'object' IS NULL OR l.object_id = p_args->>'object')
-	        AND audit_in_scope(l, p_who)
-	      ORDER BY l.id DESC
-	      LIMIT lim + 1) l;
-	RETURN list_reply(p_who, p_request_id, 'audit.list', 'audit', NULL, page, lim);
-END $$;
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT list_page(p_who, p_request_id, p_args, 'audit.list', ARRAY['supervisor'],
+	                 'audit', NULL, 'audit_log', 'audit_json(x)', $f$
+		($2->>'from' IS NULL OR x.at >= ($2->>'from')::timestamptz)
+		AND ($2->>'to' IS NULL OR x.at < ($2->>'to')::timestamptz)
+		AND ($2->>'object' IS NULL OR x.object_id = $2->>'object')
+		AND audit_in_scope(x, $1)$f$, true)
+$$;
 
 -- Outbox ------------------------------------------------------------------------
 -- Claim up to p_limit due events for delivery. The claim commits at once and

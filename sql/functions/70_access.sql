@@ -75,11 +75,9 @@ DECLARE
 	prog boolean := coalesce((p_who->>'programme')::boolean, false);
 	win interval := greatest(coalesce((p_args->>'window_ms')::bigint, 3600000), 1000)
 	                * interval '1 millisecond';
+	err jsonb := api_check(p_who, p_request_id, 'break_glass', ARRAY['supervisor']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'break_glass');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	PERFORM ctx_system();
 	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_args->>'id');
 	PERFORM ctx_caller();
@@ -237,12 +235,9 @@ DECLARE
 	ids uuid[];
 	body jsonb;
 	rid uuid;
+	err jsonb := api_check(p_who, p_request_id, 'subject_access', ARRAY['programme']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'supervisor'
-	   OR NOT coalesce((p_who->>'programme')::boolean, false) THEN
-		RETURN api_forbidden(p_who, p_request_id, 'subject_access');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	PERFORM ctx_system();
 	SELECT coalesce(array_agg(r.id ORDER BY r.created_at, r.id), '{}') INTO ids
 	FROM referrals r WHERE r.uic_hash = p_args->>'uic_hash';
