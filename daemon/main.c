@@ -31,22 +31,15 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "datakey.h"
-#include "erasure.h"
 #include "keystore.h"
-#include "retention.h"
 #include "notify.h"
 #include "privdrop.h"
 #include "queries.h"
 #include "clock.h"
-#include "job.h"
-#include "followup.h"
-#include "purge.h"
+#include "jobs.h"
 #include "audit_head.h"
-#include "audit_seal.h"
 #include "auth.h"
 #include "auth_limits.h"
-#include "sweeper.h"
-#include "outbox.h"
 #include "tls.h"
 
 /* Exit codes (also in --help). */
@@ -218,21 +211,11 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 	return 0;
 }
 
-/* Periodic jobs on the loop (job.c), started in this order, stopped in the
- * reverse one. A new job is one row. */
-static const struct {
-	const char *name;
-	struct job *(*start)(struct app *app);
-} main_jobs[] = {
-	{ "sweeper", sweeper_start },   /* deadlines */
-	{ "outbox", outbox_start },     /* webhooks */
-	{ "purge", purge_start },       /* retention */
-	{ "retention", retention_start }, /* personal data and records of closed referrals */
-	{ "erasure", erasure_start },   /* data keys of forgotten referrals, from the key store */
-	{ "audit_seal", audit_seal_start }, /* audit ledger v2: chains committed records */
-	{ "audit_head", audit_head_start }, /* signed audit heads to the outbox */
-	{ "rematch", rematch_start },   /* unassigned assignments matched again */
-	{ "deadline_steps", steps_start }, /* reminders, level-2 escalation */
+/* Periodic jobs on the loop (job.c, jobs.h), started in this order, stopped
+ * in the reverse one. A new job is one row. */
+static const struct job_def *const main_jobs[] = {
+	&sweeper_job, &outbox_job, &purge_job, &retention_job, &erasure_job,
+	&seal_job, &head_job, &rematch_job, &steps_job,
 };
 
 _Static_assert(sizeof(main_jobs) / sizeof(main_jobs[0]) <= APP_MAX_JOBS, "app.jobs too small");
@@ -603,9 +586,9 @@ static int main_run(struct app *app)
 
 	/* Periodic jobs on the loop (main_jobs above). */
 	for (size_t i = 0; i < sizeof(main_jobs) / sizeof(main_jobs[0]); i++) {
-		app->jobs[app->njobs] = main_jobs[i].start(app);
+		app->jobs[app->njobs] = job_launch(app, main_jobs[i]);
 		if (!app->jobs[app->njobs]) {
-			log_error("start.failed", "step=%s", main_jobs[i].name);
+			log_error("start.failed", "step=%s", main_jobs[i]->name);
 			goto fail;
 		}
 		app->njobs++;
