@@ -6,14 +6,9 @@
 -- clear (the daemon passes only the token's hash and the sealed secret).
 
 CREATE OR REPLACE FUNCTION admin_check(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'admin' THEN
-		RETURN api_forbidden(p_who, p_request_id, p_action);
-	END IF;
-	RETURN NULL;
-END $$;
+LANGUAGE sql AS $$
+	SELECT api_check(p_who, p_request_id, p_action, ARRAY['admin'])
+$$;
 
 CREATE OR REPLACE FUNCTION admin_done(p_who jsonb, p_request_id text, p_action text, p_type text,
                            p_id uuid, p_status integer, p_body jsonb) RETURNS jsonb
@@ -22,6 +17,11 @@ BEGIN
 	PERFORM audit_write(p_who, p_request_id, p_action, p_type, p_id::text, 'ok');
 	RETURN api_result(p_status, p_body);
 END $$;
+
+CREATE OR REPLACE FUNCTION organisation_json(o organisations) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', o.id, 'name', o.name, 'created_at', ts(o.created_at))
+$$;
 
 CREATE OR REPLACE FUNCTION api_organisation_create(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -36,7 +36,7 @@ BEGIN
 		RETURN api_error(409, 'duplicate_name', 'an organisation with this name exists', '/name');
 	END;
 	RETURN admin_done(p_who, p_request_id, 'organisation.create', 'organisation', o.id, 201,
-		jsonb_build_object('id', o.id, 'name', o.name, 'created_at', ts(o.created_at)));
+	                  organisation_json(o));
 END $$;
 
 CREATE OR REPLACE FUNCTION api_office_create(p_who jsonb, p_request_id text, p_args jsonb)
@@ -273,6 +273,14 @@ BEGIN
 	RETURN api_result(200, policy_json(p));
 END $$;
 
+-- A webhook as POST /v1/webhooks answers it: never its secret.
+CREATE OR REPLACE FUNCTION webhook_json(h webhooks) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', h.id, 'url', h.url, 'events', to_jsonb(h.events),
+	                          'organisation_id', h.organisation_id, 'office_id', h.office_id,
+	                          'programme', h.programme, 'created_at', ts(h.created_at))
+$$;
+
 CREATE OR REPLACE FUNCTION api_webhook_create(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -294,11 +302,7 @@ BEGIN
 	        try_uuid(p_args->>'organisation_id'), try_uuid(p_args->>'office_id'),
 	        coalesce((p_args->>'programme')::boolean, false))
 	RETURNING * INTO h;
-	RETURN admin_done(p_who, p_request_id, 'webhook.create', 'webhook', h.id, 201,
-		jsonb_build_object('id', h.id, 'url', h.url, 'events', to_jsonb(h.events),
-		                   'organisation_id', h.organisation_id, 'office_id', h.office_id,
-		                   'programme', h.programme,
-		                   'created_at', ts(h.created_at)));
+	RETURN admin_done(p_who, p_request_id, 'webhook.create', 'webhook', h.id, 201, webhook_json(h));
 END $$;
 
 -- Credentials (protocol v1.1) -------------------------------------------------
@@ -320,28 +324,12 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE OR REPLACE FUNCTION api_token_list(p_who jsonb, p_request_id text, p_args jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	lim integer := api_limit(p_args);
-	cur record;
-	page jsonb;
-	sid uuid := try_uuid(p_args->>'subject_id');
-BEGIN
-	cur := list_start(p_who, p_request_id, p_args, 'token.list', ARRAY['admin', 'supervisor']);
-	IF cur.err IS NOT NULL THEN
-		RETURN cur.err;
-	END IF;
-	SELECT jsonb_agg(jsonb_build_object('c', cursor_encode((s.x).created_at, (s.x).id),
-	                                    'j', token_json(s.x))
-	                 ORDER BY (s.x).created_at DESC, (s.x).id DESC) INTO page
-	FROM (SELECT t AS x FROM tokens t
-	      WHERE (sid IS NULL OR t.subject_id = sid)
-	        AND token_subject_visible(p_who, t.subject_id, t.role)
-	        AND (cur.at IS NULL OR (t.created_at, t.id) < (cur.at, cur.id))
-	      ORDER BY t.created_at DESC, t.id DESC
-	      LIMIT lim + 1) s;
-	RETURN list_reply(p_who, p_request_id, 'token.list', 'token', sid::text, page, lim);
-END $$;
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT list_page(p_who, p_request_id, p_args, 'token.list', ARRAY['admin', 'supervisor'],
+	                 'token', try_uuid(p_args->>'subject_id')::text, 'tokens', 'token_json(x)', $f$
+		(try_uuid($2->>'subject_id') IS NULL OR x.subject_id = try_uuid($2->>'subject_id'))
+		AND token_subject_visible($1, x.subject_id, x.role)$f$)
+$$;
 
 CREATE OR REPLACE FUNCTION api_token_revoke_subject(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$

@@ -195,11 +195,9 @@ DECLARE
 	t_to timestamptz;
 	groups jsonb;
 	prog boolean := coalesce((p_who->>'programme')::boolean, false);
+	err jsonb := api_check(p_who, p_request_id, 'report.follow_up', ARRAY['supervisor']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'report.follow_up');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	IF NOT is_value_of(grp, 'report_group_by') THEN
 		RETURN api_error(400, 'invalid_value', 'group_by must be organisation, office, worker, region or need',
 		                 '/group_by');

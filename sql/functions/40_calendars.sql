@@ -253,11 +253,10 @@ END $$;
 
 CREATE OR REPLACE FUNCTION api_deadline_policy_list(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := api_check(p_who, p_request_id, 'deadline_policy.list', ARRAY['admin', 'supervisor']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('admin', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'deadline_policy.list');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	PERFORM audit_write(p_who, p_request_id, 'deadline_policy.list', 'deadline_policy', NULL, 'ok');
 	RETURN api_result(200, jsonb_build_object(
 		'items', (SELECT jsonb_agg(policy_json(p) ORDER BY p.need, p.urgency)

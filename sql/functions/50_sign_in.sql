@@ -31,11 +31,9 @@ DECLARE
 	srole text;
 	c sign_in_codes;
 	ok boolean;
+	err jsonb := api_check(p_who, p_request_id, 'sign_in_code.create', ARRAY['supervisor', 'admin']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('supervisor', 'admin') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'sign_in_code.create');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	srole := subject_role(sid);
 	ok := CASE p_who->>'role'
 		WHEN 'admin' THEN srole IS NOT NULL
@@ -129,11 +127,9 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	items jsonb;
 	prog boolean := coalesce((p_who->>'programme')::boolean, false) OR p_who->>'role' = 'admin';
+	err jsonb := api_check(p_who, p_request_id, 'worker.list', ARRAY['supervisor', 'admin']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('supervisor', 'admin') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'worker.list');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	SELECT coalesce(jsonb_agg(jsonb_build_object(
 		'id', w.id, 'organisation_id', w.organisation_id, 'handle', w.handle, 'kind', w.kind,
 		'regions', to_jsonb(w.regions), 'languages', to_jsonb(w.languages),
