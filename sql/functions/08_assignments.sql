@@ -96,14 +96,16 @@ BEGIN
 END $$;
 
 -- An assignment's event for its organisation and office (accepted, completed,
--- failed): ids and the detail_url only.
+-- failed): ids and the detail_url only. PL/pgSQL keeps the INSERT's plan for
+-- the session (a SQL function is planned again at every call).
 CREATE OR REPLACE FUNCTION assignment_outbox(a assignments, p_type text) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
 	INSERT INTO outbox (type, payload, organisation_id, office_id)
 	VALUES (p_type, jsonb_build_object('assignment_id', a.id, 'referral_id', a.referral_id,
 	                                   'detail_url', '/v1/assignments/' || a.id),
 	        a.organisation_id, a.office_id);
-$$;
+END $$;
 
 CREATE OR REPLACE FUNCTION api_assignment_get(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$

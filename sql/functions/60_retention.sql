@@ -192,13 +192,14 @@ END $$;
 -- One record per referral of a batch (system actor, the referral's id), in
 -- one statement: the records of a stage of retention_run.
 CREATE OR REPLACE FUNCTION retention_audit(p_ids uuid[], p_action text) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
 	INSERT INTO audit_log (at, actor_role, actor_id, action, object_type, object_id, outcome,
 	                       request_id)
 	SELECT clock_timestamp(), 'system', 'retention', p_action, 'referral', x::text, 'ok',
 	       'retention'
 	FROM unnest(p_ids) x;
-$$;
+END $$;
 
 -- One batch of the retention job: at most p_limit referrals whose personal
 -- data is due for destruction, then at most p_limit whose rows are due for
