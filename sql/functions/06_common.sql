@@ -54,6 +54,16 @@ BEGIN
 	RETURN api_error(403, 'forbidden', 'this role may not do that');
 END $$;
 
+-- The end of every operation that succeeds: its 'ok' record, its answer.
+CREATE OR REPLACE FUNCTION api_done(p_who jsonb, p_request_id text, p_action text,
+                                    p_object_type text, p_object_id text, p_status integer,
+                                    p_body jsonb, p_headers jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM audit_write(p_who, p_request_id, p_action, p_object_type, p_object_id, 'ok');
+	RETURN api_result(p_status, p_body, p_headers);
+END $$;
+
 -- The router's refusal of a role that may never call a route (403): one
 -- `denied` record, whatever the route (metrics included, which has no
 -- function of its own). p_args: {"route", "method", "id"?}.
@@ -224,6 +234,19 @@ BEGIN
 		key)
 	INTO page USING p_who, p_args, cur.at, cur.id, cur.seq, lim + 1;
 	RETURN list_reply(p_who, p_request_id, p_action, p_object_type, p_object_id, page, lim);
+END $$;
+
+-- The first step of a periodic job's statement: the system actor (the
+-- request id names the job) and a short lock wait, so that a row some
+-- request holds is left for the next run. Returns the actor for the audit.
+CREATE OR REPLACE FUNCTION job_begin(p_job text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	sys jsonb := jsonb_build_object('role', 'system');
+BEGIN
+	PERFORM ctx_set(sys, p_job);
+	PERFORM set_config('lock_timeout', '1s', true);
+	RETURN sys;
 END $$;
 
 -- The members p_fields of p_args that are present must be positive ISO 8601

@@ -160,8 +160,8 @@ DECLARE
 BEGIN
 	INSERT INTO idempotency_keys (office_id, key, request_hash, status, response)
 	VALUES ((p_who->>'id')::uuid, p_key, coalesce(p_hash, ''), 201, jsonb_build_object('id', p_id));
-	PERFORM audit_write(p_who, p_request_id, 'referral.submit', 'referral', p_id::text, 'ok');
-	RETURN api_result(201, body, jsonb_build_object('Location', '/v1/referrals/' || p_id));
+	RETURN api_done(p_who, p_request_id, 'referral.submit', 'referral', p_id::text, 201,
+	                body, jsonb_build_object('Location', '/v1/referrals/' || p_id));
 END $$;
 
 CREATE OR REPLACE FUNCTION api_referral_submit(p_who jsonb, p_request_id text, p_args jsonb)
@@ -230,8 +230,8 @@ BEGIN
 	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'referral.get', 'referral', p_args->>'id');
 	END IF;
-	PERFORM audit_write(p_who, p_request_id, 'referral.get', 'referral', r.id::text, 'ok');
-	RETURN api_result(200, referral_json(r));
+	RETURN api_done(p_who, p_request_id, 'referral.get', 'referral', r.id::text, 200,
+	                referral_json(r));
 END $$;
 
 -- An office filters on the status it may see, or the filter would tell it
@@ -310,6 +310,6 @@ BEGIN
 	VALUES ('referral.withdrawn',
 	        jsonb_build_object('referral_id', r.id, 'detail_url', '/v1/referrals/' || r.id), r.office_id);
 	PERFORM ctx_caller();
-	PERFORM audit_write(p_who, p_request_id, 'referral.withdraw', 'referral', r.id::text, 'ok');
-	RETURN api_result(200, referral_json(r));
+	RETURN api_done(p_who, p_request_id, 'referral.withdraw', 'referral', r.id::text, 200,
+	                referral_json(r));
 END $$;

@@ -96,14 +96,16 @@ BEGIN
 END $$;
 
 -- An assignment's event for its organisation and office (accepted, completed,
--- failed): ids and the detail_url only.
+-- failed): ids and the detail_url only. PL/pgSQL keeps the INSERT's plan for
+-- the session (a SQL function is planned again at every call).
 CREATE OR REPLACE FUNCTION assignment_outbox(a assignments, p_type text) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
 	INSERT INTO outbox (type, payload, organisation_id, office_id)
 	VALUES (p_type, jsonb_build_object('assignment_id', a.id, 'referral_id', a.referral_id,
 	                                   'detail_url', '/v1/assignments/' || a.id),
 	        a.organisation_id, a.office_id);
-$$;
+END $$;
 
 CREATE OR REPLACE FUNCTION api_assignment_get(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -121,12 +123,10 @@ BEGIN
 	IF a.id IS NULL OR NOT assignment_in_scope(a, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'assignment.get', 'assignment', p_args->>'id');
 	END IF;
-	IF assignment_shows_client(a) THEN
-		PERFORM audit_write(p_who, p_request_id, 'read_client_data', 'assignment', a.id::text, 'ok');
-	ELSE
-		PERFORM audit_write(p_who, p_request_id, 'assignment.get', 'assignment', a.id::text, 'ok');
-	END IF;
-	RETURN api_result(200, assignment_json(a));
+	-- A read that shows client fields is recorded as that.
+	RETURN api_done(p_who, p_request_id, CASE WHEN assignment_shows_client(a)
+	                THEN 'read_client_data' ELSE 'assignment.get' END,
+	                'assignment', a.id::text, 200, assignment_json(a));
 END $$;
 
 -- Items carry no client fields (each such read is fetched and audited one by
@@ -191,8 +191,7 @@ BEGIN
 	PERFORM ctx_system();
 	PERFORM match_assignment(a.id);
 	PERFORM ctx_caller();
-	PERFORM audit_write(p_who, p_request_id, 'assignment.decline', 'assignment', a.id::text, 'ok');
-	RETURN api_result(200, seen);
+	RETURN api_done(p_who, p_request_id, 'assignment.decline', 'assignment', a.id::text, 200, seen);
 END $$;
 
 CREATE OR REPLACE FUNCTION api_assignment_event(p_who jsonb, p_request_id text, p_args jsonb)
@@ -241,9 +240,8 @@ BEGIN
 	END IF;
 
 	PERFORM ctx_caller();
-	PERFORM audit_write(p_who, p_request_id, 'assignment.event', 'assignment', a.id::text, 'ok');
-	RETURN api_result(201, jsonb_build_object('id', e.id, 'assignment_id', a.id, 'type', e.type,
-		'at', ts(e.at),
+	RETURN api_done(p_who, p_request_id, 'assignment.event', 'assignment', a.id::text, 201,
+		jsonb_build_object('id', e.id, 'assignment_id', a.id, 'type', e.type, 'at', ts(e.at),
 		'outcome_sealed', sealed_ref('assignment_events', 'outcome', e.id, e.outcome_sealed),
 		'created_at', ts(e.created_at)));
 END $$;

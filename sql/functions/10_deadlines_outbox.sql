@@ -147,22 +147,20 @@ $$;
 -- referrals touching them, or made by its organisation's people.
 CREATE OR REPLACE FUNCTION audit_in_scope(l audit_log, p_who jsonb) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-	SELECT coalesce((p_who->>'programme')::boolean, false)
-	    OR (l.object_type = 'assignment' AND EXISTS (
-	        SELECT 1 FROM assignments a WHERE a.id = try_uuid(l.object_id)
-	          AND a.organisation_id::text = p_who->>'org_id'))
-	    OR (l.object_type = 'referral' AND EXISTS (
-	        SELECT 1 FROM assignments a WHERE a.referral_id = try_uuid(l.object_id)
-	          AND a.organisation_id::text = p_who->>'org_id'))
-	    OR (l.object_type = 'deadline' AND EXISTS (
-	        SELECT 1 FROM deadlines d WHERE d.id = try_uuid(l.object_id)
-	          AND d.organisation_id::text = p_who->>'org_id'))
-	    OR (l.actor_role = 'worker' AND EXISTS (
-	        SELECT 1 FROM workers w WHERE w.id = try_uuid(l.actor_id)
-	          AND w.organisation_id::text = p_who->>'org_id'))
-	    OR (l.actor_role = 'supervisor' AND EXISTS (
-	        SELECT 1 FROM supervisors s WHERE s.id = try_uuid(l.actor_id)
-	          AND s.organisation_id::text = p_who->>'org_id'))
+	-- The organisations of what the record is about and of who made it.
+	SELECT coalesce((p_who->>'programme')::boolean, false) OR EXISTS (
+		SELECT 1 FROM (
+			SELECT a.organisation_id FROM assignments a
+			WHERE l.object_type = 'assignment' AND a.id = try_uuid(l.object_id)
+			UNION ALL SELECT a.organisation_id FROM assignments a
+			WHERE l.object_type = 'referral' AND a.referral_id = try_uuid(l.object_id)
+			UNION ALL SELECT d.organisation_id FROM deadlines d
+			WHERE l.object_type = 'deadline' AND d.id = try_uuid(l.object_id)
+			UNION ALL SELECT w.organisation_id FROM workers w
+			WHERE l.actor_role = 'worker' AND w.id = try_uuid(l.actor_id)
+			UNION ALL SELECT s.organisation_id FROM supervisors s
+			WHERE l.actor_role = 'supervisor' AND s.id = try_uuid(l.actor_id)) o
+		WHERE o.organisation_id::text = p_who->>'org_id')
 $$;
 
 -- GET /v1/audit, v2: newest first by id (the append order; unsealed records

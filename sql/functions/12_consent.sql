@@ -118,6 +118,6 @@ BEGIN
 		        r.office_id);
 	END IF;
 	PERFORM ctx_caller();
-	PERFORM audit_write(p_who, p_request_id, 'referral.consent_revoke', 'referral', r.id::text, 'ok');
-	RETURN api_result(200, referral_json(r));
+	RETURN api_done(p_who, p_request_id, 'referral.consent_revoke', 'referral', r.id::text, 200,
+	                referral_json(r));
 END $$;

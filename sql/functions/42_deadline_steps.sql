@@ -163,15 +163,13 @@ END $$;
 CREATE OR REPLACE FUNCTION deadline_steps(p_limit integer, p_escalate_after interval) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-	sys jsonb := jsonb_build_object('role', 'system');
+	sys jsonb := job_begin('deadline_steps');
 	lim integer := greatest(coalesce(p_limit, 100), 1);
 	reminded uuid[];
 	esc record;
 	x uuid;
 	next_at timestamptz;
 BEGIN
-	PERFORM ctx_set(sys, 'deadline_steps');
-	PERFORM set_config('lock_timeout', '1s', true);
 	reminded := deadline_remind_due(lim);
 	esc := deadline_escalate_due(lim, p_escalate_after);
 	FOREACH x IN ARRAY reminded LOOP

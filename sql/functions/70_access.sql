@@ -60,8 +60,8 @@ BEGIN
 	IF a.id IS NULL THEN
 		RETURN api_not_found(p_who, p_request_id, 'break_glass', 'assignment', p_id);
 	END IF;
-	PERFORM audit_write(p_who, p_request_id, 'break_glass', 'assignment', a.id::text, 'ok');
-	RETURN api_result(200, assignment_worker_view(a));
+	RETURN api_done(p_who, p_request_id, 'break_glass', 'assignment', a.id::text, 200,
+	                assignment_worker_view(a));
 END $$;
 
 -- POST /v1/assignments/{id}/break-glass. Args: id, reason_sealed (bound to

@@ -4,7 +4,8 @@
 -- calls.
 --
 -- Owns: api_organisation_list, api_office_list, api_webhook_list, and
--- api_office_certificate_put (binding a certificate to an existing office).
+-- api_office_certificate_put/_delete (binding a certificate to an existing
+-- office, unbinding it).
 -- Must never: return a webhook's secret (sealed or not) or any client data.
 
 CREATE OR REPLACE FUNCTION api_organisation_list(p_who jsonb, p_request_id text, p_args jsonb)
@@ -28,30 +29,42 @@ RETURNS jsonb LANGUAGE sql AS $$
 $$;
 
 -- Bind a client certificate to an existing office (by fingerprint and/or
--- subject), replacing the one bound before: what `referralctl office
--- bind-cert` calls; DELETE /v1/offices/{id}/certificate unbinds. A
+-- subject), replacing the one bound before (office.certificate_put: what
+-- `referralctl office bind-cert` calls), or unbind it
+-- (office.certificate_delete, DELETE /v1/offices/{id}/certificate). A
 -- certificate bound to another office answers 409.
-CREATE OR REPLACE FUNCTION api_office_certificate_put(p_who jsonb, p_request_id text, p_args jsonb)
+CREATE OR REPLACE FUNCTION office_certificate_set(p_who jsonb, p_request_id text, p_args jsonb,
+                                                  p_action text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-	err jsonb := admin_check(p_who, p_request_id, 'office.certificate_put');
+	err jsonb := admin_check(p_who, p_request_id, p_action);
 	o offices;
 BEGIN
 	IF err IS NOT NULL THEN RETURN err; END IF;
 	SELECT * INTO o FROM offices WHERE id = try_uuid(p_args->>'id') FOR UPDATE;
 	IF o.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'office.certificate_put', 'office',
-		                     p_args->>'id');
+		RETURN api_not_found(p_who, p_request_id, p_action, 'office', p_args->>'id');
 	END IF;
 	BEGIN
 		DELETE FROM office_certs WHERE office_id = o.id;
-		INSERT INTO office_certs (office_id, fingerprint, subject)
-		VALUES (o.id, lower(p_args->>'cert_fingerprint'), p_args->>'cert_subject');
+		IF p_action = 'office.certificate_put' THEN
+			INSERT INTO office_certs (office_id, fingerprint, subject)
+			VALUES (o.id, lower(p_args->>'cert_fingerprint'), p_args->>'cert_subject');
+		END IF;
 	EXCEPTION WHEN unique_violation THEN
 		RETURN api_error(409, 'duplicate_name', 'this certificate is bound to another office',
 		                 CASE WHEN p_args ? 'cert_fingerprint' THEN '/cert_fingerprint'
 		                      ELSE '/cert_subject' END);
 	END;
-	RETURN admin_done(p_who, p_request_id, 'office.certificate_put', 'office', o.id, 200,
-	                  office_json(o));
+	RETURN api_done(p_who, p_request_id, p_action, 'office', o.id::text, 200, office_json(o));
 END $$;
+
+CREATE OR REPLACE FUNCTION api_office_certificate_put(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT office_certificate_set(p_who, p_request_id, p_args, 'office.certificate_put')
+$$;
+
+CREATE OR REPLACE FUNCTION api_office_certificate_delete(p_who jsonb, p_request_id text, p_args jsonb)
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT office_certificate_set(p_who, p_request_id, p_args, 'office.certificate_delete')
+$$;
