@@ -146,16 +146,18 @@ BEGIN
 	END LOOP;
 END $$;
 
--- Step 5, audit: the answer is shaped under the caller's scope; the key
--- keeps only the referral's id for replays (which shape it again); the
--- audit record is the last write (it takes the chain head's lock).
-CREATE OR REPLACE FUNCTION referral_submit_done(p_who jsonb, p_request_id text, p_id uuid,
+-- Step 5, audit: the answer is shaped under the caller's scope from the
+-- row the insert returned (matching writes assignments, never the referral
+-- row, so it is not read again); the key keeps only the referral's id for
+-- replays (which shape it again); the audit record is the last write.
+DROP FUNCTION IF EXISTS referral_submit_done(jsonb, text, uuid, text, text);
+CREATE OR REPLACE FUNCTION referral_submit_done(p_who jsonb, p_request_id text, r referrals,
                                                 p_key text, p_hash text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-	body jsonb;
+	p_id uuid := r.id;
+	body jsonb := referral_json(r);
 BEGIN
-	SELECT referral_json(x) INTO body FROM referrals x WHERE x.id = p_id;
 	INSERT INTO idempotency_keys (office_id, key, request_hash, status, response)
 	VALUES ((p_who->>'id')::uuid, p_key, coalesce(p_hash, ''), 201, jsonb_build_object('id', p_id));
 	RETURN api_done(p_who, p_request_id, 'referral.submit', 'referral', p_id::text, 201,
@@ -202,7 +204,7 @@ BEGIN
 	END;
 	PERFORM referral_match(r);
 	PERFORM ctx_caller();
-	RETURN referral_submit_done(p_who, p_request_id, r.id, k, p_args->>'request_hash');
+	RETURN referral_submit_done(p_who, p_request_id, r, k, p_args->>'request_hash');
 END $$;
 
 -- Scope of one referral for the caller (the explicit check; row-level
