@@ -47,21 +47,33 @@ BEGIN
 	RETURN j;
 END $$;
 
--- A read through an open window (GET /v1/assignments/{id}): audited as a
--- use of break-the-glass.
-CREATE OR REPLACE FUNCTION break_glass_read(p_who jsonb, p_request_id text, p_id text) RETURNS jsonb
+-- The assignment p_id, whoever's it is (system scope), for a use of
+-- break-the-glass: err is its 404 (a 'denied' break_glass record) when
+-- there is none.
+CREATE OR REPLACE FUNCTION break_glass_assignment(p_who jsonb, p_request_id text, p_id text,
+                                                  OUT err jsonb, OUT a assignments)
 LANGUAGE plpgsql AS $$
-DECLARE
-	a assignments;
 BEGIN
 	PERFORM ctx_system();
 	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_id);
 	PERFORM ctx_caller();
 	IF a.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'break_glass', 'assignment', p_id);
+		err := api_not_found(p_who, p_request_id, 'break_glass', 'assignment', p_id);
 	END IF;
-	RETURN api_done(p_who, p_request_id, 'break_glass', 'assignment', a.id::text, 200,
-	                assignment_worker_view(a));
+END $$;
+
+-- A read through an open window (GET /v1/assignments/{id}): audited as a
+-- use of break-the-glass.
+CREATE OR REPLACE FUNCTION break_glass_read(p_who jsonb, p_request_id text, p_id text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	t record := break_glass_assignment(p_who, p_request_id, p_id);
+BEGIN
+	IF t.err IS NOT NULL THEN
+		RETURN t.err;
+	END IF;
+	RETURN api_done(p_who, p_request_id, 'break_glass', 'assignment', (t.a).id::text, 200,
+	                assignment_worker_view(t.a));
 END $$;
 
 -- POST /v1/assignments/{id}/break-glass. Args: id, reason_sealed (bound to
@@ -71,6 +83,7 @@ CREATE OR REPLACE FUNCTION api_break_glass(p_who jsonb, p_request_id text, p_arg
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
+	t record;
 	b break_glass;
 	prog boolean := coalesce((p_who->>'programme')::boolean, false);
 	win interval := greatest(coalesce((p_args->>'window_ms')::bigint, 3600000), 1000)
@@ -78,12 +91,11 @@ DECLARE
 	err jsonb := api_check(p_who, p_request_id, 'break_glass', ARRAY['supervisor']);
 BEGIN
 	IF err IS NOT NULL THEN RETURN err; END IF;
-	PERFORM ctx_system();
-	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_args->>'id');
-	PERFORM ctx_caller();
-	IF a.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'break_glass', 'assignment', p_args->>'id');
+	t := break_glass_assignment(p_who, p_request_id, p_args->>'id');
+	IF t.err IS NOT NULL THEN
+		RETURN t.err;
 	END IF;
+	a := t.a;
 	IF NOT prog AND a.organisation_id IS NOT NULL
 	   AND a.organisation_id::text = p_who->>'org_id' THEN
 		PERFORM audit_write(p_who, p_request_id, 'break_glass', 'assignment', a.id::text, 'denied');
