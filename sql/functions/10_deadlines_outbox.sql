@@ -240,10 +240,14 @@ BEGIN
 	FROM claimed c;
 END $$;
 
+-- PL/pgSQL, not SQL: a SQL function holding an UPDATE is never inlined, so
+-- it was parsed and planned again for every message delivered (0.15-0.2 ms,
+-- two messages per submission with both needs; issue 12).
 CREATE OR REPLACE FUNCTION outbox_done(p_id uuid) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
 	UPDATE outbox SET delivered_at = now(), last_error = NULL WHERE id = p_id;
-$$;
+END $$;
 
 -- Exponential backoff: 2^attempts seconds, at most one hour.
 CREATE OR REPLACE FUNCTION outbox_retry(p_id uuid, p_error text) RETURNS void
