@@ -89,6 +89,31 @@ static void req_wipe_body(struct req *r)
 	}
 }
 
+/*
+ * Request ids come from the CSPRNG 4 KiB at a time: RAND_bytes per request
+ * costs a DRBG call, its locking and a getpid() (fork check) each time, one
+ * of the few system calls a keep-alive request makes. The bytes are used
+ * once each and wiped as they are handed out. The daemon never forks
+ * (the pool would otherwise be duplicated into the child). Touched only
+ * from the event loop thread.
+ */
+#define REQ_ID_POOL 4096
+static unsigned char req_id_pool[REQ_ID_POOL];
+static size_t req_id_used = REQ_ID_POOL;
+
+static int req_id_random(unsigned char *out, size_t n)
+{
+	if (req_id_used + n > REQ_ID_POOL) {
+		if (RAND_bytes(req_id_pool, sizeof(req_id_pool)) != 1)
+			return -1;
+		req_id_used = 0;
+	}
+	memcpy(out, req_id_pool + req_id_used, n);
+	OPENSSL_cleanse(req_id_pool + req_id_used, n);
+	req_id_used += n;
+	return 0;
+}
+
 struct req *req_new(struct app *app, struct evhttp_request *ev)
 {
 	struct req *r;
@@ -108,7 +133,7 @@ struct req *req_new(struct app *app, struct evhttp_request *ev)
 	r->conn = evhttp_request_get_connection(ev);
 	r->method = (int)evhttp_request_get_command(ev);
 
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+	if (req_id_random(rnd, sizeof(rnd)) != 0)
 		goto fail;
 	for (i = 0; i < sizeof(rnd); i++) {
 		r->id[2 * i] = hex[rnd[i] >> 4];
