@@ -30,13 +30,11 @@
 
 #include "app.h"
 #include "audit_head.h"
-#include "audit_seal.h"
 #include "config.h"
-#include "job.h"
+#include "jobs.h"
 #include "log.h"
 #include "metrics.h"
 
-#define SEAL_RETRY_MS 1000
 #define HEAD_RETRY_MS 10000
 
 /* ---- the sealer --------------------------------------------------------- */
@@ -67,17 +65,11 @@ static long seal_next(void *arg, enum db_status st, const PGresult *res)
 	return ms;
 }
 
-static const struct job_def seal_job = {
+const struct job_def seal_job = {
 	.name = "audit_seal",
-	.retry_ms = SEAL_RETRY_MS,
 	.run = seal_run,
 	.next = seal_next,
 };
-
-struct job *audit_seal_start(struct app *app)
-{
-	return job_start(app, &seal_job, app, 0);
-}
 
 /* ---- the head publisher ------------------------------------------------- */
 
@@ -86,15 +78,6 @@ static long head_every(const struct app *app)
 	long every = app->cfg->audit_head_interval_ms / 2;
 
 	return every > 0 ? every : 1;
-}
-
-static long head_run(struct job *j, void *arg)
-{
-	struct app *app = arg;
-
-	if (!app->signer)
-		return app->cfg->audit_head_interval_ms;     /* nothing to sign with */
-	return job_submit(j, "audit_head", 0, NULL) < 0 ? JOB_FAILED : JOB_RUNNING;
 }
 
 static void head_published(void *arg, enum db_status st, const PGresult *res)
@@ -113,6 +96,24 @@ struct head_ctx {
 	struct app *app;
 	struct job *job;
 };
+
+static int head_init(struct app *app, struct job *j, void *arg)
+{
+	struct head_ctx *c = arg;
+
+	c->app = app;
+	c->job = j;
+	return 0;
+}
+
+static long head_run(struct job *j, void *arg)
+{
+	struct head_ctx *c = arg;
+
+	if (!c->app->signer)
+		return c->app->cfg->audit_head_interval_ms;     /* nothing to sign with */
+	return job_submit(j, "audit_head", 0, NULL) < 0 ? JOB_FAILED : JOB_RUNNING;
+}
 
 static long head_next(void *arg, enum db_status st, const PGresult *res)
 {
@@ -143,38 +144,13 @@ static long head_next(void *arg, enum db_status st, const PGresult *res)
 	return head_every(c->app);
 }
 
-static long head_run_ctx(struct job *j, void *arg)
-{
-	struct head_ctx *c = arg;
-
-	c->job = j;
-	return head_run(j, c->app);
-}
-
-static void head_free(void *arg)
-{
-	free(arg);
-}
-
-static const struct job_def head_job = {
+const struct job_def head_job = {
 	.name = "audit_head",
 	.retry_ms = HEAD_RETRY_MS,
-	.run = head_run_ctx,
-	.next = head_next,
-	.free = head_free,
-};
-
-struct job *audit_head_start(struct app *app)
-{
-	struct head_ctx *c = calloc(1, sizeof(*c));
-	struct job *j;
-
-	if (!c)
-		return NULL;
-	c->app = app;
 	/* Soon after start: a restarted daemon announces where the chain is. */
-	j = job_start(app, &head_job, c, 1000);
-	if (!j)
-		free(c);
-	return j;
-}
+	.first_ms = 1000,
+	.arg_size = sizeof(struct head_ctx),
+	.init = head_init,
+	.run = head_run,
+	.next = head_next,
+};

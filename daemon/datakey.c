@@ -416,6 +416,34 @@ static void datakey_get_done(void *arg, enum db_status st, const PGresult *res)
 	datakey_op_end(op, ok);
 }
 
+/* A uuid[] literal of normalised ids, "{id,id,...}", built in a buffer
+ * with room for them (DATAKEY_ID_LEN + 1 each, and 3): o starts at 1. */
+static void id_list_add(char *list, size_t *o, const char *id)
+{
+	if (*o > 1)
+		list[(*o)++] = ',';
+	memcpy(list + *o, id, DATAKEY_ID_LEN);
+	*o += DATAKEY_ID_LEN;
+}
+
+static void id_list_end(char *list, size_t o)
+{
+	list[o++] = '}';
+	list[o] = '\0';
+}
+
+/* Submit a key-store statement whose one parameter is list, and free the
+ * list (the pool keeps its own copy). 0, or -1: cb will not be called. */
+static int datakey_submit_list(struct datakeys *d, const char *stmt, char *list, db_cb cb,
+			       void *arg)
+{
+	const char *params[1] = { list };
+	struct db_op *op = db_submit(d->store, stmt, 1, params, cb, arg, 0);
+
+	free(list);
+	return op ? 0 : -1;
+}
+
 int datakeys_fetch(struct datakeys *d, const char *const *ids, size_t n, datakeys_cb cb,
 		   void *arg, struct dek_set **now)
 {
@@ -423,7 +451,6 @@ int datakeys_fetch(struct datakeys *d, const char *const *ids, size_t n, datakey
 	struct dk_op *op = NULL;
 	char *list = NULL;
 	size_t missing = 0, o = 1;
-	const char *params[1];
 
 	*now = NULL;
 	if (!d || !set)
@@ -446,14 +473,10 @@ int datakeys_fetch(struct datakeys *d, const char *const *ids, size_t n, datakey
 		}
 		if (missing >= DATAKEY_FETCH_MAX)
 			continue;
-		if (missing)
-			list[o++] = ',';
-		memcpy(list + o, id, DATAKEY_ID_LEN);
-		o += DATAKEY_ID_LEN;
+		id_list_add(list, &o, id);
 		missing++;
 	}
-	list[o++] = '}';
-	list[o] = '\0';
+	id_list_end(list, o);
 	if (missing == 0) {
 		free(list);
 		*now = set;
@@ -466,12 +489,11 @@ int datakeys_fetch(struct datakeys *d, const char *const *ids, size_t n, datakey
 	op->cb = cb;
 	op->arg = arg;
 	op->set = set;
-	params[0] = list;
-	if (!db_submit(d->store, "dek_get", 1, params, datakey_get_done, op, 0)) {
+	if (datakey_submit_list(d, "dek_get", list, datakey_get_done, op) < 0) {
 		free(op);
-		goto fail;
+		dek_set_free(set);
+		return -1;
 	}
-	free(list);
 	return 0;
 fail:
 	free(list);
@@ -499,8 +521,7 @@ int datakeys_erase(struct datakeys *d, const char *const *ids, size_t n, db_cb c
 {
 	struct dk_erase *e = NULL;
 	char *list = NULL;
-	size_t o = 1, k = 0;
-	const char *params[1];
+	size_t o = 1;
 
 	if (!d)
 		return -1;
@@ -515,20 +536,14 @@ int datakeys_erase(struct datakeys *d, const char *const *ids, size_t n, db_cb c
 		if (datakey_norm_id(ids[i], id) != 0)
 			continue;
 		datakey_cache_drop(d, id);
-		if (k++)
-			list[o++] = ',';
-		memcpy(list + o, id, DATAKEY_ID_LEN);
-		o += DATAKEY_ID_LEN;
+		id_list_add(list, &o, id);
 	}
-	list[o++] = '}';
-	list[o] = '\0';
+	id_list_end(list, o);
 	e->cb = cb;
 	e->arg = arg;
-	params[0] = list;
-	if (!db_submit(d->store, "dek_delete", 1, params, datakey_erase_done, e, 0))
-		goto fail;
-	free(list);
-	return 0;
+	if (datakey_submit_list(d, "dek_delete", list, datakey_erase_done, e) == 0)
+		return 0;
+	list = NULL;
 fail:
 	free(list);
 	free(e);

@@ -19,8 +19,7 @@
 
 #include "app.h"
 #include "datakey.h"
-#include "erasure.h"
-#include "job.h"
+#include "jobs.h"
 #include "log.h"
 
 #define ERASURE_BATCH 500
@@ -141,30 +140,25 @@ static void erasure_free(void *arg)
 	struct erasure *e = arg;
 
 	free(e->list);
-	free(e);
 }
 
-static const struct job_def erasure_job = {
+static int erasure_init(struct app *app, struct job *j, void *arg)
+{
+	struct erasure *e = arg;
+
+	e->app = app;
+	e->job = j;
+	datakeys_set_erase_hook(app->datakeys, erasure_kick, e);
+	return 0;
+}
+
+/* The first run at once: keys queued while no daemon ran are due. */
+const struct job_def erasure_job = {
 	.name = "erasure",
 	.retry_ms = ERASURE_RETRY_MS,
+	.arg_size = sizeof(struct erasure),
+	.init = erasure_init,
 	.run = erasure_run,
 	.stop = erasure_stop,
 	.free = erasure_free,
 };
-
-struct job *erasure_start(struct app *app)
-{
-	struct erasure *e = calloc(1, sizeof(*e));
-
-	if (!e)
-		return NULL;
-	e->app = app;
-	/* At once: keys queued while no daemon ran are due. */
-	e->job = job_start(app, &erasure_job, e, 0);
-	if (!e->job) {
-		free(e);
-		return NULL;
-	}
-	datakeys_set_erase_hook(app->datakeys, erasure_kick, e);
-	return e->job;
-}

@@ -33,13 +33,11 @@
 
 #include "app.h"
 #include "config.h"
-#include "followup.h"
-#include "job.h"
+#include "jobs.h"
 #include "log.h"
 #include "metrics.h"
 
 #define FOLLOWUP_BATCH 100
-#define FOLLOWUP_RETRY_MS 1000  /* after a database error */
 #define REMATCH_BUSY_MS 200     /* a candidate was locked by another transaction */
 
 struct rematch {
@@ -57,6 +55,15 @@ static long long followup_now_ms(void)
 }
 
 /* Re-matching ------------------------------------------------------------ */
+
+static int rematch_init(struct app *app, struct job *j, void *arg)
+{
+	struct rematch *m = arg;
+
+	(void)j;
+	m->app = app;
+	return 0;
+}
 
 static long rematch_run(struct job *j, void *arg)
 {
@@ -104,34 +111,16 @@ static long rematch_next(void *arg, enum db_status st, const PGresult *res)
 	return until_full < cfg->rematch_poll_ms ? (long)until_full : cfg->rematch_poll_ms;
 }
 
-static void rematch_free(void *arg)
-{
-	free(arg);
-}
-
-static const struct job_def rematch_job = {
+const struct job_def rematch_job = {
 	.name = "rematch",
-	.retry_ms = FOLLOWUP_RETRY_MS,
-	.run = rematch_run,
-	.next = rematch_next,
-	.free = rematch_free,
-};
-
-struct job *rematch_start(struct app *app)
-{
-	struct rematch *m = calloc(1, sizeof(*m));
-	struct job *j;
-
-	if (!m)
-		return NULL;
-	m->app = app;
 	/* Soon after start (a full pass: nobody left waiting by a restart),
 	 * not at once: start-up has more urgent work. */
-	j = job_start(app, &rematch_job, m, 200);
-	if (!j)
-		free(m);
-	return j;
-}
+	.first_ms = 200,
+	.arg_size = sizeof(struct rematch),
+	.init = rematch_init,
+	.run = rematch_run,
+	.next = rematch_next,
+};
 
 /* Reminders and level-2 escalation ------------------------------------------ */
 
@@ -170,14 +159,9 @@ static long steps_next(void *arg, enum db_status st, const PGresult *res)
 	return more ? JOB_NOW : sleep_ms;
 }
 
-static const struct job_def steps_job = {
+const struct job_def steps_job = {
 	.name = "deadline_steps",
-	.retry_ms = FOLLOWUP_RETRY_MS,
+	.first_ms = 100,
 	.run = steps_run,
 	.next = steps_next,
 };
-
-struct job *steps_start(struct app *app)
-{
-	return job_start(app, &steps_job, app, 100);
-}

@@ -16,6 +16,8 @@ enum listener_kind {
 struct http_server *http_server_new(struct app *app, const char *hostport,
 				    enum listener_kind kind, int require_cert, char *err,
 				    unsigned long errlen);
+/* Each of the following takes NULL (a listener not configured): a no-op,
+ * or 0. */
 /* Stop accepting new connections (drain). */
 void http_server_stop_accepting(struct http_server *s);
 /* Requests received and not yet replied to. */

@@ -11,9 +11,11 @@
  *                        it), a fixed interval, JOB_NOW when the batch was
  *                        full, or JOB_FAILED (retried after retry_ms).
  *
- * A client is a static struct job_def, a struct of its own passed as arg, and
- * xxx_start(app) calling job_start(app, &def, arg, first_ms); main.c holds
- * the returned struct job * and stops it with job_stop(). A client that does
+ * A client is one struct job_def (jobs.h declares them all): its name, when
+ * its first run comes, and, when it keeps state of its own, the size of that
+ * state and an init hook; job.c allocates the state, so a client writes no
+ * start function. main.c starts each with job_launch(app, &def), holds the
+ * returned struct job * and stops it with job_stop(). A client that does
  * more than one statement per run (outbox: deliveries, then acknowledgements)
  * sends the others with job_submit_op(), which keeps it alive until they
  * return, and may end a run itself with job_done(). Optional hooks: stop (abandon
@@ -59,6 +61,7 @@ struct job {
 	int running;   /* a run is under way: its end is owed */
 	int ops;       /* job_submit_op operations the pool still owes */
 	int stopping;
+	int own_arg;   /* arg was allocated by job_launch: freed here */
 };
 
 struct job_op {
@@ -83,6 +86,8 @@ static void job_reap(struct job *j)
 	event_free(j->timer);
 	if (j->def->free)
 		j->def->free(j->arg);
+	if (j->own_arg)
+		free(j->arg);
 	free(j);
 }
 
@@ -91,13 +96,14 @@ static void job_end(struct job *j, long next_ms, const char *status, const char 
 {
 	uint64_t dur_us = clock_mono_us() - j->run_start_us;
 	int failed = next_ms == JOB_FAILED || next_ms < 0;
+	long retry_ms = j->def->retry_ms ? j->def->retry_ms : JOB_RETRY_MS;
 
 	j->running = 0;
 	metrics_job_observe(j->metrics, failed, dur_us);
 	if (failed) {
 		log_warn("job_failed", "job=%s status=%s sqlstate=%s retry_ms=%ld", j->def->name,
-			 status, sqlstate, j->def->retry_ms);
-		next_ms = j->def->retry_ms;
+			 status, sqlstate, retry_ms);
+		next_ms = retry_ms;
 	}
 	if (j->stopping)
 		job_reap(j);
@@ -127,7 +133,8 @@ static void job_timer_cb(evutil_socket_t fd, short what, void *arg)
 	job_arm(j, ms);
 }
 
-struct job *job_start(struct app *app, const struct job_def *def, void *arg, long first_ms)
+/* A job not armed yet. */
+static struct job *job_new(struct app *app, const struct job_def *def, void *arg)
 {
 	struct job *j = calloc(1, sizeof(*j));
 
@@ -142,8 +149,40 @@ struct job *job_start(struct app *app, const struct job_def *def, void *arg, lon
 		free(j);
 		return NULL;
 	}
-	job_arm(j, first_ms);
 	return j;
+}
+
+struct job *job_start(struct app *app, const struct job_def *def, void *arg, long first_ms)
+{
+	struct job *j = job_new(app, def, arg);
+
+	if (j)
+		job_arm(j, first_ms);
+	return j;
+}
+
+struct job *job_launch(struct app *app, const struct job_def *def)
+{
+	void *arg = app;
+	struct job *j;
+
+	if (def->arg_size && !(arg = calloc(1, def->arg_size)))
+		return NULL;
+	j = job_new(app, def, arg);
+	if (!j)
+		goto fail;
+	if (def->init && def->init(app, j, arg) < 0) {
+		event_free(j->timer);
+		free(j);
+		goto fail;
+	}
+	j->own_arg = def->arg_size != 0;
+	job_arm(j, def->first ? def->first(app) : def->first_ms);
+	return j;
+fail:
+	if (def->arg_size)
+		free(arg);
+	return NULL;
 }
 
 void job_stop(struct job *j)

@@ -16,10 +16,21 @@ struct job;
 #define JOB_NOW 0L          /* run again at once: the batch was full */
 #define JOB_FAILED (-1L)    /* the run failed: job.c logs, counts, retries */
 #define JOB_RUNNING (-2L)   /* from run(): a run is under way, its end follows */
+#define JOB_RETRY_MS 1000L  /* retry_ms when a def leaves it 0 */
 
 struct job_def {
 	const char *name;   /* log and metric label: a literal, [a-z_] */
-	long retry_ms;      /* delay after a failed run */
+	long retry_ms;      /* delay after a failed run; 0 means JOB_RETRY_MS */
+	/* job_launch(): the first run comes first_ms after start, or first(app)
+	 * when that is set (a delay read from the configuration). */
+	long first_ms;
+	long (*first)(const struct app *app);
+	/* job_launch(): arg is the app, or, when arg_size is not 0, the client's
+	 * own state: arg_size zeroed bytes that job.c allocates and frees (after
+	 * free() below), set up by init (optional; -1 refuses the start, having
+	 * logged why and released what it took). j is the job's own handle. */
+	size_t arg_size;
+	int (*init)(struct app *app, struct job *j, void *arg);
 	/* Start one run: job_submit() its statement (or start other work that
 	 * ends with job_done()) and return JOB_RUNNING; or return a delay
 	 * (nothing to do now, ask again then; not counted as a run); or
@@ -32,13 +43,16 @@ struct job_def {
 	/* Optional: job_stop() was called; abandon other work (no run starts
 	 * after it, next() is not called any more). */
 	void (*stop)(void *arg);
-	/* Optional: free arg; called once, when the job is stopped and nothing
-	 * it started is in flight any more. */
+	/* Optional: free arg (or, with arg_size, what it holds); called once,
+	 * when the job is stopped and nothing it started is in flight any more. */
 	void (*free)(void *arg);
 };
 
-/* First run after first_ms. NULL when out of memory (def->free is not
- * called then: the caller still owns arg). */
+/* Start the job a client defines (arg, first run: see struct job_def).
+ * NULL when out of memory or init refused. */
+struct job *job_launch(struct app *app, const struct job_def *def);
+/* Start with an arg of the caller's; first run after first_ms. NULL when
+ * out of memory (def->free is not called then: the caller still owns arg). */
 struct job *job_start(struct app *app, const struct job_def *def, void *arg, long first_ms);
 /* Stop: no new run; free (def->free(arg), then the job) once every
  * operation in flight has returned, which may be at once. NULL is a no-op. */

@@ -153,23 +153,23 @@ json_t *jsonv_parse(const void *buf, size_t len, size_t max_len, struct jv_error
 	 * Without JSON_ALLOW_NUL, "\u0000" inside strings is refused too. */
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		switch (json_error_code(&jerr)) {
-		case json_error_duplicate_key:
-			jsonv_fail(e, 400, "duplicate_key", "an object has a repeated key", NULL);
-			break;
-		case json_error_stack_overflow:
-			jsonv_fail(e, 400, "nesting_too_deep", "JSON nested too deeply", NULL);
-			break;
-		case json_error_invalid_utf8:
-			jsonv_fail(e, 400, "malformed_json", "body is not valid UTF-8", NULL);
-			break;
-		case json_error_numeric_overflow:
-			jsonv_fail(e, 400, "malformed_json", "a number is out of range", NULL);
-			break;
-		default:
-			jsonv_fail(e, 400, "malformed_json", "body is not valid JSON", NULL);
-			break;
-		}
+		/* The parser's reason, as the protocol's code and message; the
+		 * last row answers every other reason. */
+		static const struct {
+			enum json_error_code code;
+			const char *error, *message;
+		} why[] = {
+			{ json_error_duplicate_key, "duplicate_key", "an object has a repeated key" },
+			{ json_error_stack_overflow, "nesting_too_deep", "JSON nested too deeply" },
+			{ json_error_invalid_utf8, "malformed_json", "body is not valid UTF-8" },
+			{ json_error_numeric_overflow, "malformed_json", "a number is out of range" },
+			{ json_error_unknown, "malformed_json", "body is not valid JSON" },
+		};
+		size_t i = 0;
+
+		while (i + 1 < sizeof(why) / sizeof(why[0]) && why[i].code != json_error_code(&jerr))
+			i++;
+		jsonv_fail(e, 400, why[i].error, why[i].message, NULL);
 		return NULL;
 	}
 	if (!json_is_object(root)) {
@@ -408,13 +408,17 @@ fail:
 
 /* ---- formats ---- */
 
-static int all_chars(const char *s, size_t len, const char *extra, int alnum, int lower_only)
+enum chars { CH_ALNUM, CH_LOWER }; /* [A-Za-z0-9], [a-z0-9] */
+
+/* 0 when len is within [min, max] and every byte is of cls or in extra. */
+static int chars_in(const char *s, size_t len, size_t min, size_t max, enum chars cls,
+		    const char *extra)
 {
+	if (len < min || len > max)
+		return -1;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (lower_only && (isdigit(c) || (c >= 'a' && c <= 'z')))
-			continue;
-		if (!lower_only && alnum && c < 128 && isalnum(c))
+		if (cls == CH_LOWER ? (isdigit(c) || (c >= 'a' && c <= 'z')) : (c < 128 && isalnum(c)))
 			continue;
 		if (c && strchr(extra, c))
 			continue;
@@ -425,9 +429,7 @@ static int all_chars(const char *s, size_t len, const char *extra, int alnum, in
 
 int jsonv_is_uic(const char *s, size_t len)
 {
-	if (len < 4 || len > 32)
-		return -1;
-	return all_chars(s, len, "-", 1, 0);
+	return chars_in(s, len, 4, 32, CH_ALNUM, "-");
 }
 
 int jsonv_is_printable(const char *s, size_t len)
@@ -455,9 +457,7 @@ int jsonv_is_lang(const char *s, size_t len)
 
 int jsonv_is_slug(const char *s, size_t len)
 {
-	if (len < 1 || len > 64)
-		return -1;
-	return all_chars(s, len, "-", 0, 1);
+	return chars_in(s, len, 1, 64, CH_LOWER, "-");
 }
 
 int jsonv_is_phone(const char *s, size_t len)
@@ -605,16 +605,12 @@ int jsonv_is_duration(const char *s, size_t len)
 
 int jsonv_is_handle(const char *s, size_t len)
 {
-	if (len < 1 || len > 64)
-		return -1;
-	return all_chars(s, len, "._-", 1, 0);
+	return chars_in(s, len, 1, 64, CH_ALNUM, "._-");
 }
 
 int jsonv_is_cursor(const char *s, size_t len)
 {
-	if (len < 1 || len > 512)
-		return -1;
-	return all_chars(s, len, "-_=.:", 1, 0);
+	return chars_in(s, len, 1, 512, CH_ALNUM, "-_=.:");
 }
 
 int jsonv_is_idem_key(const char *s, size_t len)
@@ -636,9 +632,7 @@ int jsonv_is_https_url(const char *s, size_t len)
 
 int jsonv_is_event_name(const char *s, size_t len)
 {
-	if (len < 1 || len > 64)
-		return -1;
-	return all_chars(s, len, "._*", 0, 1);
+	return chars_in(s, len, 1, 64, CH_LOWER, "._*");
 }
 
 int jsonv_current_year(void)

@@ -537,6 +537,26 @@ static char *seal_aad(const char *kid, const struct seal_bind *b, size_t *aadlen
 	return aad;
 }
 
+/* AES-256-GCM under key with the nonce at nonce, the additional data
+ * already taken in: enc 1 seals, 0 opens. NULL on failure. */
+static EVP_CIPHER_CTX *seal_cipher(const unsigned char key[32], const unsigned char *nonce,
+				   const char *aad, size_t aadlen, int enc)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int n;
+
+	if (ctx == NULL)
+		return NULL;
+	if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, KEYRING_NONCE_LEN, NULL) != 1 ||
+	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) != 1 ||
+	    EVP_CipherUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)aadlen) != 1) {
+		EVP_CIPHER_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 char *crypto_seal_bound(const unsigned char key[32], const char *kid, const struct seal_bind *b,
 			const void *plain, size_t len)
 {
@@ -560,14 +580,8 @@ char *crypto_seal_bound(const unsigned char key[32], const char *kid, const stru
 	 * bound stays far beyond the number of records this service keeps. */
 	if (RAND_bytes(raw, KEYRING_NONCE_LEN) != 1)
 		goto fail;
-	ctx = EVP_CIPHER_CTX_new();
+	ctx = seal_cipher(key, raw, aad, aadlen, 1);
 	if (ctx == NULL)
-		goto fail;
-	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, KEYRING_NONCE_LEN, NULL) != 1 ||
-	    EVP_EncryptInit_ex(ctx, NULL, NULL, key, raw) != 1)
-		goto fail;
-	if (EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)aadlen) != 1)
 		goto fail;
 	n = 0;
 	if (len > 0 &&
@@ -656,14 +670,8 @@ char *crypto_open_bound(const unsigned char key[32], const char *sealed,
 	plain = malloc(plainsize);
 	if (plain == NULL)
 		goto fail;
-	ctx = EVP_CIPHER_CTX_new();
+	ctx = seal_cipher(key, raw, aad, aadlen, 0);
 	if (ctx == NULL)
-		goto fail;
-	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, KEYRING_NONCE_LEN, NULL) != 1 ||
-	    EVP_DecryptInit_ex(ctx, NULL, NULL, key, raw) != 1)
-		goto fail;
-	if (EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)aadlen) != 1)
 		goto fail;
 	n = 0;
 	if (ctlen > 0 && EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n,

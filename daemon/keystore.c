@@ -31,12 +31,21 @@
 
 #define KEYSTORE_REWRAP_BATCH 500
 
+/* Several daemons (or --migrate beside a starting daemon) may prepare the key
+ * store at the same moment, and two concurrent CREATE TABLE IF NOT EXISTS can
+ * both miss the other's table and one fail on pg_type's unique index
+ * (23505). One transaction-scoped advisory lock in the key store's database
+ * makes them take turns; the key is that database's own, nothing else there
+ * takes advisory locks. */
 static const char keystore_schema[] =
+	"BEGIN;"
+	"SELECT pg_advisory_xact_lock(7265666400000001);"
 	"CREATE TABLE IF NOT EXISTS data_keys ("
 	" referral_id uuid PRIMARY KEY,"
 	" wrapped text NOT NULL,"
 	" created_at timestamptz NOT NULL DEFAULT now(),"
-	" rewrapped_at timestamptz)";
+	" rewrapped_at timestamptz);"
+	"COMMIT";
 
 static PGconn *keystore_connect(const char *conninfo, char *err, size_t errlen)
 {

@@ -276,6 +276,25 @@ static void kv_to_json(struct line *l, const char *kv)
 	}
 }
 
+/* A field of the line's head, escaped for the format: "key":"val" (JSON,
+ * after a comma) or key=val (logfmt, after a space); first: no separator. */
+static void line_field(struct line *l, int json, int first, const char *key, const char *val)
+{
+	if (!first)
+		line_puts(l, json ? "," : " ");
+	if (json) {
+		line_puts(l, "\"");
+		line_puts(l, key);
+		line_puts(l, "\":\"");
+		line_put_json(l, val, strlen(val));
+		line_puts(l, "\"");
+	} else {
+		line_puts(l, key);
+		line_puts(l, "=");
+		line_put_safe(l, val, strlen(val));
+	}
+}
+
 static void write_all(const char *p, size_t n)
 {
 	while (n > 0) {
@@ -310,7 +329,7 @@ void log_event(enum log_level level, const char *reqid, const char *event, const
 	struct line l = { stackbuf, 0, sizeof(stackbuf), 0, 0 };
 	const char *lvl;
 	va_list ap;
-	int n;
+	int n, json;
 
 	if (!log_enabled(level))
 		return;
@@ -343,32 +362,19 @@ void log_event(enum log_level level, const char *reqid, const char *event, const
 	if (!event)
 		event = "-";
 
-	if (cur_format == LOG_FMT_JSON) {
-		line_puts(&l, "{\"ts\":\"");
-		line_puts(&l, ts);
-		line_puts(&l, "\",\"level\":\"");
-		line_puts(&l, lvl);
-		line_puts(&l, "\",\"event\":\"");
-		line_put_json(&l, event, strlen(event));
-		line_puts(&l, "\"");
-		if (reqid && *reqid) {
-			line_puts(&l, ",\"request_id\":\"");
-			line_put_json(&l, reqid, strlen(reqid));
-			line_puts(&l, "\"");
-		}
+	json = cur_format == LOG_FMT_JSON;
+	if (json)
+		line_puts(&l, "{");
+	/* ts and level are plain ASCII: escaping leaves them as they are. */
+	line_field(&l, json, 1, "ts", ts);
+	line_field(&l, json, 0, "level", lvl);
+	line_field(&l, json, 0, "event", event);
+	if (reqid && *reqid)
+		line_field(&l, json, 0, "request_id", reqid);
+	if (json) {
 		kv_to_json(&l, kv);
 		line_puts(&l, "}\n");
 	} else {
-		line_puts(&l, "ts=");
-		line_puts(&l, ts);
-		line_puts(&l, " level=");
-		line_puts(&l, lvl);
-		line_puts(&l, " event=");
-		line_put_safe(&l, event, strlen(event));
-		if (reqid && *reqid) {
-			line_puts(&l, " request_id=");
-			line_put_safe(&l, reqid, strlen(reqid));
-		}
 		if (*kv) {
 			line_puts(&l, " ");
 			line_put_safe(&l, kv, strlen(kv));

@@ -31,22 +31,15 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "datakey.h"
-#include "erasure.h"
 #include "keystore.h"
-#include "retention.h"
 #include "notify.h"
 #include "privdrop.h"
 #include "queries.h"
 #include "clock.h"
-#include "job.h"
-#include "followup.h"
-#include "purge.h"
+#include "jobs.h"
 #include "audit_head.h"
-#include "audit_seal.h"
 #include "auth.h"
 #include "auth_limits.h"
-#include "sweeper.h"
-#include "outbox.h"
 #include "tls.h"
 
 /* Exit codes (also in --help). */
@@ -131,20 +124,21 @@ static void main_usage(FILE *out, int full)
 
 static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 {
-	enum { OPT_CHECK = 256, OPT_MIGRATE, OPT_MINT, OPT_VERIFY, OPT_REFERENCE, OPT_VERSION,
-	       OPT_INIT_KEYS, OPT_HEAD, OPT_REWRAP };
-	static const struct option longopts[] = {
+	enum { OPT_MINT = 256, OPT_HEAD };
+	/* The switches without an argument set their member themselves
+	 * (getopt_long returns 0 for them). */
+	const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
-		{ "check-config", no_argument, NULL, OPT_CHECK },
-		{ "migrate", no_argument, NULL, OPT_MIGRATE },
-		{ "init-keys", no_argument, NULL, OPT_INIT_KEYS },
+		{ "check-config", no_argument, &cl->check_config, 1 },
+		{ "migrate", no_argument, &cl->migrate, 1 },
+		{ "init-keys", no_argument, &cl->init_keys, 1 },
 		{ "mint-admin-token", required_argument, NULL, OPT_MINT },
-		{ "verify-audit", no_argument, NULL, OPT_VERIFY },
+		{ "verify-audit", no_argument, &cl->verify_audit, 1 },
 		{ "head", required_argument, NULL, OPT_HEAD },
-		{ "rewrap-keys", no_argument, NULL, OPT_REWRAP },
-		{ "config-reference", no_argument, NULL, OPT_REFERENCE },
-		{ "version", no_argument, NULL, OPT_VERSION },
-		{ "help", no_argument, NULL, 'h' },
+		{ "rewrap-keys", no_argument, &cl->rewrap, 1 },
+		{ "config-reference", no_argument, &cl->reference, 1 },
+		{ "version", no_argument, &cl->version, 1 },
+		{ "help", no_argument, &cl->help, 1 },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch, commands;
@@ -153,35 +147,16 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 	opterr = 1; /* getopt names the bad option on stderr; usage follows */
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 0:
+			break;
 		case 'c':
 			cl->config = optarg;
-			break;
-		case OPT_CHECK:
-			cl->check_config = 1;
-			break;
-		case OPT_MIGRATE:
-			cl->migrate = 1;
-			break;
-		case OPT_INIT_KEYS:
-			cl->init_keys = 1;
 			break;
 		case OPT_MINT:
 			cl->mint_name = optarg;
 			break;
-		case OPT_VERIFY:
-			cl->verify_audit = 1;
-			break;
-		case OPT_REWRAP:
-			cl->rewrap = 1;
-			break;
 		case OPT_HEAD:
 			cl->head_file = optarg;
-			break;
-		case OPT_REFERENCE:
-			cl->reference = 1;
-			break;
-		case OPT_VERSION:
-			cl->version = 1;
 			break;
 		case 'h':
 			cl->help = 1;
@@ -218,21 +193,11 @@ static int main_parse_args(int argc, char **argv, struct cmdline *cl)
 	return 0;
 }
 
-/* Periodic jobs on the loop (job.c), started in this order, stopped in the
- * reverse one. A new job is one row. */
-static const struct {
-	const char *name;
-	struct job *(*start)(struct app *app);
-} main_jobs[] = {
-	{ "sweeper", sweeper_start },   /* deadlines */
-	{ "outbox", outbox_start },     /* webhooks */
-	{ "purge", purge_start },       /* retention */
-	{ "retention", retention_start }, /* personal data and records of closed referrals */
-	{ "erasure", erasure_start },   /* data keys of forgotten referrals, from the key store */
-	{ "audit_seal", audit_seal_start }, /* audit ledger v2: chains committed records */
-	{ "audit_head", audit_head_start }, /* signed audit heads to the outbox */
-	{ "rematch", rematch_start },   /* unassigned assignments matched again */
-	{ "deadline_steps", steps_start }, /* reminders, level-2 escalation */
+/* Periodic jobs on the loop (job.c, jobs.h), started in this order, stopped
+ * in the reverse one. A new job is one row. */
+static const struct job_def *const main_jobs[] = {
+	&sweeper_job, &outbox_job, &purge_job, &retention_job, &erasure_job,
+	&seal_job, &head_job, &rematch_job, &steps_job,
 };
 
 _Static_assert(sizeof(main_jobs) / sizeof(main_jobs[0]) <= APP_MAX_JOBS, "app.jobs too small");
@@ -248,15 +213,9 @@ static void main_stop_jobs(struct app *app)
 
 static int main_in_flight(const struct app *app)
 {
-	int n = 0;
-
-	if (app->api)
-		n += http_server_in_flight(app->api);
-	if (app->mtls)
-		n += http_server_in_flight(app->mtls);
-	if (app->ops)
-		n += http_server_in_flight(app->ops);
-	return n;
+	/* A listener not configured (NULL) counts 0. */
+	return http_server_in_flight(app->api) + http_server_in_flight(app->mtls) +
+	       http_server_in_flight(app->ops);
 }
 
 static void main_arm_drain_timer(struct proc *p)
@@ -333,12 +292,9 @@ static void main_start_drain(struct proc *p, const char *signame)
 	notify_stopping(p->notify);
 	log_info("drain.start", "signal=%s in_flight=%d drain_timeout_ms=%ld", signame,
 		 main_in_flight(app), app->cfg->drain_timeout_ms);
-	if (app->api)
-		http_server_stop_accepting(app->api);
-	if (app->mtls)
-		http_server_stop_accepting(app->mtls);
-	if (app->ops)
-		http_server_stop_accepting(app->ops);
+	http_server_stop_accepting(app->api); /* NULL (not configured): no-op */
+	http_server_stop_accepting(app->mtls);
+	http_server_stop_accepting(app->ops);
 	/* Periodic jobs stop now: no new run may start during the drain. A job
 	 * frees itself when the pool returns its operations in flight. */
 	main_stop_jobs(app);
@@ -603,9 +559,9 @@ static int main_run(struct app *app)
 
 	/* Periodic jobs on the loop (main_jobs above). */
 	for (size_t i = 0; i < sizeof(main_jobs) / sizeof(main_jobs[0]); i++) {
-		app->jobs[app->njobs] = main_jobs[i].start(app);
+		app->jobs[app->njobs] = job_launch(app, main_jobs[i]);
 		if (!app->jobs[app->njobs]) {
-			log_error("start.failed", "step=%s", main_jobs[i].name);
+			log_error("start.failed", "step=%s", main_jobs[i]->name);
 			goto fail;
 		}
 		app->njobs++;
@@ -651,27 +607,20 @@ fail:
 	if (p.drain_timer)
 		event_free(p.drain_timer);
 	notify_free(p.notify);
-	if (app->ops)
-		http_server_free(app->ops);
-	if (app->mtls)
-		http_server_free(app->mtls);
-	if (app->api)
-		http_server_free(app->api);
+	http_server_free(app->ops);
+	http_server_free(app->mtls);
+	http_server_free(app->api);
 	app->ops = app->mtls = app->api = NULL;
-	if (app->tls)
-		tls_server_free(app->tls);
+	tls_server_free(app->tls);   /* each of these takes NULL */
 	app->tls = NULL;
-	if (app->pool)
-		db_pool_free(app->pool);
+	db_pool_free(app->pool);
 	app->pool = NULL;
-	if (app->keystore)
-		db_pool_free(app->keystore);
+	db_pool_free(app->keystore);
 	app->keystore = NULL;
 	/* After its pool: no key store callback is pending any more. */
 	datakeys_free(app->datakeys);
 	app->datakeys = NULL;
-	if (app->metrics)
-		metrics_free(app->metrics);
+	metrics_free(app->metrics);
 	app->metrics = NULL;
 	if (app->base)
 		event_base_free(app->base);

@@ -78,12 +78,18 @@ static void migrate_notice(void *arg, const char *msg)
 	(void)msg;
 }
 
+/* NULL (err says why) when conninfo is NULL or the connection fails. */
 static PGconn *migrate_connect(const char *conninfo, char *err, size_t errlen)
 {
 	const char *keys[] = { "dbname", "application_name", NULL };
 	const char *vals[] = { conninfo, "referrald-migrate", NULL };
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	PGconn *c;
 
+	if (conninfo == NULL) {
+		migrate_err(err, errlen, "no database conninfo");
+		return NULL;
+	}
+	c = PQconnectdbParams(keys, vals, 1);
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		migrate_conn_err(c, "database connection failed", err, errlen);
 		PQfinish(c);
@@ -93,10 +99,14 @@ static PGconn *migrate_connect(const char *conninfo, char *err, size_t errlen)
 	return c;
 }
 
-/* Run a command that returns no interesting rows; 0 on success. */
-static int migrate_exec(PGconn *c, const char *sql, const char *what, char *err, size_t errlen)
+/* Run a command that returns no interesting rows, with nparams text
+ * parameters (none: the simple protocol, which runs every statement of
+ * sql); 0 on success. */
+static int migrate_command(PGconn *c, const char *sql, int nparams, const char *const *params,
+			   const char *what, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(c, sql);
+	PGresult *r = nparams > 0 ? PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0)
+				  : PQexec(c, sql);
 	ExecStatusType st = PQresultStatus(r);
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -109,6 +119,11 @@ static int migrate_exec(PGconn *c, const char *sql, const char *what, char *err,
 	}
 	PQclear(r);
 	return 0;
+}
+
+static int migrate_exec(PGconn *c, const char *sql, const char *what, char *err, size_t errlen)
+{
+	return migrate_command(c, sql, 0, NULL, what, err, errlen);
 }
 
 static int migrate_known_max(void)
@@ -219,7 +234,6 @@ static int migrate_apply_one(PGconn *c, const struct migration *m, char *err, si
 {
 	char what[160], ver[16];
 	const char *params[3];
-	PGresult *r;
 
 	snprintf(what, sizeof(what), "migration %04d_%s", m->version, m->name);
 	if (migrate_exec(c, "BEGIN", what, err, errlen) != 0)
@@ -232,16 +246,11 @@ static int migrate_apply_one(PGconn *c, const struct migration *m, char *err, si
 	params[0] = ver;
 	params[1] = m->name;
 	params[2] = m->checksum;
-	r = PQexecParams(c,
-			 "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
-			 "VALUES ($1::int, $2, $3, now())",
-			 3, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		migrate_res_err(r, what, err, errlen);
-		PQclear(r);
+	if (migrate_command(c,
+			    "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
+			    "VALUES ($1::int, $2, $3, now())",
+			    3, params, what, err, errlen) != 0)
 		goto fail;
-	}
-	PQclear(r);
 	if (migrate_exec(c, "COMMIT", what, err, errlen) != 0)
 		goto fail;
 	return 0;
@@ -275,7 +284,6 @@ static int migrate_apply_functions(PGconn *c, char *err, size_t errlen)
 {
 	const char *params[1] = { refd_functions_checksum };
 	char what[160];
-	PGresult *r;
 	int i;
 
 	if (migrate_exec(c, "BEGIN", "functions", err, errlen) != 0)
@@ -285,18 +293,13 @@ static int migrate_apply_functions(PGconn *c, char *err, size_t errlen)
 		if (migrate_exec(c, refd_functions[i].sql, what, err, errlen) != 0)
 			goto fail;
 	}
-	r = PQexecParams(c,
-			 "INSERT INTO schema_functions (one, checksum, applied_at) "
-			 "VALUES (true, $1, now()) "
-			 "ON CONFLICT (one) DO UPDATE SET checksum = EXCLUDED.checksum, "
-			 "applied_at = EXCLUDED.applied_at",
-			 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		migrate_res_err(r, "recording the functions' checksum", err, errlen);
-		PQclear(r);
+	if (migrate_command(c,
+			    "INSERT INTO schema_functions (one, checksum, applied_at) "
+			    "VALUES (true, $1, now()) "
+			    "ON CONFLICT (one) DO UPDATE SET checksum = EXCLUDED.checksum, "
+			    "applied_at = EXCLUDED.applied_at",
+			    1, params, "recording the functions' checksum", err, errlen) != 0)
 		goto fail;
-	}
-	PQclear(r);
 	if (migrate_exec(c, "COMMIT", "functions", err, errlen) != 0)
 		goto fail;
 	return 0;
@@ -311,7 +314,6 @@ static int migrate_record_checksums(PGconn *c, const char *applied, char *err, s
 {
 	char ver[16];
 	const char *params[2];
-	PGresult *r;
 	int i;
 
 	for (i = 0; i < refd_migrations_count; i++) {
@@ -320,16 +322,11 @@ static int migrate_record_checksums(PGconn *c, const char *applied, char *err, s
 		snprintf(ver, sizeof(ver), "%d", refd_migrations[i].version);
 		params[0] = ver;
 		params[1] = refd_migrations[i].checksum;
-		r = PQexecParams(c,
-				 "UPDATE schema_migrations SET checksum = $2 "
-				 "WHERE version = $1::int AND checksum IS NULL",
-				 2, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			migrate_res_err(r, "recording migration checksums", err, errlen);
-			PQclear(r);
+		if (migrate_command(c,
+				    "UPDATE schema_migrations SET checksum = $2 "
+				    "WHERE version = $1::int AND checksum IS NULL",
+				    2, params, "recording migration checksums", err, errlen) != 0)
 			return -1;
-		}
-		PQclear(r);
 	}
 	return 0;
 }
@@ -340,10 +337,6 @@ int migrate_run(const char *conninfo, int apply, char *err, size_t errlen)
 	char *applied = NULL;
 	int pending, i, fn_current, ran = 0;
 
-	if (conninfo == NULL) {
-		migrate_err(err, errlen, "no database conninfo");
-		return -1;
-	}
 	c = migrate_connect(conninfo, err, errlen);
 	if (c == NULL)
 		return -1;
@@ -441,10 +434,6 @@ int migrate_check_durability(const char *conninfo, char *err, size_t errlen)
 	PGconn *c;
 	int rc = -1;
 
-	if (conninfo == NULL) {
-		migrate_err(err, errlen, "no database conninfo");
-		return -1;
-	}
 	c = migrate_connect(conninfo, err, errlen);
 	if (c == NULL)
 		return -1;

@@ -49,14 +49,13 @@
 
 #include "app.h"
 #include "config.h"
-#include "job.h"
+#include "jobs.h"
 #include "keyring.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "webhook.h"
 
-#define OUTBOX_RETRY_MS 1000 /* after a database error */
 #define OUTBOX_ID_MAX 64
 
 struct outbox_event;
@@ -380,38 +379,30 @@ static void outbox_free(void *arg)
 	struct outbox *o = arg;
 
 	webhook_client_free(o->client);
-	free(o);
 }
 
-static const struct job_def outbox_job = {
+static int outbox_init(struct app *app, struct job *j, void *arg)
+{
+	struct outbox *o = arg;
+	char err[256], esc[300];
+
+	o->app = app;
+	o->job = j;
+	o->client = webhook_client_new(app->base, app->cfg->webhook_ca_file, err, sizeof(err));
+	if (!o->client) {
+		log_error("outbox_start_failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
+		return -1;
+	}
+	webhook_client_allow_private(o->client, app->cfg->webhook_allow_private);
+	return 0;
+}
+
+const struct job_def outbox_job = {
 	.name = "outbox",
-	.retry_ms = OUTBOX_RETRY_MS,
+	.arg_size = sizeof(struct outbox),
+	.init = outbox_init,
 	.run = outbox_run,
 	.next = outbox_next,
 	.stop = outbox_abandon,
 	.free = outbox_free,
 };
-
-struct job *outbox_start(struct app *app)
-{
-	struct outbox *o = calloc(1, sizeof(*o));
-	char err[256], esc[300];
-
-	if (!o)
-		return NULL;
-
-	o->app = app;
-	o->client = webhook_client_new(app->base, app->cfg->webhook_ca_file, err, sizeof(err));
-	if (!o->client) {
-		log_error("outbox_start_failed", "reason=\"%s\"", log_esc(esc, sizeof(esc), err));
-		free(o);
-		return NULL;
-	}
-	webhook_client_allow_private(o->client, app->cfg->webhook_allow_private);
-	o->job = job_start(app, &outbox_job, o, 0);
-	if (!o->job) {
-		outbox_free(o);
-		return NULL;
-	}
-	return o->job;
-}

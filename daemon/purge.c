@@ -18,10 +18,9 @@
 
 #include "app.h"
 #include "config.h"
-#include "job.h"
+#include "jobs.h"
 #include "log.h"
 #include "metrics.h"
-#include "purge.h"
 
 #define PURGE_BATCH 1000
 #define PURGE_AGAIN_MS 100     /* after a full batch */
@@ -53,16 +52,17 @@ static long purge_next(void *arg, enum db_status st, const PGresult *res)
 	return n >= PURGE_BATCH ? PURGE_AGAIN_MS : app->cfg->retention_interval_ms;
 }
 
-static const struct job_def purge_job = {
+/* Not at once: a fleet restarting together should not all purge in the
+ * same second, and start-up has more urgent work. */
+static long purge_first(const struct app *app)
+{
+	return app->cfg->retention_interval_ms;
+}
+
+const struct job_def purge_job = {
 	.name = "purge",
 	.retry_ms = PURGE_RETRY_MS,
+	.first = purge_first,
 	.run = purge_run,
 	.next = purge_next,
 };
-
-struct job *purge_start(struct app *app)
-{
-	/* Not at once: a fleet restarting together should not all purge in
-	 * the same second, and start-up has more urgent work. */
-	return job_start(app, &purge_job, app, app->cfg->retention_interval_ms);
-}

@@ -13,67 +13,72 @@
 #include "db_pool.h"
 #include "queries.h"
 
+/* A statement is named after the one function it calls, the text written
+ * out at compile time: FN(name, its arguments, how many); OP(name) for an
+ * operation of the one C-to-SQL convention, name(who, request_id, args)
+ * -> {status, body, headers}. */
+#define FN(name, args, n) { name, "SELECT " name "(" args ")", n }
+#define OP(name) FN(name, "$1::jsonb, $2, $3::jsonb", 3)
+
 static const struct query queries[] = {
 	/* api_health.c: schema version the database has reached. */
 	{ "readyz", "SELECT coalesce(max(version),0) FROM schema_migrations", 0 },
 
 	/* sweeper.c: claim and act on due deadlines (FOR UPDATE SKIP LOCKED). */
-	{ "deadline_sweep", "SELECT deadline_sweep($1::int)", 1 },
+	FN("deadline_sweep", "$1::int", 1),
 
 	/* auth.c: the principal behind a token hash or an office certificate. */
-	{ "auth_token", "SELECT auth_token($1)", 1 },
-	{ "auth_cert", "SELECT auth_cert($1, $2)", 2 },
+	FN("auth_token", "$1", 1),
+	FN("auth_cert", "$1, $2", 2),
 
 	/* api_*.c through api_call.c: one function per operation,
 	 * api_<op>(p_who, p_request_id, p_args) -> {"status","body","headers"}. */
-	{ "api_referral_submit", "SELECT api_referral_submit($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_referral_get", "SELECT api_referral_get($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_referral_list", "SELECT api_referral_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_referral_withdraw", "SELECT api_referral_withdraw($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_referral_consent_revoke",
-	  "SELECT api_referral_consent_revoke($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_get", "SELECT api_assignment_get($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_list", "SELECT api_assignment_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_accept", "SELECT api_assignment_accept($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_decline", "SELECT api_assignment_decline($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_event", "SELECT api_assignment_event($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_hold", "SELECT api_assignment_hold($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_resume", "SELECT api_assignment_resume($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_complete", "SELECT api_assignment_complete($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_fail", "SELECT api_assignment_fail($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_reassign", "SELECT api_assignment_reassign($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_organisation_create", "SELECT api_organisation_create($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_office_create", "SELECT api_office_create($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_worker_create", "SELECT api_worker_create($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_worker_patch", "SELECT api_worker_patch($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_supervisor_create", "SELECT api_supervisor_create($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_token_create", "SELECT api_token_create($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_token_revoke", "SELECT api_token_revoke($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_token_list", "SELECT api_token_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_token_revoke_subject", "SELECT api_token_revoke_subject($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_office_patch", "SELECT api_office_patch($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_supervisor_patch", "SELECT api_supervisor_patch($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_office_certificate_delete",
-	  "SELECT api_office_certificate_delete($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_deadline_policy_put", "SELECT api_deadline_policy_put($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_webhook_create", "SELECT api_webhook_create($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_deadline_list", "SELECT api_deadline_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_audit_list", "SELECT api_audit_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_subject_access", "SELECT api_subject_access($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_break_glass", "SELECT api_break_glass($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_break_glass_list", "SELECT api_break_glass_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_report_follow_up", "SELECT api_report_follow_up($1::jsonb, $2, $3::jsonb)", 3 },
+	OP("api_referral_submit"),
+	OP("api_referral_get"),
+	OP("api_referral_list"),
+	OP("api_referral_withdraw"),
+	OP("api_referral_consent_revoke"),
+	OP("api_assignment_get"),
+	OP("api_assignment_list"),
+	OP("api_assignment_accept"),
+	OP("api_assignment_decline"),
+	OP("api_assignment_event"),
+	OP("api_assignment_hold"),
+	OP("api_assignment_resume"),
+	OP("api_assignment_complete"),
+	OP("api_assignment_fail"),
+	OP("api_assignment_reassign"),
+	OP("api_organisation_create"),
+	OP("api_office_create"),
+	OP("api_worker_create"),
+	OP("api_worker_patch"),
+	OP("api_supervisor_create"),
+	OP("api_token_create"),
+	OP("api_token_revoke"),
+	OP("api_token_list"),
+	OP("api_token_revoke_subject"),
+	OP("api_office_patch"),
+	OP("api_supervisor_patch"),
+	OP("api_office_certificate_delete"),
+	OP("api_deadline_policy_put"),
+	OP("api_webhook_create"),
+	OP("api_deadline_list"),
+	OP("api_audit_list"),
+	OP("api_subject_access"),
+	OP("api_break_glass"),
+	OP("api_break_glass_list"),
+	OP("api_report_follow_up"),
 	/* purge.c: retention of idempotency records. */
-	{ "idempotency_purge", "SELECT idempotency_purge($1::interval, $2::int)", 2 },
+	FN("idempotency_purge", "$1::interval, $2::int", 2),
 	/* router.c: the denied record of a 403 (role never allowed on a route). */
-	{ "audit_denied", "SELECT audit_denied($1::jsonb, $2, $3::jsonb)", 3 },
+	OP("audit_denied"),
 
 	/* outbox.c: claim due events (SKIP LOCKED, 60 s lease, attempt counted)
 	 * with their target webhooks; record success; or schedule the next attempt
 	 * $3 ms from now (the back-off and its jitter are configuration, computed
 	 * in C), $3 < 0 parking a given-up event for operators. */
-	{ "outbox_claim", "SELECT outbox_claim($1::int)", 1 },
-	{ "outbox_done", "SELECT outbox_done($1::uuid)", 1 },
+	FN("outbox_claim", "$1::int", 1),
+	FN("outbox_done", "$1::uuid", 1),
 	{ "outbox_retry_in",
 	  "UPDATE outbox SET last_error = left($2, 200), next_attempt_at = CASE WHEN $3::bigint < 0 "
 	  "THEN 'infinity'::timestamptz ELSE now() + $3::bigint * interval '1 millisecond' END "
@@ -82,41 +87,41 @@ static const struct query queries[] = {
 
 	/* followup.c: re-matching (notices, or a full pass) and the reminder /
 	 * level-2 escalation step, both FOR UPDATE SKIP LOCKED in the database. */
-	{ "rematch_run", "SELECT rematch_run($1::boolean, $2::int)", 2 },
-	{ "deadline_steps", "SELECT deadline_steps($1::int, $2::interval)", 2 },
+	FN("rematch_run", "$1::boolean, $2::int", 2),
+	FN("deadline_steps", "$1::int, $2::interval", 2),
 	/* api_health.c: the follow-up gauges of /metrics (cached a few seconds). */
-	{ "followup_gauges", "SELECT followup_gauges()", 0 },
-	{ "api_calendar_put", "SELECT api_calendar_put($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_deadline_policy_list", "SELECT api_deadline_policy_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_assignment_history", "SELECT api_assignment_history($1::jsonb, $2, $3::jsonb)", 3 },
+	FN("followup_gauges", "", 0),
+	OP("api_calendar_put"),
+	OP("api_deadline_policy_list"),
+	OP("api_assignment_history"),
 	/* The web pages' sign-in (api_sign_in.c and route rows). */
-	{ "api_sign_in_code_create", "SELECT api_sign_in_code_create($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "sign_in_claim", "SELECT sign_in_claim($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_sign_in", "SELECT api_sign_in($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_sign_out", "SELECT api_sign_out($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_worker_list", "SELECT api_worker_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_organisation_list", "SELECT api_organisation_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_office_list", "SELECT api_office_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_webhook_list", "SELECT api_webhook_list($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_office_certificate_put", "SELECT api_office_certificate_put($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_me", "SELECT api_me($1::jsonb, $2, $3::jsonb)", 3 },
+	OP("api_sign_in_code_create"),
+	OP("sign_in_claim"),
+	OP("api_sign_in"),
+	OP("api_sign_out"),
+	OP("api_worker_list"),
+	OP("api_organisation_list"),
+	OP("api_office_list"),
+	OP("api_webhook_list"),
+	OP("api_office_certificate_put"),
+	OP("api_me"),
 	/* audit_seal.c: the ledger v2 sealer and the signed head's publisher;
 	 * api_audit_head.c: GET /v1/audit/head. */
-	{ "audit_seal", "SELECT audit_seal($1::int)", 1 },
-	{ "audit_head", "SELECT audit_head()", 0 },
-	{ "audit_head_publish", "SELECT audit_head_publish($1::jsonb, $2::interval)", 2 },
+	FN("audit_seal", "$1::int", 1),
+	FN("audit_head", "", 0),
+	FN("audit_head_publish", "$1::jsonb, $2::interval", 2),
 	/* auth_limits.c: the audit record of a failed authentication. */
-	{ "audit_authenticate_failed", "SELECT audit_authenticate_failed($1, $2::jsonb)", 2 },
+	FN("audit_authenticate_failed", "$1, $2::jsonb", 2),
 
 	/* Retention (sql/functions/60_retention.sql): the policy's routes, the
 	 * retention job's batch, the erasure queue, and the referral of an
 	 * assignment (its free text is sealed under that referral's key). */
-	{ "api_retention_policy_get", "SELECT api_retention_policy_get($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "api_retention_policy_put", "SELECT api_retention_policy_put($1::jsonb, $2, $3::jsonb)", 3 },
-	{ "retention_run", "SELECT retention_run($1::int)", 1 },
-	{ "data_key_erasures_due", "SELECT data_key_erasures_due($1::int)", 1 },
-	{ "data_key_erasures_done", "SELECT data_key_erasures_done($1::uuid[])", 1 },
-	{ "assignment_referral", "SELECT assignment_referral($1::uuid)", 1 },
+	OP("api_retention_policy_get"),
+	OP("api_retention_policy_put"),
+	FN("retention_run", "$1::int", 1),
+	FN("data_key_erasures_due", "$1::int", 1),
+	FN("data_key_erasures_done", "$1::uuid[]", 1),
+	FN("assignment_referral", "$1::uuid", 1),
 };
 
 const struct query *queries_table(int *count)

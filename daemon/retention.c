@@ -23,9 +23,8 @@
 #include "app.h"
 #include "config.h"
 #include "datakey.h"
-#include "job.h"
+#include "jobs.h"
 #include "log.h"
-#include "retention.h"
 
 #define RETENTION_MAX_SLEEP_MS 4000L
 #define RETENTION_SLACK_MS 20L      /* wake just after the due time, not before */
@@ -75,14 +74,10 @@ static long retention_next(void *arg, enum db_status st, const PGresult *res)
 	return more ? JOB_NOW : next;
 }
 
-static const struct job_def retention_job = {
+const struct job_def retention_job = {
 	.name = "retention",
 	.retry_ms = RETENTION_RETRY_MS,
+	.first_ms = 1000,
 	.run = retention_run,
 	.next = retention_next,
 };
-
-struct job *retention_start(struct app *app)
-{
-	return job_start(app, &retention_job, app, 1000);
-}

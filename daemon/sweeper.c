@@ -25,12 +25,10 @@
 
 #include "app.h"
 #include "config.h"
-#include "job.h"
+#include "jobs.h"
 #include "log.h"
 #include "metrics.h"
-#include "sweeper.h"
 
-#define SWEEP_RETRY_MS 1000 /* after a database error */
 #define SWEEP_MIN_SLEEP_MS 5
 
 /* Milliseconds from now until an RFC 3339 UTC time ("2026-11-28T09:00:00.123Z"
@@ -108,14 +106,8 @@ static long sweeper_next(void *arg, enum db_status st, const PGresult *res)
 	return sleep_ms;
 }
 
-static const struct job_def sweeper_job = {
+const struct job_def sweeper_job = {
 	.name = "sweeper",
-	.retry_ms = SWEEP_RETRY_MS,
 	.run = sweeper_run,
 	.next = sweeper_next,
 };
-
-struct job *sweeper_start(struct app *app)
-{
-	return job_start(app, &sweeper_job, app, 0);
-}

@@ -113,8 +113,16 @@ BEGIN
 	IF was_open AND (NOT is_open OR NEW.worker_id IS DISTINCT FROM OLD.worker_id) THEN
 		UPDATE workers SET open_count = open_count - 1 WHERE id = OLD.worker_id;
 	END IF;
+	-- A new offer also stamps the worker's idle-since (the matcher's
+	-- tie-break), in the same write as its load: one update of the worker
+	-- (and of its match slots) per offer, not two.
 	IF is_open AND (NOT was_open OR NEW.worker_id IS DISTINCT FROM OLD.worker_id) THEN
-		UPDATE workers SET open_count = open_count + 1 WHERE id = NEW.worker_id;
+		IF NEW.status = 'offered' THEN
+			UPDATE workers SET open_count = open_count + 1, last_assigned_at = now()
+			WHERE id = NEW.worker_id;
+		ELSE
+			UPDATE workers SET open_count = open_count + 1 WHERE id = NEW.worker_id;
+		END IF;
 	END IF;
 
 	-- A referral is closed once every one of its assignments has ended.

@@ -113,6 +113,14 @@ END $$;
 -- rows read until one passes, not the number of candidates (the plan is in
 -- the output of tests/bench/matching.sh). One named worker (p_only,
 -- continuity of care) is looked up by id.
+--
+-- The shape is the plan: the slot rows in index order drive a nested loop,
+-- and each candidate worker is locked in a sub-select of its own (a lock
+-- inside a sub-select keeps the planner from flattening it), read by its
+-- primary key. As a flat join, the plan PL/pgSQL caches for the session
+-- (generic: region and kind unknown) started from the workers' GIN indexes
+-- and sorted every candidate of the region: 0.2 ms for the first submission
+-- of a connection, 130 ms from the sixth on at 100,000 workers.
 CREATE OR REPLACE FUNCTION match_candidate(a assignments, p_only uuid, p_skip_locked boolean)
 RETURNS workers LANGUAGE plpgsql AS $$
 DECLARE
@@ -139,29 +147,35 @@ BEGIN
 			FOR UPDATE;
 		END IF;
 	ELSIF p_skip_locked THEN
-		SELECT c.* INTO w FROM worker_match_slots s JOIN workers c ON c.id = s.worker_id
-		WHERE s.region = a.region AND s.kind = a.need
-		  AND c.active AND NOT c.on_leave AND c.kind = a.need
-		  AND c.regions @> ARRAY[a.region] AND c.languages && a.languages
-		  AND c.open_count < c.capacity
-		  AND NOT EXISTS (SELECT 1 FROM offers o
-		                  WHERE o.assignment_id = a.id AND o.worker_id = c.id
-		                    AND o.outcome IN ('declined', 'expired'))
+		SELECT (x.c).* INTO w
+		FROM (SELECT s.worker_id, s.load, s.last_assigned_at FROM worker_match_slots s
+		      WHERE s.region = a.region AND s.kind = a.need) s
+		CROSS JOIN LATERAL (
+			SELECT c FROM workers c
+			WHERE c.id = s.worker_id AND c.active AND NOT c.on_leave AND c.kind = a.need
+			  AND c.regions @> ARRAY[a.region] AND c.languages && a.languages
+			  AND c.open_count < c.capacity
+			  AND NOT EXISTS (SELECT 1 FROM offers o
+			                  WHERE o.assignment_id = a.id AND o.worker_id = c.id
+			                    AND o.outcome IN ('declined', 'expired'))
+			FOR UPDATE OF c SKIP LOCKED) x
 		ORDER BY s.load, s.last_assigned_at NULLS FIRST, s.worker_id
-		LIMIT 1
-		FOR UPDATE OF c SKIP LOCKED;
+		LIMIT 1;
 	ELSE
-		SELECT c.* INTO w FROM worker_match_slots s JOIN workers c ON c.id = s.worker_id
-		WHERE s.region = a.region AND s.kind = a.need
-		  AND c.active AND NOT c.on_leave AND c.kind = a.need
-		  AND c.regions @> ARRAY[a.region] AND c.languages && a.languages
-		  AND c.open_count < c.capacity
-		  AND NOT EXISTS (SELECT 1 FROM offers o
-		                  WHERE o.assignment_id = a.id AND o.worker_id = c.id
-		                    AND o.outcome IN ('declined', 'expired'))
+		SELECT (x.c).* INTO w
+		FROM (SELECT s.worker_id, s.load, s.last_assigned_at FROM worker_match_slots s
+		      WHERE s.region = a.region AND s.kind = a.need) s
+		CROSS JOIN LATERAL (
+			SELECT c FROM workers c
+			WHERE c.id = s.worker_id AND c.active AND NOT c.on_leave AND c.kind = a.need
+			  AND c.regions @> ARRAY[a.region] AND c.languages && a.languages
+			  AND c.open_count < c.capacity
+			  AND NOT EXISTS (SELECT 1 FROM offers o
+			                  WHERE o.assignment_id = a.id AND o.worker_id = c.id
+			                    AND o.outcome IN ('declined', 'expired'))
+			FOR UPDATE OF c) x
 		ORDER BY s.load, s.last_assigned_at NULLS FIRST, s.worker_id
-		LIMIT 1
-		FOR UPDATE OF c;
+		LIMIT 1;
 	END IF;
 	IF w.id IS NULL THEN
 		RETURN NULL;
@@ -218,7 +232,8 @@ BEGIN
 	       match_reason = p_reason
 	WHERE id = a.id RETURNING * INTO r;
 
-	UPDATE workers SET last_assigned_at = now() WHERE id = w.id;
+	-- The worker's load and idle-since follow in the assignments trigger
+	-- (04_state_machine.sql), in one update.
 
 	INSERT INTO deadlines (kind, assignment_id, offer_id, worker_id, organisation_id, due_at,
 	                       clock, remind_at)

@@ -16,6 +16,12 @@ LANGUAGE sql STABLE AS $$
 	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 $$;
 
+-- The same with microseconds: the audit and history records' times.
+CREATE OR REPLACE FUNCTION ts_us(t timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
 CREATE OR REPLACE FUNCTION api_result(p_status integer, p_body jsonb, p_headers jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('status', p_status, 'body', p_body, 'headers', coalesce(p_headers, '{}'))
@@ -46,6 +52,16 @@ LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM audit_write(p_who, p_request_id, p_action, NULL, NULL, 'denied');
 	RETURN api_error(403, 'forbidden', 'this role may not do that');
+END $$;
+
+-- The end of every operation that succeeds: its 'ok' record, its answer.
+CREATE OR REPLACE FUNCTION api_done(p_who jsonb, p_request_id text, p_action text,
+                                    p_object_type text, p_object_id text, p_status integer,
+                                    p_body jsonb, p_headers jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM audit_write(p_who, p_request_id, p_action, p_object_type, p_object_id, 'ok');
+	RETURN api_result(p_status, p_body, p_headers);
 END $$;
 
 -- The router's refusal of a role that may never call a route (403): one
@@ -109,23 +125,58 @@ EXCEPTION WHEN OTHERS THEN
 	RAISE EXCEPTION 'bad cursor' USING ERRCODE = 'RF400';
 END $$;
 
+-- The cursor of the lists paged by an append order (audit records, an
+-- assignment's history): base64url of the row's bigint id.
+CREATE OR REPLACE FUNCTION cursor_seq_encode(p bigint) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT rtrim(translate(encode(convert_to(p::text, 'UTF8'), 'base64'), '+/', '-_'), '=')
+$$;
+
+CREATE OR REPLACE FUNCTION cursor_seq_decode(p text) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	RETURN convert_from(decode(translate(p, '-_', '+/') || repeat('=', (4 - length(p) % 4) % 4),
+	                           'base64'), 'UTF8')::bigint;
+EXCEPTION WHEN OTHERS THEN
+	RAISE EXCEPTION 'bad cursor' USING ERRCODE = 'RF400';
+END $$;
+
 CREATE OR REPLACE FUNCTION api_limit(p_args jsonb) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT least(greatest(coalesce((p_args->>'limit')::integer, 50), 1), 200)
 $$;
 
--- The steps every list takes before its query: the request context, the
--- roles it serves (api_forbidden under its action otherwise) and the paging
--- cursor (400 invalid_cursor). err is the answer to return when not NULL;
--- at/id are the cursor's position (NULL: the first page).
-CREATE OR REPLACE FUNCTION list_start(p_who jsonb, p_request_id text, p_args jsonb, p_action text,
-                                      p_roles text[], OUT err jsonb, OUT at timestamptz,
-                                      OUT id uuid)
-LANGUAGE plpgsql AS $$
+-- The first step of every operation: the request context, then the roles it
+-- serves; the 403 (a 'denied' record under its action) to return, or NULL.
+-- 'programme' in p_roles admits a programme supervisor.
+CREATE OR REPLACE FUNCTION api_check(p_who jsonb, p_request_id text, p_action text, p_roles text[])
+RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM ctx_set(p_who, p_request_id);
-	IF NOT coalesce(p_who->>'role' = ANY (p_roles), false) THEN
-		err := api_forbidden(p_who, p_request_id, p_action);
+	IF NOT coalesce(p_who->>'role' = ANY (p_roles)
+	                OR ('programme' = ANY (p_roles) AND p_who->>'role' = 'supervisor'
+	                    AND (p_who->>'programme')::boolean), false) THEN
+		RETURN api_forbidden(p_who, p_request_id, p_action);
+	END IF;
+	RETURN NULL;
+END $$;
+
+-- The steps every list takes before its query: api_check and the paging
+-- cursor (400 invalid_cursor). err is the answer to return when not NULL;
+-- at/id are the cursor's position, or seq with p_by_seq (a list in append
+-- order); NULL: the first page.
+DROP FUNCTION IF EXISTS list_start(jsonb, text, jsonb, text, text[]);
+CREATE OR REPLACE FUNCTION list_start(p_who jsonb, p_request_id text, p_args jsonb, p_action text,
+                                      p_roles text[], p_by_seq boolean DEFAULT false,
+                                      OUT err jsonb, OUT at timestamptz, OUT id uuid,
+                                      OUT seq bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+	err := api_check(p_who, p_request_id, p_action, p_roles);
+	IF err IS NOT NULL THEN
+		RETURN;
+	ELSIF p_by_seq THEN
+		seq := cursor_seq_decode(p_args->>'cursor');
 		RETURN;
 	END IF;
 	SELECT c.at, c.id INTO at, id FROM cursor_decode(p_args->>'cursor') c;
@@ -148,6 +199,54 @@ BEGIN
 		'items', coalesce((SELECT jsonb_agg(p_page->i->'j' ORDER BY i)
 		                   FROM generate_series(0, least(n, p_lim) - 1) i), '[]'),
 		'next', CASE WHEN n > p_lim THEN p_page->(p_lim - 1)->>'c' END));
+END $$;
+
+-- A whole list paged newest first by (created_at, id), or by id alone with
+-- p_by_seq (append order), for the roles p_roles: list_start, one page of
+-- p_table, list_reply (audited as p_action on p_object_type, p_object_id).
+-- p_filter is the list's condition on row x of p_table, p_item the item
+-- shown for it; both are SQL text written in these files (never a caller's
+-- input) and may use $1 (p_who) and $2 (p_args). One statement, planned
+-- with the request's values.
+CREATE OR REPLACE FUNCTION list_page(p_who jsonb, p_request_id text, p_args jsonb, p_action text,
+                                     p_roles text[], p_object_type text, p_object_id text,
+                                     p_table regclass, p_item text, p_filter text,
+                                     p_by_seq boolean DEFAULT false)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	lim integer := api_limit(p_args);
+	cur record;
+	page jsonb;
+	key text := CASE WHEN p_by_seq THEN '(x).id DESC' ELSE '(x).created_at DESC, (x).id DESC' END;
+BEGIN
+	cur := list_start(p_who, p_request_id, p_args, p_action, p_roles, p_by_seq);
+	IF cur.err IS NOT NULL THEN
+		RETURN cur.err;
+	END IF;
+	EXECUTE format($q$
+		SELECT jsonb_agg(jsonb_build_object('c', %s, 'j', %s) ORDER BY %s)
+		FROM (SELECT x FROM %s x WHERE (%s) AND %s ORDER BY %s LIMIT $6) s$q$,
+		CASE WHEN p_by_seq THEN 'cursor_seq_encode((x).id)'
+		     ELSE 'cursor_encode((x).created_at, (x).id)' END,
+		p_item, key, p_table, p_filter,
+		CASE WHEN p_by_seq THEN '($5::bigint IS NULL OR (x).id < $5)'
+		     ELSE '($3::timestamptz IS NULL OR ((x).created_at, (x).id) < ($3, $4::uuid))' END,
+		key)
+	INTO page USING p_who, p_args, cur.at, cur.id, cur.seq, lim + 1;
+	RETURN list_reply(p_who, p_request_id, p_action, p_object_type, p_object_id, page, lim);
+END $$;
+
+-- The first step of a periodic job's statement: the system actor (the
+-- request id names the job) and a short lock wait, so that a row some
+-- request holds is left for the next run. Returns the actor for the audit.
+CREATE OR REPLACE FUNCTION job_begin(p_job text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	sys jsonb := jsonb_build_object('role', 'system');
+BEGIN
+	PERFORM ctx_set(sys, p_job);
+	PERFORM set_config('lock_timeout', '1s', true);
+	RETURN sys;
 END $$;
 
 -- The members p_fields of p_args that are present must be positive ISO 8601

@@ -146,20 +146,22 @@ BEGIN
 	END LOOP;
 END $$;
 
--- Step 5, audit: the answer is shaped under the caller's scope; the key
--- keeps only the referral's id for replays (which shape it again); the
--- audit record is the last write (it takes the chain head's lock).
-CREATE OR REPLACE FUNCTION referral_submit_done(p_who jsonb, p_request_id text, p_id uuid,
+-- Step 5, audit: the answer is shaped under the caller's scope from the
+-- row the insert returned (matching writes assignments, never the referral
+-- row, so it is not read again); the key keeps only the referral's id for
+-- replays (which shape it again); the audit record is the last write.
+DROP FUNCTION IF EXISTS referral_submit_done(jsonb, text, uuid, text, text);
+CREATE OR REPLACE FUNCTION referral_submit_done(p_who jsonb, p_request_id text, r referrals,
                                                 p_key text, p_hash text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-	body jsonb;
+	p_id uuid := r.id;
+	body jsonb := referral_json(r);
 BEGIN
-	SELECT referral_json(x) INTO body FROM referrals x WHERE x.id = p_id;
 	INSERT INTO idempotency_keys (office_id, key, request_hash, status, response)
 	VALUES ((p_who->>'id')::uuid, p_key, coalesce(p_hash, ''), 201, jsonb_build_object('id', p_id));
-	PERFORM audit_write(p_who, p_request_id, 'referral.submit', 'referral', p_id::text, 'ok');
-	RETURN api_result(201, body, jsonb_build_object('Location', '/v1/referrals/' || p_id));
+	RETURN api_done(p_who, p_request_id, 'referral.submit', 'referral', p_id::text, 201,
+	                body, jsonb_build_object('Location', '/v1/referrals/' || p_id));
 END $$;
 
 CREATE OR REPLACE FUNCTION api_referral_submit(p_who jsonb, p_request_id text, p_args jsonb)
@@ -171,11 +173,9 @@ DECLARE
 	existing uuid;
 	dup uuid;
 	r referrals;
+	err jsonb := api_check(p_who, p_request_id, 'referral.submit', ARRAY['office']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'office' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'referral.submit');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	IF k IS NULL OR length(k) NOT BETWEEN 1 AND 128 THEN
 		RETURN api_error(400, 'idempotency_key_required', 'Idempotency-Key header is required');
 	END IF;
@@ -204,7 +204,7 @@ BEGIN
 	END;
 	PERFORM referral_match(r);
 	PERFORM ctx_caller();
-	RETURN referral_submit_done(p_who, p_request_id, r.id, k, p_args->>'request_hash');
+	RETURN referral_submit_done(p_who, p_request_id, r, k, p_args->>'request_hash');
 END $$;
 
 -- Scope of one referral for the caller (the explicit check; row-level
@@ -223,47 +223,30 @@ CREATE OR REPLACE FUNCTION api_referral_get(p_who jsonb, p_request_id text, p_ar
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	r referrals;
+	err jsonb := api_check(p_who, p_request_id, 'referral.get', ARRAY['office', 'supervisor']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('office', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'referral.get');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	SELECT * INTO r FROM referrals WHERE id = try_uuid(p_args->>'id');
 	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'referral.get', 'referral', p_args->>'id');
 	END IF;
-	PERFORM audit_write(p_who, p_request_id, 'referral.get', 'referral', r.id::text, 'ok');
-	RETURN api_result(200, referral_json(r));
+	RETURN api_done(p_who, p_request_id, 'referral.get', 'referral', r.id::text, 200,
+	                referral_json(r));
 END $$;
 
+-- An office filters on the status it may see, or the filter would tell it
+-- what the view hides.
 CREATE OR REPLACE FUNCTION api_referral_list(p_who jsonb, p_request_id text, p_args jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	lim integer := api_limit(p_args);
-	cur record;
-	page jsonb;
-BEGIN
-	cur := list_start(p_who, p_request_id, p_args, 'referral.list', ARRAY['office', 'supervisor']);
-	IF cur.err IS NOT NULL THEN
-		RETURN cur.err;
-	END IF;
-	SELECT jsonb_agg(jsonb_build_object('c', cursor_encode((s.x).created_at, (s.x).id),
-	                                    'j', referral_json(s.x))
-	                 ORDER BY (s.x).created_at DESC, (s.x).id DESC) INTO page
-	FROM (SELECT r AS x FROM referrals r
-	      WHERE referral_in_scope(r, p_who)
-	        AND (p_who->>'role' <> 'office' OR r.office_id = (p_who->>'id')::uuid)
-	        -- An office filters on the status it may see, or the filter
-	        -- would tell it what the view hides.
-	        AND (p_args->>'status' IS NULL
-	             OR CASE WHEN p_who->>'role' = 'office' THEN referral_office_status(r)
-	                     ELSE r.status END = p_args->>'status')
-	        AND (p_args->>'since' IS NULL OR r.created_at >= (p_args->>'since')::timestamptz)
-	        AND (cur.at IS NULL OR (r.created_at, r.id) < (cur.at, cur.id))
-	      ORDER BY r.created_at DESC, r.id DESC
-	      LIMIT lim + 1) s;
-	RETURN list_reply(p_who, p_request_id, 'referral.list', 'referral', NULL, page, lim);
-END $$;
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT list_page(p_who, p_request_id, p_args, 'referral.list', ARRAY['office', 'supervisor'],
+	                 'referral', NULL, 'referrals', 'referral_json(x)', $f$
+		referral_in_scope(x, $1)
+		AND ($1->>'role' <> 'office' OR x.office_id = ($1->>'id')::uuid)
+		AND ($2->>'status' IS NULL
+		     OR CASE WHEN $1->>'role' = 'office' THEN referral_office_status(x)
+		             ELSE x.status END = $2->>'status')
+		AND ($2->>'since' IS NULL OR x.created_at >= ($2->>'since')::timestamptz)$f$)
+$$;
 
 -- Every live assignment of a referral ends 'cancelled' with p_reason (its
 -- open offer ending p_offer_outcome), its pending deadlines void, its
@@ -304,11 +287,9 @@ CREATE OR REPLACE FUNCTION api_referral_withdraw(p_who jsonb, p_request_id text,
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	r referrals;
+	err jsonb := api_check(p_who, p_request_id, 'referral.withdraw', ARRAY['office']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'office' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'referral.withdraw');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	SELECT * INTO r FROM referrals WHERE id = try_uuid(p_args->>'id') FOR UPDATE;
 	IF r.id IS NULL OR NOT referral_in_scope(r, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'referral.withdraw', 'referral', p_args->>'id');
@@ -329,6 +310,6 @@ BEGIN
 	VALUES ('referral.withdrawn',
 	        jsonb_build_object('referral_id', r.id, 'detail_url', '/v1/referrals/' || r.id), r.office_id);
 	PERFORM ctx_caller();
-	PERFORM audit_write(p_who, p_request_id, 'referral.withdraw', 'referral', r.id::text, 'ok');
-	RETURN api_result(200, referral_json(r));
+	RETURN api_done(p_who, p_request_id, 'referral.withdraw', 'referral', r.id::text, 200,
+	                referral_json(r));
 END $$;

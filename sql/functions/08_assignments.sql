@@ -71,15 +71,49 @@ LANGUAGE sql AS $$
 	UPDATE deadlines SET state = 'void' WHERE assignment_id = p_assignment AND state = 'pending';
 $$;
 
+-- The first steps of every action on one assignment: api_check for p_role,
+-- the caller's own refusal of its arguments (p_invalid, answered after the
+-- role check and before the lookup), the assignment locked (404 with a
+-- 'denied' record when absent or out of scope) and in one of the statuses
+-- p_from (409 "cannot <p_verb>", p_verb defaulting to the action's verb).
+-- err is the answer to return when not NULL.
+CREATE OR REPLACE FUNCTION assignment_take(p_who jsonb, p_request_id text, p_args jsonb,
+                                           p_action text, p_role text, p_from text[],
+                                           p_verb text DEFAULT NULL, p_invalid jsonb DEFAULT NULL,
+                                           OUT err jsonb, OUT a assignments)
+LANGUAGE plpgsql AS $$
+BEGIN
+	err := coalesce(api_check(p_who, p_request_id, p_action, ARRAY[p_role]), p_invalid);
+	IF err IS NOT NULL THEN
+		RETURN;
+	END IF;
+	a := assignment_lock(p_who, p_args->>'id');
+	IF a.id IS NULL THEN
+		err := api_not_found(p_who, p_request_id, p_action, 'assignment', p_args->>'id');
+	ELSIF NOT (a.status = ANY (p_from)) THEN
+		err := invalid_transition(a.status, coalesce(p_verb, split_part(p_action, '.', 2)));
+	END IF;
+END $$;
+
+-- An assignment's event for its organisation and office (accepted, completed,
+-- failed): ids and the detail_url only. PL/pgSQL keeps the INSERT's plan for
+-- the session (a SQL function is planned again at every call).
+CREATE OR REPLACE FUNCTION assignment_outbox(a assignments, p_type text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO outbox (type, payload, organisation_id, office_id)
+	VALUES (p_type, jsonb_build_object('assignment_id', a.id, 'referral_id', a.referral_id,
+	                                   'detail_url', '/v1/assignments/' || a.id),
+	        a.organisation_id, a.office_id);
+END $$;
+
 CREATE OR REPLACE FUNCTION api_assignment_get(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
+	err jsonb := api_check(p_who, p_request_id, 'assignment.get', ARRAY['worker', 'supervisor']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('worker', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'assignment.get');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	-- A supervisor who broke the glass reads it as its worker does while
 	-- the window is open (70_access.sql).
 	IF break_glass_active(p_who, p_args->>'id') THEN
@@ -89,60 +123,36 @@ BEGIN
 	IF a.id IS NULL OR NOT assignment_in_scope(a, p_who) THEN
 		RETURN api_not_found(p_who, p_request_id, 'assignment.get', 'assignment', p_args->>'id');
 	END IF;
-	IF assignment_shows_client(a) THEN
-		PERFORM audit_write(p_who, p_request_id, 'read_client_data', 'assignment', a.id::text, 'ok');
-	ELSE
-		PERFORM audit_write(p_who, p_request_id, 'assignment.get', 'assignment', a.id::text, 'ok');
-	END IF;
-	RETURN api_result(200, assignment_json(a));
+	-- A read that shows client fields is recorded as that.
+	RETURN api_done(p_who, p_request_id, CASE WHEN assignment_shows_client(a)
+	                THEN 'read_client_data' ELSE 'assignment.get' END,
+	                'assignment', a.id::text, 200, assignment_json(a));
 END $$;
 
 -- Items carry no client fields (each such read is fetched and audited one by
 -- one through api_assignment_get).
 CREATE OR REPLACE FUNCTION api_assignment_list(p_who jsonb, p_request_id text, p_args jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	lim integer := api_limit(p_args);
-	cur record;
-	page jsonb;
-	overdue boolean := coalesce((p_args->>'overdue')::boolean, false);
-BEGIN
-	cur := list_start(p_who, p_request_id, p_args, 'assignment.list', ARRAY['worker', 'supervisor']);
-	IF cur.err IS NOT NULL THEN
-		RETURN cur.err;
-	END IF;
-	SELECT jsonb_agg(jsonb_build_object('c', cursor_encode((s.x).created_at, (s.x).id),
-	                                    'j', assignment_json(s.x) - 'client' - 'note_sealed' - 'reason_sealed')
-	                 ORDER BY (s.x).created_at DESC, (s.x).id DESC) INTO page
-	FROM (SELECT a AS x FROM assignments a
-	      WHERE assignment_in_scope(a, p_who)
-	        AND (p_who->>'role' <> 'worker' OR a.worker_id = (p_who->>'id')::uuid)
-	        AND (p_args->>'status' IS NULL OR a.status = p_args->>'status')
-	        AND (NOT overdue OR assignment_overdue(a.id))
-	        AND (cur.at IS NULL OR (a.created_at, a.id) < (cur.at, cur.id))
-	      ORDER BY a.created_at DESC, a.id DESC
-	      LIMIT lim + 1) s;
-	RETURN list_reply(p_who, p_request_id, 'assignment.list', 'assignment', NULL, page, lim);
-END $$;
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT list_page(p_who, p_request_id, p_args, 'assignment.list', ARRAY['worker', 'supervisor'],
+	                 'assignment', NULL, 'assignments',
+	                 $i$assignment_json(x) - 'client' - 'note_sealed' - 'reason_sealed'$i$, $f$
+		assignment_in_scope(x, $1)
+		AND ($1->>'role' <> 'worker' OR x.worker_id = ($1->>'id')::uuid)
+		AND ($2->>'status' IS NULL OR x.status = $2->>'status')
+		AND (NOT coalesce(($2->>'overdue')::boolean, false) OR assignment_overdue(x.id))$f$)
+$$;
 
 CREATE OR REPLACE FUNCTION api_assignment_accept(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-	a assignments;
+	t record := assignment_take(p_who, p_request_id, p_args, 'assignment.accept', 'worker',
+	                            ARRAY['offered']);
+	a assignments := t.a;
 	pol deadline_policies;
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'worker' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'assignment.accept');
-	END IF;
-	a := assignment_lock(p_who, p_args->>'id');
-	IF a.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'assignment.accept', 'assignment', p_args->>'id');
-	END IF;
-	IF a.status <> 'offered' THEN
-		RETURN invalid_transition(a.status, 'accept');
-	END IF;
-	IF now() >= a.offer_expires_at THEN
+	IF t.err IS NOT NULL THEN
+		RETURN t.err;
+	ELSIF now() >= a.offer_expires_at THEN
 		RETURN api_error(409, 'offer_expired', 'the offer has expired');
 	END IF;
 
@@ -154,30 +164,20 @@ BEGIN
 	IF pol.consultation_within IS NOT NULL THEN
 		PERFORM deadline_start('consultation', a);
 	END IF;
-	INSERT INTO outbox (type, payload, organisation_id, office_id)
-	VALUES ('assignment.accepted',
-	        jsonb_build_object('assignment_id', a.id, 'referral_id', a.referral_id,
-	                           'detail_url', '/v1/assignments/' || a.id),
-	        a.organisation_id, a.office_id);
+	PERFORM assignment_outbox(a, 'assignment.accepted');
 	RETURN assignment_reply(p_who, p_request_id, 'assignment.accept', a.id, 200);
 END $$;
 
 CREATE OR REPLACE FUNCTION api_assignment_decline(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-	a assignments;
+	t record := assignment_take(p_who, p_request_id, p_args, 'assignment.decline', 'worker',
+	                            ARRAY['offered']);
+	a assignments := t.a;
 	seen jsonb;
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'worker' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'assignment.decline');
-	END IF;
-	a := assignment_lock(p_who, p_args->>'id');
-	IF a.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'assignment.decline', 'assignment', p_args->>'id');
-	END IF;
-	IF a.status <> 'offered' THEN
-		RETURN invalid_transition(a.status, 'decline');
+	IF t.err IS NOT NULL THEN
+		RETURN t.err;
 	END IF;
 
 	PERFORM ctx_system();
@@ -191,28 +191,21 @@ BEGIN
 	PERFORM ctx_system();
 	PERFORM match_assignment(a.id);
 	PERFORM ctx_caller();
-	PERFORM audit_write(p_who, p_request_id, 'assignment.decline', 'assignment', a.id::text, 'ok');
-	RETURN api_result(200, seen);
+	RETURN api_done(p_who, p_request_id, 'assignment.decline', 'assignment', a.id::text, 200, seen);
 END $$;
 
 CREATE OR REPLACE FUNCTION api_assignment_event(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-	a assignments;
-	e assignment_events;
 	at_ timestamptz := coalesce((p_args->>'at')::timestamptz, now());
+	t record := assignment_take(p_who, p_request_id, p_args, 'assignment.event', 'worker',
+	                            ARRAY['accepted', 'in_progress', 'on_hold'], 'record an event on');
+	a assignments := t.a;
+	e assignment_events;
 	typ text := p_args->>'type';
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'worker' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'assignment.event');
-	END IF;
-	a := assignment_lock(p_who, p_args->>'id');
-	IF a.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'assignment.event', 'assignment', p_args->>'id');
-	END IF;
-	IF a.status NOT IN ('accepted', 'in_progress', 'on_hold') THEN
-		RETURN invalid_transition(a.status, 'record an event on');
+	IF t.err IS NOT NULL THEN
+		RETURN t.err;
 	END IF;
 	-- An event happened after the assignment was accepted and not in the
 	-- future: a backdated contact would meet a deadline in no time. A
@@ -247,9 +240,8 @@ BEGIN
 	END IF;
 
 	PERFORM ctx_caller();
-	PERFORM audit_write(p_who, p_request_id, 'assignment.event', 'assignment', a.id::text, 'ok');
-	RETURN api_result(201, jsonb_build_object('id', e.id, 'assignment_id', a.id, 'type', e.type,
-		'at', ts(e.at),
+	RETURN api_done(p_who, p_request_id, 'assignment.event', 'assignment', a.id::text, 201,
+		jsonb_build_object('id', e.id, 'assignment_id', a.id, 'type', e.type, 'at', ts(e.at),
 		'outcome_sealed', sealed_ref('assignment_events', 'outcome', e.id, e.outcome_sealed),
 		'created_at', ts(e.created_at)));
 END $$;
@@ -261,19 +253,12 @@ CREATE OR REPLACE FUNCTION assignment_worker_step(p_who jsonb, p_request_id text
                                        p_action text, p_from text[], p_to text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-	a assignments;
+	t record := assignment_take(p_who, p_request_id, p_args, p_action, 'worker', p_from);
+	a assignments := t.a;
 	verb text := split_part(p_action, '.', 2);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'worker' THEN
-		RETURN api_forbidden(p_who, p_request_id, p_action);
-	END IF;
-	a := assignment_lock(p_who, p_args->>'id');
-	IF a.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, p_action, 'assignment', p_args->>'id');
-	END IF;
-	IF NOT (a.status = ANY (p_from)) THEN
-		RETURN invalid_transition(a.status, verb);
+	IF t.err IS NOT NULL THEN
+		RETURN t.err;
 	END IF;
 
 	PERFORM ctx_system();
@@ -288,11 +273,7 @@ BEGIN
 	WHERE id = a.id;
 	IF p_to IN ('completed', 'failed') THEN
 		PERFORM deadlines_void(a.id);
-		INSERT INTO outbox (type, payload, organisation_id, office_id)
-		VALUES ('assignment.' || p_to,
-		        jsonb_build_object('assignment_id', a.id, 'referral_id', a.referral_id,
-		                           'detail_url', '/v1/assignments/' || a.id),
-		        a.organisation_id, a.office_id);
+		PERFORM assignment_outbox(a, 'assignment.' || p_to);
 	END IF;
 	RETURN assignment_reply(p_who, p_request_id, p_action, a.id, 200);
 END $$;
@@ -334,21 +315,16 @@ DECLARE
 	-- The daemon seals the reason under the referral's data key (bound to
 	-- assignment_history.reason of the referral): only that reaches us.
 	why_sealed text := p_args->>'reason_sealed';
+	t record := assignment_take(p_who, p_request_id, p_args, 'assignment.reassign', 'supervisor',
+		ARRAY['unassigned', 'offered', 'accepted', 'in_progress', 'on_hold'], NULL,
+		CASE WHEN why_sealed IS NULL AND (why IS NULL OR length(why) NOT BETWEEN 1 AND 500)
+		     THEN api_error(400, 'invalid_value', 'reason is required (1 to 500 characters)',
+		                    '/reason') END);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'assignment.reassign');
+	IF t.err IS NOT NULL THEN
+		RETURN t.err;
 	END IF;
-	IF why_sealed IS NULL AND (why IS NULL OR length(why) NOT BETWEEN 1 AND 500) THEN
-		RETURN api_error(400, 'invalid_value', 'reason is required (1 to 500 characters)', '/reason');
-	END IF;
-	a := assignment_lock(p_who, p_args->>'id');
-	IF a.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'assignment.reassign', 'assignment', p_args->>'id');
-	END IF;
-	IF a.status NOT IN ('unassigned', 'offered', 'accepted', 'in_progress', 'on_hold') THEN
-		RETURN invalid_transition(a.status, 'reassign');
-	END IF;
+	a := t.a;
 
 	PERFORM ctx_system();
 	SELECT * INTO w FROM workers

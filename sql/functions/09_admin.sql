@@ -1,27 +1,22 @@
 -- 09_admin.sql - the administration operations (admin role only).
 --
--- Owns: organisations, offices and their certificate bindings, workers,
+-- Owns: organisations, offices (binding a certificate later:
+-- 85_admin_lists.sql), workers,
 -- supervisors, tokens, deadline policies and webhooks, each action audited.
 -- Must never: return or touch client data; store a token or webhook secret in
 -- clear (the daemon passes only the token's hash and the sealed secret).
 
 CREATE OR REPLACE FUNCTION admin_check(p_who jsonb, p_request_id text, p_action text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'admin' THEN
-		RETURN api_forbidden(p_who, p_request_id, p_action);
-	END IF;
-	RETURN NULL;
-END $$;
+LANGUAGE sql AS $$
+	SELECT api_check(p_who, p_request_id, p_action, ARRAY['admin'])
+$$;
 
-CREATE OR REPLACE FUNCTION admin_done(p_who jsonb, p_request_id text, p_action text, p_type text,
-                           p_id uuid, p_status integer, p_body jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM audit_write(p_who, p_request_id, p_action, p_type, p_id::text, 'ok');
-	RETURN api_result(p_status, p_body);
-END $$;
+DROP FUNCTION IF EXISTS admin_done(jsonb, text, text, text, uuid, integer, jsonb);
+
+CREATE OR REPLACE FUNCTION organisation_json(o organisations) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', o.id, 'name', o.name, 'created_at', ts(o.created_at))
+$$;
 
 CREATE OR REPLACE FUNCTION api_organisation_create(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -35,8 +30,8 @@ BEGIN
 	EXCEPTION WHEN unique_violation THEN
 		RETURN api_error(409, 'duplicate_name', 'an organisation with this name exists', '/name');
 	END;
-	RETURN admin_done(p_who, p_request_id, 'organisation.create', 'organisation', o.id, 201,
-		jsonb_build_object('id', o.id, 'name', o.name, 'created_at', ts(o.created_at)));
+	RETURN api_done(p_who, p_request_id, 'organisation.create', 'organisation', o.id::text, 201,
+	                  organisation_json(o));
 END $$;
 
 CREATE OR REPLACE FUNCTION api_office_create(p_who jsonb, p_request_id text, p_args jsonb)
@@ -57,7 +52,7 @@ BEGIN
 		RETURN api_error(409, 'duplicate_name',
 		                 'an office with this name or certificate exists', '/name');
 	END;
-	RETURN admin_done(p_who, p_request_id, 'office.create', 'office', o.id, 201,
+	RETURN api_done(p_who, p_request_id, 'office.create', 'office', o.id::text, 201,
 		jsonb_build_object('id', o.id, 'name', o.name, 'region', o.region,
 		                   'cert_fingerprint', lower(p_args->>'cert_fingerprint'),
 		                   'cert_subject', p_args->>'cert_subject',
@@ -93,7 +88,7 @@ BEGIN
 	EXCEPTION WHEN unique_violation THEN
 		RETURN api_error(409, 'duplicate_handle', 'a worker with this handle exists', '/handle');
 	END;
-	RETURN admin_done(p_who, p_request_id, 'worker.create', 'worker', w.id, 201, worker_json(w));
+	RETURN api_done(p_who, p_request_id, 'worker.create', 'worker', w.id::text, 201, worker_json(w));
 END $$;
 
 -- Going on leave or inactive hands that worker's open offers to the next
@@ -124,7 +119,7 @@ BEGIN
 		SELECT * INTO w FROM workers WHERE id = w.id;
 	END IF;
 	PERFORM ctx_caller();
-	RETURN admin_done(p_who, p_request_id, 'worker.patch', 'worker', w.id, 200, worker_json(w));
+	RETURN api_done(p_who, p_request_id, 'worker.patch', 'worker', w.id::text, 200, worker_json(w));
 END $$;
 
 CREATE OR REPLACE FUNCTION api_supervisor_create(p_who jsonb, p_request_id text, p_args jsonb)
@@ -149,7 +144,7 @@ BEGIN
 	EXCEPTION WHEN unique_violation THEN
 		RETURN api_error(409, 'duplicate_handle', 'a supervisor with this handle exists', '/handle');
 	END;
-	RETURN admin_done(p_who, p_request_id, 'supervisor.create', 'supervisor', s.id, 201,
+	RETURN api_done(p_who, p_request_id, 'supervisor.create', 'supervisor', s.id::text, 201,
 		jsonb_build_object('id', s.id, 'organisation_id', s.organisation_id, 'scope', s.scope,
 		                   'handle', s.handle, 'created_at', ts(s.created_at)));
 END $$;
@@ -195,7 +190,7 @@ BEGIN
 	                  coalesce(to_timestamp((p_args->>'expires_epoch')::bigint),
 	                           (p_args->>'expires_at')::timestamptz), p_who->>'id',
 	                  p_who->>'role');
-	RETURN admin_done(p_who, p_request_id, 'token.create', 'token', t.id, 201, token_json(t));
+	RETURN api_done(p_who, p_request_id, 'token.create', 'token', t.id::text, 201, token_json(t));
 END $$;
 
 CREATE OR REPLACE FUNCTION api_token_revoke(p_who jsonb, p_request_id text, p_args jsonb)
@@ -209,7 +204,7 @@ BEGIN
 	IF t.id IS NULL THEN
 		RETURN api_not_found(p_who, p_request_id, 'token.revoke', 'token', p_args->>'id');
 	END IF;
-	RETURN admin_done(p_who, p_request_id, 'token.revoke', 'token', t.id, 200, token_json(t));
+	RETURN api_done(p_who, p_request_id, 'token.revoke', 'token', t.id::text, 200, token_json(t));
 END $$;
 
 CREATE OR REPLACE FUNCTION policy_json(p deadline_policies) RETURNS jsonb
@@ -268,10 +263,17 @@ BEGIN
 		updated_at = now()
 	WHERE need = p_args->>'need' AND urgency = p_args->>'urgency'
 	RETURNING * INTO p;
-	PERFORM audit_write(p_who, p_request_id, 'deadline_policy.put', 'deadline_policy',
-	                    p.need || ':' || p.urgency, 'ok');
-	RETURN api_result(200, policy_json(p));
+	RETURN api_done(p_who, p_request_id, 'deadline_policy.put', 'deadline_policy',
+	                p.need || ':' || p.urgency, 200, policy_json(p));
 END $$;
+
+-- A webhook as POST /v1/webhooks answers it: never its secret.
+CREATE OR REPLACE FUNCTION webhook_json(h webhooks) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('id', h.id, 'url', h.url, 'events', to_jsonb(h.events),
+	                          'organisation_id', h.organisation_id, 'office_id', h.office_id,
+	                          'programme', h.programme, 'created_at', ts(h.created_at))
+$$;
 
 CREATE OR REPLACE FUNCTION api_webhook_create(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -294,11 +296,7 @@ BEGIN
 	        try_uuid(p_args->>'organisation_id'), try_uuid(p_args->>'office_id'),
 	        coalesce((p_args->>'programme')::boolean, false))
 	RETURNING * INTO h;
-	RETURN admin_done(p_who, p_request_id, 'webhook.create', 'webhook', h.id, 201,
-		jsonb_build_object('id', h.id, 'url', h.url, 'events', to_jsonb(h.events),
-		                   'organisation_id', h.organisation_id, 'office_id', h.office_id,
-		                   'programme', h.programme,
-		                   'created_at', ts(h.created_at)));
+	RETURN api_done(p_who, p_request_id, 'webhook.create', 'webhook', h.id::text, 201, webhook_json(h));
 END $$;
 
 -- Credentials (protocol v1.1) -------------------------------------------------
@@ -320,28 +318,12 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE OR REPLACE FUNCTION api_token_list(p_who jsonb, p_request_id text, p_args jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	lim integer := api_limit(p_args);
-	cur record;
-	page jsonb;
-	sid uuid := try_uuid(p_args->>'subject_id');
-BEGIN
-	cur := list_start(p_who, p_request_id, p_args, 'token.list', ARRAY['admin', 'supervisor']);
-	IF cur.err IS NOT NULL THEN
-		RETURN cur.err;
-	END IF;
-	SELECT jsonb_agg(jsonb_build_object('c', cursor_encode((s.x).created_at, (s.x).id),
-	                                    'j', token_json(s.x))
-	                 ORDER BY (s.x).created_at DESC, (s.x).id DESC) INTO page
-	FROM (SELECT t AS x FROM tokens t
-	      WHERE (sid IS NULL OR t.subject_id = sid)
-	        AND token_subject_visible(p_who, t.subject_id, t.role)
-	        AND (cur.at IS NULL OR (t.created_at, t.id) < (cur.at, cur.id))
-	      ORDER BY t.created_at DESC, t.id DESC
-	      LIMIT lim + 1) s;
-	RETURN list_reply(p_who, p_request_id, 'token.list', 'token', sid::text, page, lim);
-END $$;
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT list_page(p_who, p_request_id, p_args, 'token.list', ARRAY['admin', 'supervisor'],
+	                 'token', try_uuid(p_args->>'subject_id')::text, 'tokens', 'token_json(x)', $f$
+		(try_uuid($2->>'subject_id') IS NULL OR x.subject_id = try_uuid($2->>'subject_id'))
+		AND token_subject_visible($1, x.subject_id, x.role)$f$)
+$$;
 
 CREATE OR REPLACE FUNCTION api_token_revoke_subject(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -352,8 +334,8 @@ DECLARE
 BEGIN
 	IF err IS NOT NULL THEN RETURN err; END IF;
 	n := token_revoke_subject(sid);
-	PERFORM audit_write(p_who, p_request_id, 'token.revoke_subject', 'subject', sid::text, 'ok');
-	RETURN api_result(200, jsonb_build_object('subject_id', sid, 'revoked', n));
+	RETURN api_done(p_who, p_request_id, 'token.revoke_subject', 'subject', sid::text, 200,
+	                jsonb_build_object('subject_id', sid, 'revoked', n));
 END $$;
 
 CREATE OR REPLACE FUNCTION office_json(o offices) RETURNS jsonb
@@ -381,24 +363,7 @@ BEGIN
 	IF o.id IS NULL THEN
 		RETURN api_not_found(p_who, p_request_id, 'office.patch', 'office', p_args->>'id');
 	END IF;
-	RETURN admin_done(p_who, p_request_id, 'office.patch', 'office', o.id, 200, office_json(o));
-END $$;
-
-CREATE OR REPLACE FUNCTION api_office_certificate_delete(p_who jsonb, p_request_id text, p_args jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	err jsonb := admin_check(p_who, p_request_id, 'office.certificate_delete');
-	o offices;
-BEGIN
-	IF err IS NOT NULL THEN RETURN err; END IF;
-	SELECT * INTO o FROM offices WHERE id = try_uuid(p_args->>'id') FOR UPDATE;
-	IF o.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'office.certificate_delete', 'office',
-		                     p_args->>'id');
-	END IF;
-	DELETE FROM office_certs WHERE office_id = o.id;
-	RETURN admin_done(p_who, p_request_id, 'office.certificate_delete', 'office', o.id, 200,
-	                  office_json(o));
+	RETURN api_done(p_who, p_request_id, 'office.patch', 'office', o.id::text, 200, office_json(o));
 END $$;
 
 CREATE OR REPLACE FUNCTION api_supervisor_patch(p_who jsonb, p_request_id text, p_args jsonb)
@@ -413,7 +378,7 @@ BEGIN
 	IF s.id IS NULL THEN
 		RETURN api_not_found(p_who, p_request_id, 'supervisor.patch', 'supervisor', p_args->>'id');
 	END IF;
-	RETURN admin_done(p_who, p_request_id, 'supervisor.patch', 'supervisor', s.id, 200,
+	RETURN api_done(p_who, p_request_id, 'supervisor.patch', 'supervisor', s.id::text, 200,
 		jsonb_build_object('id', s.id, 'organisation_id', s.organisation_id, 'scope', s.scope,
 		                   'handle', s.handle, 'active', s.active, 'created_at', ts(s.created_at)));
 END $$;

@@ -73,11 +73,10 @@ DECLARE
 	v_at timestamptz;
 	r referrals;
 	done boolean;
+	err jsonb := api_check(p_who, p_request_id, 'referral.consent_revoke',
+	                       ARRAY['office', 'worker', 'supervisor']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('office', 'worker', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'referral.consent_revoke');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	IF NOT is_value_of(v_scope, 'consent_scope') THEN
 		RETURN api_error(400, 'invalid_value', 'scope must be services or report_back', '/scope');
 	END IF;
@@ -119,6 +118,6 @@ BEGIN
 		        r.office_id);
 	END IF;
 	PERFORM ctx_caller();
-	PERFORM audit_write(p_who, p_request_id, 'referral.consent_revoke', 'referral', r.id::text, 'ok');
-	RETURN api_result(200, referral_json(r));
+	RETURN api_done(p_who, p_request_id, 'referral.consent_revoke', 'referral', r.id::text, 200,
+	                referral_json(r));
 END $$;

@@ -195,11 +195,9 @@ DECLARE
 	t_to timestamptz;
 	groups jsonb;
 	prog boolean := coalesce((p_who->>'programme')::boolean, false);
+	err jsonb := api_check(p_who, p_request_id, 'report.follow_up', ARRAY['supervisor']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'report.follow_up');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	IF NOT is_value_of(grp, 'report_group_by') THEN
 		RETURN api_error(400, 'invalid_value', 'group_by must be organisation, office, worker, region or need',
 		                 '/group_by');
@@ -214,9 +212,8 @@ BEGIN
 		RETURN api_error(400, 'invalid_value', 'to must be after from', '/to');
 	END IF;
 	groups := report_groups(grp, prog, try_uuid(p_who->>'org_id'), t_from, t_to);
-	PERFORM audit_write(p_who, p_request_id, 'report.follow_up', 'report', NULL, 'ok');
-	RETURN api_result(200, jsonb_build_object('from', ts(t_from), 'to', ts(t_to),
-	                                          'group_by', grp, 'groups', groups,
-	                                          'histogram_bounds_seconds', to_jsonb(report_histogram_bounds()),
-	                                          'weeks', report_weeks(prog, try_uuid(p_who->>'org_id'), t_from, t_to)));
+	RETURN api_done(p_who, p_request_id, 'report.follow_up', 'report', NULL, 200,
+		jsonb_build_object('from', ts(t_from), 'to', ts(t_to), 'group_by', grp, 'groups', groups,
+		                   'histogram_bounds_seconds', to_jsonb(report_histogram_bounds()),
+		                   'weeks', report_weeks(prog, try_uuid(p_who->>'org_id'), t_from, t_to)));
 END $$;

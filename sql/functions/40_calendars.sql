@@ -245,23 +245,21 @@ BEGIN
 		SET timezone = EXCLUDED.timezone, hours = EXCLUDED.hours,
 		    holidays = EXCLUDED.holidays, updated_at = now()
 	RETURNING * INTO c;
-	RETURN admin_done(p_who, p_request_id, 'calendar.put', 'organisation', c.organisation_id, 200,
-	                  calendar_json(c));
+	RETURN api_done(p_who, p_request_id, 'calendar.put', 'organisation', c.organisation_id::text,
+	                200, calendar_json(c));
 END $$;
 
 -- Deadline policies ----------------------------------------------------------------
 
 CREATE OR REPLACE FUNCTION api_deadline_policy_list(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	err jsonb := api_check(p_who, p_request_id, 'deadline_policy.list', ARRAY['admin', 'supervisor']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('admin', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'deadline_policy.list');
-	END IF;
-	PERFORM audit_write(p_who, p_request_id, 'deadline_policy.list', 'deadline_policy', NULL, 'ok');
-	RETURN api_result(200, jsonb_build_object(
-		'items', (SELECT jsonb_agg(policy_json(p) ORDER BY p.need, p.urgency)
-		          FROM deadline_policies p),
-		'next', NULL));
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	RETURN api_done(p_who, p_request_id, 'deadline_policy.list', 'deadline_policy', NULL, 200,
+		jsonb_build_object('items', (SELECT jsonb_agg(policy_json(p) ORDER BY p.need, p.urgency)
+		                             FROM deadline_policies p),
+		                   'next', NULL));
 END $$;
 

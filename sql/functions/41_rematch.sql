@@ -128,7 +128,7 @@ END $$;
 CREATE OR REPLACE FUNCTION rematch_run(p_full boolean, p_limit integer DEFAULT 100) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-	sys jsonb := jsonb_build_object('role', 'system');
+	sys jsonb := job_begin('rematch');
 	lim integer := greatest(coalesce(p_limit, 100), 1);
 	pairs rematch_pair[];
 	pr rematch_pair;
@@ -144,8 +144,6 @@ DECLARE
 	done uuid[] := '{}';
 	aid uuid;
 BEGIN
-	PERFORM ctx_set(sys, 'rematch');
-	PERFORM set_config('lock_timeout', '1s', true);
 	pairs := rematch_pairs(p_full);
 	FOREACH pr IN ARRAY coalesce(pairs, '{}') LOOP
 		probes := probes + 1;

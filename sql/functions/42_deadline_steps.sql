@@ -163,15 +163,13 @@ END $$;
 CREATE OR REPLACE FUNCTION deadline_steps(p_limit integer, p_escalate_after interval) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-	sys jsonb := jsonb_build_object('role', 'system');
+	sys jsonb := job_begin('deadline_steps');
 	lim integer := greatest(coalesce(p_limit, 100), 1);
 	reminded uuid[];
 	esc record;
 	x uuid;
 	next_at timestamptz;
 BEGIN
-	PERFORM ctx_set(sys, 'deadline_steps');
-	PERFORM set_config('lock_timeout', '1s', true);
 	reminded := deadline_remind_due(lim);
 	esc := deadline_escalate_due(lim, p_escalate_after);
 	FOREACH x IN ARRAY reminded LOOP
@@ -204,45 +202,29 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
 	lim integer := api_limit(p_args);
-	after bigint := 0;
-	page assignment_history[];
-	n integer;
+	cur record := list_start(p_who, p_request_id, p_args, 'assignment.history',
+	                         ARRAY['worker', 'supervisor'], true);
+	page jsonb;
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('worker', 'supervisor') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'assignment.history');
-	END IF;
-	IF p_args->>'cursor' IS NOT NULL THEN
-		BEGIN
-			after := convert_from(decode(translate(p_args->>'cursor', '-_', '+/')
-				|| repeat('=', (4 - length(p_args->>'cursor') % 4) % 4), 'base64'), 'UTF8')::bigint;
-		EXCEPTION WHEN OTHERS THEN
-			RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
-		END;
+	IF cur.err IS NOT NULL THEN
+		RETURN cur.err;
 	END IF;
 	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_args->>'id');
 	IF a.id IS NULL OR NOT assignment_in_scope(a, p_who)
 	   OR (p_who->>'role' = 'worker' AND NOT assignment_is_open(a.status)) THEN
 		RETURN api_not_found(p_who, p_request_id, 'assignment.history', 'assignment', p_args->>'id');
 	END IF;
-	SELECT array_agg(h ORDER BY h.id) INTO page FROM (
-		SELECT * FROM assignment_history
-		WHERE assignment_id = a.id AND id > after
-		ORDER BY id LIMIT lim + 1) h;
-	n := coalesce(cardinality(page), 0);
-	PERFORM audit_write(p_who, p_request_id, 'assignment.history', 'assignment', a.id::text, 'ok');
-	RETURN api_result(200, jsonb_build_object(
-		'items', coalesce((SELECT jsonb_agg(jsonb_build_object(
-			'at', to_char(page[i].at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-			'from_status', page[i].from_status, 'to_status', page[i].to_status,
-			'worker_id', page[i].worker_id,
-			'actor_role', CASE WHEN page[i].actor_role LIKE 'db:%' THEN 'system'
-			                   ELSE page[i].actor_role END,
-			'reason', page[i].reason,
-			'reason_sealed', sealed_ref('assignment_history', 'reason', a.referral_id, page[i].reason_sealed)) ORDER BY i)
-			FROM generate_series(1, least(n, lim)) i), '[]'),
-		'next', CASE WHEN n > lim THEN rtrim(translate(encode(convert_to(page[lim].id::text, 'UTF8'),
-		                                                       'base64'), '+/', '-_'), '=') END));
+	SELECT jsonb_agg(jsonb_build_object('c', cursor_seq_encode(h.id), 'j', jsonb_build_object(
+		'at', ts_us(h.at), 'from_status', h.from_status, 'to_status', h.to_status,
+		'worker_id', h.worker_id,
+		'actor_role', CASE WHEN h.actor_role LIKE 'db:%' THEN 'system' ELSE h.actor_role END,
+		'reason', h.reason,
+		'reason_sealed', sealed_ref('assignment_history', 'reason', a.referral_id, h.reason_sealed)))
+		ORDER BY h.id) INTO page
+	FROM (SELECT * FROM assignment_history
+	      WHERE assignment_id = a.id AND id > coalesce(cur.seq, 0)
+	      ORDER BY id LIMIT lim + 1) h;
+	RETURN list_reply(p_who, p_request_id, 'assignment.history', 'assignment', a.id::text, page, lim);
 END $$;
 
 -- Metrics ---------------------------------------------------------------------------

@@ -31,11 +31,9 @@ DECLARE
 	srole text;
 	c sign_in_codes;
 	ok boolean;
+	err jsonb := api_check(p_who, p_request_id, 'sign_in_code.create', ARRAY['supervisor', 'admin']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('supervisor', 'admin') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'sign_in_code.create');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	srole := subject_role(sid);
 	ok := CASE p_who->>'role'
 		WHEN 'admin' THEN srole IS NOT NULL
@@ -52,9 +50,9 @@ BEGIN
 	VALUES (srole, sid, lower(p_args->>'code_hash'), p_who->>'role', (p_who->>'id')::uuid,
 	        now() + make_interval(secs => (p_args->>'lifetime_s')::double precision))
 	RETURNING * INTO c;
-	PERFORM audit_write(p_who, p_request_id, 'sign_in_code.create', 'sign_in_code', c.id::text, 'ok');
-	RETURN api_result(201, jsonb_build_object('id', c.id, 'subject_id', c.subject_id,
-	                                          'role', c.role, 'expires_at', ts(c.expires_at)));
+	RETURN api_done(p_who, p_request_id, 'sign_in_code.create', 'sign_in_code', c.id::text, 201,
+		jsonb_build_object('id', c.id, 'subject_id', c.subject_id, 'role', c.role,
+		                   'expires_at', ts(c.expires_at)));
 END $$;
 
 -- Sign-in, step 1 (daemon/api_sign_in.c tells why two): p_args {"code_hash"}.
@@ -118,8 +116,7 @@ BEGIN
 		RETURN api_error(400, 'no_token', 'sign-out revokes a bearer token; this request has none');
 	END IF;
 	PERFORM token_revoke_one(tid);
-	PERFORM audit_write(p_who, p_request_id, 'sign_out', 'token', tid::text, 'ok');
-	RETURN api_result(204, NULL);
+	RETURN api_done(p_who, p_request_id, 'sign_out', 'token', tid::text, 204, NULL);
 END $$;
 
 -- A supervisor's workers (programme supervisors and admins: all), by handle.
@@ -129,11 +126,9 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	items jsonb;
 	prog boolean := coalesce((p_who->>'programme')::boolean, false) OR p_who->>'role' = 'admin';
+	err jsonb := api_check(p_who, p_request_id, 'worker.list', ARRAY['supervisor', 'admin']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' NOT IN ('supervisor', 'admin') THEN
-		RETURN api_forbidden(p_who, p_request_id, 'worker.list');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	SELECT coalesce(jsonb_agg(jsonb_build_object(
 		'id', w.id, 'organisation_id', w.organisation_id, 'handle', w.handle, 'kind', w.kind,
 		'regions', to_jsonb(w.regions), 'languages', to_jsonb(w.languages),
@@ -144,8 +139,8 @@ BEGIN
 	WHERE (prog OR w.organisation_id::text = p_who->>'org_id')
 	  AND (p_args->>'organisation_id' IS NULL
 	       OR w.organisation_id::text = p_args->>'organisation_id');
-	PERFORM audit_write(p_who, p_request_id, 'worker.list', 'worker', NULL, 'ok');
-	RETURN api_result(200, jsonb_build_object('items', items));
+	RETURN api_done(p_who, p_request_id, 'worker.list', 'worker', NULL, 200,
+	                jsonb_build_object('items', items));
 END $$;
 
 -- Who the credential of this request is: role, subject, organisation, its

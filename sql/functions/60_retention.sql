@@ -118,8 +118,8 @@ DECLARE
 BEGIN
 	IF err IS NOT NULL THEN RETURN err; END IF;
 	SELECT * INTO STRICT p FROM retention_policy;
-	PERFORM audit_write(p_who, p_request_id, 'retention_policy.get', 'retention_policy', NULL, 'ok');
-	RETURN api_result(200, retention_policy_json(p));
+	RETURN api_done(p_who, p_request_id, 'retention_policy.get', 'retention_policy', NULL, 200,
+	                retention_policy_json(p));
 END $$;
 
 -- ISO 8601 durations as received (P30D, P730D, PT1S), positive.
@@ -137,8 +137,8 @@ BEGIN
 	    record_after_close = coalesce((p_args->>'record_after_close')::interval, record_after_close),
 	    updated_at = now()
 	RETURNING * INTO STRICT p;
-	PERFORM audit_write(p_who, p_request_id, 'retention_policy.put', 'retention_policy', NULL, 'ok');
-	RETURN api_result(200, retention_policy_json(p));
+	RETURN api_done(p_who, p_request_id, 'retention_policy.put', 'retention_policy', NULL, 200,
+	                retention_policy_json(p));
 END $$;
 
 -- The retention batch ------------------------------------------------------
@@ -189,6 +189,18 @@ BEGIN
 	RETURN n;
 END $$;
 
+-- One record per referral of a batch (system actor, the referral's id), in
+-- one statement: the records of a stage of retention_run.
+CREATE OR REPLACE FUNCTION retention_audit(p_ids uuid[], p_action text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO audit_log (at, actor_role, actor_id, action, object_type, object_id, outcome,
+	                       request_id)
+	SELECT clock_timestamp(), 'system', 'retention', p_action, 'referral', x::text, 'ok',
+	       'retention'
+	FROM unnest(p_ids) x;
+END $$;
+
 -- One batch of the retention job: at most p_limit referrals whose personal
 -- data is due for destruction, then at most p_limit whose rows are due for
 -- deletion, each audited (system actor, the referral's id). One daemon at
@@ -223,11 +235,7 @@ BEGIN
 		LIMIT lim FOR UPDATE SKIP LOCKED) q;
 	IF cardinality(forget_ids) > 0 THEN
 		nf := referral_forget_many(forget_ids);
-		INSERT INTO audit_log (at, actor_role, actor_id, action, object_type, object_id,
-		                       outcome, request_id)
-		SELECT clock_timestamp(), 'system', 'retention', 'retention.contact_erased', 'referral',
-		       x::text, 'ok', 'retention'
-		FROM unnest(forget_ids) x;
+		PERFORM retention_audit(forget_ids, 'retention.contact_erased');
 	END IF;
 
 	SELECT coalesce(array_agg(id), '{}') INTO purge_ids FROM (
@@ -240,11 +248,7 @@ BEGIN
 		PERFORM referral_forget_many(purge_ids);
 		PERFORM retention_keep_facts(purge_ids);
 		np := retention_delete(purge_ids);
-		INSERT INTO audit_log (at, actor_role, actor_id, action, object_type, object_id,
-		                       outcome, request_id)
-		SELECT clock_timestamp(), 'system', 'retention', 'retention.record_purged', 'referral',
-		       x::text, 'ok', 'retention'
-		FROM unnest(purge_ids) x;
+		PERFORM retention_audit(purge_ids, 'retention.record_purged');
 	END IF;
 	IF nf > 0 OR np > 0 THEN
 		-- The counts of the batch, as one record of their own.

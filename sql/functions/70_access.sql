@@ -47,21 +47,33 @@ BEGIN
 	RETURN j;
 END $$;
 
--- A read through an open window (GET /v1/assignments/{id}): audited as a
--- use of break-the-glass.
-CREATE OR REPLACE FUNCTION break_glass_read(p_who jsonb, p_request_id text, p_id text) RETURNS jsonb
+-- The assignment p_id, whoever's it is (system scope), for a use of
+-- break-the-glass: err is its 404 (a 'denied' break_glass record) when
+-- there is none.
+CREATE OR REPLACE FUNCTION break_glass_assignment(p_who jsonb, p_request_id text, p_id text,
+                                                  OUT err jsonb, OUT a assignments)
 LANGUAGE plpgsql AS $$
-DECLARE
-	a assignments;
 BEGIN
 	PERFORM ctx_system();
 	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_id);
 	PERFORM ctx_caller();
 	IF a.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'break_glass', 'assignment', p_id);
+		err := api_not_found(p_who, p_request_id, 'break_glass', 'assignment', p_id);
 	END IF;
-	PERFORM audit_write(p_who, p_request_id, 'break_glass', 'assignment', a.id::text, 'ok');
-	RETURN api_result(200, assignment_worker_view(a));
+END $$;
+
+-- A read through an open window (GET /v1/assignments/{id}): audited as a
+-- use of break-the-glass.
+CREATE OR REPLACE FUNCTION break_glass_read(p_who jsonb, p_request_id text, p_id text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	t record := break_glass_assignment(p_who, p_request_id, p_id);
+BEGIN
+	IF t.err IS NOT NULL THEN
+		RETURN t.err;
+	END IF;
+	RETURN api_done(p_who, p_request_id, 'break_glass', 'assignment', (t.a).id::text, 200,
+	                assignment_worker_view(t.a));
 END $$;
 
 -- POST /v1/assignments/{id}/break-glass. Args: id, reason_sealed (bound to
@@ -71,21 +83,19 @@ CREATE OR REPLACE FUNCTION api_break_glass(p_who jsonb, p_request_id text, p_arg
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
 	a assignments;
+	t record;
 	b break_glass;
 	prog boolean := coalesce((p_who->>'programme')::boolean, false);
 	win interval := greatest(coalesce((p_args->>'window_ms')::bigint, 3600000), 1000)
 	                * interval '1 millisecond';
+	err jsonb := api_check(p_who, p_request_id, 'break_glass', ARRAY['supervisor']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'supervisor' THEN
-		RETURN api_forbidden(p_who, p_request_id, 'break_glass');
+	IF err IS NOT NULL THEN RETURN err; END IF;
+	t := break_glass_assignment(p_who, p_request_id, p_args->>'id');
+	IF t.err IS NOT NULL THEN
+		RETURN t.err;
 	END IF;
-	PERFORM ctx_system();
-	SELECT * INTO a FROM assignments WHERE id = try_uuid(p_args->>'id');
-	PERFORM ctx_caller();
-	IF a.id IS NULL THEN
-		RETURN api_not_found(p_who, p_request_id, 'break_glass', 'assignment', p_args->>'id');
-	END IF;
+	a := t.a;
 	IF NOT prog AND a.organisation_id IS NOT NULL
 	   AND a.organisation_id::text = p_who->>'org_id' THEN
 		PERFORM audit_write(p_who, p_request_id, 'break_glass', 'assignment', a.id::text, 'denied');
@@ -120,36 +130,11 @@ $$;
 
 -- GET /v1/break-glass?since= (programme supervisors): newest first, paged.
 CREATE OR REPLACE FUNCTION api_break_glass_list(p_who jsonb, p_request_id text, p_args jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	lim integer := api_limit(p_args);
-	cur record;
-	page break_glass[];
-	n integer;
-BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'supervisor'
-	   OR NOT coalesce((p_who->>'programme')::boolean, false) THEN
-		RETURN api_forbidden(p_who, p_request_id, 'break_glass.list');
-	END IF;
-	BEGIN
-		cur := cursor_decode(p_args->>'cursor');
-	EXCEPTION WHEN SQLSTATE 'RF400' THEN
-		RETURN api_error(400, 'invalid_cursor', 'cursor is not valid', '/cursor');
-	END;
-	SELECT array_agg(x ORDER BY x.created_at DESC, x.id DESC) INTO page FROM (
-		SELECT b.* FROM break_glass b
-		WHERE (p_args->>'since' IS NULL OR b.created_at >= (p_args->>'since')::timestamptz)
-		  AND (cur.at IS NULL OR (b.created_at, b.id) < (cur.at, cur.id))
-		ORDER BY b.created_at DESC, b.id DESC
-		LIMIT lim + 1) x;
-	n := coalesce(cardinality(page), 0);
-	PERFORM audit_write(p_who, p_request_id, 'break_glass.list', 'break_glass', NULL, 'ok');
-	RETURN api_result(200, jsonb_build_object(
-		'items', coalesce((SELECT jsonb_agg(break_glass_json(page[i]) ORDER BY i)
-		                   FROM generate_series(1, least(n, lim)) i), '[]'),
-		'next', CASE WHEN n > lim THEN cursor_encode(page[lim].created_at, page[lim].id) END));
-END $$;
+RETURNS jsonb LANGUAGE sql AS $$
+	SELECT list_page(p_who, p_request_id, p_args, 'break_glass.list', ARRAY['programme'],
+	                 'break_glass', NULL, 'break_glass', 'break_glass_json(x)', $f$
+		$2->>'since' IS NULL OR x.created_at >= ($2->>'since')::timestamptz$f$)
+$$;
 
 -- Subject access ------------------------------------------------------------------
 
@@ -222,11 +207,7 @@ BEGIN
 		UNION ALL SELECT a.referral_id, d FROM asg a JOIN dl ON dl.assignment_id = a.id,
 		          unnest(dl.ids) d
 	), au AS MATERIALIZED (
-		SELECT o.referral_id, jsonb_agg(jsonb_build_object(
-			'seq', l.seq, 'at', to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-			'actor_role', l.actor_role, 'actor_id', l.actor_id, 'credential_id', l.credential_id,
-			'action', l.action, 'object_type', l.object_type, 'object_id', l.object_id,
-			'outcome', l.outcome, 'request_id', l.request_id) ORDER BY l.id) AS j
+		SELECT o.referral_id, jsonb_agg(audit_json(l) ORDER BY l.id) AS j
 		FROM obj o JOIN audit_log l ON l.object_id = o.oid
 		GROUP BY o.referral_id
 	)
@@ -266,12 +247,9 @@ DECLARE
 	ids uuid[];
 	body jsonb;
 	rid uuid;
+	err jsonb := api_check(p_who, p_request_id, 'subject_access', ARRAY['programme']);
 BEGIN
-	PERFORM ctx_set(p_who, p_request_id);
-	IF p_who->>'role' IS DISTINCT FROM 'supervisor'
-	   OR NOT coalesce((p_who->>'programme')::boolean, false) THEN
-		RETURN api_forbidden(p_who, p_request_id, 'subject_access');
-	END IF;
+	IF err IS NOT NULL THEN RETURN err; END IF;
 	PERFORM ctx_system();
 	SELECT coalesce(array_agg(r.id ORDER BY r.created_at, r.id), '{}') INTO ids
 	FROM referrals r WHERE r.uic_hash = p_args->>'uic_hash';

@@ -71,6 +71,7 @@ EOF
 		refd_config_set "$REFD_TMP/$name.conf" security key_store_conninfo \
 			"host=127.0.0.1,127.0.0.1 port=$PRIMARY_PORT,$SB_PORT dbname=$REFD_KEYS_DB user=$REFD_APP_USER target_session_attrs=read-write connect_timeout=2"
 		refd_config_set "$REFD_TMP/$name.conf" database query_timeout 5s
+		refd_config_set "$REFD_TMP/$name.conf" database pool_size 4
 		refd_config_set "$REFD_TMP/$name.conf" deadlines sweeper_max_sleep 200ms
 		refd_config_set "$REFD_TMP/$name.conf" webhooks poll_interval 200ms
 		refd_daemon_start "$name" "$REFD_TMP/$name.conf" || return 1
@@ -217,7 +218,8 @@ client() {
 	awk '{ print $2 }' "$FO/all.acks" | sort -u >"$FO/acked.ids"
 	sql "select id from referrals" | sort >"$FO/db.ids"
 	lost=$(comm -23 "$FO/acked.ids" "$FO/db.ids" | wc -l)
-	dup=$(sql "select count(*) - count(distinct external_ref) from referrals")
+	# external_ref is sealed; its keyed hash stands for it.
+	dup=$(sql "select count(*) - count(distinct external_ref_hash) from referrals")
 	n503=$(awk '$3 == 503' "$FO/all.attempts" | wc -l)
 	noretry=$(awk '$3 == 503 && $4 == "-"' "$FO/all.attempts" | wc -l)
 	n000=$(awk '$3 == "000"' "$FO/all.attempts" | wc -l)
@@ -253,7 +255,7 @@ client() {
 	done
 	# Both pools (4 connections each: more than one daemon could hold) are
 	# whole again on the new primary.
-	wait_sql "select count(*) from pg_stat_activity where usename = '$REFD_APP_USER' and application_name = 'referrald'" 8 15
+	wait_sql "select count(*) from pg_stat_activity where usename = '$REFD_APP_USER' and application_name = 'referrald' and datname = '$REFD_DB'" 8 15
 	grep -q 'reason=read_only\|reason=server_closed\|reason=connection_bad' "$REFD_TMP/d1.log" "$REFD_TMP/d2.log"
 }
 

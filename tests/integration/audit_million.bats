@@ -124,10 +124,10 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE request_id LIKE 'bulk-%' AND xid = '$bulk_xid'")" = "$n" ]
 	[ "$(sql "SELECT max(seq) - min(seq) + 1 FROM audit_log WHERE request_id LIKE 'bulk-%'")" = "$n" ]
 	# Every submission went through and was audited once ...
-	[ "$(sql "SELECT count(*) FROM referrals WHERE external_ref LIKE 'M-%'")" = 200 ]
+	[ "$(sql "SELECT count(*) FROM referrals WHERE office_id = '$OFFICE'")" = 200 ]
 	[ "$(sql "SELECT count(*) FROM audit_log WHERE action = 'referral.submit' AND outcome = 'ok'
 	          AND request_id NOT LIKE 'bulk-%'
-	          AND object_id IN (SELECT id::text FROM referrals WHERE external_ref LIKE 'M-%')")" = 200 ]
+	          AND object_id IN (SELECT id::text FROM referrals WHERE office_id = '$OFFICE')")" = 200 ]
 	# ... and those that committed while the older bulk transaction was still
 	# open were sealed after all of it, not before it (the horizon held).
 	late=$(sql "SELECT count(*) FROM audit_log WHERE request_id NOT LIKE 'bulk-%'

@@ -4,7 +4,8 @@
  * by run() is not a run, failures are retried after retry_ms and counted,
  * stop during a run frees only when the run ends (and never calls next()),
  * job_submit_op keeps the job alive until its callback, and the metrics
- * render runs, failures and durations by job. The database path goes through
+ * render runs, failures and durations by job; job_launch allocates, sets up
+ * and frees a client's state. The database path goes through
  * a real db_pool whose server does not answer (DB_UNAVAILABLE), so no
  * PostgreSQL is needed here; sweeper, outbox and purge exercise job.c
  * against a real one in the integration tests.
@@ -418,6 +419,95 @@ static void test_op_keeps_job(void **state)
 	assert_int_equal(f->c.frees, 1);
 }
 
+/* job_launch: the client's state, allocated zeroed by job.c, set up by init
+ * with the app and the job's own handle, freed by job.c after the free hook;
+ * the first run after first(app); a failed run retried after JOB_RETRY_MS
+ * when the def leaves retry_ms 0. */
+struct launched {
+	struct app *app;
+	struct job *job;
+	int zeroed, runs;
+	uint64_t run_at_ms[2];
+	int refuse;
+};
+
+static int launched_inits, launched_frees, launched_refuse;
+static struct launched *launched_state; /* the arg run() was given */
+
+static int launched_init(struct app *app, struct job *j, void *arg)
+{
+	struct launched *l = arg;
+
+	launched_inits++;
+	l->zeroed = l->app == NULL && l->job == NULL && l->runs == 0;
+	l->app = app;
+	l->job = j;
+	return launched_refuse ? -1 : 0;
+}
+
+static long launched_first(const struct app *app)
+{
+	(void)app;
+	return 30;
+}
+
+static long launched_run(struct job *j, void *arg)
+{
+	struct launched *l = arg;
+
+	(void)j;
+	launched_state = l;
+	if (l->runs < 2)
+		l->run_at_ms[l->runs] = loop_now_ms(l->app);
+	l->runs++;
+	return l->runs == 1 ? JOB_FAILED : 60000;
+}
+
+static void launched_free(void *arg)
+{
+	(void)arg;
+	launched_frees++;
+}
+
+static const struct job_def launched_def = {
+	.name = "test_launched",
+	.first_ms = 60000, /* first() overrides it */
+	.first = launched_first,
+	.arg_size = sizeof(struct launched),
+	.init = launched_init,
+	.run = launched_run,
+	.free = launched_free,
+};
+
+static void test_launch_owns_state(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t start = loop_now_ms(&f->app);
+	struct job *j;
+	struct launched *l;
+
+	launched_inits = launched_frees = 0;
+	launched_state = NULL;
+	launched_refuse = 1;
+	assert_null(job_launch(&f->app, &launched_def));
+	assert_int_equal(launched_inits, 1);
+	assert_int_equal(launched_frees, 0); /* a refused init is not freed */
+
+	launched_refuse = 0;
+	j = job_launch(&f->app, &launched_def);
+	assert_non_null(j);
+	assert_int_equal(launched_inits, 2);
+	loop_until(f, launched_state != NULL && launched_state->runs >= 2);
+	l = launched_state; /* the arg run() sees is the state init set up */
+	assert_true(l->zeroed);
+	assert_ptr_equal(l->app, &f->app);
+	assert_ptr_equal(l->job, j);
+	assert_true(l->run_at_ms[0] >= start + 30);
+	assert_true(l->run_at_ms[1] >= l->run_at_ms[0] + JOB_RETRY_MS);
+	job_stop(j);
+	assert_int_equal(launched_frees, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +518,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_submit_through_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_statement_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_op_keeps_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_launch_owns_state, setup, teardown),
 	};
 
 	log_setup(LOG_ERROR, LOG_FMT_LOGFMT);
