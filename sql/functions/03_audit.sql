@@ -3,7 +3,8 @@
 -- migration 0041_audit_ledger_v2.sql).
 --
 -- Owns: the triggers that stamp new records and refuse changes,
--- audit_write() (the only way the runtime role appends), audit_seal() (the
+-- audit_write() and audit_write_each() (its batch form: the only ways the
+-- runtime role appends), audit_seal() (the
 -- sealer's statement), the canonical forms, audit_head() and
 -- audit_head_publish() (signed heads), audit_authenticate_failed() and
 -- audit_verify().
@@ -131,6 +132,21 @@ BEGIN
 	VALUES (clock_timestamp(), coalesce(p_who->>'role', 'system'), p_who->>'id',
 	        left(p_who->>'credential_id', 80), p_action, p_object_type, p_object_id,
 	        p_outcome, p_request_id);
+END $$;
+
+-- audit_write for many objects of one action in one statement (a sweep's
+-- batch): one record each, in the array's order.
+CREATE OR REPLACE FUNCTION audit_write_each(p_who jsonb, p_request_id text, p_action text,
+                                            p_object_type text, p_object_ids text[], p_outcome text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+	INSERT INTO audit_log (at, actor_role, actor_id, credential_id, action, object_type,
+	                       object_id, outcome, request_id)
+	SELECT clock_timestamp(), coalesce(p_who->>'role', 'system'), p_who->>'id',
+	       left(p_who->>'credential_id', 80), p_action, p_object_type, o.id, p_outcome,
+	       p_request_id
+	FROM unnest(p_object_ids) WITH ORDINALITY AS o(id, n)
+	ORDER BY o.n;
 END $$;
 
 -- The sealer. Returns {"sealed": n, "head_seq": s, "more": bool} or

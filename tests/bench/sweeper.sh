@@ -72,6 +72,7 @@ refd_setup_file || fail "no cluster/daemon"
 refd_config_set "$REFD_CONF" log level warn
 refd_daemon_stop main >/dev/null || fail "daemon did not stop"
 refd_daemon_start main "$REFD_CONF" || fail "daemon did not restart"
+bench_profile_setup || fail "profiling setup failed"
 
 # ---- 1. the network, through the API ------------------------------------
 admin=$(refd_mint_admin_token bench) || fail "no admin token"
@@ -174,6 +175,12 @@ UPDATE offers o SET expires_at = n.due FROM bench_near n WHERE o.id = n.offer_id
 UPDATE deadlines d SET due_at = n.due FROM bench_near n WHERE d.id = n.id;
 SQL
 last_due=$(refd_psql -At -c "SELECT extract(epoch FROM max(due)) FROM bench_near")
+# The sweeper's claim, as deadline_sweep() runs it (plan only: nothing is due
+# yet; the partial index on pending due_at must be what it reads).
+echo "  EXPLAIN of the due-deadlines claim (deadline_sweep, batch 100):"
+refd_psql -At -c "EXPLAIN SELECT id FROM deadlines WHERE state = 'pending' AND due_at <= now()
+	ORDER BY due_at LIMIT 100 FOR UPDATE SKIP LOCKED" | sed 's/^/    /'
+bench_profile_start
 
 # ---- 4. wait for the sweeper --------------------------------------------
 done_n=0
@@ -188,6 +195,7 @@ for _ in $(seq 1 $(((5 + SPREAD + 60) * 10))); do
 	sleep 0.1
 done
 [ -n "$seen_at" ] || fail "only $done_n of $NEAR due deadlines were acted on"
+bench_profile_report
 read -r lat_p50 lat_p99 < <(refd_psql -At -F ' ' -c "SELECT
 	round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 1),
 	round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::numeric, 1)
@@ -209,6 +217,15 @@ awk -v a="$last_due" -v b="$seen_at" -v n="$NEAR" 'BEGIN {
 reoffered=$(refd_psql -At -c "SELECT count(*) FROM offers o JOIN deadlines d ON d.assignment_id = o.assignment_id
 	JOIN bench_near n ON n.id = d.id WHERE o.outcome = 'pending'")
 still=$(refd_psql -At -c "SELECT count(*) FROM deadlines WHERE state = 'pending'")
+# The same claim once all are done, in a rolled-back transaction: what an idle
+# pass costs right after a burst (the missed rows' index entries are dead).
+echo "  EXPLAIN ANALYZE of the claim after the burst:"
+refd_psql -At <<'SQL' | grep -E 'Index|Limit|Buffers|Execution|Rows Removed' | sed 's/^/    /'
+BEGIN;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT id FROM deadlines
+WHERE state = 'pending' AND due_at <= now() ORDER BY due_at LIMIT 100 FOR UPDATE SKIP LOCKED;
+ROLLBACK;
+SQL
 echo "  re-offered to the next worker: $reoffered of $NEAR; pending deadlines now: $still"
 after_ms=$(awk -v a="$last_due" -v b="$seen_at" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
 bench_row "$NEAR deadlines due within ${SPREAD}s among $FAR pending" "$after_ms" "" ms "<=2000 ms" \
