@@ -22,10 +22,13 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include "app.h"
 #include "clock.h"
@@ -89,6 +92,31 @@ static void req_wipe_body(struct req *r)
 	}
 }
 
+/*
+ * Request ids come from the CSPRNG 4 KiB at a time: RAND_bytes per request
+ * costs a DRBG call, its locking and a getpid() (fork check) each time, one
+ * of the few system calls a keep-alive request makes. The bytes are used
+ * once each and wiped as they are handed out. The daemon never forks
+ * (the pool would otherwise be duplicated into the child). Touched only
+ * from the event loop thread.
+ */
+#define REQ_ID_POOL 4096
+static unsigned char req_id_pool[REQ_ID_POOL];
+static size_t req_id_used = REQ_ID_POOL;
+
+static int req_id_random(unsigned char *out, size_t n)
+{
+	if (req_id_used + n > REQ_ID_POOL) {
+		if (RAND_bytes(req_id_pool, sizeof(req_id_pool)) != 1)
+			return -1;
+		req_id_used = 0;
+	}
+	memcpy(out, req_id_pool + req_id_used, n);
+	OPENSSL_cleanse(req_id_pool + req_id_used, n);
+	req_id_used += n;
+	return 0;
+}
+
 struct req *req_new(struct app *app, struct evhttp_request *ev)
 {
 	struct req *r;
@@ -108,7 +136,7 @@ struct req *req_new(struct app *app, struct evhttp_request *ev)
 	r->conn = evhttp_request_get_connection(ev);
 	r->method = (int)evhttp_request_get_command(ev);
 
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+	if (req_id_random(rnd, sizeof(rnd)) != 0)
 		goto fail;
 	for (i = 0; i < sizeof(rnd); i++) {
 		r->id[2 * i] = hex[rnd[i] >> 4];
@@ -216,18 +244,49 @@ static const char *req_method_str(int m)
  * bufferevent_openssl turns every chain into its own TLS record and write(2).
  * Nothing is written before the loop runs again, so joining a small reply
  * into one chain here halves the records and syscalls per request.
+ *
+ * bufferevent_openssl on a socket also writes only once the loop has polled
+ * the socket writable: each reply cost an epoll_ctl to watch for writing, a
+ * loop turn, the write, and an epoll_ctl to stop watching. A small reply is
+ * written here at once instead, as the one SSL_write libevent would make
+ * (same bytes, same buffer), and the bufferevent's write callback is run
+ * deferred, as after its own write, so evhttp finishes the request in this
+ * loop turn and the watch for writing is never armed (the changelist folds
+ * the add and the delete). Whatever is not written (the socket is full, the
+ * peer is gone, TLS wants to read) stays in the buffer for libevent, whose
+ * retry passes the same bytes again, as OpenSSL requires.
  */
 static void req_coalesce(struct req *r)
 {
 	struct bufferevent *bev;
 	struct evbuffer *out;
+	SSL *ssl;
+	size_t len;
+	unsigned char *p;
+	int n;
 
 	if (r->conn == NULL || r->gone)
 		return;
 	bev = evhttp_connection_get_bufferevent(r->conn);
 	out = bev ? bufferevent_get_output(bev) : NULL;
-	if (out != NULL && evbuffer_get_length(out) <= 16384)
-		evbuffer_pullup(out, -1);
+	len = out ? evbuffer_get_length(out) : 0;
+	if (len == 0 || len > 16384)
+		return;
+	p = evbuffer_pullup(out, -1);
+	ssl = bufferevent_openssl_get_ssl(bev);
+	if (p == NULL || ssl == NULL || !SSL_is_init_finished(ssl) ||
+	    SSL_want(ssl) != SSL_NOTHING)
+		return;
+	ERR_clear_error();
+	n = SSL_write(ssl, p, (int)len);
+	if (n <= 0) {
+		/* libevent's own write meets the same condition and reports it. */
+		ERR_clear_error();
+		return;
+	}
+	evbuffer_drain(out, (size_t)n);
+	if (evbuffer_get_length(out) == 0)
+		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* The one exit: headers, send (or free the detached request), log, count,

@@ -21,10 +21,16 @@
 -- offers_one_pending (unique) makes a double offer impossible even if a caller
 -- forgot to lock the assignment.
 
+-- PL/pgSQL: called as a value, the SQL version was never inlined and was
+-- planned again at every offer (issue 12).
 CREATE OR REPLACE FUNCTION policy_for(p_need text, p_urgency text) RETURNS deadline_policies
-LANGUAGE sql STABLE AS $$
-	SELECT * FROM deadline_policies WHERE need = p_need AND urgency = p_urgency
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	p deadline_policies;
+BEGIN
+	SELECT * INTO p FROM deadline_policies WHERE need = p_need AND urgency = p_urgency;
+	RETURN p;
+END $$;
 
 -- The candidate order is read from an index, not sorted: worker_match_slots
 -- (migration 0080) holds one row per free worker (active, not on leave, below

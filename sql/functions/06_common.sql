@@ -276,11 +276,16 @@ BEGIN
 	RETURN NULL;
 END $$;
 
+-- PL/pgSQL: with its sub-select the SQL version was never inlined and was
+-- planned again at every call (one per submission; issue 12).
 CREATE OR REPLACE FUNCTION jsonb_text_array(p jsonb) RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
-	SELECT CASE WHEN p IS NULL OR jsonb_typeof(p) <> 'array' THEN NULL
-	            ELSE ARRAY(SELECT jsonb_array_elements_text(p)) END
-$$;
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	IF p IS NULL OR jsonb_typeof(p) <> 'array' THEN
+		RETURN NULL;
+	END IF;
+	RETURN ARRAY(SELECT jsonb_array_elements_text(p));
+END $$;
 
 -- ISO 8601 duration text of an interval (PT24H, P7D, PT2S).
 -- The SET clause restores the caller's style when the function returns.

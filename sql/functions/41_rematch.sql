@@ -152,6 +152,16 @@ BEGIN
 			PERFORM worker_match_slots_repair(pr.region, pr.need);
 		END IF;
 		CONTINUE WHEN NOT rematch_free_worker(pr.region, pr.need);
+		-- One run per pair at a time, across daemons: two runs working one
+		-- pair side by side each skip the other's locked workers, and one
+		-- could offer a younger assignment while an older one waits. The
+		-- run holding the pair goes on; this one leaves a notice and
+		-- counts it busy, so its daemon comes back shortly.
+		IF NOT pg_try_advisory_xact_lock(hashtextextended('rematch:' || pr.region || ':' || pr.need, 0)) THEN
+			busy := busy + 1;
+			INSERT INTO rematch_notices (region, need) VALUES (pr.region, pr.need);
+			CONTINUE;
+		END IF;
 		last_at := '-infinity';
 		last_id := '00000000-0000-0000-0000-000000000000';
 		LOOP
