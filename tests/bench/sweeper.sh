@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/bench/sweeper.sh - the deadline sweeper's latency from due time to
-# action, with 10,000 other deadlines pending.
+# action, with 1,000,000 other deadlines pending (BENCH_SWEEP_FAR).
 #
 #   bash tests/bench/sweeper.sh BUILD         (called by tests/bench/run.sh)
 #
@@ -20,7 +20,8 @@
 # 4. wait until the sweeper has marked all of them missed (expired, audited,
 #    re-offered), then print p50/p90/max of missed_at - due_at from the
 #    deadlines table, and how long after the last due time the last one was
-#    seen done (what a client could observe; 100 ms polling).
+#    seen done (what a client could observe; 100 ms polling); and the EXPLAIN
+#    of the sweeper's claim before (plan) and after the burst (ANALYZE).
 # missed_at is the sweep transaction's start (now()), so the first figures are
 # the scheduling latency; the second also includes the work and the commit.
 # Prints figures only; fails only when the setup fails or a deadline is never
