@@ -145,7 +145,7 @@ read -r p50 p99 < <(refd_psql -At -F ' ' -c "SELECT
 	round(1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY sealed_at - at))::numeric, 1),
 	round(1000 * extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY sealed_at - at))::numeric, 1)
 	FROM audit_log WHERE action = 'referral.submit' AND request_id IS NOT NULL
-	  AND object_id IN (SELECT id::text FROM referrals WHERE external_ref LIKE 'LAG-%')")
+	  AND object_id IN (SELECT id::text FROM referrals WHERE office_id = '$office')")
 echo "  200 concurrent submissions in $(secs "$t0" "$t1") s; sealing lag (record's commit to" \
 	"sealed) p50 $p50 ms, p99 $p99 ms ([audit] seal_interval 100ms)"
 bench_row "audit: sealing lag, 200 concurrent submissions" - - "ms" - "$p50" "$p99" \
