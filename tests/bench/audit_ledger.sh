@@ -109,15 +109,11 @@ bench_row "audit: --verify-audit over $count records" "$vr" - "records/s" - - - 
 
 # ---- 2. sealing lag under 200 concurrent submissions ------------------------
 admin=$(refd_mint_admin_token bench) || fail "no admin token"
-api() {
-	curl -sS --cacert "$REFD_CA" -X POST -H "Authorization: Bearer $admin" \
-		-H 'Content-Type: application/json' --data-binary "$2" "$REFD_URL$1"
-}
-org=$(api /v1/organisations '{"name":"lag org"}' | jq -er .id) || fail "seed org"
-office=$(api /v1/offices '{"name":"lag office","region":"bishkek"}' | jq -er .id) || fail "seed office"
-api /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",\"handle\":\"lag-w\",
-	\"regions\":[\"bishkek\"],\"languages\":[\"ky\"],\"capacity\":100000}" >/dev/null || fail "seed worker"
-otoken=$(api /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",
+org=$(bench_api "$admin" POST /v1/organisations '{"name":"lag org"}' | jq -er .id) || fail "seed org"
+office=$(bench_api "$admin" POST /v1/offices '{"name":"lag office","region":"bishkek"}' | jq -er .id) || fail "seed office"
+bench_api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",\"handle\":\"lag-w\",
+	\"regions\":[\"bishkek\"],\"languages\":[\"ky\"],\"capacity\":1000}" >/dev/null || fail "seed worker"
+otoken=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",
 	\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\"}" | jq -er .token) || fail "seed token"
 : >"$REFD_TMP/codes"
 pids=()

@@ -33,16 +33,6 @@ fail() {
 	echo "bench capacity: $*" >&2
 	exit 1
 }
-api() { # api TOKEN METHOD PATH [JSON] [extra curl args] -> body; fails unless 2xx
-	local t=$1 m=$2 p=$3 d=${4:-} out code
-	shift 3
-	[ $# -gt 0 ] && shift
-	out=$(curl -sS --cacert "$REFD_CA" -X "$m" -H "Authorization: Bearer $t" \
-		-H 'Content-Type: application/json' ${d:+--data-binary "$d"} "$@" \
-		-w '\n%{http_code}' "$REFD_URL$p") || return 1
-	code=${out##*$'\n'}
-	case $code in 2??) printf "%s\n" "${out%$'\n'*}" ;; *) echo "$m $p: HTTP $code" >&2; return 1 ;; esac
-}
 q() { refd_psql -At -c "$1"; }
 lsn() { q "select pg_current_wal_lsn()"; }
 ins() { q "select coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) from pg_stat_user_tables"; }
@@ -55,19 +45,19 @@ refd_setup_file || fail "no cluster/daemon"
 refd_config_set "$REFD_CONF" log level warn
 refd_daemon_stop main >/dev/null && refd_daemon_start main "$REFD_CONF" || fail "restart"
 admin=$(refd_mint_admin_token capacity) || fail "no admin token"
-org=$(api "$admin" POST /v1/organisations '{"name":"capacity org"}' | jq -er .id) || fail "org"
-office=$(api "$admin" POST /v1/offices '{"name":"capacity office","region":"bishkek"}' | jq -er .id) ||
+org=$(bench_api "$admin" POST /v1/organisations '{"name":"capacity org"}' | jq -er .id) || fail "org"
+office=$(bench_api "$admin" POST /v1/offices '{"name":"capacity office","region":"bishkek"}' | jq -er .id) ||
 	fail "office"
 exp=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
-hr=$(api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",
+hr=$(bench_api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",
 	\"handle\":\"cap-hr\",\"regions\":[\"bishkek\"],\"languages\":[\"ky\",\"ru\"],\"capacity\":1000}" |
 	jq -er .id) || fail "worker"
-api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"legal_support\",
+bench_api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"legal_support\",
 	\"handle\":\"cap-ls\",\"regions\":[\"bishkek\"],\"languages\":[\"ky\",\"ru\"],\"capacity\":1000}" \
 	>/dev/null || fail "worker"
-otok=$(api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",\"expires_at\":\"$exp\"}" |
+otok=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",\"expires_at\":\"$exp\"}" |
 	jq -er .token) || fail "token"
-wtok=$(api "$admin" POST /v1/tokens "{\"role\":\"worker\",\"subject_id\":\"$hr\",\"expires_at\":\"$exp\"}" |
+wtok=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"worker\",\"subject_id\":\"$hr\",\"expires_at\":\"$exp\"}" |
 	jq -er .token) || fail "token"
 
 # step NAME REQUESTS: read the counters' deltas since the last mark
@@ -94,25 +84,25 @@ body='{"external_ref":"C-%s","client":{"uic":"CAP%sU","birth_year":1985,"gender"
 mark
 for i in $(seq 1 "$N"); do
 	# shellcheck disable=SC2059
-	api "$otok" POST /v1/referrals "$(printf "$body" "$i-$RANDOM" "$i$RANDOM" "$i")" \
+	bench_api "$otok" POST /v1/referrals "$(printf "$body" "$i-$RANDOM" "$i$RANDOM" "$i")" \
 		-H "Idempotency-Key: cap-$i-$RANDOM" >/dev/null || fail "submit $i"
 done
 step submit 1
 ids=$(q "select a.id from assignments a where a.worker_id = '$hr' and a.status = 'offered'")
 [ "$(wc -w <<<"$ids")" -eq "$N" ] || fail "expected $N offers to the worker"
-for a in $ids; do api "$wtok" POST "/v1/assignments/$a/accept" '{}' >/dev/null || fail "accept"; done
+for a in $ids; do bench_api "$wtok" POST "/v1/assignments/$a/accept" '{}' >/dev/null || fail "accept"; done
 step accept 1
 for a in $ids; do
-	api "$wtok" POST "/v1/assignments/$a/events" "{\"type\":\"contact_made\",\"at\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}" \
+	bench_api "$wtok" POST "/v1/assignments/$a/events" "{\"type\":\"contact_made\",\"at\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}" \
 		>/dev/null || fail "event"
 done
 step contact_made 1
-for a in $ids; do api "$wtok" POST "/v1/assignments/$a/complete" '{"outcome":"engaged"}' >/dev/null || fail "complete"; done
+for a in $ids; do bench_api "$wtok" POST "/v1/assignments/$a/complete" '{"outcome":"engaged"}' >/dev/null || fail "complete"; done
 step complete 1
-for a in $ids; do api "$wtok" GET "/v1/assignments/$a" >/dev/null || fail "read"; done
+for a in $ids; do bench_api "$wtok" GET "/v1/assignments/$a" >/dev/null || fail "read"; done
 step "read (GET)" 1
 # The worker's inbox, as a page polls it (one call per referral here).
-for _ in $ids; do api "$wtok" GET "/v1/assignments?status=offered" >/dev/null || fail "inbox"; done
+for _ in $ids; do bench_api "$wtok" GET "/v1/assignments?status=offered" >/dev/null || fail "inbox"; done
 step "inbox poll" 1
 
 bytes=$(q "select round(sum(pg_total_relation_size(relid)) / $N) from pg_stat_user_tables

@@ -17,6 +17,10 @@
 # wrk_rps FILE / wrk_pct FILE PCT
 #     requests/s and a latency percentile (50, 90 or 99) in ms from
 #     `wrk --latency` output.
+# bench_api TOKEN METHOD PATH [JSON] [CURL ARGS...]
+#     one request to the daemon at $REFD_URL over TLS (the harness's CA);
+#     prints the body on a 2xx, otherwise says method, path and status (and
+#     the protocol's error body) on stderr and fails.
 #
 # Owns: the row format. Must never: start servers of its own (the benchmark
 # scripts do, through tests/lib/common.bash) or fail a benchmark for missing a
@@ -34,6 +38,20 @@ bench_row() {
 		 ratio: (if ($base | num) and ($base | num) > 0 and ($daemon | num)
 		         then (($daemon | num) / ($base | num) * 1000 | round / 1000) else null end),
 		 goal: $goal, p50_ms: ($p50 | num), p99_ms: ($p99 | num), note: $note}' >>"$BENCH_ROWS"
+}
+
+bench_api() {
+	local t=$1 m=$2 p=$3 d=${4:-} out code
+	shift 3
+	[ $# -gt 0 ] && shift
+	out=$(curl -sS --cacert "$REFD_CA" -X "$m" -H "Authorization: Bearer $t" \
+		-H 'Content-Type: application/json' ${d:+--data-binary "$d"} "$@" \
+		-w '\n%{http_code}' "$REFD_URL$p") || return 1
+	code=${out##*$'\n'}
+	case $code in
+	2??) printf '%s\n' "${out%$'\n'*}" ;;
+	*) echo "$m $p: HTTP $code ${out%$'\n'*}" >&2; return 1 ;;
+	esac
 }
 
 wrk_rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }

@@ -42,14 +42,6 @@ fail() {
 	exit 1
 }
 
-api() { # api TOKEN METHOD PATH JSON -> body; fails unless 2xx
-	local out code
-	out=$(curl -sS --cacert "$REFD_CA" -X "$2" -H "Authorization: Bearer $1" \
-		-H 'Content-Type: application/json' --data-binary "$4" -w '\n%{http_code}' "$REFD_URL$3") ||
-		return 1
-	code=${out##*$'\n'}
-	case $code in 2??) printf '%s\n' "${out%$'\n'*}" ;; *) echo "$2 $3: HTTP $code ${out%$'\n'*}" >&2; return 1 ;; esac
-}
 
 echo "== matching: submission latency with $SMALL and with $LARGE workers (wrk, 1 connection, $DURATION each)"
 refd_setup_file || fail "no cluster/daemon"
@@ -59,10 +51,10 @@ refd_daemon_stop main >/dev/null || fail "daemon did not stop"
 refd_daemon_start main "$REFD_CONF" || fail "daemon did not restart"
 
 admin=$(refd_mint_admin_token bench) || fail "no admin token"
-org=$(api "$admin" POST /v1/organisations '{"name":"matching bench org"}' | jq -er .id) || fail "seed org"
-office=$(api "$admin" POST /v1/offices '{"name":"matching bench office","region":"bishkek"}' | jq -er .id) ||
+org=$(bench_api "$admin" POST /v1/organisations '{"name":"matching bench org"}' | jq -er .id) || fail "seed org"
+office=$(bench_api "$admin" POST /v1/offices '{"name":"matching bench office","region":"bishkek"}' | jq -er .id) ||
 	fail "seed office"
-otoken=$(api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",
+otoken=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",
 	\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\"}" | jq -er .token) || fail "office token"
 
 # add_workers FROM TO: workers FROM..TO, round-robin over 9 regions x 2 kinds,

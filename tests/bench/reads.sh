@@ -41,15 +41,6 @@ fail() {
 	exit 1
 }
 
-api() { # api TOKEN METHOD PATH JSON [extra curl args] -> body; fails unless 2xx
-	local out code t=$1 m=$2 p=$3 d=$4
-	shift 4
-	out=$(curl -sS --cacert "$REFD_CA" -X "$m" -H "Authorization: Bearer $t" \
-		-H 'Content-Type: application/json' ${d:+--data-binary "$d"} "$@" -w '\n%{http_code}' "$REFD_URL$p") ||
-		return 1
-	code=${out##*$'\n'}
-	case $code in 2??) printf "%s\n" "${out%$'\n'*}" ;; *) echo "$m $p: HTTP $code ${out%$'\n'*}" >&2; return 1 ;; esac
-}
 
 echo "== GET /v1/assignments/{id} as its worker (decrypt + audit), wrk $CONNS connections, $DURATION, pool $POOL"
 refd_setup_file || fail "no cluster/daemon"
@@ -60,15 +51,15 @@ refd_daemon_start main "$REFD_CONF" || fail "daemon did not restart"
 
 admin=$(refd_mint_admin_token bench) || fail "no admin token"
 exp=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
-org=$(api "$admin" POST /v1/organisations '{"name":"reads bench org"}' | jq -er .id) || fail "seed org"
-office=$(api "$admin" POST /v1/offices '{"name":"reads bench office","region":"bishkek"}' | jq -er .id) ||
+org=$(bench_api "$admin" POST /v1/organisations '{"name":"reads bench org"}' | jq -er .id) || fail "seed org"
+office=$(bench_api "$admin" POST /v1/offices '{"name":"reads bench office","region":"bishkek"}' | jq -er .id) ||
 	fail "seed office"
-worker=$(api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",
+worker=$(bench_api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",
 	\"handle\":\"reads-w\",\"regions\":[\"bishkek\"],\"languages\":[\"ky\"],\"capacity\":$((N + 10))}" |
 	jq -er .id) || fail "seed worker"
-otoken=$(api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",\"expires_at\":\"$exp\"}" |
+otoken=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",\"expires_at\":\"$exp\"}" |
 	jq -er .token) || fail "office token"
-wtoken=$(api "$admin" POST /v1/tokens "{\"role\":\"worker\",\"subject_id\":\"$worker\",\"expires_at\":\"$exp\"}" |
+wtoken=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"worker\",\"subject_id\":\"$worker\",\"expires_at\":\"$exp\"}" |
 	jq -er .token) || fail "worker token"
 ids=$REFD_TMP/ids
 : >"$ids"
@@ -77,13 +68,13 @@ for i in $(seq 1 "$N"); do
 		\"languages\":[\"ky\"],\"region\":\"bishkek\",\"contact\":{\"phone\":\"+99655510$(printf %04d "$i")\"}},
 		\"needs\":[\"harm_reduction\"],\"urgency\":\"normal\",\"consent\":{\"services\":true,\"report_back\":false,
 		\"obtained_at\":\"2026-11-27T10:00:00Z\"},\"probation\":{\"starts_on\":\"2026-11-20\",\"ends_on\":\"2027-05-20\"},\"note\":\"calls after 18:00\"}"
-	a=$(api "$otoken" POST /v1/referrals "$body" -H "Idempotency-Key: reads-$i" | jq -er '.assignments[0].id') ||
+	a=$(bench_api "$otoken" POST /v1/referrals "$body" -H "Idempotency-Key: reads-$i" | jq -er '.assignments[0].id') ||
 		fail "submit $i"
-	api "$wtoken" POST "/v1/assignments/$a/accept" '' >/dev/null || fail "accept $i"
+	bench_api "$wtoken" POST "/v1/assignments/$a/accept" '' >/dev/null || fail "accept $i"
 	echo "$a" >>"$ids"
 done
 # A read shows the contact: the path under test decrypts.
-api "$wtoken" GET "/v1/assignments/$(head -n 1 "$ids")" '' | jq -e '.client.contact.phone' >/dev/null ||
+bench_api "$wtoken" GET "/v1/assignments/$(head -n 1 "$ids")" '' | jq -e '.client.contact.phone' >/dev/null ||
 	fail "the worker's read shows no contact"
 
 bench_commit_limit "$CONNS" || fail "pgbench commit limit failed"

@@ -48,14 +48,6 @@ fail() {
 	exit 1
 }
 
-api() { # api TOKEN METHOD PATH JSON -> body; fails unless 2xx
-	local out code
-	out=$(curl -sS --cacert "$REFD_CA" -X "$2" -H "Authorization: Bearer $1" \
-		-H 'Content-Type: application/json' --data-binary "$4" -w '\n%{http_code}' "$REFD_URL$3") ||
-		return 1
-	code=${out##*$'\n'}
-	case $code in 2??) printf "%s\n" "${out%$'\n'*}" ;; *) echo "$2 $3: HTTP $code ${out%$'\n'*}" >&2; return 1 ;; esac
-}
 
 echo "== POST /v1/referrals over TLS (wrk, $CONNS connections, keep-alive, $DURATION)" \
 	"vs pgbench (api_referral_submit, $CONNS clients, $DURATION)"
@@ -67,17 +59,17 @@ refd_daemon_start main "$REFD_CONF" || fail "daemon did not restart"
 
 # ---- seed: one office, 2 x 50 workers with room for every submission (50k offers per kind)
 admin=$(refd_mint_admin_token bench) || fail "no admin token"
-org=$(api "$admin" POST /v1/organisations '{"name":"bench org"}' | jq -er .id) || fail "seed org"
-office=$(api "$admin" POST /v1/offices '{"name":"bench office","region":"bishkek"}' | jq -er .id) ||
+org=$(bench_api "$admin" POST /v1/organisations '{"name":"bench org"}' | jq -er .id) || fail "seed org"
+office=$(bench_api "$admin" POST /v1/offices '{"name":"bench office","region":"bishkek"}' | jq -er .id) ||
 	fail "seed office"
 for i in $(seq 1 50); do
 	for kind in harm_reduction legal_support; do
-		api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"$kind\",
+		bench_api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"$kind\",
 			\"handle\":\"bench-$kind-$i\",\"regions\":[\"bishkek\",\"chui\"],\"languages\":[\"ky\",\"ru\"],
 			\"capacity\":1000}" >/dev/null || fail "seed worker"
 	done
 done
-otoken=$(api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",
+otoken=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",
 	\"expires_at\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\"}" | jq -er .token) || fail "seed token"
 
 # ---- 0. the database's own commit limit ------------------------------------

@@ -48,14 +48,6 @@ fail() {
 	exit 1
 }
 
-api() { # api TOKEN METHOD PATH JSON -> body; fails unless 2xx
-	local out code
-	out=$(curl -sS --cacert "$REFD_CA" -X "$2" -H "Authorization: Bearer $1" \
-		-H 'Content-Type: application/json' --data-binary "$4" -w '\n%{http_code}' "$REFD_URL$3") ||
-		return 1
-	code=${out##*$'\n'}
-	case $code in 2??) printf '%s\n' "${out%$'\n'*}" ;; *) echo "$2 $3: HTTP $code" >&2; return 1 ;; esac
-}
 
 keys_psql() {
 	psql -X -q -At -v ON_ERROR_STOP=1 -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U postgres \
@@ -69,17 +61,17 @@ refd_config_set "$REFD_CONF" retention batch "$BATCH"
 refd_daemon_start main "$REFD_CONF" || fail "daemon did not restart"
 
 admin=$(refd_mint_admin_token bench) || fail "no admin token"
-org=$(api "$admin" POST /v1/organisations '{"name":"retention bench org"}' | jq -er .id) ||
+org=$(bench_api "$admin" POST /v1/organisations '{"name":"retention bench org"}' | jq -er .id) ||
 	fail "seed org"
-office=$(api "$admin" POST /v1/offices '{"name":"retention bench office","region":"bishkek"}' |
+office=$(bench_api "$admin" POST /v1/offices '{"name":"retention bench office","region":"bishkek"}' |
 	jq -er .id) || fail "seed office"
-worker=$(api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",
+worker=$(bench_api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",
 	\"handle\":\"ret-w\",\"regions\":[\"bishkek\"],\"languages\":[\"ky\",\"ru\"],\"capacity\":10}" |
 	jq -er .id) || fail "seed worker"
-sup=$(api "$admin" POST /v1/supervisors "{\"organisation_id\":\"$org\",\"handle\":\"ret-s\"}" |
+sup=$(bench_api "$admin" POST /v1/supervisors "{\"organisation_id\":\"$org\",\"handle\":\"ret-s\"}" |
 	jq -er .id) || fail "seed supervisor"
 exp=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
-sup_token=$(api "$admin" POST /v1/tokens "{\"role\":\"supervisor\",\"subject_id\":\"$sup\",\"expires_at\":\"$exp\"}" |
+sup_token=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"supervisor\",\"subject_id\":\"$sup\",\"expires_at\":\"$exp\"}" |
 	jq -er .token) || fail "supervisor token"
 
 t0=$(date +%s.%N)
@@ -163,7 +155,7 @@ before=$(report)
 
 lines0=$(grep -c 'event=retention_done' "$REFD_LOG")
 ts=$(date +%s.%N)
-api "$admin" PUT /v1/retention-policy '{"contact_after_close":"PT1S","record_after_close":"PT1S"}' \
+bench_api "$admin" PUT /v1/retention-policy '{"contact_after_close":"PT1S","record_after_close":"PT1S"}' \
 	>/dev/null || fail "policy"
 done_at=
 for _ in $(seq 1 6000); do

@@ -42,15 +42,6 @@ fail() {
 	exit 1
 }
 
-api() { # api TOKEN METHOD PATH JSON [extra curl args] -> body; fails unless 2xx
-	local out code t=$1 m=$2 p=$3 d=$4
-	shift 4
-	out=$(curl -sS --cacert "$REFD_CA" -X "$m" -H "Authorization: Bearer $t" \
-		-H 'Content-Type: application/json' ${d:+--data-binary "$d"} "$@" -w '\n%{http_code}' "$REFD_URL$p") ||
-		return 1
-	code=${out##*$'\n'}
-	case $code in 2??) printf "%s\n" "${out%$'\n'*}" ;; *) echo "$m $p: HTTP $code ${out%$'\n'*}" >&2; return 1 ;; esac
-}
 
 echo "== POST /v1/subject-access, one client with $N referrals, wrk $CONNS connection(s), $DURATION, pool $POOL"
 refd_setup_file || fail "no cluster/daemon"
@@ -61,19 +52,19 @@ refd_daemon_start main "$REFD_CONF" || fail "daemon did not restart"
 
 admin=$(refd_mint_admin_token bench) || fail "no admin token"
 exp=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
-org=$(api "$admin" POST /v1/organisations '{"name":"sa bench org"}' | jq -er .id) || fail "seed org"
-office=$(api "$admin" POST /v1/offices '{"name":"sa bench office","region":"bishkek"}' | jq -er .id) ||
+org=$(bench_api "$admin" POST /v1/organisations '{"name":"sa bench org"}' | jq -er .id) || fail "seed org"
+office=$(bench_api "$admin" POST /v1/offices '{"name":"sa bench office","region":"bishkek"}' | jq -er .id) ||
 	fail "seed office"
-worker=$(api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",
+worker=$(bench_api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"harm_reduction\",
 	\"handle\":\"sa-w\",\"regions\":[\"bishkek\"],\"languages\":[\"ky\"],\"capacity\":$((N + 10))}" |
 	jq -er .id) || fail "seed worker"
-prog=$(api "$admin" POST /v1/supervisors '{"scope":"programme","handle":"sa-prog"}' | jq -er .id) ||
+prog=$(bench_api "$admin" POST /v1/supervisors '{"scope":"programme","handle":"sa-prog"}' | jq -er .id) ||
 	fail "seed programme supervisor"
-otoken=$(api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",\"expires_at\":\"$exp\"}" |
+otoken=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"office\",\"subject_id\":\"$office\",\"expires_at\":\"$exp\"}" |
 	jq -er .token) || fail "office token"
-wtoken=$(api "$admin" POST /v1/tokens "{\"role\":\"worker\",\"subject_id\":\"$worker\",\"expires_at\":\"$exp\"}" |
+wtoken=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"worker\",\"subject_id\":\"$worker\",\"expires_at\":\"$exp\"}" |
 	jq -er .token) || fail "worker token"
-ptoken=$(api "$admin" POST /v1/tokens "{\"role\":\"supervisor\",\"subject_id\":\"$prog\",\"expires_at\":\"$exp\"}" |
+ptoken=$(bench_api "$admin" POST /v1/tokens "{\"role\":\"supervisor\",\"subject_id\":\"$prog\",\"expires_at\":\"$exp\"}" |
 	jq -er .token) || fail "supervisor token"
 uic=SABENCH0001
 for i in $(seq 1 "$N"); do
@@ -81,16 +72,16 @@ for i in $(seq 1 "$N"); do
 		\"languages\":[\"ky\"],\"region\":\"bishkek\",\"contact\":{\"phone\":\"+99655520$(printf %04d "$i")\"}},
 		\"needs\":[\"harm_reduction\"],\"urgency\":\"normal\",\"consent\":{\"services\":true,\"report_back\":false,
 		\"obtained_at\":\"2026-11-27T10:00:00Z\"},\"note\":\"calls after 18:00\"}"
-	a=$(api "$otoken" POST /v1/referrals "$body" -H "Idempotency-Key: sa-$i" | jq -er '.assignments[0].id') ||
+	a=$(bench_api "$otoken" POST /v1/referrals "$body" -H "Idempotency-Key: sa-$i" | jq -er '.assignments[0].id') ||
 		fail "submit $i"
-	api "$wtoken" POST "/v1/assignments/$a/accept" '' >/dev/null || fail "accept $i"
-	api "$wtoken" POST "/v1/assignments/$a/events" '{"type":"contact_made","detail":"met at the clinic"}' \
+	bench_api "$wtoken" POST "/v1/assignments/$a/accept" '' >/dev/null || fail "accept $i"
+	bench_api "$wtoken" POST "/v1/assignments/$a/events" '{"type":"contact_made","detail":"met at the clinic"}' \
 		>/dev/null || fail "event $i"
 done
 req="{\"uic\":\"$uic\",\"reason\":\"the client asked for a copy of their records\"}"
 one=$REFD_TMP/one.json
 t0=$(date +%s%N)
-api "$ptoken" POST /v1/subject-access "$req" >"$one" || fail "subject access failed"
+bench_api "$ptoken" POST /v1/subject-access "$req" >"$one" || fail "subject access failed"
 first=$(( ($(date +%s%N) - t0) / 1000000 ))
 jq -e --argjson n "$N" '(.referrals | length) == $n and all(.referrals[]; .client.contact.phone != null
 	and .note != null and (.assignments[0].events | length) == 1 and (.audit | length) > 0)' "$one" \
@@ -119,7 +110,7 @@ p50=$(wrk_pct "$out" 50)
 p99=$(wrk_pct "$out" 99)
 # Each answer holds the audit records naming the client's rows, and each
 # request adds one per referral: the answers grow during the run.
-api "$ptoken" POST /v1/subject-access "$req" >"$one" || fail "subject access failed"
+bench_api "$ptoken" POST /v1/subject-access "$req" >"$one" || fail "subject access failed"
 last=$(wc -c <"$one")
 echo "  daemon: p50 ${p50:-?} ms, p99 ${p99:-?} ms, ${rps:-?} req/s (non-2xx: ${bad:-0});" \
 	"the answer grew from $size to $last bytes during the run"

@@ -58,14 +58,6 @@ fail() {
 	exit 1
 }
 
-api() { # api TOKEN METHOD PATH JSON -> body; fails unless 2xx
-	local out code
-	out=$(curl -sS --cacert "$REFD_CA" -X "$2" -H "Authorization: Bearer $1" \
-		-H 'Content-Type: application/json' --data-binary "$4" -w '\n%{http_code}' "$REFD_URL$3") ||
-		return 1
-	code=${out##*$'\n'}
-	case $code in 2??) printf '%s\n' "${out%$'\n'*}" ;; *) echo "$2 $3: HTTP $code" >&2; return 1 ;; esac
-}
 
 total=$((FAR + NEAR))
 echo "== deadline sweeper: $NEAR deadlines due over ${SPREAD}s among $FAR pending far in the future"
@@ -77,13 +69,13 @@ bench_profile_setup || fail "profiling setup failed"
 
 # ---- 1. the network, through the API ------------------------------------
 admin=$(refd_mint_admin_token bench) || fail "no admin token"
-org=$(api "$admin" POST /v1/organisations '{"name":"sweeper bench org"}' | jq -er .id) || fail "seed org"
-office=$(api "$admin" POST /v1/offices '{"name":"sweeper bench office","region":"bishkek"}' |
+org=$(bench_api "$admin" POST /v1/organisations '{"name":"sweeper bench org"}' | jq -er .id) || fail "seed org"
+office=$(bench_api "$admin" POST /v1/offices '{"name":"sweeper bench office","region":"bishkek"}' |
 	jq -er .id) || fail "seed office"
 # Room for every referral: capacity per kind = 20 x 1000 > (FAR + NEAR) / 2.
 for i in $(seq 1 20); do
 	for kind in harm_reduction legal_support; do
-		api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"$kind\",
+		bench_api "$admin" POST /v1/workers "{\"organisation_id\":\"$org\",\"kind\":\"$kind\",
 			\"handle\":\"sweep-$kind-$i\",\"regions\":[\"bishkek\"],\"languages\":[\"ky\",\"ru\"],
 			\"capacity\":1000}" >/dev/null || fail "seed worker"
 	done
