@@ -157,6 +157,9 @@ DECLARE
 	got integer;
 	cw integer;
 	lim integer;
+	truncated boolean;
+	skipped boolean;
+	stop boolean := false;
 	r record;
 BEGIN
 	-- One statement: the first 2k+16 slot rows of each pair and the row
@@ -211,42 +214,54 @@ BEGIN
 	        FROM sl x WHERE x.rn = 2 * x.k + 17),
 	       (SELECT jsonb_object_agg(b.n || ':' || ci.idx, true)
 	        FROM b JOIN offers o ON o.assignment_id = b.id AND o.outcome IN ('declined', 'expired')
-	        JOIN ci ON ci.id = o.worker_id)
-	INTO c_id, c_reg, c_lang, ev_c, ev_open, ev_idle, bounds, excl;
+	        JOIN ci ON ci.id = o.worker_id),
+	       (SELECT count(*) FROM ev) > 3 * (SELECT count(*) FROM b) + 32,
+	       (SELECT count(DISTINCT sl.worker_id) FROM sl WHERE sl.rn <= 2 * sl.k + 16)
+	       <> (SELECT count(*) FROM c)
+	INTO c_id, c_reg, c_lang, ev_c, ev_open, ev_idle, bounds, excl, truncated, skipped;
 	nev := coalesce(cardinality(ev_c), 0);
 	used := array_fill(false, ARRAY[greatest(nev, 1)]);
 	excl := coalesce(excl, '{}');
 	bounds := coalesce(bounds, '{}');
+	-- In order. Once one cannot be decided here, it and every later one go
+	-- the ordinary way, in order (what they choose depends on its choice);
+	-- one nobody can take (every worker that could was read, none refused
+	-- nor busy elsewhere) takes nothing, and goes the ordinary way too.
 	FOR r IN SELECT x.n, x.id, a.region, a.languages FROM unnest(p_aids) WITH ORDINALITY x(id, n)
 	         JOIN assignments a ON a.id = x.id WHERE a.need = p_kind ORDER BY x.n LOOP
-		WHILE ptr <= nev AND used[ptr] LOOP
-			ptr := ptr + 1;
-		END LOOP;
-		lim := least(nev, coalesce((bounds->>r.region)::integer, nev), ptr + 255);
-		got := 0;
-		e := ptr;
-		WHILE e <= lim LOOP
-			IF NOT used[e] THEN
-				cw := ev_c[e];
-				IF (c_reg->(cw - 1)) ? r.region AND (c_lang->(cw - 1)) ?| r.languages
-				   AND NOT excl ? (r.n || ':' || cw) THEN
-					got := e;
-					EXIT;
-				END IF;
-			END IF;
-			e := e + 1;
-		END LOOP;
 		n := r.n;
 		assignment_id := r.id;
-		IF got > 0 THEN
-			used[got] := true;
-			worker_id := c_id[ev_c[got]];
-			open_before := ev_open[got];
-			idle_since := ev_idle[got];
-		ELSE
-			worker_id := NULL;
-			open_before := NULL;
-			idle_since := NULL;
+		worker_id := NULL;
+		open_before := NULL;
+		idle_since := NULL;
+		IF NOT stop THEN
+			WHILE ptr <= nev AND used[ptr] LOOP
+				ptr := ptr + 1;
+			END LOOP;
+			-- events beyond the region's first unread slot row, or far
+			-- down the list, are not decided here
+			lim := least(nev, coalesce((bounds->>r.region)::integer, nev), ptr + 255);
+			got := 0;
+			e := ptr;
+			WHILE e <= lim LOOP
+				IF NOT used[e] THEN
+					cw := ev_c[e];
+					IF (c_reg->(cw - 1)) ? r.region AND (c_lang->(cw - 1)) ?| r.languages
+					   AND NOT excl ? (r.n || ':' || cw) THEN
+						got := e;
+						EXIT;
+					END IF;
+				END IF;
+				e := e + 1;
+			END LOOP;
+			IF got > 0 THEN
+				used[got] := true;
+				worker_id := c_id[ev_c[got]];
+				open_before := ev_open[got];
+				idle_since := ev_idle[got];
+			ELSIF e <= nev OR bounds ? r.region OR truncated OR skipped THEN
+				stop := true;
+			END IF;
 		END IF;
 		RETURN NEXT;
 	END LOOP;
