@@ -75,6 +75,35 @@ teardown_file() { refd_teardown_file; }
 	[[ "$output" == *"append-only"* ]]
 }
 
+# The canonical form joins fields with '|': a field holding one (or a control
+# character, or longer than its bound, or an outcome not in the list) would
+# make two records hash alike. Refused for every inserter, the owner too, and
+# nothing is written.
+@test "a record with '|', a control character, a field too long or an unknown outcome is refused" {
+	local before
+	before=$(sql "select count(*) from audit_log")
+	for bad in "'r|x', 'assignment.get', 'ok'" "E'r\\nx', 'assignment.get', 'ok'" \
+		"'r-x', 'assign|ment.get', 'ok'" "repeat('r', 65), 'assignment.get', 'ok'" \
+		"'r-x', 'assignment.get', 'fine'"; do
+		IFS=, read -r req act out <<<"$bad"
+		run sql_app "select audit_write('{\"role\":\"worker\",\"id\":\"w\"}', $req, $act, 'assignment', 'a', $out)"
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"audit record refused"* ]]
+	done
+	run sql_app "select audit_write('{\"role\":\"wor|ker\"}', 'r-x', 'assignment.get', null, null, 'ok')"
+	[ "$status" -ne 0 ]
+	run sql_app "select audit_write('{\"role\":\"worker\",\"credential_id\":\"c\\u0007\"}', 'r-x', 'assignment.get', null, null, 'ok')"
+	[ "$status" -ne 0 ]
+	run psql -X -q -tA -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U "$REFD_DB_USER" -d "$REFD_DB" \
+		-c "insert into audit_log (at, actor_role, action, object_id, outcome) values (now(), 'admin', 'forged', 'a|b', 'ok')"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"audit record refused"* ]]
+	[ "$(sql "select count(*) from audit_log")" = "$before" ]
+	# NULL fields pass, as before.
+	sql_app "select audit_write('{\"role\":\"worker\"}', null, 'assignment.get', null, null, 'ok')" >/dev/null
+	[ "$(sql "select count(*) from audit_log")" = $((before + 1)) ]
+}
+
 # Tampering as a superuser who disables the triggers.
 tamper() {
 	refd_psql -c "set session_replication_role = replica" -c "$1" >/dev/null
