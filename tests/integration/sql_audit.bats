@@ -75,6 +75,25 @@ teardown_file() { refd_teardown_file; }
 	[[ "$output" == *"append-only"* ]]
 }
 
+# api_assignment_get builds the worker's view in its own query (issue 12):
+# it must answer exactly what assignment_json shows that worker, accepted
+# (client fields) or only offered (none).
+@test "the worker's read answers assignment_json's shape, with and without client fields" {
+	local w org who out
+	w=$(sql "select worker_id from assignments where id = '$(cat "$REFD_TMP/aid")'")
+	org=$(sql "select organisation_id from workers where id = '$w'")
+	who=$(who_worker "$w" "$org")
+	out=$(sql_app "SELECT ctx_set('$who', 'r-eq');
+		SELECT count(*) FILTER (WHERE (api_assignment_get('$who', 'r-eq', jsonb_build_object('id', a.id))->'body')
+		                               IS NOT DISTINCT FROM assignment_json(a))
+		       || ' ' || count(*) || ' ' || count(*) FILTER (WHERE assignment_shows_client(a))
+		FROM assignments a WHERE a.worker_id = '$w'" | tail -n 1)
+	read -r same all shows <<<"$out"
+	[ "$same" = "$all" ]
+	[ "$shows" -ge 1 ]
+	[ "$all" -gt "$shows" ]
+}
+
 # The canonical form joins fields with '|': a field holding one (or a control
 # character, or longer than its bound, or an outcome not in the list) would
 # make two records hash alike. Refused for every inserter, the owner too, and
