@@ -17,13 +17,16 @@
 
 #include <event2/event.h>
 #include <jansson.h>
-#include <openssl/crypto.h>
 
+/* explicit_bzero, not OPENSSL_cleanse: both are kept by the compiler, but
+ * glibc's is its vectorised memset, while OpenSSL's is a plain store loop.
+ * Every evbuffer chain a request passes through is freed here (4 KiB and
+ * more each): the loop was 3 % of the daemon's time on GET /healthz. */
 void wipe_free(void *p)
 {
 	if (!p)
 		return;
-	OPENSSL_cleanse(p, malloc_usable_size(p));
+	explicit_bzero(p, malloc_usable_size(p));
 	free(p);
 }
 
