@@ -379,15 +379,17 @@ static void hs_kill(struct hs_conn *c)
 /* The reply is out and the connection ends: close_notify, then either close
  * or (input may still be coming: a refused body) shut our side and read and
  * drop what the client still sends for a while, so it reads our answer
- * rather than a reset. */
-static void hs_close(struct hs_conn *c)
+ * rather than a reset. -1 when c is freed already. */
+static int hs_close(struct hs_conn *c)
 {
 	if (SSL_is_init_finished(c->ssl))
 		SSL_shutdown(c->ssl);
 	ERR_clear_error();
 	if (!c->linger) {
+		int freed = !c->in_process;
+
 		hs_kill(c);
-		return;
+		return freed ? -1 : 0;
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->state = C_LINGER;
@@ -395,14 +397,17 @@ static void hs_close(struct hs_conn *c)
 	hs_wr(c, 0);
 	hs_rd(c, 1);
 	hs_arm(c);
+	return 0;
 }
 
 static void hs_linger_read(struct hs_conn *c)
 {
 	char buf[16384];
 	ssize_t n;
+	int i;
 
-	for (;;) {
+	/* A bounded share of the loop per wakeup, however fast it comes. */
+	for (i = 0; i < 64; i++) {
 		n = read(c->fd, buf, sizeof(buf));
 		if (n > 0)
 			continue;
@@ -795,15 +800,16 @@ static int hs_write(struct hs_conn *c)
 		c->continue_sent = 0;
 		c->state = C_BODY;
 		if (!c->in_process) {
+			/* The body may be here already (a client need not wait
+			 * for the 100): look at it on the next loop turn. */
 			hs_rd(c, 1);
+			event_active(c->rd, EV_READ, 1);
 			hs_arm(c);
 		}
 		return 0;
 	}
-	if (c->close_after) {
-		hs_close(c);
-		return c->dead ? -1 : 0;
-	}
+	if (c->close_after)
+		return hs_close(c) != 0 || c->dead ? -1 : 0;
 	hs_next(c);
 	if (!c->in_process) {
 		/* Answered later than it arrived: go on with what is buffered
