@@ -375,7 +375,7 @@ static void req_finish(struct req *r, int status, const char *ctype, const void 
 			hooks->send(hooks->arg, r->conn, NULL, 0, 1);
 		} else {
 			n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, req_reason(status));
-			cap = (size_t)n + r->oh_len + 40 + (with_body ? nbytes : 0);
+			cap = (size_t)n + r->oh_len + 64 + (with_body ? nbytes : 0);
 			out = malloc(cap);
 			if (out == NULL) {
 				hooks->send(hooks->arg, r->conn, NULL, 0, 1);
