@@ -2,7 +2,8 @@
 # transport.bats - the daemon's own HTTP/1.1 transport (http_server.c,
 # http_parse.c) under the attacks and framings a front end meets: pipelined
 # requests (behind a database-bound one too), a head or a body trickled in
-# slower than read_timeout (slowloris), an idle keep-alive connection, a
+# slower than read_timeout (slowloris), a client that stops reading its
+# answers (write_timeout), an idle keep-alive connection, a
 # chunked body, Expect: 100-continue, HTTP/1.0. Each test speaks raw bytes
 # over real TLS (openssl s_client) to the real daemon.
 
@@ -13,6 +14,7 @@ setup_file() {
 	refd_setup_file || return 1
 	refd_config_set "$REFD_CONF" server read_timeout 1s
 	refd_config_set "$REFD_CONF" server idle_timeout 2s
+	refd_config_set "$REFD_CONF" server write_timeout 1s
 	refd_daemon_start main "$REFD_CONF"
 }
 teardown_file() { refd_teardown_file; }
@@ -149,6 +151,37 @@ statuses() { tr -d '\r' | grep -oE 'HTTP/1\.1 [0-9]{3} ' | awk '{ print $2 }' | 
 	[ "$(statuses <<<"$output")" = 400 ]
 	run raw_tls 5 < <(printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
 	[ "$(statuses <<<"$output")" = 200 ]
+}
+
+@test "a client that pipelines requests and never reads its answers is cut off at write_timeout" {
+	# A tiny receive window and no reading: the answers pile up until the
+	# socket takes no more; the reply being written must go out within 1 s.
+	run timeout 20 python3 - "$REFD_PORT" "$REFD_CA" <<'PY'
+import socket, ssl, sys, time
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect(("127.0.0.1", port))
+t = ctx.wrap_socket(s, server_hostname="localhost")
+t.settimeout(0.2)
+req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 200
+t0 = time.time()
+while time.time() - t0 < 8:
+    try:
+        t.sendall(req)
+    except socket.timeout:
+        pass
+    except OSError:
+        print("closed by the server after %.1f s" % (time.time() - t0))
+        sys.exit(0)
+print("still open after 8 s")
+sys.exit(1)
+PY
+	echo "$output"
+	[ "$status" = 0 ]
+	grep -q 'event=write_timeout' "$REFD_LOG"
 }
 
 @test "the daemon is still healthy and its log clean after all of the above" {
