@@ -42,7 +42,11 @@ static const struct query_def {
 	const char *name, *sql;
 	int nparams;
 } datakey_queries[] = {
-	{ "dek_put", "INSERT INTO data_keys (referral_id, wrapped) VALUES ($1::uuid, $2)", 2 },
+	/* Every key waiting for the store in one statement and one commit
+	 * (datakey_put_flush): $1 the ids, $2 the wrapped keys, as arrays. */
+	{ "dek_put",
+	  "INSERT INTO data_keys (referral_id, wrapped) SELECT * FROM unnest($1::uuid[], $2::text[])",
+	  2 },
 	{ "dek_get",
 	  "SELECT referral_id::text, wrapped FROM data_keys WHERE referral_id = ANY($1::uuid[])", 1 },
 	{ "dek_delete", "DELETE FROM data_keys WHERE referral_id = ANY($1::uuid[])", 1 },
@@ -54,12 +58,18 @@ struct dk_slot {
 	uint64_t at_ms;
 };
 
+struct dk_put;
+
 struct datakeys {
 	struct db_pool *store;
 	const struct keyring *k;
 	struct dk_slot *slots;
 	void (*erase_hook)(void *);
 	void *erase_arg;
+	/* New keys waiting for the store: sent together once a statement
+	 * slot is free (at most puts_max in flight, one per connection). */
+	struct dk_put *pending, **pending_tail;
+	int puts_inflight, puts_max;
 };
 
 struct dek_entry {
@@ -77,6 +87,13 @@ struct dk_op {
 	datakeys_cb cb;
 	void *arg;
 	struct dek_set *set;    /* what the cache had, and (create) the new key */
+};
+
+/* One new key on its way to the store. */
+struct dk_put {
+	struct dk_op *op;
+	char *wrapped;
+	struct dk_put *next;
 };
 
 int datakeys_register(struct db_pool *store)
@@ -101,6 +118,13 @@ struct datakeys *datakeys_new(struct db_pool *store, const struct keyring *k)
 	}
 	d->store = store;
 	d->k = k;
+	d->pending_tail = &d->pending;
+	{
+		struct db_pool_stats st;
+
+		db_pool_get_stats(store, &st);
+		d->puts_max = st.size > 0 ? st.size : 1;
+	}
 	return d;
 }
 
@@ -108,6 +132,16 @@ void datakeys_free(struct datakeys *d)
 {
 	if (!d)
 		return;
+	/* Keys never sent (the loop stopped): dropped, cleansed. */
+	while (d->pending) {
+		struct dk_put *p = d->pending;
+
+		d->pending = p->next;
+		dek_set_free(p->op->set);
+		free(p->op);
+		free(p->wrapped);
+		free(p);
+	}
 	OPENSSL_cleanse(d->slots, DATAKEY_CACHE_SLOTS * sizeof(*d->slots));
 	free(d->slots);
 	free(d);
@@ -339,30 +373,141 @@ static void datakey_op_end(struct dk_op *op, int ok)
 	free(op);
 }
 
+/* The keys of one dek_put statement. */
+struct dk_put_batch {
+	struct datakeys *d;
+	struct dk_put *first;
+};
+
+static void datakey_put_flush(struct datakeys *d);
+
+/* Each key of the statement goes to its caller: all stored (one commit),
+ * or none. */
 static void datakey_put_done(void *arg, enum db_status st, const PGresult *res)
 {
-	struct dk_op *op = arg;
+	struct dk_put_batch *b = arg;
+	struct datakeys *d = b->d;
+	struct dk_put *p = b->first, *next;
 
 	(void)res;
 	if (st != DB_OK)
 		log_warn("datakey_store_failed", "op=put status=%s", db_status_to_str(st));
-	else if (op->set->n == 1)
-		datakey_cache_put(op->d, op->set->e[0].id, op->set->e[0].key);
-	datakey_op_end(op, st == DB_OK);
+	d->puts_inflight--;
+	free(b);
+	for (; p; p = next) {
+		next = p->next;
+		if (st == DB_OK && p->op->set->n == 1)
+			datakey_cache_put(d, p->op->set->e[0].id, p->op->set->e[0].key);
+		datakey_op_end(p->op, st == DB_OK);
+		free(p->wrapped);
+		free(p);
+	}
+	datakey_put_flush(d);
+}
+
+/* Append s to an array literal as a quoted element (" and \ escaped);
+ * the literal is kept closed ("{...}") after every call. */
+static int datakey_array_add(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	size_t need = *len + 2 * strlen(s) + 6;
+
+	if (need > *cap) {
+		size_t ncap = *cap ? *cap : 256;
+		char *nb;
+
+		while (ncap < need)
+			ncap *= 2;
+		nb = realloc(*buf, ncap);
+		if (!nb)
+			return -1;
+		*buf = nb;
+		*cap = ncap;
+	}
+	if (*len == 0)
+		(*buf)[(*len)++] = '{';
+	else
+		(*buf)[*len - 1] = ',';     /* over the closing brace */
+	(*buf)[(*len)++] = '"';
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			(*buf)[(*len)++] = '\\';
+		(*buf)[(*len)++] = *s;
+	}
+	(*buf)[(*len)++] = '"';
+	(*buf)[(*len)++] = '}';
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+/* Keys that never reached the store: their callers learn it (no key). */
+static void datakey_put_fail(struct dk_put *p)
+{
+	struct dk_put *next;
+
+	for (; p; p = next) {
+		next = p->next;
+		datakey_op_end(p->op, 0);
+		free(p->wrapped);
+		free(p);
+	}
+}
+
+/* Send the waiting keys, up to DATAKEY_FETCH_MAX per statement, while a
+ * statement slot is free: under load the keys of many submissions share
+ * one statement and one commit in the key store instead of one each. A
+ * key is handed to its caller only after its statement committed. */
+static void datakey_put_flush(struct datakeys *d)
+{
+	while (d->pending && d->puts_inflight < d->puts_max) {
+		struct dk_put *first = d->pending, *last = NULL, *p;
+		struct dk_put_batch *b = NULL;
+		char *ids = NULL, *keys = NULL;
+		size_t il = 0, ic = 0, kl = 0, kc = 0;
+		int n = 0, ok = 1;
+
+		for (p = first; p && n < DATAKEY_FETCH_MAX; p = p->next, n++)
+			last = p;
+		d->pending = last->next;
+		last->next = NULL;
+		if (!d->pending)
+			d->pending_tail = &d->pending;
+		for (p = first; ok && p; p = p->next)
+			ok = datakey_array_add(&ids, &il, &ic, p->op->set->e[0].id) == 0 &&
+			     datakey_array_add(&keys, &kl, &kc, p->wrapped) == 0;
+		if (ok && (b = calloc(1, sizeof(*b)))) {
+			const char *params[2] = { ids, keys };
+
+			b->d = d;
+			b->first = first;
+			d->puts_inflight++;
+			if (!db_submit(d->store, "dek_put", 2, params, datakey_put_done, b, 0)) {
+				d->puts_inflight--;
+				free(b);
+				b = NULL;
+			}
+		}
+		free(ids);
+		free(keys);
+		if (!b) {
+			log_warn("datakey_store_failed", "op=put status=%s", "not_sent");
+			datakey_put_fail(first);
+		}
+	}
 }
 
 int datakeys_create(struct datakeys *d, const char *referral_id, datakeys_cb cb, void *arg)
 {
 	unsigned char key[DATAKEY_LEN];
 	char id[DATAKEY_ID_LEN + 1], *wrapped = NULL;
-	const char *params[2];
 	struct dk_op *op = NULL;
+	struct dk_put *put = NULL;
 	int rc = -1;
 
 	if (!d || datakey_norm_id(referral_id, id) != 0 || RAND_bytes(key, sizeof(key)) != 1)
 		goto out;
 	op = calloc(1, sizeof(*op));
-	if (!op || !(op->set = dek_set_new()) || dek_set_add(op->set, id, key) != 0)
+	put = calloc(1, sizeof(*put));
+	if (!op || !put || !(op->set = dek_set_new()) || dek_set_add(op->set, id, key) != 0)
 		goto out;
 	wrapped = datakey_wrap(d->k, id, key);
 	if (!wrapped)
@@ -370,15 +515,19 @@ int datakeys_create(struct datakeys *d, const char *referral_id, datakeys_cb cb,
 	op->d = d;
 	op->cb = cb;
 	op->arg = arg;
-	params[0] = id;
-	params[1] = wrapped;
-	if (db_submit(d->store, "dek_put", 2, params, datakey_put_done, op, 0)) {
-		op = NULL;
-		rc = 0;
-	}
+	put->op = op;
+	put->wrapped = wrapped;
+	*d->pending_tail = put;
+	d->pending_tail = &put->next;
+	op = NULL;
+	put = NULL;
+	wrapped = NULL;
+	rc = 0;
+	datakey_put_flush(d);
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	free(wrapped);
+	free(put);
 	if (op) {
 		dek_set_free(op->set);
 		free(op);

@@ -60,6 +60,17 @@ CREATE OR REPLACE FUNCTION assignment_guard_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP = 'INSERT' THEN
+		-- Unassigned, or offered to a worker at once (a submission's
+		-- set-based match, 07_referrals.sql): the history then records
+		-- both steps, as if it had been inserted unassigned and offered.
+		IF NEW.status = 'offered' AND NEW.worker_id IS NOT NULL THEN
+			PERFORM 1 FROM assignment_transitions
+				WHERE from_status = 'unassigned' AND to_status = 'offered';
+			IF FOUND THEN
+				NEW.offered_at := now();
+				RETURN NEW;
+			END IF;
+		END IF;
 		IF NEW.status <> 'unassigned' THEN
 			RAISE EXCEPTION 'an assignment starts unassigned'
 				USING ERRCODE = 'RF409';
@@ -95,7 +106,20 @@ DECLARE
 	was_open boolean := TG_OP = 'UPDATE' AND assignment_is_open(OLD.status) AND OLD.worker_id IS NOT NULL;
 	is_open boolean := assignment_is_open(NEW.status) AND NEW.worker_id IS NOT NULL;
 BEGIN
-	IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status
+	IF TG_OP = 'INSERT' AND NEW.status <> 'unassigned' THEN
+		-- Born offered (assignment_guard_trg): both steps, one statement.
+		INSERT INTO assignment_history (assignment_id, from_status, to_status, worker_id,
+		                                actor_role, actor_id, request_id, reason, reason_sealed)
+		SELECT NEW.id, s.from_status, s.to_status, s.worker_id,
+		       coalesce(nullif(current_setting('app.actor_role', true), ''), 'db:' || current_user),
+		       nullif(current_setting('app.actor_id', true), ''),
+		       nullif(current_setting('app.request_id', true), ''),
+		       nullif(current_setting('app.reason', true), ''),
+		       nullif(current_setting('app.reason_sealed', true), '')
+		FROM (VALUES (1, NULL, 'unassigned', NULL::uuid),
+		             (2, 'unassigned', NEW.status, NEW.worker_id)) s(n, from_status, to_status, worker_id)
+		ORDER BY s.n;
+	ELSIF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status
 	   OR NEW.worker_id IS DISTINCT FROM OLD.worker_id THEN
 		INSERT INTO assignment_history (assignment_id, from_status, to_status, worker_id,
 		                                actor_role, actor_id, request_id, reason, reason_sealed)

@@ -480,9 +480,13 @@ $$;
 
 -- The referral as its office sees it. Without report-back only the
 -- assignments the submission made (one per need): a reassignment's new row
--- would tell the office that something happened.
-CREATE OR REPLACE FUNCTION referral_office_json(r referrals) RETURNS jsonb
-LANGUAGE plpgsql STABLE AS $$
+-- would tell the office that something happened. referral_office_json_of
+-- shapes it from assignment rows the caller already holds (a submission's
+-- reply); referral_office_json reads them.
+CREATE OR REPLACE FUNCTION referral_office_json_of(r referrals, p_assignments assignments[])
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	report_back boolean := referral_office_report_back(r);
 BEGIN
 	RETURN jsonb_build_object(
 		'id', r.id, 'external_ref', r.external_ref,
@@ -491,11 +495,16 @@ BEGIN
 		'created_at', ts(r.created_at), 'withdrawn_at', ts(r.withdrawn_at),
 		'needs', to_jsonb(r.needs), 'urgency', r.urgency, 'consent', referral_consent_json(r),
 		'assignments', coalesce((
-			SELECT jsonb_agg(assignment_office_json(a, referral_office_report_back(r))
+			SELECT jsonb_agg(assignment_office_json(a, report_back)
 			                 ORDER BY a.created_at, a.need, a.id)
-			FROM assignments a
-			WHERE a.referral_id = r.id
-			  AND (referral_office_report_back(r) OR a.replaces IS NULL)), '[]'));
+			FROM unnest(p_assignments) a
+			WHERE a.referral_id = r.id AND (report_back OR a.replaces IS NULL)), '[]'));
+END $$;
+
+CREATE OR REPLACE FUNCTION referral_office_json(r referrals) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN referral_office_json_of(r, ARRAY(SELECT a FROM assignments a WHERE a.referral_id = r.id));
 END $$;
 
 -- The referral as a worker holding one of its assignments sees it (the

@@ -50,18 +50,30 @@ END $$;
 -- by the daemon's keyed hash (external_ref_hash, sql/functions/60_retention
 -- explains why), or by the clear value of a row written before it.
 -- (PL/pgSQL: planned once per session; as SQL, at every submission.)
+-- Each lookup runs only with its key present: a NULL key folded into a
+-- custom plan (no rows, cost 0) always looked cheaper than the generic
+-- plan, so the statement was planned again at every submission.
 CREATE OR REPLACE FUNCTION referral_by_external_ref(p_office uuid, p_ref text) RETURNS uuid
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+	IF p_ref IS NULL THEN
+		RETURN NULL;
+	END IF;
 	RETURN (SELECT id FROM referrals WHERE office_id = p_office AND external_ref = p_ref);
 END $$;
 CREATE OR REPLACE FUNCTION referral_by_external_ref(p_office uuid, p_args jsonb) RETURNS uuid
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	h text := p_args->>'external_ref_hash';
+	found_id uuid;
 BEGIN
-	RETURN coalesce(
-		(SELECT id FROM referrals WHERE office_id = p_office
-		    AND external_ref_hash = p_args->>'external_ref_hash'),
-		referral_by_external_ref(p_office, p_args->>'external_ref'));
+	IF h IS NOT NULL THEN
+		SELECT id INTO found_id FROM referrals WHERE office_id = p_office AND external_ref_hash = h;
+		IF found_id IS NOT NULL THEN
+			RETURN found_id;
+		END IF;
+	END IF;
+	RETURN referral_by_external_ref(p_office, p_args->>'external_ref');
 END $$;
 
 CREATE OR REPLACE FUNCTION referral_duplicate_ref_error(p_existing uuid) RETURNS jsonb
@@ -88,8 +100,10 @@ BEGIN
 	RETURN dup;
 END $$;
 
--- Step 3, insert. A unique_violation (another key raced us with the same
--- external_ref and committed first) goes up to the caller.
+-- Step 3, insert. NULL (nothing written) when another referral holds the
+-- same id or external_ref: one committed first, or one still running that
+-- then commits (ON CONFLICT waits for it, as the unique index would; no
+-- sub-transaction needed).
 CREATE OR REPLACE FUNCTION referral_insert(p_office uuid, p_args jsonb, p_dup uuid) RETURNS referrals
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -111,6 +125,7 @@ BEGIN
 	        (p_args->'probation'->>'starts_on')::date, (p_args->'probation'->>'ends_on')::date,
 	        c->>'contact_sealed', p_args->>'note_sealed', p_dup,
 	        p_args->>'external_ref_sealed', p_args->>'external_ref_hash')
+	ON CONFLICT DO NOTHING
 	RETURNING * INTO r;
 	RETURN r;
 END $$;
@@ -128,9 +143,11 @@ LANGUAGE sql STABLE AS $$
 	LIMIT 1
 $$;
 
--- Step 4, match: one assignment per need, each offered at once. Needs in a
--- fixed order, so concurrent submissions lock workers of the two kinds in
--- the same order.
+-- Step 4, match, the general way: one assignment per need, each matched by
+-- match_assignment (continuity of care, waiting for a busy candidate,
+-- escalation). Needs in a fixed order, so concurrent submissions lock
+-- workers of the two kinds in the same order. Used for a duplicate (the
+-- continuity preference); referral_match_all below for everything else.
 CREATE OR REPLACE FUNCTION referral_match(r referrals) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -146,23 +163,140 @@ BEGIN
 	END LOOP;
 END $$;
 
--- Step 5, audit: the answer is shaped under the caller's scope from the
--- row the insert returned (matching writes assignments, never the referral
--- row, so it is not read again); the key keeps only the referral's id for
--- replays (which shape it again); the audit record is the last write.
-DROP FUNCTION IF EXISTS referral_submit_done(jsonb, text, uuid, text, text);
-CREATE OR REPLACE FUNCTION referral_submit_done(p_who jsonb, p_request_id text, r referrals,
-                                                p_key text, p_hash text)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+-- Step 4, match, set-based (a referral that is no duplicate): the
+-- candidates of every need in one query, then one INSERT per table for all
+-- needs (assignments born 'offered', their offers, accept deadlines and
+-- outbox messages), and the rows it wrote returned for the reply, in need
+-- order. The same choice as match_assignment's first attempt (the least
+-- loaded free candidate, FOR UPDATE SKIP LOCKED, read in index order,
+-- match_candidate explains the shape), the same rows as offer_make writes.
+-- A need with no free unlocked candidate is inserted unassigned and goes
+-- through match_assignment (wait for a busy one, or escalate); so does every
+-- need after it, which is why the second need is looked for only when the
+-- first found one: workers are locked in need order, as referral_match does,
+-- and a submission never holds a later need's worker while waiting for an
+-- earlier need's (no lock-order cycle between two submissions). At most two
+-- needs (referrals_needs_check).
+-- Its plans are generic (planned once per session): a custom plan, with
+-- the chosen workers folded in as constants, always looked cheaper and the
+-- writing statement was planned again at every submission (0.5 ms).
+CREATE OR REPLACE FUNCTION referral_match_all(r referrals) RETURNS assignments[]
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
-	p_id uuid := r.id;
-	body jsonb := referral_json(r);
+	pick record;
+	w1 workers;
+	w2 workers;
+	asg assignments[];
+	a assignments;
+	i integer;
 BEGIN
-	INSERT INTO idempotency_keys (office_id, key, request_hash, status, response)
-	VALUES ((p_who->>'id')::uuid, p_key, coalesce(p_hash, ''), 201, jsonb_build_object('id', p_id));
-	RETURN api_done(p_who, p_request_id, 'referral.submit', 'referral', p_id::text, 201,
-	                body, jsonb_build_object('Location', '/v1/referrals/' || p_id));
+	SELECT m1.c1, m2.c2 INTO pick
+	FROM (SELECT 1) base
+	LEFT JOIN LATERAL (
+		SELECT x.c1
+		FROM (SELECT s.worker_id, s.load, s.last_assigned_at FROM worker_match_slots s
+		      WHERE s.region = r.region AND s.kind = r.needs[1]) s
+		CROSS JOIN LATERAL (
+			SELECT c1 FROM workers c1
+			WHERE c1.id = s.worker_id AND c1.active AND NOT c1.on_leave AND c1.kind = r.needs[1]
+			  AND c1.regions @> ARRAY[r.region] AND c1.languages && r.languages
+			  AND c1.open_count < c1.capacity
+			FOR UPDATE OF c1 SKIP LOCKED) x
+		ORDER BY s.load, s.last_assigned_at NULLS FIRST, s.worker_id
+		LIMIT 1) m1 ON true
+	LEFT JOIN LATERAL (
+		SELECT x.c2
+		FROM (SELECT s.worker_id, s.load, s.last_assigned_at FROM worker_match_slots s
+		      WHERE s.region = r.region AND s.kind = r.needs[2]
+		        AND (m1.c1).id IS NOT NULL) s
+		CROSS JOIN LATERAL (
+			SELECT c2 FROM workers c2
+			WHERE c2.id = s.worker_id AND c2.active AND NOT c2.on_leave AND c2.kind = r.needs[2]
+			  AND c2.regions @> ARRAY[r.region] AND c2.languages && r.languages
+			  AND c2.open_count < c2.capacity
+			FOR UPDATE OF c2 SKIP LOCKED) x
+		ORDER BY s.load, s.last_assigned_at NULLS FIRST, s.worker_id
+		LIMIT 1) m2 ON true;
+	w1 := pick.c1;
+	w2 := pick.c2;
+
+	-- (Each sub-select names its own alias: a bare "c" in the second
+	-- would be read as the first one's output column, a lateral reference.)
+	-- What each need gets: its worker (or none), the accept deadline on
+	-- the policy's clock (deadline_due, planned once here), the reason.
+	WITH p AS MATERIALIZED (
+		SELECT n.ord, n.need, gen_random_uuid() AS aid, gen_random_uuid() AS oid,
+		       w.id AS wid, w.organisation_id AS org, dd.due_at, dd.clock, dd.remind_at,
+		       CASE WHEN w.id IS NOT NULL THEN jsonb_build_object(
+		           'rule', 'least_loaded',
+		           'open_before', w.open_count,
+		           'capacity', w.capacity,
+		           'idle_since', w.last_assigned_at,
+		           'region', r.region,
+		           'shared_languages', (SELECT to_jsonb(array_agg(l ORDER BY l))
+		                                FROM unnest(w.languages) l WHERE l = ANY (r.languages)))
+		       END AS reason
+		FROM unnest(r.needs) WITH ORDINALITY n(need, ord)
+		CROSS JOIN LATERAL (SELECT (CASE n.ord WHEN 1 THEN w1 ELSE w2 END).*) w
+		LEFT JOIN LATERAL (
+			SELECT CASE WHEN cal.organisation_id IS NOT NULL
+			            THEN coalesce(working_due(now(), pol.accept_within, cal.timezone,
+			                                      cal.hours, cal.holidays),
+			                          now() + pol.accept_within)
+			            ELSE now() + pol.accept_within END AS due_at,
+			       CASE WHEN cal.organisation_id IS NOT NULL THEN 'working' ELSE 'wall' END AS clock,
+			       pol.remind_before
+			FROM deadline_policies pol
+			LEFT JOIN org_calendars cal ON pol.clock = 'working' AND cal.organisation_id = w.organisation_id
+			WHERE pol.need = n.need AND pol.urgency = r.urgency AND w.id IS NOT NULL) d0 ON true
+		CROSS JOIN LATERAL (
+			SELECT d0.due_at, d0.clock,
+			       CASE WHEN d0.remind_before IS NOT NULL
+			            THEN greatest(now(), d0.due_at - d0.remind_before) END AS remind_at) dd),
+	ins AS (
+		INSERT INTO assignments (id, referral_id, office_id, need, urgency, region, languages,
+		                         status, worker_id, organisation_id, offer_expires_at, match_reason)
+		SELECT p.aid, r.id, r.office_id, p.need, r.urgency, r.region, r.languages,
+		       CASE WHEN p.wid IS NULL THEN 'unassigned' ELSE 'offered' END, p.wid, p.org,
+		       CASE WHEN p.wid IS NOT NULL THEN p.due_at END, p.reason
+		FROM p ORDER BY p.ord
+		RETURNING *),
+	ins_offers AS (
+		INSERT INTO offers (id, assignment_id, worker_id, expires_at, match_reason)
+		SELECT p.oid, p.aid, p.wid, p.due_at, p.reason FROM p WHERE p.wid IS NOT NULL ORDER BY p.ord),
+	ins_deadlines AS (
+		INSERT INTO deadlines (kind, assignment_id, offer_id, worker_id, organisation_id, due_at,
+		                       clock, remind_at)
+		SELECT 'accept', p.aid, p.oid, p.wid, p.org, p.due_at, p.clock, p.remind_at
+		FROM p WHERE p.wid IS NOT NULL ORDER BY p.ord),
+	ins_outbox AS (
+		INSERT INTO outbox (type, payload, organisation_id)
+		SELECT 'assignment.offered',
+		       jsonb_build_object('assignment_id', p.aid, 'worker_id', p.wid,
+		                          'detail_url', '/v1/assignments/' || p.aid),
+		       p.org
+		FROM p WHERE p.wid IS NOT NULL ORDER BY p.ord)
+	SELECT array_agg(ins ORDER BY ins.need) INTO asg FROM ins;
+
+	FOR i IN 1 .. cardinality(asg) LOOP
+		IF asg[i].status = 'unassigned' THEN
+			a := match_assignment(asg[i].id);
+			asg[i] := a;
+		END IF;
+	END LOOP;
+	RETURN asg;
 END $$;
+
+-- The reply to a submission: the referral as its office sees it
+-- (referral_office_json), built from the rows the submission holds.
+CREATE OR REPLACE FUNCTION referral_submit_reply(r referrals, asg assignments[]) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN referral_office_json_of(r, asg);
+END $$;
+
+DROP FUNCTION IF EXISTS referral_submit_done(jsonb, text, uuid, text, text);
+DROP FUNCTION IF EXISTS referral_submit_done(jsonb, text, referrals, text, text);
 
 CREATE OR REPLACE FUNCTION api_referral_submit(p_who jsonb, p_request_id text, p_args jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -173,12 +307,15 @@ DECLARE
 	existing uuid;
 	dup uuid;
 	r referrals;
+	asg assignments[];
+	body jsonb;
 	err jsonb := api_check(p_who, p_request_id, 'referral.submit', ARRAY['office']);
 BEGIN
 	IF err IS NOT NULL THEN RETURN err; END IF;
 	IF k IS NULL OR length(k) NOT BETWEEN 1 AND 128 THEN
 		RETURN api_error(400, 'idempotency_key_required', 'Idempotency-Key header is required');
 	END IF;
+	-- Step 1, idempotency.
 	answer := referral_submit_idempotency(p_who, p_request_id, office, k, p_args->>'request_hash');
 	IF answer IS NOT NULL THEN
 		RETURN answer;
@@ -195,16 +332,31 @@ BEGIN
 	-- Duplicate detection and continuity of care look at every office's
 	-- referrals: system scope until the response is shaped.
 	PERFORM ctx_system();
+	-- Step 2, duplicate link; step 3, insert.
 	dup := referral_duplicate_of(p_args->'client'->>'uic_hash');
-	BEGIN
-		r := referral_insert(office, p_args, dup);
-	EXCEPTION WHEN unique_violation THEN
+	r := referral_insert(office, p_args, dup);
+	IF r.id IS NULL THEN
+		-- Another key raced us with the same external_ref and committed first.
 		PERFORM ctx_caller();
 		RETURN referral_duplicate_ref_error(referral_by_external_ref(office, p_args));
-	END;
-	PERFORM referral_match(r);
+	END IF;
+	-- Step 4, match.
+	IF dup IS NULL THEN
+		asg := referral_match_all(r);
+	ELSE
+		PERFORM referral_match(r);
+	END IF;
 	PERFORM ctx_caller();
-	RETURN referral_submit_done(p_who, p_request_id, r, k, p_args->>'request_hash');
+
+	-- Step 5, the answer, shaped for the office from the row the insert
+	-- returned and the assignments matching wrote (matching never writes
+	-- the referral row); the key keeps only the referral's id for replays
+	-- (which shape it again); the audit record is the last write.
+	body := CASE WHEN dup IS NULL THEN referral_submit_reply(r, asg) ELSE referral_json(r) END;
+	INSERT INTO idempotency_keys (office_id, key, request_hash, status, response)
+	VALUES (office, k, coalesce(p_args->>'request_hash', ''), 201, jsonb_build_object('id', r.id));
+	RETURN api_done(p_who, p_request_id, 'referral.submit', 'referral', r.id::text, 201,
+	                body, jsonb_build_object('Location', '/v1/referrals/' || r.id));
 END $$;
 
 -- Scope of one referral for the caller (the explicit check; row-level

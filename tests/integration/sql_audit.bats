@@ -75,6 +75,54 @@ teardown_file() { refd_teardown_file; }
 	[[ "$output" == *"append-only"* ]]
 }
 
+# api_assignment_get builds the worker's view in its own query (issue 12):
+# it must answer exactly what assignment_json shows that worker, accepted
+# (client fields) or only offered (none).
+@test "the worker's read answers assignment_json's shape, with and without client fields" {
+	local w org who out
+	w=$(sql "select worker_id from assignments where id = '$(cat "$REFD_TMP/aid")'")
+	org=$(sql "select organisation_id from workers where id = '$w'")
+	who=$(who_worker "$w" "$org")
+	out=$(sql_app "SELECT ctx_set('$who', 'r-eq');
+		SELECT count(*) FILTER (WHERE (api_assignment_get('$who', 'r-eq', jsonb_build_object('id', a.id))->'body')
+		                               IS NOT DISTINCT FROM assignment_json(a))
+		       || ' ' || count(*) || ' ' || count(*) FILTER (WHERE assignment_shows_client(a))
+		FROM assignments a WHERE a.worker_id = '$w'" | tail -n 1)
+	read -r same all shows <<<"$out"
+	[ "$same" = "$all" ]
+	[ "$shows" -ge 1 ]
+	[ "$all" -gt "$shows" ]
+}
+
+# The canonical form joins fields with '|': a field holding one (or a control
+# character, or longer than its bound, or an outcome not in the list) would
+# make two records hash alike. Refused for every inserter, the owner too, and
+# nothing is written.
+@test "a record with '|', a control character, a field too long or an unknown outcome is refused" {
+	local before
+	before=$(sql "select count(*) from audit_log")
+	for bad in "'r|x', 'assignment.get', 'ok'" "E'r\\nx', 'assignment.get', 'ok'" \
+		"'r-x', 'assign|ment.get', 'ok'" "repeat('r', 65), 'assignment.get', 'ok'" \
+		"'r-x', 'assignment.get', 'fine'"; do
+		IFS=, read -r req act out <<<"$bad"
+		run sql_app "select audit_write('{\"role\":\"worker\",\"id\":\"w\"}', $req, $act, 'assignment', 'a', $out)"
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"audit record refused"* ]]
+	done
+	run sql_app "select audit_write('{\"role\":\"wor|ker\"}', 'r-x', 'assignment.get', null, null, 'ok')"
+	[ "$status" -ne 0 ]
+	run sql_app "select audit_write('{\"role\":\"worker\",\"credential_id\":\"c\\u0007\"}', 'r-x', 'assignment.get', null, null, 'ok')"
+	[ "$status" -ne 0 ]
+	run psql -X -q -tA -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U "$REFD_DB_USER" -d "$REFD_DB" \
+		-c "insert into audit_log (at, actor_role, action, object_id, outcome) values (now(), 'admin', 'forged', 'a|b', 'ok')"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"audit record refused"* ]]
+	[ "$(sql "select count(*) from audit_log")" = "$before" ]
+	# NULL fields pass, as before.
+	sql_app "select audit_write('{\"role\":\"worker\"}', null, 'assignment.get', null, null, 'ok')" >/dev/null
+	[ "$(sql "select count(*) from audit_log")" = $((before + 1)) ]
+}
+
 # Tampering as a superuser who disables the triggers.
 tamper() {
 	refd_psql -c "set session_replication_role = replica" -c "$1" >/dev/null
