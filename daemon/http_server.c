@@ -1,18 +1,25 @@
 /*
- * http_server.c - evhttp listeners wired to TLS through evhttp_set_bevcb.
+ * http_server.c - the listeners: TLS and HTTP/1.1 keep-alive on the event
+ * loop, straight on the socket (SSL_read and SSL_write, no evhttp).
  *
  * Owns: the listening socket (created here: SO_REUSEADDR, TCP_NODELAY, and
- * SO_REUSEPORT when [server] reuse_port is on), the per-connection record (tracked through SSL ex_data, so it dies exactly
- * when the connection's SSL does), the TLS bufferevent of each connection,
- * the limits (header and body size, timeout, methods, connection count,
- * spare descriptors), the refusal of ambiguous requests, and handing each
- * request to the router (which knows which routes each listener serves),
- * with the reply hooks request.c calls back through.
- * Must never: return NULL from the bevcb (evhttp 2.1 would then speak
- * plaintext on the TLS port); let EMFILE spin the loop; pass a request whose
- * framing is ambiguous to a handler.
+ * SO_REUSEPORT when [server] reuse_port is on), the accepted connections
+ * (struct hs_conn: the socket, its SSL, the decrypted input and the reply
+ * being written), their state (handshake, head, body, being handled,
+ * writing, lingering close), the limits (header and body size, the request,
+ * write and idle timeouts, methods, connection count and per address, spare
+ * descriptors), the refusal of ambiguous requests (http_limits.c's rules,
+ * applied by http_parse.c), pipelining (one request at a time, the next one
+ * read from what is buffered once the reply is out), and handing each request
+ * to the router (which knows which routes each listener serves), with the
+ * reply hook request.c calls back through.
+ * Must never: serve anything but TLS on a listener; let EMFILE spin the loop;
+ * pass a request whose framing is ambiguous to a handler; read a request's
+ * body past max_body_size or its head past max_header_size; free a
+ * connection whose request a handler still holds without detaching it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,20 +30,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "app.h"
 #include "clock.h"
 #include "config.h"
 #include "http_limits.h"
+#include "http_parse.h"
 #include "auth_limits.h"
 #include "http_server.h"
 #include "ratelimit.h"
@@ -48,33 +53,62 @@
 
 #define HS_MAX_SPARE 1024
 #define HS_BACKLOG 511
+#define HS_IN_MIN 4096                  /* input buffer of a connection, at first */
+#define HS_LINGER_MS 2000               /* reading and dropping after a refusal */
+
+enum hs_state {
+	C_HANDSHAKE = 0,
+	C_HEAD,         /* waiting for (the rest of) a request head */
+	C_BODY,         /* the head is parsed, its body is being read */
+	C_HANDLING,     /* a handler holds the request */
+	C_WRITING,      /* the reply (or a 100 Continue) is being written */
+	C_LINGER,       /* refused and shut for writing: input is read and dropped */
+};
 
 struct http_server;
 
-/* One accepted connection. Owned by its SSL (freed in hs_conn_free_cb when
- * the SSL is freed), so it can never outlive or predecease the connection. */
+/* One accepted connection. */
 struct hs_conn {
 	struct http_server *s;          /* NULL once the server is gone */
 	LIST_ENTRY(hs_conn) link;       /* in s->conn_list */
-	struct http_head_scan scan;     /* raw check of the current request head */
-	struct bufferevent *bev;        /* the connection's TLS bufferevent */
-	struct event *deadline;         /* whole-request read deadline (slowloris), or
-					   the reply's write deadline (write_deadline) */
-	struct event *admit;            /* once, just after accept: the per-address cap */
-	unsigned char addr_key[16];     /* the peer's address as a limit key */
-	unsigned nodelay_set : 1;
-	unsigned write_deadline : 1;    /* deadline is armed for the reply being sent */
+	evutil_socket_t fd;
+	SSL *ssl;
+	struct event *rd, *wr, *timer;
+	enum hs_state state;
+	unsigned rd_on : 1, wr_on : 1, timer_on : 1;
+	unsigned in_process : 1;        /* inside hs_process: free only at its end */
+	unsigned dead : 1;              /* to be freed when hs_process returns */
+	unsigned read_wants_write : 1;  /* SSL_read asked for the socket to be writable */
+	unsigned close_after : 1;       /* end the connection once out is written */
+	unsigned linger : 1;            /* ... by a lingering close */
+	unsigned continue_sent : 1;     /* out is a 100 Continue: then read the body */
 	unsigned addr_counted : 1;      /* counted against its address (auth_limits.c) */
+	unsigned cert_done : 1;
+	uint64_t t_idle;                /* last request done (ns, monotonic) */
+	uint64_t t_first;               /* first byte of the current request */
+	uint64_t t_write;               /* the socket first refused the reply */
+	uint64_t timer_at;
+	unsigned char *in;              /* decrypted input */
+	size_t in_len, in_cap;
+	size_t scanned;                 /* bytes of in fed to scan */
+	struct http_head_scan scan;
+	size_t head_len, body_len;      /* of the current request, once its head is parsed */
+	struct hp_request rq;
+	char *out;                      /* the reply being written; owned */
+	size_t out_len, out_off;
+	struct req *r;                  /* the request a handler holds */
+	size_t max_head, max_body;      /* limits, from the configuration at accept */
+	long read_ms, write_ms, idle_ms;
+	struct peer_cert cert;
+	unsigned char addr_key[16];     /* the peer's address as a limit key */
 };
 
 struct http_server {
 	struct app *app;
 	enum listener_kind kind;
 	int require_cert;
-	struct evhttp *http;
-	struct evconnlistener *lev;     /* owned by evhttp's bound socket */
+	struct evconnlistener *lev;
 	struct event *resume_ev;        /* re-enable accepting after a pause */
-	int ssl_idx;                    /* SSL ex_data index of struct hs_conn */
 	int conns;
 	int in_flight;
 	int stopped;                    /* drain: never accept again */
@@ -90,44 +124,10 @@ struct http_server {
 	struct req_hooks hooks;         /* handed to each request (request.c) */
 };
 
-static void hs_reply_starts(void *arg, struct evhttp_connection *evcon);
+static void hs_send(void *arg, void *conn, char *reply, size_t len, int close);
 static void hs_request_done(void *arg);
-
-/*
- * The one piece of process-wide state here. libevent 2.1 calls a listener's
- * error callback with the listener's callback argument, which
- * evhttp_bind_listener replaced with the evhttp itself; so the EMFILE
- * handler finds its server by evhttp pointer in this short table. Touched
- * only from the event loop thread.
- */
-#define HS_REGISTRY 8
-static struct http_server *hs_registry[HS_REGISTRY];
-
-static void hs_registry_set(struct http_server *s, int add)
-{
-	int i;
-
-	for (i = 0; i < HS_REGISTRY; i++) {
-		if (add && hs_registry[i] == NULL) {
-			hs_registry[i] = s;
-			return;
-		}
-		if (!add && hs_registry[i] == s) {
-			hs_registry[i] = NULL;
-			return;
-		}
-	}
-}
-
-static struct http_server *hs_registry_find(const void *http)
-{
-	int i;
-
-	for (i = 0; i < HS_REGISTRY; i++)
-		if (hs_registry[i] != NULL && (const void *)hs_registry[i]->http == http)
-			return hs_registry[i];
-	return NULL;
-}
+static void hs_process(struct hs_conn *c);
+static int hs_write(struct hs_conn *c);
 
 static void hs_update_listener(struct http_server *s)
 {
@@ -212,7 +212,7 @@ static void hs_resume_cb(evutil_socket_t fd, short what, void *arg)
  */
 static void hs_accept_error(struct evconnlistener *lev, void *arg)
 {
-	struct http_server *s = hs_registry_find(arg);
+	struct http_server *s = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = { 0, 100 * 1000 };
 
@@ -238,28 +238,23 @@ static void hs_accept_error(struct evconnlistener *lev, void *arg)
 	evtimer_add(s->resume_ev, &tv);
 }
 
-/* Limits are reloadable: they are applied again at every accepted
- * connection (a few field stores, next to a TLS handshake), so a SIGHUP that
- * replaced app->cfg takes effect for the connections that follow. */
-static void hs_apply_limits(struct http_server *s)
+/* Limits are reloadable: they are read again at every accepted connection,
+ * so a SIGHUP that replaced app->cfg takes effect for the connections that
+ * follow. */
+static void hs_apply_limits(struct http_server *s, struct hs_conn *c)
 {
 	const struct config *cfg = s->app->cfg;
-	struct timeval tv;
 	unsigned methods = EVHTTP_REQ_GET;
-	long ms;
 
+	if (c != NULL) {
+		c->max_head = cfg ? cfg->max_header_size : 8192;
+		c->max_body = cfg ? cfg->max_body_size : 65536;
+		c->idle_ms = cfg && cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : 60000;
+		c->read_ms = cfg && cfg->read_timeout_ms > 0 ? cfg->read_timeout_ms : 10000;
+		c->write_ms = cfg && cfg->write_timeout_ms > 0 ? cfg->write_timeout_ms : 10000;
+	}
 	if (cfg == NULL)
 		return;
-	evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg->max_header_size);
-	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->max_body_size);
-	/* libevent 2.1 has one inactivity timeout per connection, for reading,
-	 * writing and waiting between keep-alive requests alike: that is the
-	 * idle timeout. The read timeout is a deadline for a whole request
-	 * (head and body) of our own, see hs_deadline_cb; a stalled write is
-	 * bounded by the idle timeout. */
-	ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : 60000;
-	tv = clock_tv(ms);
-	evhttp_set_timeout_tv(s->http, &tv);
 	if (s->kind == LISTENER_API) {
 		if (http_methods_parse(cfg->allowed_methods, &methods) != 0)
 			methods = EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
@@ -268,27 +263,99 @@ static void hs_apply_limits(struct http_server *s)
 	s->methods = methods;
 }
 
-/* SSL ex_data destructor: the connection is gone. */
-static void hs_conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-			    void *argp)
+static const char *hs_name(const struct hs_conn *c)
 {
-	struct hs_conn *c = ptr;
-	struct http_server *s;
+	return c->s && c->s->kind == LISTENER_OPS ? "ops" : "api";
+}
 
-	(void)parent;
-	(void)ad;
-	(void)idx;
-	(void)argl;
-	(void)argp;
-	if (c == NULL)
+/* ---- events: each change only when the wanted state differs ---------------- */
+
+static void hs_rd(struct hs_conn *c, int on)
+{
+	if (on && !c->rd_on)
+		event_add(c->rd, NULL);
+	else if (!on && c->rd_on)
+		event_del(c->rd);
+	c->rd_on = on ? 1 : 0;
+}
+
+static void hs_wr(struct hs_conn *c, int on)
+{
+	if (on && !c->wr_on)
+		event_add(c->wr, NULL);
+	else if (!on && c->wr_on)
+		event_del(c->wr);
+	c->wr_on = on ? 1 : 0;
+}
+
+/* The moment the current state must end by, or 0 for none. */
+static uint64_t hs_deadline(const struct hs_conn *c)
+{
+	switch (c->state) {
+	case C_HANDSHAKE:
+		return c->t_idle + (uint64_t)c->idle_ms * 1000000u;
+	case C_HEAD:
+		if (c->in_len == 0)
+			return c->t_idle + (uint64_t)c->idle_ms * 1000000u;
+		return c->t_first + (uint64_t)c->read_ms * 1000000u;
+	case C_BODY:
+		return c->t_first + (uint64_t)c->read_ms * 1000000u;
+	case C_WRITING:
+		return c->t_write ? c->t_write + (uint64_t)c->write_ms * 1000000u : 0;
+	case C_LINGER:
+		return c->t_first + (uint64_t)HS_LINGER_MS * 1000000u;
+	case C_HANDLING:
+	default:
+		return 0;
+	}
+}
+
+/* One timer per connection, armed for the earliest deadline it may have; it
+ * checks the real one when it fires (so a request costs no timer call). */
+static void hs_arm(struct hs_conn *c)
+{
+	uint64_t d = hs_deadline(c), now;
+	struct timeval tv;
+
+	if (d == 0 || (c->timer_on && c->timer_at <= d))
 		return;
-	/* The server frees the timers of its connections itself while the
-	 * event base is alive; here only for connections closing before. */
-	if (c->deadline != NULL)
-		event_free(c->deadline);
-	if (c->admit != NULL)
-		event_free(c->admit);
-	s = c->s;
+	now = clock_mono_ns();
+	d = d > now ? d - now : 0;
+	tv.tv_sec = (time_t)(d / 1000000000u);
+	tv.tv_usec = (suseconds_t)((d % 1000000000u) / 1000u) + 1;
+	evtimer_add(c->timer, &tv);
+	c->timer_at = now + d;
+	c->timer_on = 1;
+}
+
+/* ---- the end of a connection ---------------------------------------------- */
+
+static void hs_wipe_free(void *p, size_t n)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, n);
+	free(p);
+}
+
+static void hs_conn_free(struct hs_conn *c)
+{
+	struct http_server *s = c->s;
+
+	if (c->r != NULL) {
+		/* A handler still holds the request: its reply only frees it. */
+		req_detach(c->r);
+		c->r = NULL;
+	}
+	event_free(c->rd);
+	event_free(c->wr);
+	event_free(c->timer);
+	SSL_free(c->ssl);
+	ERR_clear_error();
+	if (c->fd >= 0)
+		evutil_closesocket(c->fd);
+	hs_wipe_free(c->in, c->in_cap);
+	hs_wipe_free(c->out, c->out_len);
 	if (s != NULL) {
 		if (c->addr_counted)
 			limits_conn_close(s->app->limits, c->addr_key);
@@ -300,263 +367,239 @@ static void hs_conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 	free(c);
 }
 
-/* Scan newly decrypted bytes of a request head for what the parser would
- * silently normalise. Runs when data is added to the connection's input,
- * before evhttp parses it. */
-static void hs_scan_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* Free now, or at the end of hs_process when inside it. */
+static void hs_kill(struct hs_conn *c)
 {
-	struct hs_conn *c = arg;
-	struct evbuffer_ptr pos;
-	struct evbuffer_iovec vec[8];
-	size_t len = evbuffer_get_length(buf), start, used;
-	int n, i;
+	if (c->in_process)
+		c->dead = 1;
+	else
+		hs_conn_free(c);
+}
 
-	if (info->n_added == 0)
-		return;
-	/* New bytes of a request: from the first one, the whole request must
-	 * arrive within the read timeout, however slowly it trickles in. */
-	if (c->deadline != NULL && c->write_deadline) {
-		/* The next request has begun: the previous reply went out. */
-		evtimer_del(c->deadline);
-		c->write_deadline = 0;
+/* The reply is out and the connection ends: close_notify, then either close
+ * or (input may still be coming: a refused body) shut our side and read and
+ * drop what the client still sends for a while, so it reads our answer
+ * rather than a reset. -1 when c is freed already. */
+static int hs_close(struct hs_conn *c)
+{
+	if (SSL_is_init_finished(c->ssl))
+		SSL_shutdown(c->ssl);
+	ERR_clear_error();
+	if (!c->linger) {
+		int freed = !c->in_process;
+
+		hs_kill(c);
+		return freed ? -1 : 0;
 	}
-	if (c->deadline != NULL && c->s != NULL && c->s->app->cfg != NULL &&
-	    !evtimer_pending(c->deadline, NULL)) {
-		long ms = c->s->app->cfg->read_timeout_ms;
-		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-		evtimer_add(c->deadline, &tv);
-	}
-	if (c->scan.state != HS_HEAD)
+	shutdown(c->fd, SHUT_WR);
+	c->state = C_LINGER;
+	c->t_first = clock_mono_ns();
+	hs_wr(c, 0);
+	hs_rd(c, 1);
+	hs_arm(c);
+	return 0;
+}
+
+static void hs_linger_read(struct hs_conn *c)
+{
+	char buf[16384];
+	ssize_t n;
+	int i;
+
+	/* A bounded share of the loop per wakeup, however fast it comes. */
+	for (i = 0; i < 64; i++) {
+		n = read(c->fd, buf, sizeof(buf));
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		hs_kill(c);     /* EOF or error: done */
 		return;
-	start = info->n_added > len ? 0 : len - info->n_added;
-	if (evbuffer_ptr_set(buf, &pos, start, EVBUFFER_PTR_SET) != 0)
-		return;
-	while (c->scan.state == HS_HEAD) {
-		/* peek returns how many chunks the rest needs, fills up to 8 */
-		n = evbuffer_peek(buf, -1, &pos, vec, 8);
-		if (n <= 0)
-			break;
-		for (i = 0; i < n && i < 8 && c->scan.state == HS_HEAD; i++) {
-			http_head_scan(&c->scan, vec[i].iov_base, vec[i].iov_len, &used);
-			if (evbuffer_ptr_set(buf, &pos, used, EVBUFFER_PTR_ADD) != 0)
-				return;
-		}
-		if (n <= 8)
-			break;
 	}
 }
 
-/* The previous request is complete; what is still buffered belongs to the
- * next one. */
-static void hs_scan_rearm(struct hs_conn *c, struct bufferevent *bev)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer_cb_info info;
-	struct event *deadline = c->deadline;
-
-	http_head_scan_reset(&c->scan);
-	info.orig_size = 0;
-	info.n_added = evbuffer_get_length(in);
-	info.n_deleted = 0;
-	/* Bytes a client pipelined while the previous request was read are
-	 * scanned now, but the deadline starts only with fresh data: evhttp
-	 * reads nothing more while a request is being answered, so a slow
-	 * handler must not count against the client. */
-	c->deadline = NULL;
-	if (info.n_added > 0)
-		hs_scan_cb(in, &info, c);
-	c->deadline = deadline;
-}
-
-/* The request did not arrive in time: end the connection as evhttp does on
- * its own timeouts (it sends nothing, frees the connection). */
-static void hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
+static void hs_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hs_conn *c = arg;
-	int writing;
+	uint64_t d = hs_deadline(c);
 
 	(void)fd;
 	(void)what;
-	writing = c->write_deadline;
-	c->write_deadline = 0;
-	/* Written out in time (the buffer drained): nothing to do. */
-	if (writing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	c->timer_on = 0;
+	if (d == 0)
 		return;
-	log_info(writing ? "write_timeout" : "request_timeout", "listener=%s",
-		 c->s && c->s->kind == LISTENER_OPS ? "ops" : "api");
-	if (c->s != NULL)
-		metrics_add(c->s->app->metrics, writing ? M_WRITE_TIMEOUTS : M_REQUEST_TIMEOUTS, 1);
-	bufferevent_trigger_event(c->bev, (writing ? BEV_EVENT_WRITING : BEV_EVENT_READING) |
-					  BEV_EVENT_TIMEOUT, 0);
-}
-
-/*
- * Just after accept, on the next loop turn (evhttp has given the bufferevent
- * its socket by then; the bufferevent callback runs before it has one): count
- * the connection against its address, or end it at once when that address
- * has [limits] connections_per_address open already. Idle connections from
- * one place can thus never fill max_connections and pause every listener.
- */
-static void hs_admit_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct hs_conn *c = arg;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	evutil_socket_t sock;
-
-	(void)fd;
-	(void)what;
-	if (c->s == NULL || c->bev == NULL)
-		return;
-	sock = bufferevent_getfd(c->bev);
-	if (sock < 0 || getpeername(sock, (struct sockaddr *)&ss, &len) != 0)
-		return;
-	ratelimit_addr_key((struct sockaddr *)&ss, c->addr_key);
-	if (limits_conn_open(c->s->app->limits, c->s->app->cfg, c->addr_key) == 0) {
-		c->addr_counted = 1;
+	if (clock_mono_ns() < d) {
+		hs_arm(c);
 		return;
 	}
-	log_info("connection_refused", "reason=connections_per_address listener=%s",
-		 c->s->kind == LISTENER_OPS ? "ops" : "api");
-	if (c->s->app->metrics != NULL)
-		metrics_add(c->s->app->metrics, M_REFUSED_PER_ADDRESS, 1);
-	shutdown(sock, SHUT_RDWR);
-	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, 0);
+	if (c->state == C_WRITING) {
+		log_info("write_timeout", "listener=%s", hs_name(c));
+		if (c->s != NULL)
+			metrics_add(c->s->app->metrics, M_WRITE_TIMEOUTS, 1);
+	} else if ((c->state == C_HEAD && c->in_len > 0) || c->state == C_BODY) {
+		/* The whole request must arrive within read_timeout, however
+		 * slowly it trickles in (slowloris): the connection ends,
+		 * with no answer. */
+		log_info("request_timeout", "listener=%s", hs_name(c));
+		if (c->s != NULL)
+			metrics_add(c->s->app->metrics, M_REQUEST_TIMEOUTS, 1);
+	}
+	/* Idle, handshake, linger: end quietly. */
+	hs_conn_free(c);
 }
 
-/* A bufferevent that can never carry data: evhttp's bufferevent_setfd on it
- * fails and the connection is dropped. Used when TLS setup fails, because
- * returning NULL would make evhttp serve plaintext. */
-static struct bufferevent *hs_reject_bev(struct event_base *base)
+/* ---- replies of the transport's own (before any handler) ------------------- */
+
+/* Answer a request that never reaches a handler, in the protocol's error
+ * shape, and end the connection after it. */
+static void hs_refuse(struct hs_conn *c, int status, const char *code, const char *message,
+		      const char *reason, int linger)
 {
-	struct bufferevent *pair[2];
-
-	if (bufferevent_pair_new(base, 0, pair) != 0) {
-		/* Not even a few bytes left: the only answer that cannot
-		 * become a plaintext listener is to stop. */
-		log_error("tls_setup_failed", "reason=out_of_memory");
-		abort();
-	}
-	bufferevent_free(pair[1]);
-	return pair[0];
-}
-
-static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
-{
-	struct http_server *s = arg;
-	struct hs_conn *c;
-	SSL *ssl;
-	struct bufferevent *bev;
-
-	hs_apply_limits(s);
-	ssl = tls_server_new_ssl(s->app->tls, s->require_cert);
-	if (ssl == NULL)
-		goto reject;
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		SSL_free(ssl);
-		goto reject;
-	}
-	if (!SSL_set_ex_data(ssl, s->ssl_idx, c)) {
-		free(c);
-		SSL_free(ssl);
-		goto reject;
-	}
-	c->deadline = evtimer_new(base, hs_deadline_cb, c);
-	c->admit = evtimer_new(base, hs_admit_cb, c);
-	if (c->deadline == NULL || c->admit == NULL) {
-		SSL_free(ssl);          /* frees c (not yet counted) */
-		goto reject;
-	}
-	c->s = s;
-	LIST_INSERT_HEAD(&s->conn_list, c, link);
-	s->conns++;
-	http_head_scan_reset(&c->scan);
-
-	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev == NULL) {
-		SSL_free(ssl);          /* frees c and uncounts it */
-		goto reject;
-	}
-	c->bev = bev;
-	/* Peers that close without close_notify are ordinary on the web. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	if (evbuffer_add_cb(bufferevent_get_input(bev), hs_scan_cb, c) == NULL) {
-		bufferevent_free(bev);
-		goto reject;
-	}
-	hs_balance(s);
-	if (s->kind == LISTENER_API) {
-		struct timeval now = { 0, 0 };
-		evtimer_add(c->admit, &now);
-	}
-	return bev;
-reject:
-	log_warn("tls_setup_failed", "listener=%s", s->kind == LISTENER_OPS ? "ops" : "api");
-	return hs_reject_bev(base);
-}
-
-static struct hs_conn *hs_conn_of(struct http_server *s, struct evhttp_request *ev,
-				  struct bufferevent **bevp)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-
-	*bevp = bev;
-	return ssl ? SSL_get_ex_data(ssl, s->ssl_idx) : NULL;
-}
-
-static void hs_request_cb(struct evhttp_request *ev, void *arg)
-{
-	struct http_server *s = arg;
-	struct bufferevent *bev = NULL;
-	struct hs_conn *c = hs_conn_of(s, ev, &bev);
-	struct http_hdr_check hc;
-	struct evkeyval *kv;
-	const char *bad = NULL;
+	struct req_in ri;
 	struct req *r;
-	int one = 1;
 
-	if (c != NULL && c->deadline != NULL)
-		evtimer_del(c->deadline);       /* the request is complete */
-	if (c != NULL && !c->nodelay_set && bev != NULL) {
-		/* Inherited from the listener on Linux; set anyway, once. */
-		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->nodelay_set = 1;
+	if (reason != NULL)
+		log_warn("request_rejected", "reason=%s listener=%s", reason, hs_name(c));
+	c->close_after = 1;
+	c->linger = linger ? 1 : 0;
+	/* A head that did not parse has no headers to speak of. */
+	if (c->rq.target == NULL) {
+		memset(&c->rq, 0, sizeof(c->rq));
+		c->rq.target = "/";
 	}
-	r = req_new(s->app, ev);
+	memset(&ri, 0, sizeof(ri));
+	ri.head = &c->rq;
+	ri.cert = c->cert_done ? &c->cert : NULL;
+	ri.peer_key = c->addr_key;
+	ri.conn = c;
+	ri.hooks = &c->s->hooks;
+	ri.close = 1;
+	c->state = C_HANDLING;
+	r = req_new(c->s->app, &ri);
 	if (r == NULL) {
-		evhttp_send_error(ev, 503, NULL);
+		hs_kill(c);
 		return;
 	}
-	r->hooks = &s->hooks;
-	s->in_flight++;
+	c->r = r;
+	c->s->in_flight++;
+	req_reply_error(r, status, code, message, NULL);
+}
 
-	if (c == NULL)
-		bad = "no_connection_state";
-	else if (c->scan.state == HS_BAD)
-		bad = c->scan.bad;
-	if (bad == NULL) {
-		http_hdr_check_init(&hc);
-		for (kv = evhttp_request_get_input_headers(ev)->tqh_first; kv != NULL;
-		     kv = kv->next.tqe_next) {
-			if (http_hdr_check_one(&hc, kv->key, kv->value) != 0)
-				break;
+/* ---- reading ---------------------------------------------------------------- */
+
+static int hs_grow(struct hs_conn *c, size_t want)
+{
+	unsigned char *p;
+	size_t cap = c->in_cap ? c->in_cap : HS_IN_MIN;
+
+	if (want <= c->in_cap)
+		return 0;
+	while (cap < want)
+		cap *= 2;
+	p = malloc(cap);
+	if (p == NULL)
+		return -1;
+	if (c->in_len > 0)
+		memcpy(p, c->in, c->in_len);
+	hs_wipe_free(c->in, c->in_cap);
+	c->in = p;
+	c->in_cap = cap;
+	return 0;
+}
+
+/* How much input may be buffered in the current state. */
+static size_t hs_in_limit(const struct hs_conn *c)
+{
+	if (c->state == C_BODY)
+		return c->head_len + c->body_len;
+	return c->max_head + 1;         /* one more: a head over the limit shows */
+}
+
+/* Read what the socket (and OpenSSL's buffer) holds, then act on it. */
+static void hs_read(struct hs_conn *c)
+{
+	for (;;) {
+		size_t limit = hs_in_limit(c), room;
+		int n, err;
+
+		/* Enough to act on (a head over the limit, a whole body, or
+		 * pipelined requests already here). */
+		if (c->in_len >= limit)
+			break;
+		if (c->in_cap < c->in_len + 1 && hs_grow(c, c->in_len + 1) != 0) {
+			hs_kill(c);
+			return;
 		}
-		if (http_hdr_check_end(&hc) != 0)
-			bad = hc.bad;
-	}
-	if (bad != NULL) {
-		/* Never reuse a connection whose framing is in doubt. */
-		log_event(LOG_WARN, r->id, "request_rejected", "reason=%s", bad);
-		req_add_header(r, "Connection", "close");
-		req_reply_error(r, 400, "bad_request", "malformed or ambiguous request", NULL);
+		room = c->in_cap - c->in_len;
+		if (room > limit - c->in_len)
+			room = limit - c->in_len;
+		if (room > INT_MAX)
+			room = INT_MAX;
+		ERR_clear_error();
+		n = SSL_read(c->ssl, c->in + c->in_len, (int)room);
+		if (n > 0) {
+			if (c->in_len == 0 && c->state == C_HEAD)
+				c->t_first = clock_mono_ns();
+			c->in_len += (size_t)n;
+			if (SSL_has_pending(c->ssl))
+				continue;
+			break;
+		}
+		err = SSL_get_error(c->ssl, n);
+		if (err == SSL_ERROR_WANT_READ)
+			break;
+		if (err == SSL_ERROR_WANT_WRITE) {
+			c->read_wants_write = 1;
+			hs_wr(c, 1);
+			break;
+		}
+		/* EOF (with or without close_notify) or an error. */
+		ERR_clear_error();
+		hs_kill(c);
 		return;
 	}
-	hs_scan_rearm(c, bev);
+	hs_process(c);
+}
 
+/* Dispatch the complete request in c->in[0..head_len+body_len). */
+static void hs_dispatch(struct hs_conn *c)
+{
+	struct http_server *s = c->s;
+	struct req_in ri;
+	struct req *r;
+
+	if (!c->cert_done) {
+		/* Renegotiation is off: the peer's certificate is the same
+		 * for every request of the connection. */
+		tls_peer_identity(c->ssl, &c->cert);
+		c->cert_done = 1;
+	}
+	memset(&ri, 0, sizeof(ri));
+	ri.head = &c->rq;
+	ri.body = c->in + c->head_len;
+	ri.body_len = c->body_len;
+	ri.cert = &c->cert;
+	ri.peer_key = c->addr_key;
+	ri.conn = c;
+	ri.hooks = &s->hooks;
+	ri.close = !c->rq.keep_alive;
+	c->state = C_HANDLING;
+	r = req_new(s->app, &ri);
+	if (r == NULL) {
+		static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+					   "Content-Length: 0\r\nConnection: close\r\n\r\n";
+		char *out = malloc(sizeof(busy) - 1);
+
+		if (out == NULL) {
+			hs_kill(c);
+			return;
+		}
+		memcpy(out, busy, sizeof(busy) - 1);
+		hs_send(s, c, out, sizeof(busy) - 1, 1);
+		return;
+	}
+	c->r = r;
+	s->in_flight++;
 	if (r->path == NULL) {
 		req_reply_error(r, 400, "bad_request", "invalid request target", NULL);
 		return;
@@ -566,6 +609,376 @@ static void hs_request_cb(struct evhttp_request *ev, void *arg)
 		return;
 	}
 	router_dispatch(r, s->kind == LISTENER_OPS ? ROUTE_OPS : ROUTE_API);
+}
+
+/* A complete head is at c->in[0..head_len): parse and check it. 0 to go on
+ * reading its body, -1 when it was refused. */
+static int hs_head(struct hs_conn *c)
+{
+	if (hp_parse_head((char *)c->in, c->head_len, &c->rq) != 0) {
+		const char *why = c->rq.bad;
+
+		memset(&c->rq, 0, sizeof(c->rq));
+		hs_refuse(c, 400, "bad_request", "malformed or ambiguous request", why, 1);
+		return -1;
+	}
+	if (c->rq.chunked) {
+		hs_refuse(c, 411, "length_required", "a body needs a Content-Length",
+			  "chunked_body", 1);
+		return -1;
+	}
+	if (c->rq.bad_expect) {
+		hs_refuse(c, 417, "expectation_failed", "only 100-continue is understood", NULL, 1);
+		return -1;
+	}
+	if (c->rq.content_length > c->max_body) {
+		hs_refuse(c, 413, "payload_too_large", "request body too large", NULL, 1);
+		return -1;
+	}
+	c->body_len = (size_t)c->rq.content_length;
+	c->state = C_BODY;
+	if (c->rq.expect_continue && c->body_len > 0 && c->in_len < c->head_len + c->body_len) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+		c->out = malloc(sizeof(cont) - 1);
+		if (c->out == NULL) {
+			hs_kill(c);
+			return -1;
+		}
+		memcpy(c->out, cont, sizeof(cont) - 1);
+		c->out_len = sizeof(cont) - 1;
+		c->out_off = 0;
+		c->continue_sent = 1;
+		c->state = C_WRITING;
+		c->t_write = 0;
+		if (hs_write(c) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Act on buffered input: as many requests as are complete, one at a time. */
+static void hs_process(struct hs_conn *c)
+{
+	c->in_process = 1;
+	while (!c->dead) {
+		if (c->state == C_HEAD) {
+			size_t used = 0;
+
+			if (c->in_len == 0)
+				break;
+			if (c->scan.state == HS_HEAD && c->scanned < c->in_len) {
+				http_head_scan(&c->scan, c->in + c->scanned, c->in_len - c->scanned,
+					       &used);
+				c->scanned += used;
+			}
+			if (c->scan.state == HS_BAD) {
+				hs_refuse(c, 400, "bad_request", "malformed or ambiguous request",
+					  c->scan.bad, 1);
+				continue;
+			}
+			if (c->scan.state != HS_DONE) {
+				if (c->in_len > c->max_head)
+					hs_refuse(c, 431, "headers_too_large",
+						  "request headers too large", "head_too_large", 1);
+				else
+					break;          /* more to come */
+				continue;
+			}
+			c->head_len = c->scanned;
+			if (c->head_len > c->max_head) {
+				hs_refuse(c, 431, "headers_too_large", "request headers too large",
+					  "head_too_large", 1);
+				continue;
+			}
+			if (hs_head(c) != 0)
+				continue;
+			continue;
+		}
+		if (c->state == C_BODY) {
+			if (c->in_len < c->head_len + c->body_len) {
+				if (hs_grow(c, c->head_len + c->body_len) != 0) {
+					c->dead = 1;
+					break;
+				}
+				break;
+			}
+			hs_dispatch(c);
+			continue;
+		}
+		break;  /* handling, writing, lingering */
+	}
+	c->in_process = 0;
+	if (c->dead) {
+		hs_conn_free(c);
+		return;
+	}
+	switch (c->state) {
+	case C_HANDLING:
+		/* A handler answers later (the database): no reading meanwhile,
+		 * as evhttp did; what the client pipelines waits in the socket. */
+		hs_rd(c, 0);
+		break;
+	case C_HEAD:
+	case C_BODY:
+		hs_rd(c, !c->read_wants_write);
+		hs_arm(c);
+		/* Records OpenSSL read ahead and holds: the socket will not
+		 * say so. */
+		if (!c->read_wants_write && SSL_has_pending(c->ssl) &&
+		    c->in_len < hs_in_limit(c))
+			event_active(c->rd, EV_READ, 1);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+/* The request in c->in is answered: drop it, keep what was pipelined. */
+static void hs_next(struct hs_conn *c)
+{
+	size_t used = c->head_len + c->body_len;
+
+	if (used > c->in_len)
+		used = c->in_len;
+	explicit_bzero(c->in, used);
+	if (c->in_len > used)
+		memmove(c->in, c->in + used, c->in_len - used);
+	c->in_len -= used;
+	if (c->in_len == 0 && c->in_cap > HS_IN_MIN) {
+		/* An idle keep-alive connection keeps no large buffer. */
+		hs_wipe_free(c->in, c->in_cap);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+	c->head_len = c->body_len = 0;
+	c->scanned = 0;
+	http_head_scan_reset(&c->scan);
+	memset(&c->rq, 0, sizeof(c->rq));
+	c->state = C_HEAD;
+	c->t_idle = clock_mono_ns();
+	if (c->in_len > 0)
+		c->t_first = c->t_idle;         /* pipelined: its clock starts now */
+}
+
+/* Write what is left of c->out. 0 when done or waiting for the socket, -1
+ * when c was killed. */
+static int hs_write(struct hs_conn *c)
+{
+	while (c->out_off < c->out_len) {
+		size_t left = c->out_len - c->out_off;
+		int n, err;
+
+		ERR_clear_error();
+		n = SSL_write(c->ssl, c->out + c->out_off, left > (1u << 30) ? 1 << 30 : (int)left);
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		err = SSL_get_error(c->ssl, n);
+		if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+			/* The reply must be out within write_timeout. */
+			if (c->t_write == 0)
+				c->t_write = clock_mono_ns();
+			hs_wr(c, err == SSL_ERROR_WANT_WRITE);
+			hs_rd(c, err == SSL_ERROR_WANT_READ);
+			hs_arm(c);
+			return 0;
+		}
+		ERR_clear_error();
+		hs_kill(c);
+		return -1;
+	}
+	hs_wipe_free(c->out, c->out_len);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	c->t_write = 0;
+	hs_wr(c, 0);
+	if (c->continue_sent) {
+		c->continue_sent = 0;
+		c->state = C_BODY;
+		if (!c->in_process) {
+			/* The body may be here already (a client need not wait
+			 * for the 100): look at it on the next loop turn. */
+			hs_rd(c, 1);
+			event_active(c->rd, EV_READ, 1);
+			hs_arm(c);
+		}
+		return 0;
+	}
+	if (c->close_after)
+		return hs_close(c) != 0 || c->dead ? -1 : 0;
+	hs_next(c);
+	if (!c->in_process) {
+		/* Answered later than it arrived: go on with what is buffered
+		 * (here or in OpenSSL) on the next loop turn, never from
+		 * within the reply. */
+		hs_rd(c, 1);
+		if (c->in_len > 0 || SSL_has_pending(c->ssl))
+			event_active(c->rd, EV_READ, 1);
+		hs_arm(c);
+	}
+	return 0;
+}
+
+/* request.c's hook: the reply of c's request. */
+static void hs_send(void *arg, void *conn, char *reply, size_t len, int close)
+{
+	struct hs_conn *c = conn;
+
+	(void)arg;
+	c->r = NULL;
+	if (reply == NULL) {
+		c->close_after = 1;
+		hs_kill(c);
+		return;
+	}
+	c->out = reply;
+	c->out_len = len;
+	c->out_off = 0;
+	c->t_write = 0;
+	if (close)
+		c->close_after = 1;
+	if (c->s != NULL && c->s->app->draining)
+		c->close_after = 1;
+	c->state = C_WRITING;
+	hs_write(c);
+}
+
+/* ---- the handshake and the socket's events ------------------------------------ */
+
+static void hs_handshake(struct hs_conn *c)
+{
+	int n, err;
+
+	ERR_clear_error();
+	n = SSL_do_handshake(c->ssl);
+	if (n == 1) {
+		c->state = C_HEAD;
+		c->t_idle = clock_mono_ns();
+		hs_wr(c, 0);
+		hs_rd(c, 1);
+		/* A client may send its request right behind its Finished. */
+		hs_read(c);
+		return;
+	}
+	err = SSL_get_error(c->ssl, n);
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+		hs_rd(c, err == SSL_ERROR_WANT_READ);
+		hs_wr(c, err == SSL_ERROR_WANT_WRITE);
+		return;
+	}
+	/* Plaintext, a refused or missing certificate, a bad protocol: the
+	 * connection ends with no HTTP answer. */
+	ERR_clear_error();
+	hs_conn_free(c);
+}
+
+static void hs_rd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hs_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	switch (c->state) {
+	case C_HANDSHAKE:
+		hs_handshake(c);
+		break;
+	case C_LINGER:
+		hs_linger_read(c);
+		break;
+	case C_WRITING:
+		hs_write(c);
+		break;
+	case C_HANDLING:
+		hs_rd(c, 0);
+		break;
+	default:
+		hs_read(c);
+		break;
+	}
+}
+
+static void hs_wr_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hs_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == C_HANDSHAKE) {
+		hs_handshake(c);
+	} else if (c->state == C_WRITING) {
+		hs_write(c);
+	} else if (c->read_wants_write) {
+		c->read_wants_write = 0;
+		hs_wr(c, 0);
+		hs_read(c);
+	} else {
+		hs_wr(c, 0);
+	}
+}
+
+static void hs_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+			 int salen, void *arg)
+{
+	struct http_server *s = arg;
+	struct event_base *base = evconnlistener_get_base(lev);
+	struct hs_conn *c;
+	int one = 1;
+
+	(void)salen;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->fd = fd;
+	hs_apply_limits(s, c);
+	ratelimit_addr_key(sa, c->addr_key);
+	/* [limits] connections_per_address: idle connections from one place
+	 * can never fill max_connections and pause every listener. */
+	if (s->kind == LISTENER_API) {
+		if (limits_conn_open(s->app->limits, s->app->cfg, c->addr_key) != 0) {
+			log_info("connection_refused", "reason=connections_per_address listener=%s",
+				 s->kind == LISTENER_OPS ? "ops" : "api");
+			if (s->app->metrics != NULL)
+				metrics_add(s->app->metrics, M_REFUSED_PER_ADDRESS, 1);
+			evutil_closesocket(fd);
+			free(c);
+			return;
+		}
+		c->addr_counted = 1;
+	}
+	/* Inherited from the listener on Linux; set anyway. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->ssl = tls_server_new_ssl(s->app->tls, s->require_cert);
+	c->rd = event_new(base, fd, EV_READ | EV_PERSIST, hs_rd_cb, c);
+	c->wr = event_new(base, fd, EV_WRITE | EV_PERSIST, hs_wr_cb, c);
+	c->timer = evtimer_new(base, hs_timer_cb, c);
+	c->s = s;
+	LIST_INSERT_HEAD(&s->conn_list, c, link);
+	s->conns++;
+	if (c->ssl == NULL || c->rd == NULL || c->wr == NULL || c->timer == NULL ||
+	    SSL_set_fd(c->ssl, fd) != 1) {
+		log_warn("tls_setup_failed", "listener=%s", s->kind == LISTENER_OPS ? "ops" : "api");
+		hs_conn_free(c);
+		return;
+	}
+	SSL_set_accept_state(c->ssl);
+	/* Partial writes: a large reply goes out record by record, and the
+	 * retry after "would block" passes the rest, from the same buffer. */
+	SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One read(2) per request rather than one for the record's header and
+	 * one for its body. */
+	SSL_set_read_ahead(c->ssl, 1);
+	http_head_scan_reset(&c->scan);
+	c->state = C_HANDSHAKE;
+	c->t_idle = clock_mono_ns();
+	hs_balance(s);
+	hs_rd(c, 1);
+	hs_arm(c);
 }
 
 /* Socket of our own: options set before listen() so accepted sockets
@@ -628,16 +1041,12 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 		return NULL;
 	}
 	s->app = app;
-	s->hooks.reply_starts = hs_reply_starts;
+	s->hooks.send = hs_send;
 	s->hooks.done = hs_request_done;
 	s->hooks.arg = s;
 	s->kind = kind;
 	s->require_cert = require_cert;
-	s->ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, hs_conn_free_cb);
-	if (s->ssl_idx < 0) {
-		snprintf(err, errlen, "listen: no SSL ex_data index");
-		goto fail;
-	}
+	LIST_INIT(&s->conn_list);
 	s->want_spare = app->cfg ? app->cfg->spare_fds : 0;
 	if (s->want_spare > HS_MAX_SPARE)
 		s->want_spare = HS_MAX_SPARE;
@@ -647,46 +1056,25 @@ struct http_server *http_server_new(struct app *app, const char *hostport,
 		goto fail;
 	}
 	s->resume_ev = evtimer_new(app->base, hs_resume_cb, s);
-	s->http = evhttp_new(app->base);
-	if (s->resume_ev == NULL || s->http == NULL) {
+	if (s->resume_ev == NULL) {
 		snprintf(err, errlen, "listen: out of memory");
 		goto fail;
 	}
-	/* Without lingering close a client still sending an oversized body
-	 * gets a reset instead of the 413. */
-	evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);
-	evhttp_set_bevcb(s->http, hs_bevcb, s);
-	/* evhttp parses only these (TRACE and CONNECT never); the configured
-	 * subset is enforced in hs_request_cb so refusals are 405 in the
-	 * protocol's JSON shape rather than evhttp's 501 page. */
-	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
-						    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
-	evhttp_set_gencb(s->http, hs_request_cb, s);
-	hs_apply_limits(s);
+	hs_apply_limits(s, NULL);
 
 	fd = hs_listen_socket(hostport, app->cfg->reuse_port, err, errlen);
 	if (fd < 0)
 		goto fail;
-	s->lev = evconnlistener_new(app->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	s->lev = evconnlistener_new(app->base, hs_accept_cb, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	if (s->lev == NULL) {
 		close(fd);
 		snprintf(err, errlen, "listen: %s: cannot watch the socket", hostport);
 		goto fail;
 	}
-	if (evhttp_bind_listener(s->http, s->lev) == NULL) {
-		evconnlistener_free(s->lev);
-		s->lev = NULL;
-		snprintf(err, errlen, "listen: %s: cannot bind evhttp", hostport);
-		goto fail;
-	}
 	evconnlistener_set_error_cb(s->lev, hs_accept_error);
 	s->listening = 1;
-	hs_registry_set(s, 1);
 	return s;
 fail:
-	if (s->http)
-		evhttp_free(s->http);
 	if (s->resume_ev)
 		event_free(s->resume_ev);
 	while (s->nspare > 0)
@@ -713,29 +1101,6 @@ int http_server_connections(const struct http_server *s)
 	return s ? s->conns : 0;
 }
 
-/* A reply is about to be queued on evcon: from now on it must be written out
- * within write_timeout, or the connection is closed. */
-static void hs_reply_starts(void *arg, struct evhttp_connection *evcon)
-{
-	struct http_server *s = arg;
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-	struct hs_conn *c = ssl && s && !s->freed ? SSL_get_ex_data(ssl, s->ssl_idx) : NULL;
-	long ms;
-	struct timeval tv;
-
-	/* libevent 2.1's one inactivity timeout (idle_timeout) would let a
-	 * client that stops reading hold the connection that long; the reply
-	 * must be written out within write_timeout instead. */
-	if (c == NULL || c->deadline == NULL || s->app->cfg == NULL)
-		return;
-	ms = s->app->cfg->write_timeout_ms;
-	tv = clock_tv(ms);
-	evtimer_del(c->deadline);
-	c->write_deadline = 1;
-	evtimer_add(c->deadline, &tv);
-}
-
 /* Called by request.c, through the hooks, exactly once per request. */
 static void hs_request_done(void *arg)
 {
@@ -753,31 +1118,13 @@ void http_server_free(struct http_server *s)
 	if (s == NULL)
 		return;
 	s->freed = 1;
-	hs_registry_set(s, 0);
-	/* Connections' records outlive us only as orphans. */
-	LIST_FOREACH(c, &s->conn_list, link) {
-		c->s = NULL;
-		if (c->deadline != NULL) {
-			event_free(c->deadline);
-			c->deadline = NULL;
-		}
-		if (c->admit != NULL) {
-			event_free(c->admit);
-			c->admit = NULL;
-		}
-		/* The limit tables outlive the server, and these will close
-		 * now without it: give their counts back. */
-		if (c->addr_counted) {
-			limits_conn_close(s->app->limits, c->addr_key);
-			c->addr_counted = 0;
-		}
-	}
-	LIST_INIT(&s->conn_list);
+	/* Every connection ends now; requests still being handled are
+	 * detached (their replies only free them). */
+	while ((c = LIST_FIRST(&s->conn_list)) != NULL)
+		hs_conn_free(c);
 	s->conns = 0;
-	/* Frees the listener and every connection; requests still being
-	 * handled are detached by request.c's close callback. */
-	evhttp_free(s->http);
-	s->http = NULL;
+	if (s->lev != NULL)
+		evconnlistener_free(s->lev);
 	s->lev = NULL;
 	event_free(s->resume_ev);
 	while (s->nspare > 0)

@@ -2,12 +2,12 @@
  * request.c - one HTTP request from arrival to its single reply.
  *
  * Owns: struct req (allocated in req_new, freed by the one req_reply_*()),
- * the request id, the copy of the body, the peer certificate identity, the
- * security headers of every reply, the access-log line and the metrics
+ * the request id, the copy of the body, the reply's bytes (status line,
+ * headers with the security headers of every reply, body: built here in one
+ * buffer and handed to the listener), the access-log line and the metrics
  * observation.
  * Must never: log a body, a header value, a token or the query string; reply
- * twice; touch the evhttp request after evhttp has freed it (see
- * req_on_close).
+ * twice; read the listener's parsed head after req_detach.
  *
  * Request ids are always generated here (16 random bytes, hex) and never
  * taken from the client: an incoming X-Request-Id could carry anything a
@@ -17,56 +17,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 #include <openssl/rand.h>
-#include <openssl/ssl.h>
 
 #include "app.h"
 #include "clock.h"
+#include "http_parse.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "request.h"
-#include "tls.h"
 
-/*
- * The connection closed while the request was ours. Two cases:
- * - evhttp detached the request from the connection first (the peer went
- *   away): the request is now ours alone and the reply must still be sent,
- *   which frees it;
- * - the connection is being freed with the request still queued on it
- *   (server shutdown): evhttp frees the request right after this callback,
- *   so we must forget it.
- */
-static void req_on_close(struct evhttp_connection *evcon, void *arg)
-{
-	struct req *r = arg;
-
-	(void)evcon;
-	r->gone = 1;
-	if (r->ev != NULL && evhttp_request_get_connection(r->ev) != NULL)
-		r->ev = NULL;
-	r->conn = NULL;
-}
-
-/* Decode the path; NULL when it is absent, holds an encoded NUL or an encoded
- * '/' (which would make segment matching ambiguous). */
-static char *req_decode_path(const char *raw)
+/* Decode the path (raw[0..n)); NULL when it is absent, holds an encoded NUL
+ * or an encoded '/' (which would make segment matching ambiguous). */
+static char *req_decode_path(const char *target, size_t n)
 {
 	size_t len = 0;
-	char *p;
+	char raw[8192], *p;
 
-	if (raw == NULL || raw[0] != '/')
+	if (n == 0 || target[0] != '/' || n >= sizeof(raw))
 		return NULL;
+	memcpy(raw, target, n);
+	raw[n] = '\0';
 	if (strstr(raw, "%2f") || strstr(raw, "%2F"))
 		return NULL;
 	p = evhttp_uridecode(raw, 0, &len);
@@ -117,14 +94,12 @@ static int req_id_random(unsigned char *out, size_t n)
 	return 0;
 }
 
-struct req *req_new(struct app *app, struct evhttp_request *ev)
+struct req *req_new(struct app *app, const struct req_in *in)
 {
 	struct req *r;
-	const struct evhttp_uri *uri;
-	struct evbuffer *in;
-	struct bufferevent *bev;
 	unsigned char rnd[16];
 	static const char hex[] = "0123456789abcdef";
+	const char *t = in->head->target, *q;
 	size_t i;
 
 	r = calloc(1, sizeof(*r));
@@ -132,9 +107,11 @@ struct req *req_new(struct app *app, struct evhttp_request *ev)
 		return NULL;
 	r->start_ns = clock_mono_ns();
 	r->app = app;
-	r->ev = ev;
-	r->conn = evhttp_request_get_connection(ev);
-	r->method = (int)evhttp_request_get_command(ev);
+	r->in = in->head;
+	r->conn = in->conn;
+	r->hooks = in->hooks;
+	r->close = in->close;
+	r->method = in->head->method;
 
 	if (req_id_random(rnd, sizeof(rnd)) != 0)
 		goto fail;
@@ -144,32 +121,28 @@ struct req *req_new(struct app *app, struct evhttp_request *ev)
 	}
 	r->id[32] = '\0';
 
-	/* r->path stays NULL for an unusable target: http_server.c answers
-	 * 400 before any routing. */
-	uri = evhttp_request_get_evhttp_uri(ev);
-	if (uri != NULL) {
-		const char *q = evhttp_uri_get_query(uri);
-		r->path = req_decode_path(evhttp_uri_get_path(uri));
-		if (q != NULL && (r->query = strdup(q)) == NULL)
+	/* r->path stays NULL for an unusable target (not origin-form, a
+	 * fragment, a bad escape): http_server.c answers 400 before any
+	 * routing. */
+	q = strchr(t, '?');
+	if (strchr(t, '#') == NULL) {
+		r->path = req_decode_path(t, q ? (size_t)(q - t) : strlen(t));
+		if (q != NULL && (r->query = strdup(q + 1)) == NULL)
 			goto fail;
 	}
 
-	in = evhttp_request_get_input_buffer(ev);
-	r->body_len = in ? evbuffer_get_length(in) : 0;
+	r->body_len = in->body_len;
 	r->body = malloc(r->body_len + 1);
 	if (r->body == NULL)
 		goto fail;
-	if (r->body_len > 0 &&
-	    evbuffer_copyout(in, r->body, r->body_len) != (ev_ssize_t)r->body_len)
-		goto fail;
+	if (r->body_len > 0)
+		memcpy(r->body, in->body, r->body_len);
 	r->body[r->body_len] = '\0';
 
-	if (r->conn != NULL) {
-		bev = evhttp_connection_get_bufferevent(r->conn);
-		tls_peer_identity(bev ? bufferevent_openssl_get_ssl(bev) : NULL, &r->cert);
-		evhttp_connection_set_closecb(r->conn, req_on_close, r);
-		ratelimit_addr_key(evhttp_connection_get_addr(r->conn), r->peer_key);
-	}
+	if (in->cert != NULL)
+		r->cert = *in->cert;
+	if (in->peer_key != NULL)
+		memcpy(r->peer_key, in->peer_key, sizeof(r->peer_key));
 	return r;
 fail:
 	free(r->path);
@@ -179,11 +152,18 @@ fail:
 	return NULL;
 }
 
+void req_detach(struct req *r)
+{
+	r->gone = 1;
+	r->in = NULL;
+	r->conn = NULL;
+}
+
 const char *req_header(const struct req *r, const char *name)
 {
-	if (r->ev == NULL)
+	if (r->in == NULL)
 		return NULL;
-	return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+	return hp_header_get(r->in, name);
 }
 
 const char *req_query_param(const struct req *r, const char *name, char *buf, size_t buflen)
@@ -209,12 +189,125 @@ done:
 	return ret;
 }
 
+/* Append "name: value\r\n" to the reply's headers; 0, or -1 when it cannot. */
+static int req_oh_add(struct req *r, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
+
+	if (r->oh_len + need > r->oh_cap) {
+		size_t cap = r->oh_cap ? r->oh_cap : 512;
+		char *p;
+
+		while (cap < r->oh_len + need)
+			cap *= 2;
+		p = realloc(r->oh, cap);
+		if (p == NULL)
+			return -1;
+		r->oh = p;
+		r->oh_cap = cap;
+	}
+	memcpy(r->oh + r->oh_len, name, nl);
+	r->oh[r->oh_len + nl] = ':';
+	r->oh[r->oh_len + nl + 1] = ' ';
+	memcpy(r->oh + r->oh_len + nl + 2, value, vl);
+	r->oh[r->oh_len + nl + 2 + vl] = '\r';
+	r->oh[r->oh_len + nl + 3 + vl] = '\n';
+	r->oh_len += need;
+	return 0;
+}
+
+/* Is header name among the reply's headers so far? */
+static int req_oh_has(const struct req *r, const char *name)
+{
+	size_t nl = strlen(name), i = 0;
+
+	while (i < r->oh_len) {
+		const char *line = r->oh + i;
+		const char *end = memchr(line, '\n', r->oh_len - i);
+
+		if (end == NULL)
+			break;
+		if ((size_t)(end - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0)
+			return 1;
+		i = (size_t)(end - r->oh) + 1;
+	}
+	return 0;
+}
+
 void req_add_header(struct req *r, const char *name, const char *value)
 {
-	if (r->ev == NULL)
+	const char *p;
+
+	if (r->replied || name == NULL || value == NULL)
 		return;
-	/* evhttp_add_header refuses CR/LF in values (header injection). */
-	evhttp_add_header(evhttp_request_get_output_headers(r->ev), name, value);
+	/* No CR or LF in a name or value (header injection), nor a name
+	 * that is not a token: such a header is dropped, as evhttp did. */
+	for (p = name; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == ':')
+			return;
+	if (*name == '\0' || strpbrk(value, "\r\n") != NULL)
+		return;
+	if (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") == 0) {
+		r->close = 1;
+		return;         /* written once, by req_finish */
+	}
+	req_oh_add(r, name, value);
+}
+
+static const char *req_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 422: return "Unprocessable Content";
+	case 428: return "Precondition Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+/* "Date: ..." for this second, formatted once a second. Loop thread only. */
+static const char *req_date(void)
+{
+	static char buf[64];
+	static time_t last = (time_t)-1;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != last && gmtime_r(&now, &tm) != NULL) {
+		strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		last = now;
+	}
+	return buf;
 }
 
 static const char *req_method_str(int m)
@@ -239,91 +332,73 @@ static const char *req_method_str(int m)
 	}
 }
 
-/*
- * evhttp queues the head and the body as separate buffer chains, and
- * bufferevent_openssl turns every chain into its own TLS record and write(2).
- * Nothing is written before the loop runs again, so joining a small reply
- * into one chain here halves the records and syscalls per request.
- *
- * bufferevent_openssl on a socket also writes only once the loop has polled
- * the socket writable: each reply cost an epoll_ctl to watch for writing, a
- * loop turn, the write, and an epoll_ctl to stop watching. A small reply is
- * written here at once instead, as the one SSL_write libevent would make
- * (same bytes, same buffer), and the bufferevent's write callback is run
- * deferred, as after its own write, so evhttp finishes the request in this
- * loop turn and the watch for writing is never armed (the changelist folds
- * the add and the delete). Whatever is not written (the socket is full, the
- * peer is gone, TLS wants to read) stays in the buffer for libevent, whose
- * retry passes the same bytes again, as OpenSSL requires.
- */
-static void req_coalesce(struct req *r)
+/* The one exit: headers, the reply's bytes to the listener (or nothing, for
+ * a detached request), log, count, release. */
+static void req_finish(struct req *r, int status, const char *ctype, const void *body,
+		       size_t nbytes)
 {
-	struct bufferevent *bev;
-	struct evbuffer *out;
-	SSL *ssl;
-	size_t len;
-	unsigned char *p;
-	int n;
-
-	if (r->conn == NULL || r->gone)
-		return;
-	bev = evhttp_connection_get_bufferevent(r->conn);
-	out = bev ? bufferevent_get_output(bev) : NULL;
-	len = out ? evbuffer_get_length(out) : 0;
-	if (len == 0 || len > 16384)
-		return;
-	p = evbuffer_pullup(out, -1);
-	ssl = bufferevent_openssl_get_ssl(bev);
-	if (p == NULL || ssl == NULL || !SSL_is_init_finished(ssl) ||
-	    SSL_want(ssl) != SSL_NOTHING)
-		return;
-	ERR_clear_error();
-	n = SSL_write(ssl, p, (int)len);
-	if (n <= 0) {
-		/* libevent's own write meets the same condition and reports it. */
-		ERR_clear_error();
-		return;
-	}
-	evbuffer_drain(out, (size_t)n);
-	if (evbuffer_get_length(out) == 0)
-		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
-}
-
-/* The one exit: headers, send (or free the detached request), log, count,
- * release. body may be NULL; it is drained by evhttp. */
-static void req_finish(struct req *r, int status, const char *ctype, struct evbuffer *body)
-{
-	struct evkeyvalq *h;
-	size_t nbytes = body ? evbuffer_get_length(body) : 0;
 	uint64_t dur_us;
 	const char *route = r->route_name ? r->route_name : "unmatched";
 	const struct req_hooks *hooks = r->hooks;
 
-	r->replied = 1;
-	/* Clear first: once the reply is out, evhttp may close the
-	 * connection, and the callback must not find a freed req. */
-	if (r->conn != NULL)
-		evhttp_connection_set_closecb(r->conn, NULL, NULL);
-	if (r->ev != NULL) {
-		h = evhttp_request_get_output_headers(r->ev);
+	if (r->conn != NULL && hooks != NULL && hooks->send != NULL) {
+		int head = r->method == EVHTTP_REQ_HEAD;
+		int with_body = !head && status >= 200 && status != 204 && status != 304;
+		int no_length = (status >= 100 && status < 200) || status == 204 || status == 304;
+		char line[160];
+		char *out;
+		size_t len, cap;
+		int n, ok = 1;
+
 		if (ctype != NULL)
-			evhttp_add_header(h, "Content-Type", ctype);
+			ok &= req_oh_add(r, "Content-Type", ctype) == 0;
 		/* Only the web pages' static files (ui.c) choose their own. */
-		if (evhttp_find_header(h, "Cache-Control") == NULL)
-			evhttp_add_header(h, "Cache-Control", "no-store");
-		evhttp_add_header(h, "Strict-Transport-Security", "max-age=63072000");
-		evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-		evhttp_add_header(h, "X-Request-Id", r->id);
-		/* While draining, let keep-alive clients go. */
-		if (r->app != NULL && r->app->draining && evhttp_find_header(h, "Connection") == NULL)
-			evhttp_add_header(h, "Connection", "close");
-		if (hooks != NULL && !r->gone)
-			hooks->reply_starts(hooks->arg, r->conn);
-		/* For a detached request (client gone) this only frees it. */
-		evhttp_send_reply(r->ev, status, NULL, body);
-		r->ev = NULL;
-		req_coalesce(r);
+		if (!req_oh_has(r, "Cache-Control"))
+			ok &= req_oh_add(r, "Cache-Control", "no-store") == 0;
+		ok &= req_oh_add(r, "Strict-Transport-Security", "max-age=63072000") == 0;
+		ok &= req_oh_add(r, "X-Content-Type-Options", "nosniff") == 0;
+		ok &= req_oh_add(r, "X-Request-Id", r->id) == 0;
+		ok &= req_oh_add(r, "Date", req_date()) == 0;
+		/* While draining, let keep-alive clients go; HTTP/1.0 ones stay
+		 * only when they asked to. */
+		if (r->app != NULL && r->app->draining)
+			r->close = 1;
+		if (r->in == NULL || !r->in->keep_alive)
+			r->close = 1;
+		if (r->close)
+			ok &= req_oh_add(r, "Connection", "close") == 0;
+		else if (r->in->minor == 0)
+			ok &= req_oh_add(r, "Connection", "keep-alive") == 0;
+		if (!ok) {
+			/* Out of memory mid-way: the connection cannot be
+			 * answered sensibly; the listener closes it. */
+			hooks->send(hooks->arg, r->conn, NULL, 0, 1);
+		} else {
+			n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, req_reason(status));
+			cap = (size_t)n + r->oh_len + 64 + (with_body ? nbytes : 0);
+			out = malloc(cap);
+			if (out == NULL) {
+				hooks->send(hooks->arg, r->conn, NULL, 0, 1);
+			} else {
+				memcpy(out, line, (size_t)n);
+				len = (size_t)n;
+				memcpy(out + len, r->oh, r->oh_len);
+				len += r->oh_len;
+				if (no_length)
+					n = snprintf(out + len, cap - len, "\r\n");
+				else
+					n = snprintf(out + len, cap - len, "Content-Length: %zu\r\n\r\n",
+						     nbytes);
+				len += (size_t)n;
+				if (with_body && nbytes > 0) {
+					memcpy(out + len, body, nbytes);
+					len += nbytes;
+				}
+				hooks->send(hooks->arg, r->conn, out, len, r->close);
+			}
+		}
 	}
+	r->replied = 1;
 
 	dur_us = (clock_mono_ns() - r->start_ns) / 1000u;
 	log_event(LOG_INFO, r->id, "access",
@@ -336,6 +411,7 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 
 	free(r->path);
 	free(r->query);
+	free(r->oh);
 	req_wipe_body(r);
 	free(r);
 	if (hooks != NULL)
@@ -345,17 +421,7 @@ static void req_finish(struct req *r, int status, const char *ctype, struct evbu
 void req_reply_raw(struct req *r, int status, const char *content_type, const void *data,
 		   size_t len)
 {
-	struct evbuffer *b = evbuffer_new();
-
-	/* Without a buffer the reply still goes out, with an empty body. */
-	if (b != NULL && len > 0 && evbuffer_add(b, data, len) != 0) {
-		evbuffer_free(b);
-		b = NULL;
-		status = 500;
-	}
-	req_finish(r, status, content_type, b);
-	if (b != NULL)
-		evbuffer_free(b);
+	req_finish(r, status, content_type, data, len);
 }
 
 void req_reply_json(struct req *r, int status, json_t *body)

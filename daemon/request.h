@@ -12,18 +12,33 @@
 #include "principal.h"
 
 struct app;
-struct evhttp_request;
-struct evhttp_connection;
 struct route;
+struct hp_request;
 
 /* What the listener that received a request wants to hear of it; set by the
  * listener, so request.c never calls back into it by name. */
 struct req_hooks {
-	/* A reply is about to be queued on evcon (the client is still there). */
-	void (*reply_starts)(void *arg, struct evhttp_connection *evcon);
+	/* The whole reply (status line, headers, body), malloc'd: the listener
+	 * now owns it (it may hold an opened contact: wiped when freed). close:
+	 * the connection ends after it (the head says "Connection: close"). */
+	void (*send)(void *arg, void *conn, char *reply, size_t len, int close);
 	/* The request has replied and is freed: called exactly once. */
 	void (*done)(void *arg);
 	void *arg;
+};
+
+/* What the listener hands req_new: a parsed head, its body, and the
+ * connection's identity. Everything is copied except head, which must stay
+ * valid until the reply or req_detach. */
+struct req_in {
+	const struct hp_request *head;
+	const unsigned char *body;
+	size_t body_len;
+	const struct peer_cert *cert;    /* the connection's verified peer, or NULL */
+	const unsigned char *peer_key;   /* 16 bytes: the peer's address as a limit key */
+	void *conn;                      /* handed back to hooks->send */
+	const struct req_hooks *hooks;
+	unsigned close : 1;              /* the listener will close after the reply */
 };
 
 #define REQ_MAX_PARAMS 3
@@ -33,8 +48,11 @@ struct req_hooks {
 
 struct req {
 	struct app *app;
-	struct evhttp_request *ev;
-	struct evhttp_connection *conn;
+	const struct hp_request *in;     /* the parsed head (the listener's); NULL once detached */
+	void *conn;                      /* the listener's connection; NULL once detached */
+	char *oh;                        /* reply headers so far, "Name: value\r\n" lines; owned */
+	size_t oh_len, oh_cap;
+	unsigned close : 1;              /* the connection ends after the reply */
 	char id[33];                     /* request id: 32 hex chars, echoed as X-Request-Id */
 	int method;                      /* enum evhttp_cmd_type */
 	char *path;                      /* decoded path, no query string; owned */
@@ -64,7 +82,10 @@ struct req {
 
 /* Created by http_server.c for each incoming request. Returns NULL only on
  * allocation failure (the caller then answers 503 itself). */
-struct req *req_new(struct app *app, struct evhttp_request *ev);
+struct req *req_new(struct app *app, const struct req_in *in);
+/* The connection is gone while r is being handled: r's reply will only free
+ * it (r->gone, no headers left to read). Called by the listener. */
+void req_detach(struct req *r);
 
 /* Header lookup on the incoming request (case-insensitive); NULL if absent. */
 const char *req_header(const struct req *r, const char *name);
