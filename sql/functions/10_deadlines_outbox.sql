@@ -134,15 +134,13 @@ BEGIN
 	-- the plain ones, set-based
 	PERFORM deadline_mark_missed(plain);
 	done := plain;
-	-- the live offers: all in one sub-transaction; only when that one meets
+	-- the live offers: all in one sub-transaction, set-based
+	-- (deadline_reoffer_batch, 42_deadline_steps.sql); only when that one meets
 	-- a deadlock or a lock timeout, again one sub-transaction each (more than
 	-- 64 sub-transactions in one transaction overflow its snapshot cache and
 	-- slow every other session's visibility checks)
 	BEGIN
-		FOR r IN SELECT d.id, d.assignment_id FROM deadlines d
-		         WHERE d.id = ANY (reoffer) ORDER BY d.due_at, d.id LOOP
-			PERFORM deadline_miss_offer(r.id, r.assignment_id);
-		END LOOP;
+		PERFORM deadline_reoffer_batch(reoffer);
 		done := done || reoffer;
 	EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
 		FOR r IN SELECT d.id, d.assignment_id FROM deadlines d

@@ -94,6 +94,291 @@ BEGIN
 	VALUES (p_kind, a.id, a.worker_id, a.organisation_id, dd.due_at, dd.clock, dd.remind_at);
 END $$;
 
+-- The sweeper's re-offers, a batch at a time (issue 12) --------------------------
+--
+-- A claimed batch of due accept deadlines of live offers (deadline and
+-- assignment rows locked by deadline_sweep, 10_deadlines_outbox.sql) is
+-- expired and offered to the next workers in a fixed number of statements,
+-- not in one match_assignment + offer_make round per deadline (about 1 ms
+-- each). The choice is the one match_assignment (05_matching.sql) makes,
+-- taken one assignment after the other in the batch's order (due time, id):
+-- the least loaded worker first (open_count / capacity), then idle longest
+-- (last_assigned_at, never offered first), then id; of the need's kind,
+-- serving the region, sharing a language, below capacity, and not one who
+-- declined this assignment or let it expire (the offer expired here
+-- included); a worker another transaction holds is skipped, as the matcher's
+-- first attempt (SKIP LOCKED) skips it. Every offer of the batch raises the
+-- chosen worker's load by 1 / capacity and its idle-since to now() before
+-- the next assignment chooses, as one offer after the other would. All the
+-- batch's offers expire first, so all their slots are free for the choice
+-- (they all fell due).
+--
+-- How one statement can choose for a whole batch: a worker's successive
+-- offers have rising keys (load (open + j) / capacity, then idle-since),
+-- so the choice is a merge of "slot events", one per worker and slot it
+-- could still fill, sorted by key: each assignment takes the first event
+-- not yet taken whose worker may take it (that event is always that
+-- worker's next slot: its earlier ones sort before it and were taken, or
+-- the worker was refused, and is refused for this assignment too). The
+-- events come from the first 2k+16 slot rows (worker_match_slots_order) of
+-- each (region, kind) with k assignments in the batch; when the pair has
+-- more, an event sorting after the first row not read cannot be trusted to
+-- be the least loaded, and that assignment, like one with nobody free, a
+-- candidate busy elsewhere or a long search, goes the ordinary way after
+-- the batch: match_assignment (waiting for a busy worker; unassigned with
+-- its escalation and assignment.unassigned when nobody can take it; the
+-- re-matching job from there).
+-- Must never: offer a worker above capacity (every candidate is locked and
+-- re-read before its events are made), make two live offers for one
+-- assignment (offers_one_pending), or re-offer to a worker who declined or
+-- let it expire.
+
+-- The choice for the batch's assignments of one kind (p_aids: the whole
+-- batch in order, its rows locked and expired). One row per assignment of
+-- that kind, in order: the worker (NULL: decide the ordinary way), its open
+-- count before this offer and its idle-since at the time.
+CREATE OR REPLACE FUNCTION deadline_reoffer_pick(p_aids uuid[], p_kind text,
+	OUT n bigint, OUT assignment_id uuid, OUT worker_id uuid, OUT open_before integer,
+	OUT idle_since timestamptz)
+RETURNS SETOF record LANGUAGE plpgsql AS $$
+DECLARE
+	c_id uuid[];
+	c_reg jsonb;
+	c_lang jsonb;
+	ev_c integer[];
+	ev_open integer[];
+	ev_idle timestamptz[];
+	bounds jsonb;
+	excl jsonb;
+	used boolean[];
+	nev integer;
+	ptr integer := 1;
+	e integer;
+	got integer;
+	cw integer;
+	lim integer;
+	truncated boolean;
+	skipped boolean;
+	stop boolean := false;
+	r record;
+BEGIN
+	-- One statement: the first 2k+16 slot rows of each pair and the row
+	-- after them (where what was read ends); those workers locked (the ones
+	-- others hold are skipped) and re-read, so the events come from their
+	-- latest versions; the events sorted, at most 3k+32; per region how many
+	-- of them sort before its first row not read; and who may not take which
+	-- assignment again.
+	WITH b AS (
+		SELECT x.n, x.id, a.region FROM unnest(p_aids) WITH ORDINALITY x(id, n)
+		JOIN assignments a ON a.id = x.id WHERE a.need = p_kind
+	), pr AS (
+		SELECT b.region, count(*)::integer AS k FROM b GROUP BY b.region
+	), sl AS (
+		SELECT pr.region, pr.k, s.worker_id, s.rn, s.load, s.last_assigned_at
+		FROM pr CROSS JOIN LATERAL (
+			SELECT s.worker_id, s.load, s.last_assigned_at,
+			       row_number() OVER (ORDER BY s.load, s.last_assigned_at NULLS FIRST, s.worker_id) AS rn
+			FROM worker_match_slots s WHERE s.region = pr.region AND s.kind = p_kind
+			ORDER BY s.load, s.last_assigned_at NULLS FIRST, s.worker_id
+			LIMIT 2 * pr.k + 17) s
+	), c AS (
+		SELECT w.id, w.open_count, w.capacity, w.last_assigned_at, w.regions, w.languages
+		FROM workers w
+		WHERE w.id IN (SELECT sl.worker_id FROM sl WHERE sl.rn <= 2 * sl.k + 16)
+		  AND w.active AND NOT w.on_leave AND w.kind = p_kind AND w.open_count < w.capacity
+		ORDER BY w.id
+		FOR UPDATE SKIP LOCKED
+	), ci AS (
+		SELECT c.*, row_number() OVER (ORDER BY c.id)::integer AS idx FROM c
+	), ev AS (
+		SELECT ci.idx, ci.id, ci.open_count + j AS open_before,
+		       CASE WHEN j = 0 THEN ci.last_assigned_at ELSE now() END AS idle,
+		       (ci.open_count + j)::numeric / ci.capacity AS load
+		FROM ci CROSS JOIN LATERAL generate_series(0,
+			least(ci.capacity - ci.open_count, (SELECT count(*) FROM b)::integer) - 1) j
+	), evn AS (
+		SELECT ev.*, row_number() OVER (ORDER BY ev.load, coalesce(ev.idle, '-infinity'), ev.id)::integer AS e
+		FROM ev
+		ORDER BY ev.load, coalesce(ev.idle, '-infinity'), ev.id
+		LIMIT 3 * (SELECT count(*) FROM b) + 32
+	)
+	SELECT (SELECT array_agg(ci.id ORDER BY ci.idx) FROM ci),
+	       (SELECT jsonb_agg(to_jsonb(ci.regions) ORDER BY ci.idx) FROM ci),
+	       (SELECT jsonb_agg(to_jsonb(ci.languages) ORDER BY ci.idx) FROM ci),
+	       (SELECT array_agg(evn.idx ORDER BY evn.e) FROM evn),
+	       (SELECT array_agg(evn.open_before ORDER BY evn.e) FROM evn),
+	       (SELECT array_agg(evn.idle ORDER BY evn.e) FROM evn),
+	       (SELECT jsonb_object_agg(x.region, (SELECT count(*) FROM evn
+	                WHERE (evn.load, coalesce(evn.idle, '-infinity'), evn.id)
+	                      < (x.load, coalesce(x.last_assigned_at, '-infinity'), x.worker_id)))
+	        FROM sl x WHERE x.rn = 2 * x.k + 17),
+	       (SELECT jsonb_object_agg(b.n || ':' || ci.idx, true)
+	        FROM b JOIN offers o ON o.assignment_id = b.id AND o.outcome IN ('declined', 'expired')
+	        JOIN ci ON ci.id = o.worker_id),
+	       (SELECT count(*) FROM ev) > 3 * (SELECT count(*) FROM b) + 32,
+	       (SELECT count(DISTINCT sl.worker_id) FROM sl WHERE sl.rn <= 2 * sl.k + 16)
+	       <> (SELECT count(*) FROM c)
+	INTO c_id, c_reg, c_lang, ev_c, ev_open, ev_idle, bounds, excl, truncated, skipped;
+	nev := coalesce(cardinality(ev_c), 0);
+	used := array_fill(false, ARRAY[greatest(nev, 1)]);
+	excl := coalesce(excl, '{}');
+	bounds := coalesce(bounds, '{}');
+	-- In order. Once one cannot be decided here, it and every later one go
+	-- the ordinary way, in order (what they choose depends on its choice);
+	-- one nobody can take (every worker that could was read, none refused
+	-- nor busy elsewhere) takes nothing, and goes the ordinary way too.
+	FOR r IN SELECT x.n, x.id, a.region, a.languages FROM unnest(p_aids) WITH ORDINALITY x(id, n)
+	         JOIN assignments a ON a.id = x.id WHERE a.need = p_kind ORDER BY x.n LOOP
+		n := r.n;
+		assignment_id := r.id;
+		worker_id := NULL;
+		open_before := NULL;
+		idle_since := NULL;
+		IF NOT stop THEN
+			WHILE ptr <= nev AND used[ptr] LOOP
+				ptr := ptr + 1;
+			END LOOP;
+			-- events beyond the region's first unread slot row, or far
+			-- down the list, are not decided here
+			lim := least(nev, coalesce((bounds->>r.region)::integer, nev), ptr + 255);
+			got := 0;
+			e := ptr;
+			WHILE e <= lim LOOP
+				IF NOT used[e] THEN
+					cw := ev_c[e];
+					IF (c_reg->(cw - 1)) ? r.region AND (c_lang->(cw - 1)) ?| r.languages
+					   AND NOT excl ? (r.n || ':' || cw) THEN
+						got := e;
+						EXIT;
+					END IF;
+				END IF;
+				e := e + 1;
+			END LOOP;
+			IF got > 0 THEN
+				used[got] := true;
+				worker_id := c_id[ev_c[got]];
+				open_before := ev_open[got];
+				idle_since := ev_idle[got];
+			ELSIF e <= nev OR bounds ? r.region OR truncated OR skipped THEN
+				stop := true;
+			END IF;
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+END $$;
+
+-- The batch's offers, written set-based: what offer_make does for one
+-- (05_matching.sql), for all. The picks in the batch's order; the
+-- assignments are locked and expired, the workers locked.
+CREATE OR REPLACE FUNCTION deadline_reoffer_write(p_aids uuid[], p_wids uuid[], p_open integer[],
+                                                  p_idle timestamptz[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	WITH p AS (
+		SELECT x.n, x.aid, x.wid, x.open_before, x.idle, a.need, a.urgency, a.region,
+		       a.languages AS alang, w.organisation_id AS org, w.capacity, w.languages AS wlang
+		FROM unnest(p_aids, p_wids, p_open, p_idle) WITH ORDINALITY x(aid, wid, open_before, idle, n)
+		JOIN assignments a ON a.id = x.aid JOIN workers w ON w.id = x.wid
+	), pol AS (
+		SELECT g.need, g.urgency, g.org, dd.due_at, dd.clock, dd.remind_at
+		FROM (SELECT DISTINCT p.need, p.urgency, p.org FROM p) g
+		CROSS JOIN LATERAL deadline_due('accept', g.need, g.urgency, g.org, now()) dd
+	), o AS (
+		INSERT INTO offers (assignment_id, worker_id, expires_at, match_reason)
+		SELECT p.aid, p.wid, pol.due_at, jsonb_build_object(
+			'rule', 'least_loaded', 'open_before', p.open_before, 'capacity', p.capacity,
+			'idle_since', p.idle, 'region', p.region,
+			'shared_languages', (SELECT to_jsonb(array_agg(l ORDER BY l))
+			                     FROM unnest(p.wlang) l WHERE l = ANY (p.alang)))
+		FROM p JOIN pol ON pol.need = p.need AND pol.urgency = p.urgency AND pol.org = p.org
+		ORDER BY p.n
+		RETURNING id, assignment_id, worker_id, expires_at, match_reason
+	), dl AS (
+		INSERT INTO deadlines (kind, assignment_id, offer_id, worker_id, organisation_id, due_at,
+		                       clock, remind_at)
+		SELECT 'accept', o.assignment_id, o.id, o.worker_id, p.org, o.expires_at, pol.clock, pol.remind_at
+		FROM o JOIN p ON p.aid = o.assignment_id
+		JOIN pol ON pol.need = p.need AND pol.urgency = p.urgency AND pol.org = p.org
+		ORDER BY p.n
+	), esc AS (
+		UPDATE escalations e SET resolved_at = now()
+		FROM p WHERE e.assignment_id = p.aid AND e.reason = 'unassigned' AND e.resolved_at IS NULL
+	), ob AS (
+		INSERT INTO outbox (type, payload, organisation_id)
+		SELECT 'assignment.offered',
+		       jsonb_build_object('assignment_id', p.aid, 'worker_id', p.wid,
+		                          'detail_url', '/v1/assignments/' || p.aid),
+		       p.org
+		FROM p ORDER BY p.n
+	)
+	-- A new worker sees none of what the previous one wrote (offer_make).
+	-- The workers' loads and idle-since follow in the assignments trigger.
+	UPDATE assignments a SET status = 'offered', worker_id = o.worker_id, reason = NULL,
+	       reason_sealed = NULL, organisation_id = p.org, offer_expires_at = o.expires_at,
+	       match_reason = o.match_reason
+	FROM o JOIN p ON p.aid = o.assignment_id
+	WHERE a.id = o.assignment_id;
+END $$;
+
+-- Due accept deadlines of live offers (p_deadlines; rows and assignments
+-- locked by the caller): mark them missed with their escalations (once:
+-- deadline_mark_missed), expire the offers, offer the assignments to the
+-- next workers, the rest the ordinary way. One transaction (the caller's
+-- sub-transaction): a crash or an error leaves all of it undone and the
+-- deadlines pending for the next pass.
+CREATE OR REPLACE FUNCTION deadline_reoffer_batch(p_deadlines uuid[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	aids uuid[];
+	k text;
+	pk_aid uuid[] := '{}';
+	pk_wid uuid[] := '{}';
+	pk_open integer[] := '{}';
+	pk_idle timestamptz[] := '{}';
+	rest uuid[] := '{}';
+	x record;
+	aid uuid;
+BEGIN
+	IF coalesce(cardinality(p_deadlines), 0) = 0 THEN
+		RETURN;
+	END IF;
+	SELECT array_agg(d.assignment_id ORDER BY d.due_at, d.id) INTO aids
+	FROM unnest(p_deadlines) AS i(id) JOIN deadlines d ON d.id = i.id;
+	-- first missed: the new offers' accept deadlines must not meet them pending
+	PERFORM deadline_mark_missed(p_deadlines);
+	UPDATE offers o SET outcome = 'expired', ended_at = now(), reason = 'accept_deadline_missed'
+	FROM unnest(aids) AS i(id)
+	WHERE o.assignment_id = i.id AND o.outcome = 'pending';
+	-- The old workers' loads go down in the assignments trigger: their rows
+	-- locked first, in id order (two sweepers then queue, not deadlock).
+	PERFORM 1 FROM workers w
+	WHERE w.id IN (SELECT a.worker_id FROM unnest(aids) AS i(id) JOIN assignments a ON a.id = i.id)
+	ORDER BY w.id FOR UPDATE;
+	UPDATE assignments a SET status = 'expired' FROM unnest(aids) AS i(id) WHERE a.id = i.id;
+	FOR k IN SELECT DISTINCT a.need FROM unnest(aids) AS i(id) JOIN assignments a ON a.id = i.id
+	         ORDER BY 1 LOOP
+		FOR x IN SELECT * FROM deadline_reoffer_pick(aids, k) LOOP
+			IF x.worker_id IS NULL THEN
+				rest := rest || x.assignment_id;
+			ELSE
+				pk_aid := pk_aid || x.assignment_id;
+				pk_wid := pk_wid || x.worker_id;
+				pk_open := pk_open || x.open_before;
+				pk_idle := pk_idle || x.idle_since;
+			END IF;
+		END LOOP;
+	END LOOP;
+	IF cardinality(pk_aid) > 0 THEN
+		PERFORM deadline_reoffer_write(pk_aid, pk_wid, pk_open, pk_idle);
+	END IF;
+	-- The ordinary way, in the batch's order: waits for a busy candidate
+	-- (bounded), or unassigned with its escalation.
+	FOREACH aid IN ARRAY ARRAY(SELECT i.id FROM unnest(aids) WITH ORDINALITY AS i(id, n)
+	                           WHERE i.id = ANY (rest) ORDER BY i.n) LOOP
+		PERFORM match_assignment(aid);
+	END LOOP;
+END $$;
+
 -- Reminders and level-2 escalation ---------------------------------------------
 
 -- Due reminders, claimed FOR UPDATE SKIP LOCKED and marked: each goes out

@@ -1,0 +1,206 @@
+#!/usr/bin/env bats
+# The sweeper's batch re-offer (deadline_reoffer_batch, 42_deadline_steps.sql)
+# against its reference: the same due accept deadlines acted on one after the
+# other through match_assignment (05_matching.sql), in a transaction rolled
+# back. A network with loads, capacities, languages, workers serving two
+# regions, a region with more workers than the batch reads (its boundary),
+# declines, and a need where nobody is left; three rounds of expiries, each
+# compared assignment by assignment (status and worker). And a batch that
+# meets a busy worker row is undone whole and redone one deadline at a time,
+# nothing lost and nothing twice.
+
+load ../lib/common
+load sql_common
+
+setup_file() {
+	sql_setup_file
+	local orgs=() o i r langs
+	orgs[0]=$(mk_org o-b1)
+	orgs[1]=$(mk_org o-b2)
+	mk_office off-b1 b1 >"$REFD_TMP/off1"
+	mk_office off-b2 b2 >"$REFD_TMP/off2"
+	RANDOM=4242
+	langs=('["ru"]' '["ky"]' '["ru","ky"]' '["ky","ru","en"]')
+	for i in $(seq 1 14); do
+		mk_worker "${orgs[$((i % 2))]}" harm_reduction "h1-$i" '["b1"]' "${langs[$((RANDOM % 4))]}" \
+			$((1 + RANDOM % 4)) >/dev/null
+	done
+	for i in $(seq 1 6); do
+		mk_worker "${orgs[$((i % 2))]}" harm_reduction "h12-$i" '["b1","b2"]' \
+			"${langs[$((RANDOM % 4))]}" $((1 + RANDOM % 3)) >/dev/null
+	done
+	# b2: more workers than a batch of a few b2 assignments reads (2k+16)
+	for i in $(seq 1 22); do
+		mk_worker "${orgs[$((i % 2))]}" harm_reduction "h2-$i" '["b2"]' "${langs[$((RANDOM % 4))]}" \
+			$((2 + RANDOM % 2)) >/dev/null
+	done
+	mk_worker "${orgs[0]}" harm_reduction h1-en '["b1"]' '["en"]' 5 >/dev/null
+	for i in 1 2 3; do
+		mk_worker "${orgs[$((i % 2))]}" legal_support "l1-$i" '["b1"]' '["ru","ky"]' 1 >/dev/null
+	done
+	# different accept times per organisation's policy are the same policy
+	# here; the due times are moved by the tests
+	local off1 off2 needs
+	off1=$(cat "$REFD_TMP/off1")
+	off2=$(cat "$REFD_TMP/off2")
+	for i in $(seq 1 26); do
+		needs='["harm_reduction"]'
+		[ $((i % 4)) = 0 ] && needs='["harm_reduction","legal_support"]'
+		submit "$off1" "k1-$i" "E1-$i" "U1-$i" "$needs" b1 "${langs[$((RANDOM % 3))]}" >/dev/null
+	done
+	for i in $(seq 1 4); do
+		submit "$off2" "k2-$i" "E2-$i" "U2-$i" '["harm_reduction"]' b2 "${langs[$((RANDOM % 3))]}" >/dev/null
+	done
+	# Declines: those workers may never be offered these again.
+	local a w org res
+	while read -r a w org; do
+		res=$(api assignment_decline "$(who_worker "$w" "$org")" "{\"id\":\"$a\"}")
+		[ "$(jget "$res" .status)" = 200 ] || return 1
+	done < <(qs "select a.id || ' ' || a.worker_id || ' ' || w.organisation_id from assignments a
+	             join workers w on w.id = a.worker_id where a.status = 'offered' order by a.id limit 6")
+}
+teardown_file() { refd_teardown_file; }
+
+# Every live offer's accept deadline falls due now, one after the other.
+all_due() {
+	qs "with n as (select d.id, d.offer_id, now() - interval '10 seconds'
+	                      + row_number() over (order by d.id) * interval '1 ms' as due
+	               from deadlines d where d.state = 'pending' and d.kind = 'accept')
+	    , o as (update offers o set expires_at = n.due from n where o.id = n.offer_id)
+	    update deadlines d set due_at = n.due from n where d.id = n.id" >/dev/null
+}
+
+# What became of every assignment that had a due offer: id, status, worker.
+state_of() { # FILE: the due assignments' ids
+	qs "select string_agg(a.id || ' ' || a.status || ' ' || coalesce(a.worker_id::text, '-'), ',' order by a.id)
+	    from assignments a where a.id in (select x::uuid from unnest(string_to_array('$(paste -sd, "$1")', ',')) x)"
+}
+
+# The reference, rolled back: mark, expire, then match_assignment one by one
+# in due order.
+reference() {
+	refd_psql -At <<'SQL'
+BEGIN;
+CREATE TEMP TABLE ref_due AS
+	SELECT row_number() OVER (ORDER BY d.due_at, d.id) AS n, d.id, d.assignment_id
+	FROM deadlines d JOIN offers o ON o.id = d.offer_id AND o.outcome = 'pending'
+	WHERE d.state = 'pending' AND d.kind = 'accept' AND d.due_at <= now();
+DO $$
+DECLARE
+	r record;
+BEGIN
+	PERFORM ctx_set('{"role": "system"}', 'sweeper');
+	PERFORM deadline_mark_missed(ARRAY(SELECT id FROM ref_due ORDER BY n));
+	UPDATE offers SET outcome = 'expired', ended_at = now(), reason = 'accept_deadline_missed'
+	WHERE assignment_id IN (SELECT assignment_id FROM ref_due) AND outcome = 'pending';
+	UPDATE assignments SET status = 'expired' WHERE id IN (SELECT assignment_id FROM ref_due);
+	FOR r IN SELECT assignment_id FROM ref_due ORDER BY n LOOP
+		PERFORM match_assignment(r.assignment_id);
+	END LOOP;
+END $$;
+SELECT string_agg(a.id || ' ' || a.status || ' ' || coalesce(a.worker_id::text, '-'), ',' ORDER BY a.id)
+FROM assignments a WHERE a.id IN (SELECT assignment_id FROM ref_due);
+ROLLBACK;
+SQL
+}
+
+# The sweep, as the daemon's role, with how many assignments went the
+# ordinary way (match_assignment calls in its transaction).
+sweep_counting() {
+	psql -X -q -tA -v ON_ERROR_STOP=1 -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U postgres -d "$REFD_DB" \
+		-c "SET track_functions = 'pl'" -c "SET ROLE referrald_app" -c "BEGIN" \
+		-c "SELECT deadline_sweep(1000)->>'processed'" \
+		-c "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions WHERE funcname = 'match_assignment'" \
+		-c "COMMIT"
+}
+
+@test "batch re-offer: the choices of match_assignment one after the other, three rounds" {
+	local round ref got out due nunassigned
+	for round in 1 2 3; do
+		all_due
+		qs "select d.assignment_id from deadlines d join offers o on o.id = d.offer_id
+		    where d.state = 'pending' and d.kind = 'accept' and o.outcome = 'pending'
+		    order by 1" >"$REFD_TMP/due"
+		due=$(wc -l <"$REFD_TMP/due")
+		[ "$due" -gt 0 ]
+		ref=$(reference)
+		out=$(sweep_counting)
+		got=$(state_of "$REFD_TMP/due")
+		echo "round $round: $due due; sweep: $out" >&2
+		[ "$(sed -n 1p <<<"$out")" = "$due" ]
+		if [ "$ref" != "$got" ]; then
+			diff <(tr , '\n' <<<"$ref") <(tr , '\n' <<<"$got") >&2
+			false
+		fi
+		# Only those nobody could take went the ordinary way.
+		nunassigned=$(tr , '\n' <<<"$got" | grep -c ' unassigned ' || true)
+		[ "$(sed -n 2p <<<"$out")" = "$nunassigned" ]
+	done
+	# Some really moved on, some ran out of workers (the need with three).
+	[ "$(qs "select count(*) from assignments where status = 'offered'")" -gt 20 ]
+	[ "$(qs "select count(*) from assignments where status = 'unassigned'")" -gt 0 ]
+	# Never over capacity, never two live offers, never re-offered to who let
+	# it expire or declined it.
+	[ "$(qs "select count(*) from workers where open_count > capacity")" = 0 ]
+	[ "$(qs "select count(*) from workers w where open_count <>
+	         (select count(*) from assignments a where a.worker_id = w.id
+	          and a.status in ('offered','accepted','in_progress','on_hold'))")" = 0 ]
+	[ "$(qs "select count(*) from (select assignment_id from offers where outcome = 'pending'
+	         group by 1 having count(*) > 1) x")" = 0 ]
+	[ "$(qs "select count(*) from offers p join offers o on o.assignment_id = p.assignment_id
+	         and o.worker_id = p.worker_id and o.outcome in ('declined','expired')
+	         where p.outcome = 'pending'")" = 0 ]
+	# One escalation, one deadline.missed and one audit record per missed
+	# deadline; one assignment.offered per offer made by the sweeper.
+	[ "$(qs "select count(*) from deadlines d where d.state = 'missed'
+	         and (select count(*) from escalations e where e.deadline_id = d.id) <> 1")" = 0 ]
+	[ "$(qs "select count(*) from outbox where type = 'deadline.missed'")" = \
+	  "$(qs "select count(*) from deadlines where state = 'missed'")" ]
+	[ "$(qs "select count(*) from audit_log where action = 'deadline.missed'")" = \
+	  "$(qs "select count(*) from deadlines where state = 'missed'")" ]
+	[ "$(qs "select count(*) from outbox where type = 'assignment.offered'")" = \
+	  "$(qs "select count(*) from offers")" ]
+	# Each new offer has its accept deadline; the history has both steps.
+	[ "$(qs "select count(*) from offers o where o.outcome = 'pending' and not exists
+	         (select 1 from deadlines d where d.offer_id = o.id and d.state = 'pending' and d.kind = 'accept')")" = 0 ]
+	[ "$(qs "select count(*) from assignment_history where from_status = 'offered' and to_status = 'expired'")" = \
+	  "$(qs "select count(*) from offers where outcome = 'expired'")" ]
+}
+
+@test "batch re-offer meeting a busy worker: undone whole, redone one by one, each once" {
+	local w out
+	# new offers for the unassigned and decline-free ones: fresh submissions
+	for i in $(seq 1 6); do
+		submit "$(cat "$REFD_TMP/off2")" "k3-$i" "E3-$i" "U3-$i" '["harm_reduction"]' b2 '["ru","ky"]' >/dev/null
+	done
+	all_due
+	local due
+	due=$(qs "select count(*) from deadlines d join offers o on o.id = d.offer_id
+	          where d.state = 'pending' and d.kind = 'accept' and o.outcome = 'pending'")
+	[ "$due" -gt 1 ]
+	# Someone holds the worker row of one of the due offers for 3 s.
+	w=$(qs "select o.worker_id from deadlines d join offers o on o.id = d.offer_id
+	        where d.state = 'pending' and d.kind = 'accept' and o.outcome = 'pending' order by d.due_at limit 1")
+	refd_psql -c "begin" -c "select 1 from workers where id = '$w' for update" -c "select pg_sleep(3)" \
+		-c "commit" >/dev/null &
+	sleep 0.5
+	out=$(q "select deadline_sweep(1000)")
+	wait
+	echo "$out" >&2
+	# Not all done (the held worker's offers waited), none lost ...
+	[ "$(jget "$out" .processed)" -lt "$due" ]
+	[ "$(jget "$out" .skipped)" -gt 0 ]
+	q "select deadline_sweep(1000)" >/dev/null
+	[ "$(qs "select count(*) from deadlines d join offers o on o.id = d.offer_id
+	         where d.kind = 'accept' and d.due_at <= now() and (d.state = 'pending' or o.outcome = 'pending')")" = 0 ]
+	# ... and nothing twice.
+	[ "$(qs "select count(*) from deadlines d where d.state = 'missed'
+	         and (select count(*) from escalations e where e.deadline_id = d.id) <> 1")" = 0 ]
+	[ "$(qs "select count(*) from audit_log where action = 'deadline.missed'")" = \
+	  "$(qs "select count(*) from deadlines where state = 'missed'")" ]
+	[ "$(qs "select count(*) from outbox where type = 'deadline.missed'")" = \
+	  "$(qs "select count(*) from deadlines where state = 'missed'")" ]
+	[ "$(qs "select count(*) from (select assignment_id from offers where outcome = 'pending'
+	         group by 1 having count(*) > 1) x")" = 0 ]
+	[ "$(qs "select count(*) from workers where open_count > capacity")" = 0 ]
+}
