@@ -134,18 +134,27 @@ BEGIN
 		        nullif(current_setting('app.reason_sealed', true), ''));
 	END IF;
 
-	IF was_open AND (NOT is_open OR NEW.worker_id IS DISTINCT FROM OLD.worker_id) THEN
-		UPDATE workers SET open_count = open_count - 1 WHERE id = OLD.worker_id;
-	END IF;
-	-- A new offer also stamps the worker's idle-since (the matcher's
-	-- tie-break), in the same write as its load: one update of the worker
-	-- (and of its match slots) per offer, not two.
-	IF is_open AND (NOT was_open OR NEW.worker_id IS DISTINCT FROM OLD.worker_id) THEN
-		IF NEW.status = 'offered' THEN
-			UPDATE workers SET open_count = open_count + 1, last_assigned_at = now()
-			WHERE id = NEW.worker_id;
-		ELSE
-			UPDATE workers SET open_count = open_count + 1 WHERE id = NEW.worker_id;
+	-- The workers' loads. A set-based statement that changes many
+	-- assignments at once (the sweeper's batch re-offer,
+	-- deadline_reoffer_batch in 42_deadline_steps.sql) sets app.loads_deferred
+	-- for that one statement and applies each worker's net change itself in
+	-- one UPDATE: one new version of a worker row per batch, not one per
+	-- assignment (each of which also re-checks the row's foreign keys and
+	-- rewrites its match slots).
+	IF coalesce(current_setting('app.loads_deferred', true), '') <> 'on' THEN
+		IF was_open AND (NOT is_open OR NEW.worker_id IS DISTINCT FROM OLD.worker_id) THEN
+			UPDATE workers SET open_count = open_count - 1 WHERE id = OLD.worker_id;
+		END IF;
+		-- A new offer also stamps the worker's idle-since (the matcher's
+		-- tie-break), in the same write as its load: one update of the worker
+		-- (and of its match slots) per offer, not two.
+		IF is_open AND (NOT was_open OR NEW.worker_id IS DISTINCT FROM OLD.worker_id) THEN
+			IF NEW.status = 'offered' THEN
+				UPDATE workers SET open_count = open_count + 1, last_assigned_at = now()
+				WHERE id = NEW.worker_id;
+			ELSE
+				UPDATE workers SET open_count = open_count + 1 WHERE id = NEW.worker_id;
+			END IF;
 		END IF;
 	END IF;
 

@@ -274,6 +274,7 @@ CREATE OR REPLACE FUNCTION deadline_reoffer_write(p_aids uuid[], p_wids uuid[], 
                                                   p_idle timestamptz[]) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+	PERFORM set_config('app.loads_deferred', 'on', true);
 	WITH p AS (
 		SELECT x.n, x.aid, x.wid, x.open_before, x.idle, a.need, a.urgency, a.region,
 		       a.languages AS alang, w.organisation_id AS org, w.capacity, w.languages AS wlang
@@ -312,12 +313,19 @@ BEGIN
 		FROM p ORDER BY p.n
 	)
 	-- A new worker sees none of what the previous one wrote (offer_make).
-	-- The workers' loads and idle-since follow in the assignments trigger.
+	-- The workers' loads and idle-since: below, once per worker (the
+	-- assignments trigger leaves them to us for this statement).
 	UPDATE assignments a SET status = 'offered', worker_id = o.worker_id, reason = NULL,
 	       reason_sealed = NULL, organisation_id = p.org, offer_expires_at = o.expires_at,
 	       match_reason = o.match_reason
 	FROM o JOIN p ON p.aid = o.assignment_id
 	WHERE a.id = o.assignment_id;
+	PERFORM set_config('app.loads_deferred', '', true);
+	-- What the trigger does per offer (open_count + 1, idle-since now()),
+	-- as one update per worker; the rows are locked (deadline_reoffer_pick).
+	UPDATE workers w SET open_count = w.open_count + g.n, last_assigned_at = now()
+	FROM (SELECT i.wid, count(*)::integer AS n FROM unnest(p_wids) AS i(wid) GROUP BY i.wid) g
+	WHERE w.id = g.wid;
 END $$;
 
 -- Due accept deadlines of live offers (p_deadlines; rows and assignments
@@ -349,12 +357,21 @@ BEGIN
 	UPDATE offers o SET outcome = 'expired', ended_at = now(), reason = 'accept_deadline_missed'
 	FROM unnest(aids) AS i(id)
 	WHERE o.assignment_id = i.id AND o.outcome = 'pending';
-	-- The old workers' loads go down in the assignments trigger: their rows
+	-- The old workers' loads go down (one update per worker below): their rows
 	-- locked first, in id order (two sweepers then queue, not deadlock).
 	PERFORM 1 FROM workers w
 	WHERE w.id IN (SELECT a.worker_id FROM unnest(aids) AS i(id) JOIN assignments a ON a.id = i.id)
 	ORDER BY w.id FOR UPDATE;
+	-- Every one of them is a live offer (deadline_sweep checked: offered,
+	-- its offer pending), so each frees one slot of its worker: the trigger
+	-- leaves that to the one update per worker below.
+	PERFORM set_config('app.loads_deferred', 'on', true);
 	UPDATE assignments a SET status = 'expired' FROM unnest(aids) AS i(id) WHERE a.id = i.id;
+	PERFORM set_config('app.loads_deferred', '', true);
+	UPDATE workers w SET open_count = w.open_count - g.n
+	FROM (SELECT a.worker_id, count(*)::integer AS n FROM unnest(aids) AS i(id)
+	      JOIN assignments a ON a.id = i.id WHERE a.worker_id IS NOT NULL GROUP BY a.worker_id) g
+	WHERE w.id = g.worker_id;
 	FOR k IN SELECT DISTINCT a.need FROM unnest(aids) AS i(id) JOIN assignments a ON a.id = i.id
 	         ORDER BY 1 LOOP
 		FOR x IN SELECT * FROM deadline_reoffer_pick(aids, k) LOOP
