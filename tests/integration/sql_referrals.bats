@@ -214,9 +214,8 @@ $(jget '.body.items[].id' "$res")"
 	run sql "update referrals set needs = '{shelter}' where id = '$id'"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"value for domain need violates"* ]]
-	# On insert too, as the table's owner, and nothing is written.
-	run psql -X -q -tA -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U "$REFD_DB_USER" -d "$REFD_DB" -c "
-		insert into referrals (office_id, external_ref, uic_hash, birth_year, gender, languages,
+	# On insert too, and nothing of the statement is written.
+	run sql "insert into referrals (office_id, external_ref, uic_hash, birth_year, gender, languages,
 		                       region, needs, urgency, consent_services, consent_report_back,
 		                       consent_obtained_at)
 		values ('$OFF', 'R-chk-2', '$hex', 1985, 'm', '{ru}', 'rf', '{harm_reduction}', 'normal',
