@@ -94,8 +94,10 @@ struct hs_conn {
 	struct http_head_scan scan;
 	size_t head_len, body_len;      /* of the current request, once its head is parsed */
 	struct hp_request rq;
-	char *out;                      /* the reply being written; owned */
-	size_t out_len, out_off;
+	const char *wbuf;               /* what is being written: out, or a reply lent
+	                                 * by request.c during hs_send, or a constant */
+	char *out;                      /* the rest of a reply the socket refused; owned */
+	size_t out_len, out_off;        /* of wbuf */
 	struct req *r;                  /* the request a handler holds */
 	size_t max_head, max_body;      /* limits, from the configuration at accept */
 	long read_ms, write_ms, idle_ms;
@@ -124,7 +126,7 @@ struct http_server {
 	struct req_hooks hooks;         /* handed to each request (request.c) */
 };
 
-static void hs_send(void *arg, void *conn, char *reply, size_t len, int close);
+static void hs_send(void *arg, void *conn, const char *reply, size_t len, int close);
 static void hs_request_done(void *arg);
 static void hs_process(struct hs_conn *c);
 static int hs_write(struct hs_conn *c);
@@ -261,6 +263,15 @@ static void hs_apply_limits(struct http_server *s, struct hs_conn *c)
 				  EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE;
 	}
 	s->methods = methods;
+}
+
+/* OpenSSL's error queue must be empty before an I/O call for SSL_get_error
+ * to be right about it; it nearly always is, and emptying it costs more than
+ * looking. */
+static void hs_err_clear(void)
+{
+	if (ERR_peek_error() != 0)
+		ERR_clear_error();
 }
 
 static const char *hs_name(const struct hs_conn *c)
@@ -535,7 +546,7 @@ static void hs_read(struct hs_conn *c)
 			room = limit - c->in_len;
 		if (room > INT_MAX)
 			room = INT_MAX;
-		ERR_clear_error();
+		hs_err_clear();
 		n = SSL_read(c->ssl, c->in + c->in_len, (int)room);
 		if (n > 0) {
 			if (c->in_len == 0 && c->state == C_HEAD)
@@ -588,14 +599,8 @@ static void hs_dispatch(struct hs_conn *c)
 	if (r == NULL) {
 		static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
 					   "Content-Length: 0\r\nConnection: close\r\n\r\n";
-		char *out = malloc(sizeof(busy) - 1);
 
-		if (out == NULL) {
-			hs_kill(c);
-			return;
-		}
-		memcpy(out, busy, sizeof(busy) - 1);
-		hs_send(s, c, out, sizeof(busy) - 1, 1);
+		hs_send(s, c, busy, sizeof(busy) - 1, 1);
 		return;
 	}
 	c->r = r;
@@ -640,12 +645,7 @@ static int hs_head(struct hs_conn *c)
 	if (c->rq.expect_continue && c->body_len > 0 && c->in_len < c->head_len + c->body_len) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-		c->out = malloc(sizeof(cont) - 1);
-		if (c->out == NULL) {
-			hs_kill(c);
-			return -1;
-		}
-		memcpy(c->out, cont, sizeof(cont) - 1);
+		c->wbuf = cont;
 		c->out_len = sizeof(cont) - 1;
 		c->out_off = 0;
 		c->continue_sent = 1;
@@ -763,7 +763,7 @@ static void hs_next(struct hs_conn *c)
 		c->t_first = c->t_idle;         /* pipelined: its clock starts now */
 }
 
-/* Write what is left of c->out. 0 when done or waiting for the socket, -1
+/* Write what is left of c->wbuf. 0 when done or waiting for the socket, -1
  * when c was killed. */
 static int hs_write(struct hs_conn *c)
 {
@@ -771,8 +771,8 @@ static int hs_write(struct hs_conn *c)
 		size_t left = c->out_len - c->out_off;
 		int n, err;
 
-		ERR_clear_error();
-		n = SSL_write(c->ssl, c->out + c->out_off, left > (1u << 30) ? 1 << 30 : (int)left);
+		hs_err_clear();
+		n = SSL_write(c->ssl, c->wbuf + c->out_off, left > (1u << 30) ? 1 << 30 : (int)left);
 		if (n > 0) {
 			c->out_off += (size_t)n;
 			continue;
@@ -793,6 +793,7 @@ static int hs_write(struct hs_conn *c)
 	}
 	hs_wipe_free(c->out, c->out_len);
 	c->out = NULL;
+	c->wbuf = NULL;
 	c->out_len = c->out_off = 0;
 	c->t_write = 0;
 	hs_wr(c, 0);
@@ -823,10 +824,13 @@ static int hs_write(struct hs_conn *c)
 	return 0;
 }
 
-/* request.c's hook: the reply of c's request. */
-static void hs_send(void *arg, void *conn, char *reply, size_t len, int close)
+/* request.c's hook: the reply of c's request, lent for this call. Mostly
+ * the socket takes it whole at once; what it does not is copied and written
+ * from the copy as the socket allows. */
+static void hs_send(void *arg, void *conn, const char *reply, size_t len, int close)
 {
 	struct hs_conn *c = conn;
+	size_t rest;
 
 	(void)arg;
 	c->r = NULL;
@@ -835,7 +839,7 @@ static void hs_send(void *arg, void *conn, char *reply, size_t len, int close)
 		hs_kill(c);
 		return;
 	}
-	c->out = reply;
+	c->wbuf = reply;
 	c->out_len = len;
 	c->out_off = 0;
 	c->t_write = 0;
@@ -844,7 +848,19 @@ static void hs_send(void *arg, void *conn, char *reply, size_t len, int close)
 	if (c->s != NULL && c->s->app->draining)
 		c->close_after = 1;
 	c->state = C_WRITING;
-	hs_write(c);
+	/* Killed (c may be freed), or written whole: nothing is left to keep. */
+	if (hs_write(c) != 0 || c->state != C_WRITING || c->wbuf != reply)
+		return;
+	rest = c->out_len - c->out_off;
+	c->out = malloc(rest);
+	if (c->out == NULL) {
+		hs_kill(c);
+		return;
+	}
+	memcpy(c->out, reply + c->out_off, rest);
+	c->wbuf = c->out;
+	c->out_len = rest;
+	c->out_off = 0;
 }
 
 /* ---- the handshake and the socket's events ------------------------------------ */
