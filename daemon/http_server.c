@@ -756,7 +756,7 @@ static void hs_next(struct hs_conn *c)
 	c->head_len = c->body_len = 0;
 	c->scanned = 0;
 	http_head_scan_reset(&c->scan);
-	memset(&c->rq, 0, sizeof(c->rq));
+	hp_request_clear(&c->rq);
 	c->state = C_HEAD;
 	c->t_idle = clock_mono_ns();
 	if (c->in_len > 0)

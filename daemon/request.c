@@ -160,7 +160,7 @@ static void req_release(struct req *r)
 	}
 	/* Nothing of this request (principal, certificate, parameters) is
 	 * left for the next one to read. */
-	OPENSSL_cleanse(r, sizeof(*r));
+	explicit_bzero(r, sizeof(*r));
 	r->spare_next = req_spare;
 	req_spare = r;
 	req_nspare++;
@@ -424,7 +424,7 @@ static char *req_out_reserve(size_t need)
 
 static void req_out_done(size_t len)
 {
-	OPENSSL_cleanse(req_out, len);
+	explicit_bzero(req_out, len);
 	if (req_out_cap > REQ_OUT_KEEP) {
 		free(req_out);
 		req_out = NULL;
