@@ -212,6 +212,12 @@ enum http_scan_state http_head_scan(struct http_head_scan *s, const unsigned cha
 		}
 		s->line_start = 0;
 		s->line_len++;
+		/* The rest of an ordinary line at once: bytes that none of the
+		 * rules above would stop at (no CR, LF, control byte or DEL). */
+		while (i + 1 < n && (p[i + 1] >= 0x20 ? p[i + 1] != 0x7f : p[i + 1] == '\t')) {
+			i++;
+			s->line_len++;
+		}
 	}
 	*used = i;
 	return s->state;

@@ -15,6 +15,7 @@
  * careless integrator puts in it (a client's UIC fits [A-Za-z0-9-]) and it
  * would end up in logs and audit records. The id is echoed as X-Request-Id.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,7 @@ static void req_wipe_body(struct req *r)
 	if (r->body != r->body_empty)
 		free(r->body);
 	r->body = NULL;
-	if (r->auth_hash[0]) {
+	if (r->auth_hash[0] || r->auth_expect[0]) {
 		OPENSSL_cleanse(r->auth_hash, sizeof(r->auth_hash));
 		OPENSSL_cleanse(r->auth_expect, sizeof(r->auth_expect));
 	}
@@ -159,8 +160,8 @@ static void req_release(struct req *r)
 		return;
 	}
 	/* Nothing of this request (principal, certificate, parameters) is
-	 * left for the next one to read. */
-	explicit_bzero(r, sizeof(*r));
+	 * left for the next one to read; req_wipe_body wiped auth_expect. */
+	explicit_bzero(r, offsetof(struct req, auth_expect));
 	r->spare_next = req_spare;
 	req_spare = r;
 	req_nspare++;

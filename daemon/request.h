@@ -83,9 +83,11 @@ struct req {
 	 * full lookup again and resumes at auth_next. Wiped when r is freed. */
 	unsigned auth_cached : 1;
 	char auth_hash[65];
-	char auth_expect[REQ_AUTH_EXPECT_MAX];
 	void (*auth_next)(struct req *r);
 	struct req *spare_next;          /* request.c's list of released requests */
+	/* Last: zero whenever auth_hash is (both are set and wiped together),
+	 * so a released request needs no second wipe of it. */
+	char auth_expect[REQ_AUTH_EXPECT_MAX];
 };
 
 /* Created by http_server.c for each incoming request. Returns NULL only on
