@@ -134,6 +134,16 @@ static int req_id_random(unsigned char *out, size_t n)
 static struct req *req_spare;
 static int req_nspare;
 
+/*
+ * The reply's bytes, built in one buffer kept from reply to reply (loop
+ * thread only): the listener borrows it for the send call and copies what
+ * the socket does not take at once; it is wiped when the call returns. One
+ * that grew for a large reply is given back rather than kept.
+ */
+#define REQ_OUT_KEEP (64u * 1024u)
+static char *req_out;
+static size_t req_out_cap;
+
 static struct req *req_alloc(void)
 {
 	struct req *r = req_spare;
@@ -221,6 +231,21 @@ struct req *req_new(struct app *app, const struct req_in *in)
 fail:
 	req_release(r);
 	return NULL;
+}
+
+void req_spares_free(void)
+{
+	struct req *r;
+
+	while ((r = req_spare) != NULL) {
+		REQ_UNPOISON(r, sizeof(*r));
+		req_spare = r->spare_next;
+		free(r);
+	}
+	req_nspare = 0;
+	free(req_out);
+	req_out = NULL;
+	req_out_cap = 0;
 }
 
 void req_detach(struct req *r)
@@ -394,16 +419,6 @@ static const char *req_method_str(int m)
 		return "OTHER";
 	}
 }
-
-/*
- * The reply's bytes, built in one buffer kept from reply to reply (loop
- * thread only): the listener borrows it for the send call and copies what
- * the socket does not take at once; it is wiped when the call returns. One
- * that grew for a large reply is given back rather than kept.
- */
-#define REQ_OUT_KEEP (64u * 1024u)
-static char *req_out;
-static size_t req_out_cap;
 
 static char *req_out_reserve(size_t need)
 {

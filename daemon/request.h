@@ -93,6 +93,9 @@ struct req {
 /* Created by http_server.c for each incoming request. Returns NULL only on
  * allocation failure (the caller then answers 503 itself). */
 struct req *req_new(struct app *app, const struct req_in *in);
+/* Frees the requests and the reply buffer kept for reuse (at exit, once
+ * every request has replied). */
+void req_spares_free(void);
 /* The connection is gone while r is being handled: r's reply will only free
  * it (r->gone, no headers left to read). Called by the listener. */
 void req_detach(struct req *r);
