@@ -223,7 +223,9 @@ struct req *req_new(struct app *app, const struct req_in *in)
 		memcpy(r->body, in->body, r->body_len);
 	r->body[r->body_len] = '\0';
 
-	if (in->cert != NULL)
+	/* Without a verified certificate the connection's is all zero, as r
+	 * is already. */
+	if (in->cert != NULL && in->cert->present)
 		r->cert = *in->cert;
 	if (in->peer_key != NULL)
 		memcpy(r->peer_key, in->peer_key, sizeof(r->peer_key));
