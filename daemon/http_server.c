@@ -55,6 +55,7 @@
 #define HS_BACKLOG 511
 #define HS_IN_MIN 4096                  /* input buffer of a connection, at first */
 #define HS_LINGER_MS 2000               /* reading and dropping after a refusal */
+#define HS_BUFFERS_IDLE_MS 1000         /* idle keep-alive: OpenSSL's buffers go */
 
 enum hs_state {
 	C_HANDSHAKE = 0,
@@ -84,6 +85,7 @@ struct hs_conn {
 	unsigned continue_sent : 1;     /* out is a 100 Continue: then read the body */
 	unsigned addr_counted : 1;      /* counted against its address (auth_limits.c) */
 	unsigned cert_done : 1;
+	unsigned bufs_freed : 1;        /* OpenSSL's buffers given back since the last read */
 	uint64_t t_idle;                /* last request done (ns, monotonic) */
 	uint64_t t_first;               /* first byte of the current request */
 	uint64_t t_write;               /* the socket first refused the reply */
@@ -321,13 +323,29 @@ static uint64_t hs_deadline(const struct hs_conn *c)
 	}
 }
 
+/*
+ * OpenSSL's read and write buffers (about 17 KiB each) stay with a busy
+ * connection: released after every record, as SSL_MODE_RELEASE_BUFFERS
+ * does, each request would allocate and free them again. A keep-alive
+ * connection idle for HS_BUFFERS_IDLE_MS gives them back. When that is due,
+ * or 0.
+ */
+static uint64_t hs_buffers_at(const struct hs_conn *c)
+{
+	if (c->state != C_HEAD || c->in_len > 0 || c->bufs_freed)
+		return 0;
+	return c->t_idle + (uint64_t)HS_BUFFERS_IDLE_MS * 1000000u;
+}
+
 /* One timer per connection, armed for the earliest deadline it may have; it
  * checks the real one when it fires (so a request costs no timer call). */
 static void hs_arm(struct hs_conn *c)
 {
-	uint64_t d = hs_deadline(c), now;
+	uint64_t d = hs_deadline(c), b = hs_buffers_at(c), now;
 	struct timeval tv;
 
+	if (b != 0 && (d == 0 || b < d))
+		d = b;
 	if (d == 0 || (c->timer_on && c->timer_at <= d))
 		return;
 	now = clock_mono_ns();
@@ -432,14 +450,19 @@ static void hs_linger_read(struct hs_conn *c)
 static void hs_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hs_conn *c = arg;
-	uint64_t d = hs_deadline(c);
+	uint64_t now = clock_mono_ns(), d, b = hs_buffers_at(c);
 
 	(void)fd;
 	(void)what;
 	c->timer_on = 0;
-	if (d == 0)
-		return;
-	if (clock_mono_ns() < d) {
+	if (b != 0 && now >= b) {
+		/* OpenSSL refuses while a record is partly buffered; either
+		 * way, not again before the next read. */
+		(void)SSL_free_buffers(c->ssl);
+		c->bufs_freed = 1;
+	}
+	d = hs_deadline(c);
+	if (d == 0 || now < d) {
 		hs_arm(c);
 		return;
 	}
@@ -547,6 +570,7 @@ static void hs_read(struct hs_conn *c)
 		if (room > INT_MAX)
 			room = INT_MAX;
 		hs_err_clear();
+		c->bufs_freed = 0;      /* SSL_read takes its buffer again */
 		n = SSL_read(c->ssl, c->in + c->in_len, (int)room);
 		if (n > 0) {
 			if (c->in_len == 0 && c->state == C_HEAD)
