@@ -5,8 +5,9 @@
  * Owns: the listening socket (created here: SO_REUSEADDR, TCP_NODELAY, and
  * SO_REUSEPORT when [server] reuse_port is on), the accepted connections
  * (struct hs_conn: the socket, its SSL and when its buffers are given back,
- * the decrypted input and what is left of the reply being written), their state (handshake, head, body, being handled,
- * writing, lingering close), the limits (header and body size, the request,
+ * the decrypted input and what is left of the reply being written), their
+ * state (handshake, head, body, being handled, writing, lingering close),
+ * the limits (header and body size, the request,
  * write and idle timeouts, methods, connection count and per address, spare
  * descriptors), the refusal of ambiguous requests (http_limits.c's rules,
  * applied by http_parse.c), pipelining (one request at a time, the next one
