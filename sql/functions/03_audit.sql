@@ -63,17 +63,24 @@ CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit_log
 -- CHECK would pass it). These were CHECK constraints until migration 0094:
 -- PostgreSQL rebuilt their expressions from text for every INSERT statement,
 -- a fifth of an audited read's CPU; here the plan is kept for the session.
+-- The character rule is one match over the fields joined by a space (which
+-- is neither '|' nor a control character, and concat_ws skips NULLs): a
+-- field holds such a character exactly when the joined text does, and one
+-- match instead of seven costs a fifth less (callgrind: 17,000 of the
+-- checks' 82,000 instructions per record).
 CREATE OR REPLACE FUNCTION audit_append_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-	IF NOT (coalesce(NEW.actor_role !~ '[|[:cntrl:]]' AND length(NEW.actor_role) <= 32, true)
-	        AND coalesce(NEW.actor_id !~ '[|[:cntrl:]]' AND length(NEW.actor_id) <= 64, true)
-	        AND coalesce(NEW.credential_id !~ '[|[:cntrl:]]' AND length(NEW.credential_id) <= 80, true)
-	        AND coalesce(NEW.action !~ '[|[:cntrl:]]' AND length(NEW.action) <= 64, true)
-	        AND coalesce(NEW.object_type !~ '[|[:cntrl:]]' AND length(NEW.object_type) <= 32, true)
-	        AND coalesce(NEW.object_id !~ '[|[:cntrl:]]' AND length(NEW.object_id) <= 64, true)
+	IF NOT (concat_ws(' ', NEW.actor_role, NEW.actor_id, NEW.credential_id, NEW.action,
+	                  NEW.object_type, NEW.object_id, NEW.request_id) !~ '[|[:cntrl:]]'
+	        AND coalesce(length(NEW.actor_role) <= 32, true)
+	        AND coalesce(length(NEW.actor_id) <= 64, true)
+	        AND coalesce(length(NEW.credential_id) <= 80, true)
+	        AND coalesce(length(NEW.action) <= 64, true)
+	        AND coalesce(length(NEW.object_type) <= 32, true)
+	        AND coalesce(length(NEW.object_id) <= 64, true)
 	        AND coalesce(NEW.outcome IN ('ok', 'denied', 'error'), true)
-	        AND coalesce(NEW.request_id !~ '[|[:cntrl:]]' AND length(NEW.request_id) <= 64, true)) THEN
+	        AND coalesce(length(NEW.request_id) <= 64, true)) THEN
 		RAISE EXCEPTION 'audit record refused: a field holds ''|'' or a control character, or is too long'
 			USING ERRCODE = 'check_violation';
 	END IF;
