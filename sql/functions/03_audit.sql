@@ -56,8 +56,10 @@ CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit_log
 	FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_trg();
 
 
--- Whatever an inserter passes, a new record is unsealed, stamped now and
--- with its own transaction's id. Its fields keep the canonical form
+-- Whatever an inserter passes, a new record is unsealed, of version 2,
+-- stamped now and with its own transaction's id (the CHECKs
+-- audit_log_sealed_whole, audit_log_unsealed_xid and audit_log_version_check
+-- until migration 0095). Its fields keep the canonical form
 -- unambiguous: no '|' or control character in any field it joins, each
 -- within its bound, the outcome one of three; a field may be NULL (as a
 -- CHECK would pass it). These were CHECK constraints until migration 0094:
@@ -96,11 +98,14 @@ END $$;
 CREATE OR REPLACE TRIGGER audit_append BEFORE INSERT ON audit_log
 	FOR EACH ROW EXECUTE FUNCTION audit_append_trg();
 
--- The one change a record may see: being sealed, once, content untouched.
+-- The one change a record may see: being sealed, once, whole (seq,
+-- prev_hash and hash together: the CHECK audit_log_sealed_whole until
+-- migration 0095), content untouched.
 -- A WHEN condition rather than a function body: checked per row without a
 -- PL/pgSQL call, which the sealer's bulk UPDATE would pay a million times.
 CREATE OR REPLACE TRIGGER audit_no_update BEFORE UPDATE ON audit_log
 	FOR EACH ROW WHEN (OLD.seq IS NOT NULL OR NEW.seq IS NULL
+	   OR NEW.prev_hash IS NULL OR NEW.hash IS NULL
 	   OR (NEW.id, NEW.xid, NEW.version, NEW.at, NEW.actor_role, NEW.actor_id, NEW.credential_id,
 	       NEW.action, NEW.object_type, NEW.object_id, NEW.outcome, NEW.request_id)
 	      IS DISTINCT FROM
