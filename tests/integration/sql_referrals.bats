@@ -181,3 +181,51 @@ $(jget '.body.items[].id' "$res")"
 	res=$(sql_api deadline_policy_put "$(who_admin)" '{"need":"harm_reduction","urgency":"normal","accept_within":"PT0S"}')
 	[ "$(jget .status "$res")" = 400 ]
 }
+
+# The field rules of a referral (CHECK constraints until migration 0090, a
+# trigger since): each broken one refused for any writer, the owner too, on
+# insert and on update, with the constraint's name; NULL passes (the fields
+# retention clears).
+@test "a referral's field rules: each refused under its constraint's name, NULL passes" {
+	local res id hex bad
+	res=$(sql_submit "$OFF" chk-1 R-chk U-chk '["harm_reduction"]' rf '["ru"]')
+	[ "$(jget .status "$res")" = 201 ]
+	id=$(jget .body.id "$res")
+	hex=$(printf chk | sha256sum | cut -c1-64)
+	for bad in "birth_year = 1899:referrals_birth_year_check" \
+		"consent_services = false:referrals_consent_revoked" \
+		"external_ref = '':referrals_external_ref_check" \
+		"external_ref = repeat('x', 65):referrals_external_ref_check" \
+		"external_ref_hash = upper('$hex'):referrals_external_ref_hash_check" \
+		"external_ref_hash = left('$hex', 63):referrals_external_ref_hash_check" \
+		"languages = '{}':referrals_languages_check" \
+		"needs = '{}':referrals_needs_check" \
+		"needs = '{harm_reduction,legal_support,harm_reduction}':referrals_needs_check" \
+		"region = 'Bishkek':referrals_region_check" \
+		"region = '':referrals_region_check" \
+		"region = repeat('r', 65):referrals_region_check" \
+		"uic_hash = '$hex' || 'a':referrals_uic_hash_check" \
+		"uic_hash = 'g' || left('$hex', 63):referrals_uic_hash_check"; do
+		run sql "update referrals set ${bad%:*} where id = '$id'"
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"violates check constraint \"${bad##*:}\""* ]]
+	done
+	# A need outside the value set: the domain's own refusal, as before.
+	run sql "update referrals set needs = '{shelter}' where id = '$id'"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"value for domain need violates"* ]]
+	# On insert too, and nothing of the statement is written.
+	run sql "insert into referrals (office_id, external_ref, uic_hash, birth_year, gender, languages,
+		                       region, needs, urgency, consent_services, consent_report_back,
+		                       consent_obtained_at)
+		values ('$OFF', 'R-chk-2', '$hex', 1985, 'm', '{ru}', 'rf', '{harm_reduction}', 'normal',
+		        true, false, now()), ('$OFF', 'R-chk-3', '$hex', 1985, 'm', '{ru}', 'rf x',
+		        '{harm_reduction}', 'normal', true, false, now())"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"violates check constraint \"referrals_region_check\""* ]]
+	[ "$(sql "select count(*) from referrals where external_ref like 'R-chk-%'")" = 0 ]
+	# What is valid stays so, and the cleared fields pass.
+	sql "update referrals set region = 'a-9', external_ref_hash = '$hex', birth_year = 2200 where id = '$id'"
+	sql "update referrals set uic_hash = null, external_ref = null, external_ref_hash = null where id = '$id'"
+	[ "$(sql "select region || ' ' || birth_year || ' ' || (uic_hash is null) from referrals where id = '$id'")" = "a-9 2200 true" ]
+}

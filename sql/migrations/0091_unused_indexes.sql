@@ -1,0 +1,32 @@
+-- 0091_unused_indexes.sql - three indexes no query needs (issue 12).
+--
+-- Owns: dropping referrals_open_uic and assignments_unassigned (0002) and
+-- offers_worker (0002).
+-- Must never: drop an index a query, a foreign key's check or a uniqueness
+-- rule reads.
+--
+-- Why: every index is written by every insert of its table (a partial one
+-- at least tests its predicate, planned again for each statement), and a
+-- submission inserts a referral and, per need, an assignment and an offer:
+-- together about 50,000 of its 8.3 million instructions (callgrind,
+-- tests/bench/README).
+--
+-- Why each is unused, from every query in sql/functions/ and daemon/:
+-- - referrals_open_uic (uic_hash) WHERE status = 'open': referrals_uic
+--   (uic_hash, migration 0070) serves every query by uic_hash: duplicate
+--   detection and continuity of care (open ones, referral_duplicate_of and
+--   referral_continuity) as well as subject access (all of them); a client
+--   has a handful of referrals, so testing status on those rows costs a few
+--   tuples.
+-- - assignments_unassigned (region) WHERE status = 'unassigned':
+--   assignments_unassigned_pair (0040) has the same predicate and region as
+--   its first column, so it serves the gauge of unassigned work by region
+--   (followup_gauges) and re-matching alike.
+-- - offers_worker (worker_id, offered_at): no query reads offers by worker;
+--   they are read by id, by assignment (offers_one_pending,
+--   offers_assignment_worker) and deleted by assignment (retention). Workers
+--   are never deleted (deactivated instead), so the foreign key
+--   offers.worker_id never looks for a worker's offers either.
+DROP INDEX referrals_open_uic;
+DROP INDEX assignments_unassigned;
+DROP INDEX offers_worker;
