@@ -293,3 +293,34 @@ sweep_counting() {
 	         group by 1 having count(*) > 1) x")" = 0 ]
 	[ "$(qs "select count(*) from workers where open_count > capacity")" = 0 ]
 }
+
+@test "a row written once through a status (app.status_via): both steps checked against the table" {
+	local a w
+	a=$(qs "select id from assignments where status = 'offered' order by id limit 1")
+	w=$(qs "select w.id from workers w, assignments a where a.id = '$a' and w.kind = a.need
+	        and w.id <> a.worker_id order by w.id limit 1")
+	# Allowed: offered -> expired -> offered, stamped as an offer.
+	run refd_psql -At -c "begin" -c "select set_config('app.status_via', 'expired', true)" \
+		-c "update assignments set worker_id = '$w', offered_at = now() - interval '1 day'
+		    where id = '$a' returning status || ' ' || (offered_at = now())" -c "rollback"
+	[ "$status" = 0 ]
+	[ "${lines[1]}" = "offered true" ]
+	# Each step refused once the table no longer lists it.
+	run refd_psql -At -c "begin" \
+		-c "delete from assignment_transitions where from_status = 'expired' and to_status = 'offered'" \
+		-c "select set_config('app.status_via', 'expired', true)" \
+		-c "update assignments set worker_id = '$w' where id = '$a'" -c "rollback"
+	[ "$status" != 0 ]
+	[[ "$output" == *"invalid transition expired -> offered"* ]]
+	run refd_psql -At -c "begin" \
+		-c "delete from assignment_transitions where from_status = 'offered' and to_status = 'expired'" \
+		-c "select set_config('app.status_via', 'expired', true)" \
+		-c "update assignments set worker_id = '$w' where id = '$a'" -c "rollback"
+	[ "$status" != 0 ]
+	[[ "$output" == *"invalid transition offered -> expired"* ]]
+	# And a status that may not be passed through at all.
+	run refd_psql -At -c "begin" -c "select set_config('app.status_via', 'completed', true)" \
+		-c "update assignments set worker_id = '$w' where id = '$a'" -c "rollback"
+	[ "$status" != 0 ]
+	[[ "$output" == *"invalid transition offered -> completed"* ]]
+}
