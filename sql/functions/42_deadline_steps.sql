@@ -79,8 +79,14 @@ BEGIN
 	RETURN NEW;
 END $$;
 
+-- Called only when one of its two cases can apply: a deadline marked missed
+-- or voided (not on hold), a reminder stamped or a due time moved is not a
+-- PL/pgSQL call per row (the sweeper marks a batch at a time).
 CREATE OR REPLACE TRIGGER deadline_met BEFORE UPDATE ON deadlines
-	FOR EACH ROW EXECUTE FUNCTION deadline_met_trg();
+	FOR EACH ROW
+	WHEN ((NEW.met_at IS NOT NULL AND OLD.met_at IS NULL)
+	      OR (NEW.state <> 'pending' AND NEW.paused_at IS NOT NULL))
+	EXECUTE FUNCTION deadline_met_trg();
 
 -- Deadline creation (as 0005 and 0008, due times from deadline_due) ------------
 
@@ -135,9 +141,9 @@ END $$;
 
 -- The choice for the batch's assignments of one kind (p_aids: the whole
 -- batch in order, its rows locked, their offers expired and their old
--- workers' loads lowered). One row per assignment of
--- that kind, in order: the worker (NULL: decide the ordinary way), its open
--- count before this offer and its idle-since at the time.
+-- workers' loads lowered). One row per assignment of that kind, in order:
+-- the worker (NULL: decide the ordinary way), its open count before this
+-- offer and its idle-since at the time.
 CREATE OR REPLACE FUNCTION deadline_reoffer_pick(p_aids uuid[], p_kind text,
 	OUT n bigint, OUT assignment_id uuid, OUT worker_id uuid, OUT open_before integer,
 	OUT idle_since timestamptz)
