@@ -311,6 +311,9 @@ BEGIN
 	FROM unnest(p_aids, p_wids) AS x(aid, wid)
 	WHERE a.id = x.aid AND x.wid IS NULL;
 	PERFORM set_config('app.status_via', 'expired', true);
+	-- Everything of each offer in one row (pp), its id made here, so that
+	-- no statement below joins two of these sets (a nested loop over both,
+	-- 100 x 100 rows, that the planner expects to be one row each).
 	WITH p AS (
 		SELECT x.n, x.aid, x.wid, x.open_before, x.idle, a.need, a.urgency, a.region,
 		       a.languages AS alang, w.organisation_id AS org, w.capacity, w.languages AS wlang
@@ -320,40 +323,39 @@ BEGIN
 		SELECT g.need, g.urgency, g.org, dd.due_at, dd.clock, dd.remind_at
 		FROM (SELECT DISTINCT p.need, p.urgency, p.org FROM p) g
 		CROSS JOIN LATERAL deadline_due('accept', g.need, g.urgency, g.org, now()) dd
-	), o AS (
-		INSERT INTO offers (assignment_id, worker_id, expires_at, match_reason)
-		SELECT p.aid, p.wid, pol.due_at, jsonb_build_object(
+	), pp AS (
+		SELECT p.n, p.aid, p.wid, p.org, gen_random_uuid() AS offer_id, pol.due_at, pol.clock,
+		       pol.remind_at, jsonb_build_object(
 			'rule', 'least_loaded', 'open_before', p.open_before, 'capacity', p.capacity,
 			'idle_since', p.idle, 'region', p.region,
 			'shared_languages', (SELECT to_jsonb(array_agg(l ORDER BY l))
-			                     FROM unnest(p.wlang) l WHERE l = ANY (p.alang)))
+			                     FROM unnest(p.wlang) l WHERE l = ANY (p.alang))) AS match_reason
 		FROM p JOIN pol ON pol.need = p.need AND pol.urgency = p.urgency AND pol.org = p.org
-		ORDER BY p.n
-		RETURNING id, assignment_id, worker_id, expires_at, match_reason
+	), o AS (
+		INSERT INTO offers (id, assignment_id, worker_id, expires_at, match_reason)
+		SELECT pp.offer_id, pp.aid, pp.wid, pp.due_at, pp.match_reason FROM pp ORDER BY pp.n
 	), dl AS (
 		INSERT INTO deadlines (kind, assignment_id, offer_id, worker_id, organisation_id, due_at,
 		                       clock, remind_at)
-		SELECT 'accept', o.assignment_id, o.id, o.worker_id, p.org, o.expires_at, pol.clock, pol.remind_at
-		FROM o JOIN p ON p.aid = o.assignment_id
-		JOIN pol ON pol.need = p.need AND pol.urgency = p.urgency AND pol.org = p.org
-		ORDER BY p.n
+		SELECT 'accept', pp.aid, pp.offer_id, pp.wid, pp.org, pp.due_at, pp.clock, pp.remind_at
+		FROM pp ORDER BY pp.n
 	), esc AS (
 		UPDATE escalations e SET resolved_at = now()
-		FROM p WHERE e.assignment_id = p.aid AND e.reason = 'unassigned' AND e.resolved_at IS NULL
+		FROM pp WHERE e.assignment_id = pp.aid AND e.reason = 'unassigned' AND e.resolved_at IS NULL
 	), ob AS (
 		INSERT INTO outbox (type, payload, organisation_id)
 		SELECT 'assignment.offered',
-		       jsonb_build_object('assignment_id', p.aid, 'worker_id', p.wid,
-		                          'detail_url', '/v1/assignments/' || p.aid),
-		       p.org
-		FROM p ORDER BY p.n
+		       jsonb_build_object('assignment_id', pp.aid, 'worker_id', pp.wid,
+		                          'detail_url', '/v1/assignments/' || pp.aid),
+		       pp.org
+		FROM pp ORDER BY pp.n
 	)
 	-- A new worker sees none of what the previous one wrote (offer_make).
-	UPDATE assignments a SET status = 'offered', worker_id = o.worker_id, reason = NULL,
-	       reason_sealed = NULL, organisation_id = p.org, offer_expires_at = o.expires_at,
-	       match_reason = o.match_reason
-	FROM o JOIN p ON p.aid = o.assignment_id
-	WHERE a.id = o.assignment_id;
+	UPDATE assignments a SET status = 'offered', worker_id = pp.wid, reason = NULL,
+	       reason_sealed = NULL, organisation_id = pp.org, offer_expires_at = pp.due_at,
+	       match_reason = pp.match_reason
+	FROM pp
+	WHERE a.id = pp.aid;
 	PERFORM set_config('app.status_via', '', true);
 	PERFORM set_config('app.loads_deferred', '', true);
 	-- What the trigger does per offer (open_count + 1, idle-since now()),
