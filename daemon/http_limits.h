@@ -22,6 +22,8 @@ struct http_hdr_check {
 	int transfer_encoding;  /* Transfer-Encoding headers seen */
 	const char *bad;        /* first reason, NULL while acceptable */
 };
+/* 1 when c may be part of a token (a method, a field name). */
+int http_tchar(unsigned char c);
 void http_hdr_check_init(struct http_hdr_check *c);
 /* Returns 0 while acceptable, -1 once a reason is recorded in c->bad. */
 int http_hdr_check_one(struct http_hdr_check *c, const char *name, const char *value);

@@ -9,6 +9,7 @@
  * Must never: do I/O, allocate, read outside buf[0..len), or copy input into
  * a reason.
  */
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -23,26 +24,23 @@ static int hp_bad(struct hp_request *rq, const char *why)
 	return -1;
 }
 
-static int hp_tchar(unsigned char c)
-{
-	return c > 0x20 && c < 0x7f && strchr("\"(),/:;<=>?@[\\]{}", c) == NULL;
-}
-
-static int hp_method(const char *m)
+/* m[0..n) is a token. */
+static int hp_method(const char *m, size_t n)
 {
 	static const struct {
 		const char *name;
+		size_t len;
 		int bit;
 	} known[] = {
-		{ "GET", EVHTTP_REQ_GET },     { "HEAD", EVHTTP_REQ_HEAD },
-		{ "POST", EVHTTP_REQ_POST },   { "PUT", EVHTTP_REQ_PUT },
-		{ "PATCH", EVHTTP_REQ_PATCH }, { "DELETE", EVHTTP_REQ_DELETE },
-		{ "OPTIONS", EVHTTP_REQ_OPTIONS },
+		{ "GET", 3, EVHTTP_REQ_GET },     { "HEAD", 4, EVHTTP_REQ_HEAD },
+		{ "POST", 4, EVHTTP_REQ_POST },   { "PUT", 3, EVHTTP_REQ_PUT },
+		{ "PATCH", 5, EVHTTP_REQ_PATCH }, { "DELETE", 6, EVHTTP_REQ_DELETE },
+		{ "OPTIONS", 7, EVHTTP_REQ_OPTIONS },
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (strcmp(known[i].name, m) == 0)
+		if (known[i].len == n && memcmp(known[i].name, m, n) == 0)
 			return known[i].bit;
 	return 0;
 }
@@ -71,15 +69,17 @@ static int hp_list_has(const char *v, const char *tok)
  * NULL when no CRLF is left. */
 static char *hp_line(char *buf, size_t len, size_t *pos)
 {
-	size_t i;
-	char *line = buf + *pos;
+	size_t i = *pos;
+	char *line = buf + *pos, *cr;
 
-	for (i = *pos; i + 1 < len; i++) {
-		if (buf[i] == '\r' && buf[i + 1] == '\n') {
+	while (i + 1 < len && (cr = memchr(buf + i, '\r', len - 1 - i)) != NULL) {
+		i = (size_t)(cr - buf);
+		if (buf[i + 1] == '\n') {
 			buf[i] = '\0';
 			*pos = i + 2;
 			return line;
 		}
+		i++;
 	}
 	return NULL;
 }
@@ -90,9 +90,9 @@ int hp_parse_head(char *buf, size_t len, struct hp_request *rq)
 	size_t pos = 0;
 	char *line, *sp1, *sp2, *p;
 	const char *v;
-	int i;
+	int cl = -1, te = -1, conn = -1, expect = -1;
 
-	memset(rq, 0, sizeof(*rq));
+	hp_request_clear(rq);
 	/* Empty lines before the request line are tolerated (RFC 9112 2.2). */
 	do {
 		line = hp_line(buf, len, &pos);
@@ -105,7 +105,7 @@ int hp_parse_head(char *buf, size_t len, struct hp_request *rq)
 		return hp_bad(rq, "bad_request_line");
 	*sp1 = '\0';
 	for (p = line; *p; p++)
-		if (!hp_tchar((unsigned char)*p))
+		if (!http_tchar((unsigned char)*p))
 			return hp_bad(rq, "bad_method");
 	sp2 = strchr(sp1 + 1, ' ');
 	if (sp2 == NULL || sp2 == sp1 + 1)
@@ -121,11 +121,12 @@ int hp_parse_head(char *buf, size_t len, struct hp_request *rq)
 		rq->minor = 0;
 	else
 		return hp_bad(rq, "bad_http_version");
-	rq->method = hp_method(line);
+	rq->method = hp_method(line, (size_t)(sp1 - line));
 
 	http_hdr_check_init(&hc);
 	for (;;) {
 		char *colon, *end;
+		size_t nlen;
 
 		line = hp_line(buf, len, &pos);
 		if (line == NULL)
@@ -138,6 +139,7 @@ int hp_parse_head(char *buf, size_t len, struct hp_request *rq)
 		if (colon == NULL)
 			return hp_bad(rq, "header_without_colon");
 		*colon = '\0';
+		nlen = (size_t)(colon - line);
 		p = colon + 1;
 		while (*p == ' ' || *p == '\t')
 			p++;
@@ -146,8 +148,19 @@ int hp_parse_head(char *buf, size_t len, struct hp_request *rq)
 			*--end = '\0';
 		if (http_hdr_check_one(&hc, line, p) != 0)
 			return hp_bad(rq, hc.bad);
+		/* The few names the transport acts on, by their length first;
+		 * Connection and Expect: the first one, as hp_header_get. */
+		if (nlen == 14 && strcasecmp(line, "Content-Length") == 0)
+			cl = rq->nh;
+		else if (nlen == 17 && strcasecmp(line, "Transfer-Encoding") == 0)
+			te = rq->nh;
+		else if (nlen == 10 && conn < 0 && strcasecmp(line, "Connection") == 0)
+			conn = rq->nh;
+		else if (nlen == 6 && expect < 0 && strcasecmp(line, "Expect") == 0)
+			expect = rq->nh;
 		rq->h[rq->nh].name = line;
 		rq->h[rq->nh].value = p;
+		rq->h[rq->nh].name_len = nlen;
 		rq->nh++;
 	}
 	if (pos != len)
@@ -155,23 +168,17 @@ int hp_parse_head(char *buf, size_t len, struct hp_request *rq)
 	if (http_hdr_check_end(&hc) != 0)
 		return hp_bad(rq, hc.bad);
 
-	for (i = 0; i < rq->nh; i++) {
-		const char *n = rq->h[i].name;
-
-		v = rq->h[i].value;
-		if (strcasecmp(n, "Content-Length") == 0) {
-			if (http_content_length_parse(v, &rq->content_length) != 0)
-				return hp_bad(rq, "bad_content_length");
-		} else if (strcasecmp(n, "Transfer-Encoding") == 0) {
-			rq->chunked = 1;        /* http_hdr_check allows only "chunked" */
-		}
-	}
-	v = hp_header_get(rq, "Connection");
+	/* http_hdr_check refused a second Content-Length or Transfer-Encoding. */
+	if (cl >= 0 && http_content_length_parse(rq->h[cl].value, &rq->content_length) != 0)
+		return hp_bad(rq, "bad_content_length");
+	if (te >= 0)
+		rq->chunked = 1;        /* http_hdr_check allows only "chunked" */
+	v = conn >= 0 ? rq->h[conn].value : NULL;
 	if (rq->minor == 1)
 		rq->keep_alive = !(v != NULL && hp_list_has(v, "close"));
 	else
 		rq->keep_alive = v != NULL && hp_list_has(v, "keep-alive") && !hp_list_has(v, "close");
-	v = hp_header_get(rq, "Expect");
+	v = expect >= 0 ? rq->h[expect].value : NULL;
 	if (v != NULL) {
 		if (rq->minor == 1 && strcasecmp(v, "100-continue") == 0)
 			rq->expect_continue = 1;
@@ -181,12 +188,18 @@ int hp_parse_head(char *buf, size_t len, struct hp_request *rq)
 	return 0;
 }
 
+void hp_request_clear(struct hp_request *rq)
+{
+	memset(rq, 0, offsetof(struct hp_request, h));
+}
+
 const char *hp_header_get(const struct hp_request *rq, const char *name)
 {
+	size_t n = strlen(name);
 	int i;
 
 	for (i = 0; i < rq->nh; i++)
-		if (strcasecmp(rq->h[i].name, name) == 0)
+		if (rq->h[i].name_len == n && strcasecmp(rq->h[i].name, name) == 0)
 			return rq->h[i].value;
 	return NULL;
 }

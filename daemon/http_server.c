@@ -4,9 +4,10 @@
  *
  * Owns: the listening socket (created here: SO_REUSEADDR, TCP_NODELAY, and
  * SO_REUSEPORT when [server] reuse_port is on), the accepted connections
- * (struct hs_conn: the socket, its SSL, the decrypted input and the reply
- * being written), their state (handshake, head, body, being handled,
- * writing, lingering close), the limits (header and body size, the request,
+ * (struct hs_conn: the socket, its SSL and when its buffers are given back,
+ * the decrypted input and what is left of the reply being written), their
+ * state (handshake, head, body, being handled, writing, lingering close),
+ * the limits (header and body size, the request,
  * write and idle timeouts, methods, connection count and per address, spare
  * descriptors), the refusal of ambiguous requests (http_limits.c's rules,
  * applied by http_parse.c), pipelining (one request at a time, the next one
@@ -55,6 +56,7 @@
 #define HS_BACKLOG 511
 #define HS_IN_MIN 4096                  /* input buffer of a connection, at first */
 #define HS_LINGER_MS 2000               /* reading and dropping after a refusal */
+#define HS_BUFFERS_IDLE_MS 1000         /* idle keep-alive: OpenSSL's buffers go */
 
 enum hs_state {
 	C_HANDSHAKE = 0,
@@ -84,6 +86,7 @@ struct hs_conn {
 	unsigned continue_sent : 1;     /* out is a 100 Continue: then read the body */
 	unsigned addr_counted : 1;      /* counted against its address (auth_limits.c) */
 	unsigned cert_done : 1;
+	unsigned bufs_freed : 1;        /* OpenSSL's buffers given back since the last read */
 	uint64_t t_idle;                /* last request done (ns, monotonic) */
 	uint64_t t_first;               /* first byte of the current request */
 	uint64_t t_write;               /* the socket first refused the reply */
@@ -94,8 +97,10 @@ struct hs_conn {
 	struct http_head_scan scan;
 	size_t head_len, body_len;      /* of the current request, once its head is parsed */
 	struct hp_request rq;
-	char *out;                      /* the reply being written; owned */
-	size_t out_len, out_off;
+	const char *wbuf;               /* what is being written: out, or a reply lent
+	                                 * by request.c during hs_send, or a constant */
+	char *out;                      /* the rest of a reply the socket refused; owned */
+	size_t out_len, out_off;        /* of wbuf */
 	struct req *r;                  /* the request a handler holds */
 	size_t max_head, max_body;      /* limits, from the configuration at accept */
 	long read_ms, write_ms, idle_ms;
@@ -124,7 +129,7 @@ struct http_server {
 	struct req_hooks hooks;         /* handed to each request (request.c) */
 };
 
-static void hs_send(void *arg, void *conn, char *reply, size_t len, int close);
+static void hs_send(void *arg, void *conn, const char *reply, size_t len, int close);
 static void hs_request_done(void *arg);
 static void hs_process(struct hs_conn *c);
 static int hs_write(struct hs_conn *c);
@@ -263,6 +268,15 @@ static void hs_apply_limits(struct http_server *s, struct hs_conn *c)
 	s->methods = methods;
 }
 
+/* OpenSSL's error queue must be empty before an I/O call for SSL_get_error
+ * to be right about it; it nearly always is, and emptying it costs more than
+ * looking. */
+static void hs_err_clear(void)
+{
+	if (ERR_peek_error() != 0)
+		ERR_clear_error();
+}
+
 static const char *hs_name(const struct hs_conn *c)
 {
 	return c->s && c->s->kind == LISTENER_OPS ? "ops" : "api";
@@ -310,13 +324,29 @@ static uint64_t hs_deadline(const struct hs_conn *c)
 	}
 }
 
+/*
+ * OpenSSL's read and write buffers (about 17 KiB each) stay with a busy
+ * connection: released after every record, as SSL_MODE_RELEASE_BUFFERS
+ * does, each request would allocate and free them again. A keep-alive
+ * connection idle for HS_BUFFERS_IDLE_MS gives them back. When that is due,
+ * or 0.
+ */
+static uint64_t hs_buffers_at(const struct hs_conn *c)
+{
+	if (c->state != C_HEAD || c->in_len > 0 || c->bufs_freed)
+		return 0;
+	return c->t_idle + (uint64_t)HS_BUFFERS_IDLE_MS * 1000000u;
+}
+
 /* One timer per connection, armed for the earliest deadline it may have; it
  * checks the real one when it fires (so a request costs no timer call). */
 static void hs_arm(struct hs_conn *c)
 {
-	uint64_t d = hs_deadline(c), now;
+	uint64_t d = hs_deadline(c), b = hs_buffers_at(c), now;
 	struct timeval tv;
 
+	if (b != 0 && (d == 0 || b < d))
+		d = b;
 	if (d == 0 || (c->timer_on && c->timer_at <= d))
 		return;
 	now = clock_mono_ns();
@@ -421,14 +451,19 @@ static void hs_linger_read(struct hs_conn *c)
 static void hs_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hs_conn *c = arg;
-	uint64_t d = hs_deadline(c);
+	uint64_t now = clock_mono_ns(), d, b = hs_buffers_at(c);
 
 	(void)fd;
 	(void)what;
 	c->timer_on = 0;
-	if (d == 0)
-		return;
-	if (clock_mono_ns() < d) {
+	if (b != 0 && now >= b) {
+		/* OpenSSL refuses while a record is partly buffered; either
+		 * way, not again before the next read. */
+		(void)SSL_free_buffers(c->ssl);
+		c->bufs_freed = 1;
+	}
+	d = hs_deadline(c);
+	if (d == 0 || now < d) {
 		hs_arm(c);
 		return;
 	}
@@ -535,7 +570,8 @@ static void hs_read(struct hs_conn *c)
 			room = limit - c->in_len;
 		if (room > INT_MAX)
 			room = INT_MAX;
-		ERR_clear_error();
+		hs_err_clear();
+		c->bufs_freed = 0;      /* SSL_read takes its buffer again */
 		n = SSL_read(c->ssl, c->in + c->in_len, (int)room);
 		if (n > 0) {
 			if (c->in_len == 0 && c->state == C_HEAD)
@@ -588,14 +624,8 @@ static void hs_dispatch(struct hs_conn *c)
 	if (r == NULL) {
 		static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
 					   "Content-Length: 0\r\nConnection: close\r\n\r\n";
-		char *out = malloc(sizeof(busy) - 1);
 
-		if (out == NULL) {
-			hs_kill(c);
-			return;
-		}
-		memcpy(out, busy, sizeof(busy) - 1);
-		hs_send(s, c, out, sizeof(busy) - 1, 1);
+		hs_send(s, c, busy, sizeof(busy) - 1, 1);
 		return;
 	}
 	c->r = r;
@@ -640,12 +670,7 @@ static int hs_head(struct hs_conn *c)
 	if (c->rq.expect_continue && c->body_len > 0 && c->in_len < c->head_len + c->body_len) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-		c->out = malloc(sizeof(cont) - 1);
-		if (c->out == NULL) {
-			hs_kill(c);
-			return -1;
-		}
-		memcpy(c->out, cont, sizeof(cont) - 1);
+		c->wbuf = cont;
 		c->out_len = sizeof(cont) - 1;
 		c->out_off = 0;
 		c->continue_sent = 1;
@@ -756,14 +781,14 @@ static void hs_next(struct hs_conn *c)
 	c->head_len = c->body_len = 0;
 	c->scanned = 0;
 	http_head_scan_reset(&c->scan);
-	memset(&c->rq, 0, sizeof(c->rq));
+	hp_request_clear(&c->rq);
 	c->state = C_HEAD;
 	c->t_idle = clock_mono_ns();
 	if (c->in_len > 0)
 		c->t_first = c->t_idle;         /* pipelined: its clock starts now */
 }
 
-/* Write what is left of c->out. 0 when done or waiting for the socket, -1
+/* Write what is left of c->wbuf. 0 when done or waiting for the socket, -1
  * when c was killed. */
 static int hs_write(struct hs_conn *c)
 {
@@ -771,8 +796,8 @@ static int hs_write(struct hs_conn *c)
 		size_t left = c->out_len - c->out_off;
 		int n, err;
 
-		ERR_clear_error();
-		n = SSL_write(c->ssl, c->out + c->out_off, left > (1u << 30) ? 1 << 30 : (int)left);
+		hs_err_clear();
+		n = SSL_write(c->ssl, c->wbuf + c->out_off, left > (1u << 30) ? 1 << 30 : (int)left);
 		if (n > 0) {
 			c->out_off += (size_t)n;
 			continue;
@@ -793,6 +818,7 @@ static int hs_write(struct hs_conn *c)
 	}
 	hs_wipe_free(c->out, c->out_len);
 	c->out = NULL;
+	c->wbuf = NULL;
 	c->out_len = c->out_off = 0;
 	c->t_write = 0;
 	hs_wr(c, 0);
@@ -823,10 +849,13 @@ static int hs_write(struct hs_conn *c)
 	return 0;
 }
 
-/* request.c's hook: the reply of c's request. */
-static void hs_send(void *arg, void *conn, char *reply, size_t len, int close)
+/* request.c's hook: the reply of c's request, lent for this call. Mostly
+ * the socket takes it whole at once; what it does not is copied and written
+ * from the copy as the socket allows. */
+static void hs_send(void *arg, void *conn, const char *reply, size_t len, int close)
 {
 	struct hs_conn *c = conn;
+	size_t rest;
 
 	(void)arg;
 	c->r = NULL;
@@ -835,7 +864,7 @@ static void hs_send(void *arg, void *conn, char *reply, size_t len, int close)
 		hs_kill(c);
 		return;
 	}
-	c->out = reply;
+	c->wbuf = reply;
 	c->out_len = len;
 	c->out_off = 0;
 	c->t_write = 0;
@@ -844,7 +873,19 @@ static void hs_send(void *arg, void *conn, char *reply, size_t len, int close)
 	if (c->s != NULL && c->s->app->draining)
 		c->close_after = 1;
 	c->state = C_WRITING;
-	hs_write(c);
+	/* Killed (c may be freed), or written whole: nothing is left to keep. */
+	if (hs_write(c) != 0 || c->state != C_WRITING || c->wbuf != reply)
+		return;
+	rest = c->out_len - c->out_off;
+	c->out = malloc(rest);
+	if (c->out == NULL) {
+		hs_kill(c);
+		return;
+	}
+	memcpy(c->out, reply + c->out_off, rest);
+	c->wbuf = c->out;
+	c->out_len = rest;
+	c->out_off = 0;
 }
 
 /* ---- the handshake and the socket's events ------------------------------------ */

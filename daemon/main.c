@@ -35,6 +35,7 @@
 #include "notify.h"
 #include "privdrop.h"
 #include "queries.h"
+#include "request.h"
 #include "clock.h"
 #include "jobs.h"
 #include "audit_head.h"
@@ -620,6 +621,8 @@ fail:
 	/* After its pool: no key store callback is pending any more. */
 	datakeys_free(app->datakeys);
 	app->datakeys = NULL;
+	/* Every request has replied (the pools failed what was pending). */
+	req_spares_free();
 	metrics_free(app->metrics);
 	app->metrics = NULL;
 	if (app->base)

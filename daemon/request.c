@@ -1,11 +1,12 @@
 /*
  * request.c - one HTTP request from arrival to its single reply.
  *
- * Owns: struct req (allocated in req_new, freed by the one req_reply_*()),
- * the request id, the copy of the body, the reply's bytes (status line,
- * headers with the security headers of every reply, body: built here in one
- * buffer and handed to the listener), the access-log line and the metrics
- * observation.
+ * Owns: struct req (allocated in req_new, released by the one
+ * req_reply_*(): wiped and kept for the next request, a few at most), the
+ * request id, the copy of the body, the reply's bytes (status line, headers
+ * with the security headers of every reply, body: built here in one buffer
+ * that is reused from reply to reply, lent to the listener for the one send
+ * call and wiped after it), the access-log line and the metrics observation.
  * Must never: log a body, a header value, a token or the query string; reply
  * twice; read the listener's parsed head after req_detach.
  *
@@ -14,12 +15,15 @@
  * careless integrator puts in it (a client's UIC fits [A-Za-z0-9-]) and it
  * would end up in logs and audit records. The id is echoed as X-Request-Id.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
@@ -33,15 +37,40 @@
 #include "ratelimit.h"
 #include "request.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define REQ_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REQ_ASAN 1
+#endif
+#endif
+#ifdef REQ_ASAN
+#include <sanitizer/asan_interface.h>
+/* A request kept for reuse stays poisoned until req_new hands it out again,
+ * so a use after the reply is still caught. */
+#define REQ_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define REQ_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define REQ_POISON(p, n) ((void)(p), (void)(n))
+#define REQ_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* Decode the path (raw[0..n)); NULL when it is absent, holds an encoded NUL
- * or an encoded '/' (which would make segment matching ambiguous). */
-static char *req_decode_path(const char *target, size_t n)
+ * or an encoded '/' (which would make segment matching ambiguous). A short
+ * path without any escape is the common case: it is copied into buf (of
+ * REQ_PATH_INLINE bytes) as it is, which is what decoding would give. */
+static char *req_decode_path(const char *target, size_t n, char *buf)
 {
 	size_t len = 0;
 	char raw[8192], *p;
 
 	if (n == 0 || target[0] != '/' || n >= sizeof(raw))
 		return NULL;
+	if (n < REQ_PATH_INLINE && memchr(target, '%', n) == NULL) {
+		memcpy(buf, target, n);
+		buf[n] = '\0';
+		return buf;
+	}
 	memcpy(raw, target, n);
 	raw[n] = '\0';
 	if (strstr(raw, "%2f") || strstr(raw, "%2F"))
@@ -61,9 +90,10 @@ static void req_wipe_body(struct req *r)
 {
 	if (r->body != NULL)
 		OPENSSL_cleanse(r->body, r->body_len + 1);
-	free(r->body);
+	if (r->body != r->body_empty)
+		free(r->body);
 	r->body = NULL;
-	if (r->auth_hash[0]) {
+	if (r->auth_hash[0] || r->auth_expect[0]) {
 		OPENSSL_cleanse(r->auth_hash, sizeof(r->auth_hash));
 		OPENSSL_cleanse(r->auth_expect, sizeof(r->auth_expect));
 	}
@@ -94,6 +124,60 @@ static int req_id_random(unsigned char *out, size_t n)
 	return 0;
 }
 
+/*
+ * Requests that have replied, wiped (every byte zero), for the next ones: a
+ * struct req is larger than what malloc keeps in its per-thread cache, and a
+ * keep-alive client sends one request after another. Touched only from the
+ * event loop thread; a few at most are kept, the rest are freed.
+ */
+#define REQ_SPARE_MAX 16
+static struct req *req_spare;
+static int req_nspare;
+
+/*
+ * The reply's bytes, built in one buffer kept from reply to reply (loop
+ * thread only): the listener borrows it for the send call and copies what
+ * the socket does not take at once; it is wiped when the call returns. One
+ * that grew for a large reply is given back rather than kept.
+ */
+#define REQ_OUT_KEEP (64u * 1024u)
+static char *req_out;
+static size_t req_out_cap;
+
+static struct req *req_alloc(void)
+{
+	struct req *r = req_spare;
+
+	if (r == NULL)
+		return calloc(1, sizeof(*r));
+	REQ_UNPOISON(r, sizeof(*r));
+	req_spare = r->spare_next;
+	req_nspare--;
+	r->spare_next = NULL;
+	return r;
+}
+
+/* Everything r owns goes; r itself is kept as a spare or freed. */
+static void req_release(struct req *r)
+{
+	if (r->path != r->path_buf)
+		free(r->path);
+	free(r->query);
+	free(r->oh);
+	req_wipe_body(r);
+	if (req_nspare >= REQ_SPARE_MAX) {
+		free(r);
+		return;
+	}
+	/* Nothing of this request (principal, certificate, parameters) is
+	 * left for the next one to read; req_wipe_body wiped auth_expect. */
+	explicit_bzero(r, offsetof(struct req, auth_expect));
+	r->spare_next = req_spare;
+	req_spare = r;
+	req_nspare++;
+	REQ_POISON(r, sizeof(*r));
+}
+
 struct req *req_new(struct app *app, const struct req_in *in)
 {
 	struct req *r;
@@ -102,7 +186,7 @@ struct req *req_new(struct app *app, const struct req_in *in)
 	const char *t = in->head->target, *q;
 	size_t i;
 
-	r = calloc(1, sizeof(*r));
+	r = req_alloc();
 	if (r == NULL)
 		return NULL;
 	r->start_ns = clock_mono_ns();
@@ -126,30 +210,44 @@ struct req *req_new(struct app *app, const struct req_in *in)
 	 * routing. */
 	q = strchr(t, '?');
 	if (strchr(t, '#') == NULL) {
-		r->path = req_decode_path(t, q ? (size_t)(q - t) : strlen(t));
+		r->path = req_decode_path(t, q ? (size_t)(q - t) : strlen(t), r->path_buf);
 		if (q != NULL && (r->query = strdup(q + 1)) == NULL)
 			goto fail;
 	}
 
 	r->body_len = in->body_len;
-	r->body = malloc(r->body_len + 1);
+	r->body = r->body_len == 0 ? r->body_empty : malloc(r->body_len + 1);
 	if (r->body == NULL)
 		goto fail;
 	if (r->body_len > 0)
 		memcpy(r->body, in->body, r->body_len);
 	r->body[r->body_len] = '\0';
 
-	if (in->cert != NULL)
+	/* Without a verified certificate the connection's is all zero, as r
+	 * is already. */
+	if (in->cert != NULL && in->cert->present)
 		r->cert = *in->cert;
 	if (in->peer_key != NULL)
 		memcpy(r->peer_key, in->peer_key, sizeof(r->peer_key));
 	return r;
 fail:
-	free(r->path);
-	free(r->query);
-	req_wipe_body(r);
-	free(r);
+	req_release(r);
 	return NULL;
+}
+
+void req_spares_free(void)
+{
+	struct req *r;
+
+	while ((r = req_spare) != NULL) {
+		REQ_UNPOISON(r, sizeof(*r));
+		req_spare = r->spare_next;
+		free(r);
+	}
+	req_nspare = 0;
+	free(req_out);
+	req_out = NULL;
+	req_out_cap = 0;
 }
 
 void req_detach(struct req *r)
@@ -216,24 +314,6 @@ static int req_oh_add(struct req *r, const char *name, const char *value)
 	return 0;
 }
 
-/* Is header name among the reply's headers so far? */
-static int req_oh_has(const struct req *r, const char *name)
-{
-	size_t nl = strlen(name), i = 0;
-
-	while (i < r->oh_len) {
-		const char *line = r->oh + i;
-		const char *end = memchr(line, '\n', r->oh_len - i);
-
-		if (end == NULL)
-			break;
-		if ((size_t)(end - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0)
-			return 1;
-		i = (size_t)(end - r->oh) + 1;
-	}
-	return 0;
-}
-
 void req_add_header(struct req *r, const char *name, const char *value)
 {
 	const char *p;
@@ -251,7 +331,8 @@ void req_add_header(struct req *r, const char *name, const char *value)
 		r->close = 1;
 		return;         /* written once, by req_finish */
 	}
-	req_oh_add(r, name, value);
+	if (req_oh_add(r, name, value) == 0 && strcasecmp(name, "Cache-Control") == 0)
+		r->oh_cache_control = 1;
 }
 
 static const char *req_reason(int status)
@@ -295,19 +376,28 @@ static const char *req_reason(int status)
 	}
 }
 
-/* "Date: ..." for this second, formatted once a second. Loop thread only. */
-static const char *req_date(void)
+/* "Date: ..." for this second, formatted once a second; the second is the
+ * loop's cached time when there is a loop (no clock read per reply). Loop
+ * thread only. Returns the length. */
+static size_t req_date(const struct app *app, const char **out)
 {
 	static char buf[64];
+	static size_t len;
 	static time_t last = (time_t)-1;
-	time_t now = time(NULL);
+	struct timeval tv;
+	time_t now;
 	struct tm tm;
 
+	if (app != NULL && app->base != NULL && event_base_gettimeofday_cached(app->base, &tv) == 0)
+		now = tv.tv_sec;
+	else
+		now = time(NULL);
 	if (now != last && gmtime_r(&now, &tm) != NULL) {
-		strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		len = strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 		last = now;
 	}
-	return buf;
+	*out = buf;
+	return len;
 }
 
 static const char *req_method_str(int m)
@@ -332,6 +422,120 @@ static const char *req_method_str(int m)
 	}
 }
 
+static char *req_out_reserve(size_t need)
+{
+	size_t cap = req_out_cap ? req_out_cap : 1024;
+	char *p;
+
+	if (need <= req_out_cap)
+		return req_out;
+	while (cap < need)
+		cap *= 2;
+	p = malloc(cap);
+	if (p == NULL)
+		return NULL;
+	free(req_out);          /* empty: wiped after each reply */
+	req_out = p;
+	req_out_cap = cap;
+	return p;
+}
+
+static void req_out_done(size_t len)
+{
+	explicit_bzero(req_out, len);
+	if (req_out_cap > REQ_OUT_KEEP) {
+		free(req_out);
+		req_out = NULL;
+		req_out_cap = 0;
+	}
+}
+
+static char *req_put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+#define REQ_PUT(p, lit) req_put((p), (lit), sizeof(lit) - 1)
+
+static char *req_put_uint(char *p, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* Status line, the handler's headers, the headers of every reply, framing
+ * and body, into req_out; the length, or 0 when out of memory. */
+static size_t req_build(struct req *r, int status, const char *ctype, const void *body,
+			size_t nbytes)
+{
+	static const char fixed[] = "Strict-Transport-Security: max-age=63072000\r\n"
+				    "X-Content-Type-Options: nosniff\r\n";
+	int head = r->method == EVHTTP_REQ_HEAD;
+	int with_body = !head && status >= 200 && status != 204 && status != 304;
+	int no_length = (status >= 100 && status < 200) || status == 204 || status == 304;
+	const char *reason = req_reason(status), *date, *conn = NULL;
+	size_t reason_len = strlen(reason), ctype_len = ctype ? strlen(ctype) : 0;
+	size_t date_len = req_date(r->app, &date), need;
+	char *out, *p;
+
+	if (r->close)
+		conn = "Connection: close\r\n";
+	else if (r->in->minor == 0)
+		conn = "Connection: keep-alive\r\n";
+	need = sizeof("HTTP/1.1 \r\n") + 24 + reason_len + r->oh_len +
+	       sizeof("Content-Type: \r\n") + ctype_len + sizeof("Cache-Control: no-store\r\n") +
+	       sizeof(fixed) + sizeof("X-Request-Id: \r\n") + sizeof(r->id) +
+	       sizeof("Date: \r\n") + date_len + sizeof("Connection: keep-alive\r\n") +
+	       sizeof("Content-Length: \r\n\r\n") + 24 + (with_body ? nbytes : 0);
+	out = req_out_reserve(need);
+	if (out == NULL)
+		return 0;
+	p = REQ_PUT(out, "HTTP/1.1 ");
+	if (status >= 0)
+		p = req_put_uint(p, (uint64_t)status);
+	else
+		p += snprintf(p, 24, "%d", status);
+	*p++ = ' ';
+	p = req_put(p, reason, reason_len);
+	p = REQ_PUT(p, "\r\n");
+	if (r->oh_len > 0)
+		p = req_put(p, r->oh, r->oh_len);
+	if (ctype != NULL) {
+		p = REQ_PUT(p, "Content-Type: ");
+		p = req_put(p, ctype, ctype_len);
+		p = REQ_PUT(p, "\r\n");
+	}
+	/* Only the web pages' static files (ui.c) choose their own. */
+	if (!r->oh_cache_control)
+		p = REQ_PUT(p, "Cache-Control: no-store\r\n");
+	p = REQ_PUT(p, fixed);
+	p = REQ_PUT(p, "X-Request-Id: ");
+	p = req_put(p, r->id, strlen(r->id));
+	p = REQ_PUT(p, "\r\nDate: ");
+	p = req_put(p, date, date_len);
+	p = REQ_PUT(p, "\r\n");
+	if (conn != NULL)
+		p = req_put(p, conn, strlen(conn));
+	if (!no_length) {
+		p = REQ_PUT(p, "Content-Length: ");
+		p = req_put_uint(p, nbytes);
+		p = REQ_PUT(p, "\r\n");
+	}
+	p = REQ_PUT(p, "\r\n");
+	if (with_body && nbytes > 0)
+		p = req_put(p, body, nbytes);
+	return (size_t)(p - out);
+}
+
 /* The one exit: headers, the reply's bytes to the listener (or nothing, for
  * a detached request), log, count, release. */
 static void req_finish(struct req *r, int status, const char *ctype, const void *body,
@@ -342,60 +546,23 @@ static void req_finish(struct req *r, int status, const char *ctype, const void 
 	const struct req_hooks *hooks = r->hooks;
 
 	if (r->conn != NULL && hooks != NULL && hooks->send != NULL) {
-		int head = r->method == EVHTTP_REQ_HEAD;
-		int with_body = !head && status >= 200 && status != 204 && status != 304;
-		int no_length = (status >= 100 && status < 200) || status == 204 || status == 304;
-		char line[160];
-		char *out;
-		size_t len, cap;
-		int n, ok = 1;
+		size_t len;
 
-		if (ctype != NULL)
-			ok &= req_oh_add(r, "Content-Type", ctype) == 0;
-		/* Only the web pages' static files (ui.c) choose their own. */
-		if (!req_oh_has(r, "Cache-Control"))
-			ok &= req_oh_add(r, "Cache-Control", "no-store") == 0;
-		ok &= req_oh_add(r, "Strict-Transport-Security", "max-age=63072000") == 0;
-		ok &= req_oh_add(r, "X-Content-Type-Options", "nosniff") == 0;
-		ok &= req_oh_add(r, "X-Request-Id", r->id) == 0;
-		ok &= req_oh_add(r, "Date", req_date()) == 0;
 		/* While draining, let keep-alive clients go; HTTP/1.0 ones stay
 		 * only when they asked to. */
 		if (r->app != NULL && r->app->draining)
 			r->close = 1;
 		if (r->in == NULL || !r->in->keep_alive)
 			r->close = 1;
-		if (r->close)
-			ok &= req_oh_add(r, "Connection", "close") == 0;
-		else if (r->in->minor == 0)
-			ok &= req_oh_add(r, "Connection", "keep-alive") == 0;
-		if (!ok) {
-			/* Out of memory mid-way: the connection cannot be
-			 * answered sensibly; the listener closes it. */
+		len = req_build(r, status, ctype, body, nbytes);
+		if (len == 0) {
+			/* Out of memory: the connection cannot be answered
+			 * sensibly; the listener closes it. */
 			hooks->send(hooks->arg, r->conn, NULL, 0, 1);
 		} else {
-			n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, req_reason(status));
-			cap = (size_t)n + r->oh_len + 64 + (with_body ? nbytes : 0);
-			out = malloc(cap);
-			if (out == NULL) {
-				hooks->send(hooks->arg, r->conn, NULL, 0, 1);
-			} else {
-				memcpy(out, line, (size_t)n);
-				len = (size_t)n;
-				memcpy(out + len, r->oh, r->oh_len);
-				len += r->oh_len;
-				if (no_length)
-					n = snprintf(out + len, cap - len, "\r\n");
-				else
-					n = snprintf(out + len, cap - len, "Content-Length: %zu\r\n\r\n",
-						     nbytes);
-				len += (size_t)n;
-				if (with_body && nbytes > 0) {
-					memcpy(out + len, body, nbytes);
-					len += nbytes;
-				}
-				hooks->send(hooks->arg, r->conn, out, len, r->close);
-			}
+			hooks->send(hooks->arg, r->conn, req_out, len, r->close);
+			/* The reply may carry an opened contact or note. */
+			req_out_done(len);
 		}
 	}
 	r->replied = 1;
@@ -409,11 +576,7 @@ static void req_finish(struct req *r, int status, const char *ctype, const void 
 	if (r->app != NULL)
 		metrics_observe_request(r->app->metrics, route, status, dur_us);
 
-	free(r->path);
-	free(r->query);
-	free(r->oh);
-	req_wipe_body(r);
-	free(r);
+	req_release(r);
 	if (hooks != NULL)
 		hooks->done(hooks->arg);
 }

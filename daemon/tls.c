@@ -93,8 +93,10 @@ static SSL_CTX *tls_ctx_build(const struct config *cfg, int *has_ca, char *err, 
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
 					 SSL_OP_CIPHER_SERVER_PREFERENCE |
 					 SSL_OP_IGNORE_UNEXPECTED_EOF);
-	/* Idle keep-alive connections should not pin 2 x 16 KiB buffers each. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* No SSL_MODE_RELEASE_BUFFERS: it frees and allocates the 2 x 17 KiB
+	 * buffers at every record, a malloc and free of each per request. The
+	 * listener gives them back when a keep-alive connection idles
+	 * (http_server.c), so idle connections still pin none. */
 
 	if (!SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers && *cfg->tls_ciphers ?
 						  cfg->tls_ciphers :

@@ -184,6 +184,58 @@ PY
 	grep -q 'event=write_timeout' "$REFD_LOG"
 }
 
+@test "a keep-alive connection idle past OpenSSL's buffer release still answers, pipelined too" {
+	# The listener gives OpenSSL's buffers back after 1 s idle (below
+	# idle_timeout, 2 s here); the next request takes them again.
+	run raw_tls 10 < <(
+		printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
+		sleep 1.5
+		printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
+		sleep 1.5
+		printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n'
+		printf 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+		sleep 3
+	)
+	echo "$output"
+	[ "$status" -ne 124 ]
+	[ "$(statuses <<<"$output")" = "200 200 200 404 200" ]
+}
+
+@test "a reply larger than the socket takes at once reaches a slow reader whole, then the next" {
+	# A small receive window: the reply goes out in pieces as the client
+	# reads; the listener keeps the rest of it meanwhile.
+	run timeout 20 python3 - "$REFD_PORT" "$REFD_CA" "$REFD_ROOT/ui/i18n.js" <<'PY'
+import socket, ssl, sys, time
+port, ca, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+want = open(path, "rb").read()
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect(("127.0.0.1", port))
+t = ctx.wrap_socket(s, server_hostname="localhost")
+t.sendall(b"GET /ui/i18n.js HTTP/1.1\r\nHost: x\r\n\r\n"
+          b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+time.sleep(0.2)                 # let the server find the socket full
+data = b""
+while True:
+    chunk = t.recv(1024)
+    if not chunk:
+        break
+    data += chunk
+    time.sleep(0.002)
+head, _, rest = data.partition(b"\r\n\r\n")
+assert head.startswith(b"HTTP/1.1 200 "), head[:40]
+n = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+assert n == len(want), (n, len(want))
+assert rest[:n] == want, "body differs"
+assert rest[n:].startswith(b"HTTP/1.1 200 "), rest[n:n + 40]
+print("whole: %d bytes, then the next answer" % n)
+PY
+	echo "$output"
+	[ "$status" = 0 ]
+}
+
 @test "the daemon is still healthy and its log clean after all of the above" {
 	run raw_tls 5 < <(printf 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
 	[ "$(statuses <<<"$output")" = 200 ]

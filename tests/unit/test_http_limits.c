@@ -1,7 +1,7 @@
 /*
  * test_http_limits.c - the request-framing rules of http_limits.c: method
- * lists, Content-Length parsing, the header-list checks and the raw scan of
- * a request head (NUL, control bytes, bare CR/LF, obs-fold).
+ * lists, Content-Length parsing, the token bytes, the header-list checks and
+ * the raw scan of a request head (NUL, control bytes, bare CR/LF, obs-fold).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -203,11 +203,23 @@ static void test_head_scan_resume(void **state)
 			 HS_BAD);
 }
 
+/* The table says what RFC 9110 says: visible ASCII but the separators. */
+static void test_tchar(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		int want = c > 0x20 && c < 0x7f && strchr("\"(),/:;<=>?@[\\]{}", c) == NULL;
+
+		assert_int_equal(http_tchar((unsigned char)c), want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_content_length),
+		cmocka_unit_test(test_tchar),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_head_scan),
 		cmocka_unit_test(test_head_scan_resume),
