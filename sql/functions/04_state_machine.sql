@@ -134,7 +134,8 @@ DECLARE
 	deferred text := coalesce(current_setting('app.loads_deferred', true), '');
 BEGIN
 	IF deferred = 'rows' THEN
-		-- The statement writes this row's history itself (below).
+		-- The statement writes this row's history itself (app.loads_deferred
+		-- 'rows', with the loads below).
 		NULL;
 	ELSIF TG_OP = 'INSERT' AND NEW.status <> 'unassigned' THEN
 		-- Born offered (assignment_guard_trg): both steps, one statement.
