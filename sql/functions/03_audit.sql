@@ -56,24 +56,33 @@ CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit_log
 	FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_trg();
 
 
--- Whatever an inserter passes, a new record is unsealed, stamped now and
--- with its own transaction's id. Its fields keep the canonical form
+-- Whatever an inserter passes, a new record is unsealed, of version 2,
+-- stamped now and with its own transaction's id (the CHECKs
+-- audit_log_sealed_whole, audit_log_unsealed_xid and audit_log_version_check
+-- until migration 0095). Its fields keep the canonical form
 -- unambiguous: no '|' or control character in any field it joins, each
 -- within its bound, the outcome one of three; a field may be NULL (as a
 -- CHECK would pass it). These were CHECK constraints until migration 0094:
 -- PostgreSQL rebuilt their expressions from text for every INSERT statement,
 -- a fifth of an audited read's CPU; here the plan is kept for the session.
+-- The character rule is one match over the fields joined by a space (which
+-- is neither '|' nor a control character, and concat_ws skips NULLs): a
+-- field holds such a character exactly when the joined text does, and one
+-- match instead of seven costs a fifth less (callgrind: 17,000 of the
+-- checks' 82,000 instructions per record).
 CREATE OR REPLACE FUNCTION audit_append_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-	IF NOT (coalesce(NEW.actor_role !~ '[|[:cntrl:]]' AND length(NEW.actor_role) <= 32, true)
-	        AND coalesce(NEW.actor_id !~ '[|[:cntrl:]]' AND length(NEW.actor_id) <= 64, true)
-	        AND coalesce(NEW.credential_id !~ '[|[:cntrl:]]' AND length(NEW.credential_id) <= 80, true)
-	        AND coalesce(NEW.action !~ '[|[:cntrl:]]' AND length(NEW.action) <= 64, true)
-	        AND coalesce(NEW.object_type !~ '[|[:cntrl:]]' AND length(NEW.object_type) <= 32, true)
-	        AND coalesce(NEW.object_id !~ '[|[:cntrl:]]' AND length(NEW.object_id) <= 64, true)
+	IF NOT (concat_ws(' ', NEW.actor_role, NEW.actor_id, NEW.credential_id, NEW.action,
+	                  NEW.object_type, NEW.object_id, NEW.request_id) !~ '[|[:cntrl:]]'
+	        AND coalesce(length(NEW.actor_role) <= 32, true)
+	        AND coalesce(length(NEW.actor_id) <= 64, true)
+	        AND coalesce(length(NEW.credential_id) <= 80, true)
+	        AND coalesce(length(NEW.action) <= 64, true)
+	        AND coalesce(length(NEW.object_type) <= 32, true)
+	        AND coalesce(length(NEW.object_id) <= 64, true)
 	        AND coalesce(NEW.outcome IN ('ok', 'denied', 'error'), true)
-	        AND coalesce(NEW.request_id !~ '[|[:cntrl:]]' AND length(NEW.request_id) <= 64, true)) THEN
+	        AND coalesce(length(NEW.request_id) <= 64, true)) THEN
 		RAISE EXCEPTION 'audit record refused: a field holds ''|'' or a control character, or is too long'
 			USING ERRCODE = 'check_violation';
 	END IF;
@@ -89,11 +98,14 @@ END $$;
 CREATE OR REPLACE TRIGGER audit_append BEFORE INSERT ON audit_log
 	FOR EACH ROW EXECUTE FUNCTION audit_append_trg();
 
--- The one change a record may see: being sealed, once, content untouched.
+-- The one change a record may see: being sealed, once, whole (seq,
+-- prev_hash and hash together: the CHECK audit_log_sealed_whole until
+-- migration 0095), content untouched.
 -- A WHEN condition rather than a function body: checked per row without a
 -- PL/pgSQL call, which the sealer's bulk UPDATE would pay a million times.
 CREATE OR REPLACE TRIGGER audit_no_update BEFORE UPDATE ON audit_log
 	FOR EACH ROW WHEN (OLD.seq IS NOT NULL OR NEW.seq IS NULL
+	   OR NEW.prev_hash IS NULL OR NEW.hash IS NULL
 	   OR (NEW.id, NEW.xid, NEW.version, NEW.at, NEW.actor_role, NEW.actor_id, NEW.credential_id,
 	       NEW.action, NEW.object_type, NEW.object_id, NEW.outcome, NEW.request_id)
 	      IS DISTINCT FROM

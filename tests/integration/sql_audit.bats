@@ -75,6 +75,28 @@ teardown_file() { refd_teardown_file; }
 	[[ "$output" == *"append-only"* ]]
 }
 
+# The sealing rules (CHECKs until migration 0095, now the triggers'): a record
+# is sealed whole (seq, prev_hash and hash together) or not at all, and a new
+# record is unsealed, of version 2 and with its transaction's id, whatever
+# its inserter passes. The owner is held to them too.
+@test "a record is sealed whole or not at all; a new one is unsealed, version 2, with its xid" {
+	local owner=(psql -X -q -tA -h "$REFD_PGHOST" -p "$REFD_PGPORT" -U "$REFD_DB_USER" -d "$REFD_DB")
+	sql_app "select audit_write('{\"role\":\"admin\"}', 'r-whole', 'forged', null, null, 'ok')" >/dev/null
+	for part in "hash = '\\x00'" "prev_hash = '\\x00'" "prev_hash = '\\x00', hash = null"; do
+		run "${owner[@]}" -c "update audit_log set seq = 999999, $part where request_id = 'r-whole'"
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"append-only"* ]]
+	done
+	"${owner[@]}" -c "insert into audit_log (seq, prev_hash, hash, version, xid, at, actor_role, action, outcome, request_id)
+		values (999998, '\\x00', '\\x00', 7, null, now(), 'admin', 'forged', 'ok', 'r-sealed')" >/dev/null
+	[ "$(sql "select count(*) from audit_log where request_id = 'r-sealed' and seq is null and prev_hash is null
+		and hash is null and version = 2 and xid is not null")" = 1 ]
+	sql_app "select audit_seal(100)" >/dev/null
+	[ "$(sql "select count(*) from audit_log where request_id in ('r-whole', 'r-sealed')
+		and seq is not null and prev_hash is not null and hash is not null")" = 2 ]
+	[ "$(sql "select audit_verify()->>'first_bad_seq'")" = "" ]
+}
+
 # api_assignment_get builds the worker's view in its own query (issue 12):
 # it must answer exactly what assignment_json shows that worker, accepted
 # (client fields) or only offered (none).
