@@ -56,8 +56,16 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- BEFORE: refuse what the table does not allow; stamp the transition times.
+-- A set-based statement that moves each row through a status and on in one
+-- write (the sweeper's re-offer, deadline_reoffer_write in
+-- 42_deadline_steps.sql: offered -> expired -> offered to the next worker)
+-- names that status in app.status_via for that one statement: a row whose
+-- status it leaves as it was then takes both steps here, each checked
+-- against the table and the last one stamped, as two updates would.
 CREATE OR REPLACE FUNCTION assignment_guard_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+	via text;
 BEGIN
 	IF TG_OP = 'INSERT' THEN
 		-- Unassigned, or offered to a worker at once (a submission's
@@ -84,6 +92,24 @@ BEGIN
 			RAISE EXCEPTION 'invalid transition % -> %', OLD.status, NEW.status
 				USING ERRCODE = 'RF409';
 		END IF;
+	ELSE
+		via := nullif(current_setting('app.status_via', true), '');
+		IF via IS NOT NULL THEN
+			PERFORM 1 FROM assignment_transitions
+				WHERE from_status = OLD.status AND to_status = via;
+			IF NOT FOUND THEN
+				RAISE EXCEPTION 'invalid transition % -> %', OLD.status, via
+					USING ERRCODE = 'RF409';
+			END IF;
+			PERFORM 1 FROM assignment_transitions
+				WHERE from_status = via AND to_status = NEW.status;
+			IF NOT FOUND THEN
+				RAISE EXCEPTION 'invalid transition % -> %', via, NEW.status
+					USING ERRCODE = 'RF409';
+			END IF;
+		END IF;
+	END IF;
+	IF NEW.status IS DISTINCT FROM OLD.status OR via IS NOT NULL THEN
 		CASE NEW.status
 		WHEN 'offered' THEN NEW.offered_at := now();
 		WHEN 'accepted' THEN NEW.accepted_at := now();
@@ -105,8 +131,13 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	was_open boolean := TG_OP = 'UPDATE' AND assignment_is_open(OLD.status) AND OLD.worker_id IS NOT NULL;
 	is_open boolean := assignment_is_open(NEW.status) AND NEW.worker_id IS NOT NULL;
+	deferred text := coalesce(current_setting('app.loads_deferred', true), '');
 BEGIN
-	IF TG_OP = 'INSERT' AND NEW.status <> 'unassigned' THEN
+	IF deferred = 'rows' THEN
+		-- The statement writes this row's history itself (app.loads_deferred
+		-- 'rows', with the loads below).
+		NULL;
+	ELSIF TG_OP = 'INSERT' AND NEW.status <> 'unassigned' THEN
 		-- Born offered (assignment_guard_trg): both steps, one statement.
 		INSERT INTO assignment_history (assignment_id, from_status, to_status, worker_id,
 		                                actor_role, actor_id, request_id, reason, reason_sealed)
@@ -140,8 +171,10 @@ BEGIN
 	-- for that one statement and applies each worker's net change itself in
 	-- one UPDATE: one new version of a worker row per batch, not one per
 	-- assignment (each of which also re-checks the row's foreign keys and
-	-- rewrites its match slots).
-	IF coalesce(current_setting('app.loads_deferred', true), '') <> 'on' THEN
+	-- rewrites its match slots). 'rows': the history rows too, which that
+	-- statement then inserts in one INSERT, each with what this trigger
+	-- would have written.
+	IF deferred NOT IN ('on', 'rows') THEN
 		IF was_open AND (NOT is_open OR NEW.worker_id IS DISTINCT FROM OLD.worker_id) THEN
 			UPDATE workers SET open_count = open_count - 1 WHERE id = OLD.worker_id;
 		END IF;

@@ -79,8 +79,14 @@ BEGIN
 	RETURN NEW;
 END $$;
 
+-- Called only when one of its two cases can apply: a deadline marked missed
+-- or voided (not on hold), a reminder stamped or a due time moved is not a
+-- PL/pgSQL call per row (the sweeper marks a batch at a time).
 CREATE OR REPLACE TRIGGER deadline_met BEFORE UPDATE ON deadlines
-	FOR EACH ROW EXECUTE FUNCTION deadline_met_trg();
+	FOR EACH ROW
+	WHEN ((NEW.met_at IS NOT NULL AND OLD.met_at IS NULL)
+	      OR (NEW.state <> 'pending' AND NEW.paused_at IS NOT NULL))
+	EXECUTE FUNCTION deadline_met_trg();
 
 -- Deadline creation (as 0005 and 0008, due times from deadline_due) ------------
 
@@ -134,9 +140,10 @@ END $$;
 -- let it expire.
 
 -- The choice for the batch's assignments of one kind (p_aids: the whole
--- batch in order, its rows locked and expired). One row per assignment of
--- that kind, in order: the worker (NULL: decide the ordinary way), its open
--- count before this offer and its idle-since at the time.
+-- batch in order, its rows locked, their offers expired and their old
+-- workers' loads lowered). One row per assignment of that kind, in order:
+-- the worker (NULL: decide the ordinary way), its open count before this
+-- offer and its idle-since at the time.
 CREATE OR REPLACE FUNCTION deadline_reoffer_pick(p_aids uuid[], p_kind text,
 	OUT n bigint, OUT assignment_id uuid, OUT worker_id uuid, OUT open_before integer,
 	OUT idle_since timestamptz)
@@ -268,13 +275,45 @@ BEGIN
 END $$;
 
 -- The batch's offers, written set-based: what offer_make does for one
--- (05_matching.sql), for all. The picks in the batch's order; the
--- assignments are locked and expired, the workers locked.
+-- (05_matching.sql), for all. p_aids: the whole batch in order (rows locked,
+-- still offered, their offers expired and their old workers' loads already
+-- lowered); p_wids, p_open, p_idle: each one's pick (a NULL worker: the
+-- ordinary way, next). Each assignment row is written once: a picked one
+-- from offered straight to offered to its next worker (app.status_via: the
+-- guard checks and stamps offered -> expired -> offered), the others to
+-- expired. Their history rows, the ones the assignments trigger would have
+-- written for an expiry and then an offer (app.loads_deferred 'rows': it
+-- leaves them and the loads to us), in one INSERT: every expiry, then every
+-- new offer, each in the batch's order. One update per row: a second one in
+-- the same transaction writes a second version and re-checks all four of
+-- the row's foreign keys.
 CREATE OR REPLACE FUNCTION deadline_reoffer_write(p_aids uuid[], p_wids uuid[], p_open integer[],
                                                   p_idle timestamptz[]) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-	PERFORM set_config('app.loads_deferred', 'on', true);
+	PERFORM set_config('app.loads_deferred', 'rows', true);
+	INSERT INTO assignment_history (assignment_id, from_status, to_status, worker_id,
+	                                actor_role, actor_id, request_id, reason, reason_sealed)
+	SELECT s.aid, s.from_status, s.to_status, s.worker_id,
+	       coalesce(nullif(current_setting('app.actor_role', true), ''), 'db:' || current_user),
+	       nullif(current_setting('app.actor_id', true), ''),
+	       nullif(current_setting('app.request_id', true), ''),
+	       nullif(current_setting('app.reason', true), ''),
+	       nullif(current_setting('app.reason_sealed', true), '')
+	FROM (SELECT 1 AS step, x.n, x.aid, a.status::text AS from_status, 'expired' AS to_status,
+	             a.worker_id
+	      FROM unnest(p_aids) WITH ORDINALITY x(aid, n) JOIN assignments a ON a.id = x.aid
+	      UNION ALL
+	      SELECT 2, x.n, x.aid, 'expired', 'offered', x.wid
+	      FROM unnest(p_aids, p_wids) WITH ORDINALITY x(aid, wid, n) WHERE x.wid IS NOT NULL) s
+	ORDER BY s.step, s.n;
+	UPDATE assignments a SET status = 'expired'
+	FROM unnest(p_aids, p_wids) AS x(aid, wid)
+	WHERE a.id = x.aid AND x.wid IS NULL;
+	PERFORM set_config('app.status_via', 'expired', true);
+	-- Everything of each offer in one row (pp), its id made here, so that
+	-- no statement below joins two of these sets (a nested loop over both,
+	-- 100 x 100 rows, that the planner expects to be one row each).
 	WITH p AS (
 		SELECT x.n, x.aid, x.wid, x.open_before, x.idle, a.need, a.urgency, a.region,
 		       a.languages AS alang, w.organisation_id AS org, w.capacity, w.languages AS wlang
@@ -284,47 +323,46 @@ BEGIN
 		SELECT g.need, g.urgency, g.org, dd.due_at, dd.clock, dd.remind_at
 		FROM (SELECT DISTINCT p.need, p.urgency, p.org FROM p) g
 		CROSS JOIN LATERAL deadline_due('accept', g.need, g.urgency, g.org, now()) dd
-	), o AS (
-		INSERT INTO offers (assignment_id, worker_id, expires_at, match_reason)
-		SELECT p.aid, p.wid, pol.due_at, jsonb_build_object(
+	), pp AS (
+		SELECT p.n, p.aid, p.wid, p.org, gen_random_uuid() AS offer_id, pol.due_at, pol.clock,
+		       pol.remind_at, jsonb_build_object(
 			'rule', 'least_loaded', 'open_before', p.open_before, 'capacity', p.capacity,
 			'idle_since', p.idle, 'region', p.region,
 			'shared_languages', (SELECT to_jsonb(array_agg(l ORDER BY l))
-			                     FROM unnest(p.wlang) l WHERE l = ANY (p.alang)))
+			                     FROM unnest(p.wlang) l WHERE l = ANY (p.alang))) AS match_reason
 		FROM p JOIN pol ON pol.need = p.need AND pol.urgency = p.urgency AND pol.org = p.org
-		ORDER BY p.n
-		RETURNING id, assignment_id, worker_id, expires_at, match_reason
+	), o AS (
+		INSERT INTO offers (id, assignment_id, worker_id, expires_at, match_reason)
+		SELECT pp.offer_id, pp.aid, pp.wid, pp.due_at, pp.match_reason FROM pp ORDER BY pp.n
 	), dl AS (
 		INSERT INTO deadlines (kind, assignment_id, offer_id, worker_id, organisation_id, due_at,
 		                       clock, remind_at)
-		SELECT 'accept', o.assignment_id, o.id, o.worker_id, p.org, o.expires_at, pol.clock, pol.remind_at
-		FROM o JOIN p ON p.aid = o.assignment_id
-		JOIN pol ON pol.need = p.need AND pol.urgency = p.urgency AND pol.org = p.org
-		ORDER BY p.n
+		SELECT 'accept', pp.aid, pp.offer_id, pp.wid, pp.org, pp.due_at, pp.clock, pp.remind_at
+		FROM pp ORDER BY pp.n
 	), esc AS (
 		UPDATE escalations e SET resolved_at = now()
-		FROM p WHERE e.assignment_id = p.aid AND e.reason = 'unassigned' AND e.resolved_at IS NULL
+		FROM pp WHERE e.assignment_id = pp.aid AND e.reason = 'unassigned' AND e.resolved_at IS NULL
 	), ob AS (
 		INSERT INTO outbox (type, payload, organisation_id)
 		SELECT 'assignment.offered',
-		       jsonb_build_object('assignment_id', p.aid, 'worker_id', p.wid,
-		                          'detail_url', '/v1/assignments/' || p.aid),
-		       p.org
-		FROM p ORDER BY p.n
+		       jsonb_build_object('assignment_id', pp.aid, 'worker_id', pp.wid,
+		                          'detail_url', '/v1/assignments/' || pp.aid),
+		       pp.org
+		FROM pp ORDER BY pp.n
 	)
 	-- A new worker sees none of what the previous one wrote (offer_make).
-	-- The workers' loads and idle-since: below, once per worker (the
-	-- assignments trigger leaves them to us for this statement).
-	UPDATE assignments a SET status = 'offered', worker_id = o.worker_id, reason = NULL,
-	       reason_sealed = NULL, organisation_id = p.org, offer_expires_at = o.expires_at,
-	       match_reason = o.match_reason
-	FROM o JOIN p ON p.aid = o.assignment_id
-	WHERE a.id = o.assignment_id;
+	UPDATE assignments a SET status = 'offered', worker_id = pp.wid, reason = NULL,
+	       reason_sealed = NULL, organisation_id = pp.org, offer_expires_at = pp.due_at,
+	       match_reason = pp.match_reason
+	FROM pp
+	WHERE a.id = pp.aid;
+	PERFORM set_config('app.status_via', '', true);
 	PERFORM set_config('app.loads_deferred', '', true);
 	-- What the trigger does per offer (open_count + 1, idle-since now()),
 	-- as one update per worker; the rows are locked (deadline_reoffer_pick).
 	UPDATE workers w SET open_count = w.open_count + g.n, last_assigned_at = now()
-	FROM (SELECT i.wid, count(*)::integer AS n FROM unnest(p_wids) AS i(wid) GROUP BY i.wid) g
+	FROM (SELECT i.wid, count(*)::integer AS n FROM unnest(p_wids) AS i(wid)
+	      WHERE i.wid IS NOT NULL GROUP BY i.wid) g
 	WHERE w.id = g.wid;
 END $$;
 
@@ -339,11 +377,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	aids uuid[];
 	k text;
-	pk_aid uuid[] := '{}';
-	pk_wid uuid[] := '{}';
-	pk_open integer[] := '{}';
-	pk_idle timestamptz[] := '{}';
-	rest uuid[] := '{}';
+	pk_wid uuid[];
+	pk_open integer[];
+	pk_idle timestamptz[];
 	x record;
 	aid uuid;
 BEGIN
@@ -357,41 +393,35 @@ BEGIN
 	UPDATE offers o SET outcome = 'expired', ended_at = now(), reason = 'accept_deadline_missed'
 	FROM unnest(aids) AS i(id)
 	WHERE o.assignment_id = i.id AND o.outcome = 'pending';
-	-- The old workers' loads go down (one update per worker below): their rows
+	-- The old workers' loads go down (one update per worker): their rows
 	-- locked first, in id order (two sweepers then queue, not deadlock).
 	PERFORM 1 FROM workers w
 	WHERE w.id IN (SELECT a.worker_id FROM unnest(aids) AS i(id) JOIN assignments a ON a.id = i.id)
 	ORDER BY w.id FOR UPDATE;
 	-- Every one of them is a live offer (deadline_sweep checked: offered,
-	-- its offer pending), so each frees one slot of its worker: the trigger
-	-- leaves that to the one update per worker below.
-	PERFORM set_config('app.loads_deferred', 'on', true);
-	UPDATE assignments a SET status = 'expired' FROM unnest(aids) AS i(id) WHERE a.id = i.id;
-	PERFORM set_config('app.loads_deferred', '', true);
+	-- its offer pending), so each frees one slot of its worker, before the
+	-- choice (the rows themselves are written once, by
+	-- deadline_reoffer_write: the trigger leaves the loads to us).
 	UPDATE workers w SET open_count = w.open_count - g.n
 	FROM (SELECT a.worker_id, count(*)::integer AS n FROM unnest(aids) AS i(id)
 	      JOIN assignments a ON a.id = i.id WHERE a.worker_id IS NOT NULL GROUP BY a.worker_id) g
 	WHERE w.id = g.worker_id;
+	pk_wid := array_fill(NULL::uuid, ARRAY[cardinality(aids)]);
+	pk_open := array_fill(NULL::integer, ARRAY[cardinality(aids)]);
+	pk_idle := array_fill(NULL::timestamptz, ARRAY[cardinality(aids)]);
 	FOR k IN SELECT DISTINCT a.need FROM unnest(aids) AS i(id) JOIN assignments a ON a.id = i.id
 	         ORDER BY 1 LOOP
 		FOR x IN SELECT * FROM deadline_reoffer_pick(aids, k) LOOP
-			IF x.worker_id IS NULL THEN
-				rest := rest || x.assignment_id;
-			ELSE
-				pk_aid := pk_aid || x.assignment_id;
-				pk_wid := pk_wid || x.worker_id;
-				pk_open := pk_open || x.open_before;
-				pk_idle := pk_idle || x.idle_since;
-			END IF;
+			pk_wid[x.n] := x.worker_id;
+			pk_open[x.n] := x.open_before;
+			pk_idle[x.n] := x.idle_since;
 		END LOOP;
 	END LOOP;
-	IF cardinality(pk_aid) > 0 THEN
-		PERFORM deadline_reoffer_write(pk_aid, pk_wid, pk_open, pk_idle);
-	END IF;
+	PERFORM deadline_reoffer_write(aids, pk_wid, pk_open, pk_idle);
 	-- The ordinary way, in the batch's order: waits for a busy candidate
 	-- (bounded), or unassigned with its escalation.
-	FOREACH aid IN ARRAY ARRAY(SELECT i.id FROM unnest(aids) WITH ORDINALITY AS i(id, n)
-	                           WHERE i.id = ANY (rest) ORDER BY i.n) LOOP
+	FOREACH aid IN ARRAY ARRAY(SELECT i.id FROM unnest(aids, pk_wid) WITH ORDINALITY AS i(id, wid, n)
+	                           WHERE i.wid IS NULL ORDER BY i.n) LOOP
 		PERFORM match_assignment(aid);
 	END LOOP;
 END $$;

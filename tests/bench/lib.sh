@@ -98,8 +98,8 @@ EOF
 #     daemon's pool reconnects by itself).
 # bench_profile_start: zero the statistics, perf record the daemon (-g, 499 Hz).
 # bench_profile_report: the five statements with the most total time (with
-#     nested ones, so the inside of api_* functions shows), and the daemon's
-#     five hottest symbols.
+#     nested ones, so the inside of api_* functions shows; BENCH_PROFILE_TOP
+#     lists more), and the daemon's five hottest symbols.
 bench_profile_setup() {
 	[ "${BENCH_PROFILE:-0}" = 1 ] || return 0
 	refd_as_pg sh -c "cat >>'$REFD_PGDATA/postgresql.conf'" <<'EOF'
@@ -126,12 +126,13 @@ bench_profile_start() {
 
 bench_profile_report() {
 	[ "${BENCH_PROFILE:-0}" = 1 ] || return 0
-	echo "  top 5 statements by total time (pg_stat_statements, nested included):"
+	local top=${BENCH_PROFILE_TOP:-5}
+	echo "  top $top statements by total time (pg_stat_statements, nested included):"
 	refd_psql -At -F ' | ' -c "SELECT round(total_exec_time::numeric, 0) || ' ms',
 		calls || ' calls', round((total_exec_time / greatest(calls, 1))::numeric, 3) || ' ms/call',
 		left(regexp_replace(query, '\s+', ' ', 'g'), 110)
 		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-		ORDER BY total_exec_time DESC LIMIT 5" | sed 's/^/    /'
+		ORDER BY total_exec_time DESC LIMIT $top" | sed 's/^/    /'
 	echo "  top 8 functions by self time (pg_stat_user_functions, SQL ones too: those listed were not inlined):"
 	refd_psql -At -F ' | ' -c "SELECT f.funcname || ' (' || l.lanname || ')', f.calls || ' calls',
 		round(f.self_time::numeric / greatest(f.calls, 1), 3) || ' ms self/call',

@@ -76,16 +76,87 @@ state_of() { # FILE: the due assignments' ids
 	    from assignments a where a.id in (select x::uuid from unnest(string_to_array('$(paste -sd, "$1")', ',')) x)"
 }
 
+# Every time the tables hold before a sweep (table fp_old), so that the
+# fingerprint tells the times a sweep wrote from the ones it found.
+fp_snapshot() {
+	qs "drop table if exists fp_old;
+	    create table fp_old as select distinct x from (
+	        select unnest(array[offer_expires_at, offered_at, accepted_at, ended_at, updated_at])
+	        from assignments
+	        union all select unnest(array[offered_at, expires_at, ended_at]) from offers
+	        union all select unnest(array[starts_at, due_at, remind_at, missed_at]) from deadlines
+	        union all select unnest(array[created_at, resolved_at, level2_at]) from escalations
+	        union all select last_assigned_at from workers) s(x) where x is not null" >/dev/null
+}
+
+# Everything a sweep leaves about the due assignments (temp table fp_due),
+# one line per row: the assignments, each one's history rows in order (all
+# but their clock time), offers, deadlines, escalations, this transaction's
+# outbox events, and every worker's load and idle-since. The times the
+# sweep wrote (T: when it marked the deadlines missed) are written T+offset,
+# so the reference's and the sweep's compare; the ones it found as they are.
+FINGERPRINT=$(cat <<'SQL'
+CREATE FUNCTION pg_temp.rt(x timestamptz) RETURNS text LANGUAGE sql STABLE AS $f$
+	SELECT CASE WHEN x >= t.t AND NOT EXISTS (SELECT 1 FROM fp_old WHERE fp_old.x = rt.x)
+	            THEN 'T+' || (x - t.t)::text ELSE x::text END
+	FROM (SELECT max(d.missed_at) AS t FROM deadlines d
+	      WHERE d.assignment_id IN (SELECT assignment_id FROM fp_due)) t
+$f$;
+CREATE FUNCTION pg_temp.rj(j jsonb) RETURNS jsonb LANGUAGE sql STABLE AS $f$
+	SELECT CASE WHEN j ? 'idle_since'
+	            THEN j || jsonb_build_object('idle_since', pg_temp.rt((j->>'idle_since')::timestamptz))
+	            ELSE j END
+$f$;
+SELECT line FROM (
+	SELECT 1 AS part, a.id::text AS k1, 0::bigint AS k2, concat_ws(' ', 'assignment', a.id, a.status,
+		a.worker_id, a.organisation_id, pg_temp.rt(a.offer_expires_at), pg_temp.rj(a.match_reason),
+		pg_temp.rt(a.offered_at), pg_temp.rt(a.accepted_at), pg_temp.rt(a.ended_at), a.reason,
+		a.reason_sealed, pg_temp.rt(a.updated_at)) AS line
+	FROM assignments a WHERE a.id IN (SELECT assignment_id FROM fp_due)
+	UNION ALL
+	SELECT 2, h.assignment_id::text, h.id, concat_ws(' ', 'history', h.assignment_id, h.from_status,
+		h.to_status, h.worker_id, h.actor_role, h.actor_id, h.request_id, h.reason, h.reason_sealed)
+	FROM assignment_history h WHERE h.assignment_id IN (SELECT assignment_id FROM fp_due)
+	UNION ALL
+	SELECT 3, o.assignment_id || pg_temp.rt(o.offered_at) || o.worker_id, 0, concat_ws(' ', 'offer',
+		o.assignment_id, o.worker_id, o.outcome, o.reason, pg_temp.rt(o.offered_at),
+		pg_temp.rt(o.expires_at), pg_temp.rt(o.ended_at), pg_temp.rj(o.match_reason))
+	FROM offers o WHERE o.assignment_id IN (SELECT assignment_id FROM fp_due)
+	UNION ALL
+	SELECT 4, d.assignment_id || pg_temp.rt(d.starts_at) || d.kind || coalesce(o.worker_id::text, ''), 0,
+		concat_ws(' ', 'deadline', d.assignment_id, d.kind, o.worker_id, o.outcome, d.worker_id,
+		d.organisation_id, pg_temp.rt(d.starts_at), pg_temp.rt(d.due_at), d.clock,
+		pg_temp.rt(d.remind_at), d.state, pg_temp.rt(d.missed_at), d.escalated)
+	FROM deadlines d LEFT JOIN offers o ON o.id = d.offer_id
+	WHERE d.assignment_id IN (SELECT assignment_id FROM fp_due)
+	UNION ALL
+	SELECT 5, e.assignment_id || pg_temp.rt(e.created_at) || e.reason || coalesce(d.id::text, ''), 0,
+		concat_ws(' ', 'escalation', e.assignment_id, e.reason, d.id, e.organisation_id,
+		pg_temp.rt(e.created_at), pg_temp.rt(e.resolved_at), e.level, pg_temp.rt(e.level2_at))
+	FROM escalations e LEFT JOIN deadlines d ON d.id = e.deadline_id
+	WHERE e.assignment_id IN (SELECT assignment_id FROM fp_due)
+	UNION ALL
+	SELECT 6, x.type || x.payload::text, 0, concat_ws(' ', 'outbox', x.type, x.payload,
+		x.organisation_id, x.office_id)
+	FROM outbox x WHERE pg_temp.rt(x.created_at) LIKE 'T+%'
+	UNION ALL
+	SELECT 7, w.id::text, 0, concat_ws(' ', 'worker', w.id, w.open_count, pg_temp.rt(w.last_assigned_at))
+	FROM workers w) f
+ORDER BY part, k1, k2, line;
+SQL
+)
+
 # The reference, rolled back: mark, expire, then match_assignment one by one
-# in due order.
+# in due order. Its fingerprint, then what became of each due assignment.
 reference() {
-	refd_psql -At <<'SQL'
+	refd_psql -At <<SQL
 BEGIN;
 CREATE TEMP TABLE ref_due AS
 	SELECT row_number() OVER (ORDER BY d.due_at, d.id) AS n, d.id, d.assignment_id
 	FROM deadlines d JOIN offers o ON o.id = d.offer_id AND o.outcome = 'pending'
 	WHERE d.state = 'pending' AND d.kind = 'accept' AND d.due_at <= now();
-DO $$
+CREATE TEMP TABLE fp_due AS SELECT assignment_id FROM ref_due;
+DO \$\$
 DECLARE
 	r record;
 BEGIN
@@ -97,10 +168,20 @@ BEGIN
 	FOR r IN SELECT assignment_id FROM ref_due ORDER BY n LOOP
 		PERFORM match_assignment(r.assignment_id);
 	END LOOP;
-END $$;
+END \$\$;
+$FINGERPRINT
 SELECT string_agg(a.id || ' ' || a.status || ' ' || coalesce(a.worker_id::text, '-'), ',' ORDER BY a.id)
 FROM assignments a WHERE a.id IN (SELECT assignment_id FROM ref_due);
 ROLLBACK;
+SQL
+}
+
+# The fingerprint of the due assignments (FILE: their ids) as they are now.
+fingerprint() { # FILE
+	refd_psql -At <<SQL
+CREATE TEMP TABLE fp_due AS
+	SELECT x::uuid AS assignment_id FROM unnest(string_to_array('$(paste -sd, "$1")', ',')) x;
+$FINGERPRINT
 SQL
 }
 
@@ -123,7 +204,10 @@ sweep_counting() {
 		    order by 1" >"$REFD_TMP/due"
 		due=$(wc -l <"$REFD_TMP/due")
 		[ "$due" -gt 0 ]
-		ref=$(reference)
+		fp_snapshot
+		reference >"$REFD_TMP/ref"
+		ref=$(tail -n 1 "$REFD_TMP/ref")
+		sed '$d' "$REFD_TMP/ref" >"$REFD_TMP/ref.fp"
 		out=$(sweep_counting)
 		got=$(state_of "$REFD_TMP/due")
 		echo "round $round: $due due; sweep: $out" >&2
@@ -132,6 +216,11 @@ sweep_counting() {
 			diff <(tr , '\n' <<<"$ref") <(tr , '\n' <<<"$got") >&2
 			false
 		fi
+		# And everything else it left: history rows, offers, deadlines,
+		# escalations, outbox events, loads, exactly as one by one.
+		fingerprint "$REFD_TMP/due" >"$REFD_TMP/got.fp"
+		[ "$(grep -c '^history ' "$REFD_TMP/got.fp")" -gt "$due" ]
+		diff "$REFD_TMP/ref.fp" "$REFD_TMP/got.fp" >&2
 		# Only those nobody could take went the ordinary way.
 		nunassigned=$(tr , '\n' <<<"$got" | grep -c ' unassigned ' || true)
 		[ "$(sed -n 2p <<<"$out")" = "$nunassigned" ]
@@ -203,4 +292,35 @@ sweep_counting() {
 	[ "$(qs "select count(*) from (select assignment_id from offers where outcome = 'pending'
 	         group by 1 having count(*) > 1) x")" = 0 ]
 	[ "$(qs "select count(*) from workers where open_count > capacity")" = 0 ]
+}
+
+@test "a row written once through a status (app.status_via): both steps checked against the table" {
+	local a w
+	a=$(qs "select id from assignments where status = 'offered' order by id limit 1")
+	w=$(qs "select w.id from workers w, assignments a where a.id = '$a' and w.kind = a.need
+	        and w.id <> a.worker_id order by w.id limit 1")
+	# Allowed: offered -> expired -> offered, stamped as an offer.
+	run refd_psql -At -c "begin" -c "select set_config('app.status_via', 'expired', true)" \
+		-c "update assignments set worker_id = '$w', offered_at = now() - interval '1 day'
+		    where id = '$a' returning status || ' ' || (offered_at = now())" -c "rollback"
+	[ "$status" = 0 ]
+	[ "${lines[1]}" = "offered true" ]
+	# Each step refused once the table no longer lists it.
+	run refd_psql -At -c "begin" \
+		-c "delete from assignment_transitions where from_status = 'expired' and to_status = 'offered'" \
+		-c "select set_config('app.status_via', 'expired', true)" \
+		-c "update assignments set worker_id = '$w' where id = '$a'" -c "rollback"
+	[ "$status" != 0 ]
+	[[ "$output" == *"invalid transition expired -> offered"* ]]
+	run refd_psql -At -c "begin" \
+		-c "delete from assignment_transitions where from_status = 'offered' and to_status = 'expired'" \
+		-c "select set_config('app.status_via', 'expired', true)" \
+		-c "update assignments set worker_id = '$w' where id = '$a'" -c "rollback"
+	[ "$status" != 0 ]
+	[[ "$output" == *"invalid transition offered -> expired"* ]]
+	# And a status that may not be passed through at all.
+	run refd_psql -At -c "begin" -c "select set_config('app.status_via', 'completed', true)" \
+		-c "update assignments set worker_id = '$w' where id = '$a'" -c "rollback"
+	[ "$status" != 0 ]
+	[[ "$output" == *"invalid transition offered -> completed"* ]]
 }
