@@ -18,6 +18,9 @@ setup_file() {
 	REFD_TMP=$(mktemp -d "${TMPDIR:-/tmp}/refd-demo.XXXXXX") || return 1
 	[ -x "$REFD_BIN" ] || { _refd_err "$REFD_BIN missing: run make first"; return 1; }
 	[ "$(id -u)" -eq 0 ] || { _refd_err "demo.bats creates a user and runs as root"; return 1; }
+	# The unprivileged user comes first: files below are given to it.
+	id "$DEMO_USER" >/dev/null 2>&1 ||
+		useradd --system --no-create-home --shell /bin/sh "$DEMO_USER" || return 1
 	# The harness's cached certificates and template cluster keep this fast.
 	export CERTS_CACHE=$REFD_TMP/certs-cache
 	refd_certs "$CERTS_CACHE" >/dev/null || return 1
@@ -30,8 +33,6 @@ setup_file() {
 	else
 		export PG_TEMPLATE=
 	fi
-	id "$DEMO_USER" >/dev/null 2>&1 ||
-		useradd --system --no-create-home --shell /bin/sh "$DEMO_USER" || return 1
 	# The private directories people clone into: mode 0700, owned by the user.
 	export ROOT_PRIV USER_PRIV
 	ROOT_PRIV=$(mktemp -d "${TMPDIR:-/tmp}/refd-root-home.XXXXXX") || return 1
