@@ -109,7 +109,6 @@ static int http_hdr_bad(struct http_hdr_check *c, const char *why)
 int http_hdr_check_one(struct http_hdr_check *c, const char *name, const char *value)
 {
 	const unsigned char *p;
-	uint64_t len;
 	size_t nlen;
 
 	if (c->bad)
@@ -132,7 +131,7 @@ int http_hdr_check_one(struct http_hdr_check *c, const char *name, const char *v
 	if (nlen == sizeof("Content-Length") - 1 && strcasecmp(name, "Content-Length") == 0) {
 		if (++c->content_length > 1)
 			return http_hdr_bad(c, "duplicate_content_length");
-		if (http_content_length_parse(value, &len) != 0)
+		if (http_content_length_parse(value, &c->length) != 0)
 			return http_hdr_bad(c, "bad_content_length");
 	} else if (nlen == sizeof("Transfer-Encoding") - 1 &&
 		   strcasecmp(name, "Transfer-Encoding") == 0) {

@@ -20,6 +20,7 @@ int http_content_length_parse(const char *v, uint64_t *out);
 struct http_hdr_check {
 	int content_length;     /* Content-Length headers seen */
 	int transfer_encoding;  /* Transfer-Encoding headers seen */
+	uint64_t length;        /* the Content-Length value, once one is seen */
 	const char *bad;        /* first reason, NULL while acceptable */
 };
 /* 1 when c may be part of a token (a method, a field name). */

@@ -90,7 +90,7 @@ int hp_parse_head(char *buf, size_t len, struct hp_request *rq)
 	size_t pos = 0;
 	char *line, *sp1, *sp2, *p;
 	const char *v;
-	int cl = -1, te = -1, conn = -1, expect = -1;
+	int conn = -1, expect = -1;
 
 	hp_request_clear(rq);
 	/* Empty lines before the request line are tolerated (RFC 9112 2.2). */
@@ -148,13 +148,9 @@ int hp_parse_head(char *buf, size_t len, struct hp_request *rq)
 			*--end = '\0';
 		if (http_hdr_check_one(&hc, line, p) != 0)
 			return hp_bad(rq, hc.bad);
-		/* The few names the transport acts on, by their length first;
-		 * Connection and Expect: the first one, as hp_header_get. */
-		if (nlen == 14 && strcasecmp(line, "Content-Length") == 0)
-			cl = rq->nh;
-		else if (nlen == 17 && strcasecmp(line, "Transfer-Encoding") == 0)
-			te = rq->nh;
-		else if (nlen == 10 && conn < 0 && strcasecmp(line, "Connection") == 0)
+		/* Connection and Expect, by their length first: the first one,
+		 * as hp_header_get (the framing headers: http_hdr_check). */
+		if (nlen == 10 && conn < 0 && strcasecmp(line, "Connection") == 0)
 			conn = rq->nh;
 		else if (nlen == 6 && expect < 0 && strcasecmp(line, "Expect") == 0)
 			expect = rq->nh;
@@ -168,11 +164,10 @@ int hp_parse_head(char *buf, size_t len, struct hp_request *rq)
 	if (http_hdr_check_end(&hc) != 0)
 		return hp_bad(rq, hc.bad);
 
-	/* http_hdr_check refused a second Content-Length or Transfer-Encoding. */
-	if (cl >= 0 && http_content_length_parse(rq->h[cl].value, &rq->content_length) != 0)
-		return hp_bad(rq, "bad_content_length");
-	if (te >= 0)
-		rq->chunked = 1;        /* http_hdr_check allows only "chunked" */
+	/* http_hdr_check parsed the one Content-Length and allows only one
+	 * Transfer-Encoding, "chunked". */
+	rq->content_length = hc.content_length ? hc.length : 0;
+	rq->chunked = hc.transfer_encoding > 0;
 	v = conn >= 0 ? rq->h[conn].value : NULL;
 	if (rq->minor == 1)
 		rq->keep_alive = !(v != NULL && hp_list_has(v, "close"));
