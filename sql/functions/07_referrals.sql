@@ -25,31 +25,22 @@ $$;
 CREATE OR REPLACE FUNCTION referral_checks_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-	broken text;
-BEGIN
-	IF (NEW.birth_year BETWEEN 1900 AND 2200) IS NOT FALSE
-	   AND (NEW.consent_services = (NEW.consent_revoked_at IS NULL)) IS NOT FALSE
-	   AND (length(NEW.external_ref) BETWEEN 1 AND 64) IS NOT FALSE
-	   AND referral_hex64(NEW.external_ref_hash) IS NOT FALSE
-	   AND (cardinality(NEW.languages) >= 1) IS NOT FALSE
-	   AND (cardinality(NEW.needs) BETWEEN 1 AND 2 AND NEW.needs::need[] IS NOT NULL) IS NOT FALSE
-	   AND (length(NEW.region) BETWEEN 1 AND 64
-	        AND NEW.region ~ '^[a-z0-9-]*$') IS NOT FALSE
-	   AND referral_hex64(NEW.uic_hash) IS NOT FALSE THEN
-		RETURN NEW;
-	END IF;
-	broken := CASE
+	broken text := CASE
 		WHEN (NEW.birth_year BETWEEN 1900 AND 2200) IS FALSE THEN 'referrals_birth_year_check'
 		WHEN (NEW.consent_services = (NEW.consent_revoked_at IS NULL)) IS FALSE
 			THEN 'referrals_consent_revoked'
 		WHEN (length(NEW.external_ref) BETWEEN 1 AND 64) IS FALSE THEN 'referrals_external_ref_check'
 		WHEN referral_hex64(NEW.external_ref_hash) IS FALSE THEN 'referrals_external_ref_hash_check'
 		WHEN (cardinality(NEW.languages) >= 1) IS FALSE THEN 'referrals_languages_check'
-		WHEN (cardinality(NEW.needs) BETWEEN 1 AND 2) IS FALSE THEN 'referrals_needs_check'
-		WHEN (length(NEW.region) BETWEEN 1 AND 64
-		      AND NEW.region ~ '^[a-z0-9-]*$') IS FALSE
+		WHEN (cardinality(NEW.needs) BETWEEN 1 AND 2 AND NEW.needs::need[] IS NOT NULL) IS FALSE
+			THEN 'referrals_needs_check'
+		WHEN (length(NEW.region) BETWEEN 1 AND 64 AND NEW.region ~ '^[a-z0-9-]*$') IS FALSE
 			THEN 'referrals_region_check'
-		ELSE 'referrals_uic_hash_check' END;
+		WHEN referral_hex64(NEW.uic_hash) IS FALSE THEN 'referrals_uic_hash_check' END;
+BEGIN
+	IF broken IS NULL THEN
+		RETURN NEW;
+	END IF;
 	RAISE EXCEPTION 'new row for relation "referrals" violates check constraint "%"', broken
 		USING ERRCODE = 'check_violation', CONSTRAINT = broken, TABLE = 'referrals';
 END $$;
